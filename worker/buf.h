@@ -1,0 +1,34 @@
+/* buf: a growable byte buffer, always NUL-terminated so it can be used as a C string.
+ * Allocation failure aborts: the worker cannot do anything useful without memory. */
+#ifndef PROMPTYARD_BUF_H
+#define PROMPTYARD_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char *data; /* NULL until the first append; then NUL-terminated */
+	size_t len;
+	size_t cap;
+};
+
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *data, size_t len);
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends s as a JSON string literal, quotes included. */
+void buf_json_str(struct buf *b, const char *s, size_t len);
+void buf_reset(struct buf *b);
+/* Hands the data to the caller (new, free() it) and leaves b empty. */
+char *buf_take(struct buf *b);
+void buf_free(struct buf *b);
+
+/* xmalloc and friends abort on failure. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif

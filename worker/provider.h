@@ -1,0 +1,81 @@
+/* provider: the table every wire format exports (provider_openai.c, ...).
+ *
+ * The router and the HTTP loop see only this table. A provider builds the HTTP
+ * request for one attempt and turns the HTTP response into a normalized
+ * completion or a classified failure. Adding a wire format is adding one file
+ * and one line in provider.c. */
+#ifndef PROMPTYARD_PROVIDER_H
+#define PROMPTYARD_PROVIDER_H
+
+#include "buf.h"
+#include "config.h"
+#include "job.h"
+#include "money.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The common finish_reason set of results. */
+enum finish_reason { FINISH_STOP, FINISH_LENGTH, FINISH_CONTENT_FILTER, FINISH_TOOL_CALLS, FINISH_OTHER };
+const char *finish_reason_name(enum finish_reason f);
+
+/* How a response is to be treated by failover (SPEC §6). */
+enum response_class {
+	RESPONSE_OK,               /* a usable completion */
+	RESPONSE_RETRYABLE,        /* 429, 5xx, 529, invalid body...: next model after retry_same */
+	RESPONSE_CONTEXT_OVERFLOW, /* prompt too long for the model: move to a larger one */
+	RESPONSE_AUTH,             /* 401/403: open the provider's circuit, move on */
+	RESPONSE_REJECTED,         /* other 4xx: provider_rejected, the job ends */
+	RESPONSE_INVALID,          /* 2xx whose body is unusable: invalid_response, retryable */
+};
+
+struct http_request {
+	struct buf url;       /* full URL */
+	char **headers;       /* "Name: value" lines (new); may hold the API key: never log */
+	size_t n_headers;
+	struct buf body;      /* request body */
+};
+void http_request_add_header(struct http_request *req, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void http_request_clear(struct http_request *req);
+
+struct completion {
+	char *content; /* new, UTF-8; NULL if none */
+	enum finish_reason finish_reason;
+	struct usage usage;
+	bool has_usage; /* the provider reported usage: the attempt is billed */
+	char *error_message; /* new: provider's error text for a non-OK class, no secrets */
+};
+void completion_clear(struct completion *c);
+
+struct provider {
+	const char *type; /* the config's provider type: "openai", ... */
+
+	/* Builds the request of one attempt of job on model m with the output limit
+	 * max_tokens. Returns 0, or -1 with errstr set (the job cannot be expressed
+	 * in this format; the model is skipped). */
+	int (*build_request)(const struct provider_conf *p, const struct model_conf *m,
+			     const struct job *job, int64_t max_tokens, struct http_request *req,
+			     char *errstr, size_t errstr_size);
+
+	/* Parses the response of one attempt (any status). Fills out and returns
+	 * its class. Never fails: a malformed body is RESPONSE_INVALID (2xx) or the
+	 * class of the status. Usage is filled whenever the body reports it, even
+	 * for an error, so that a billed failure is still charged. */
+	enum response_class (*parse_response)(const struct model_conf *m, long status,
+					      const char *body, size_t len, struct completion *out);
+};
+
+/* The table for a config's provider type, or NULL. */
+const struct provider *provider_lookup(const char *type);
+
+extern const struct provider provider_openai;
+
+/* Shared helpers for the wire formats. */
+/* The class of a status that is not 2xx, before looking at the body. */
+enum response_class provider_class_of_status(long status);
+/* Does an error text read like a context-length overflow? */
+bool provider_text_is_context_overflow(const char *text);
+
+#endif

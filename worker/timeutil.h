@@ -1,0 +1,21 @@
+/* timeutil: wall-clock and monotonic milliseconds, RFC 3339 in and out.
+ * The wall clock can be shifted for tests (PROMPTYARD_CLOCK_OFFSET_MS), so that a
+ * day budget can be carried across midnight without waiting for it. */
+#ifndef PROMPTYARD_TIMEUTIL_H
+#define PROMPTYARD_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Unix time in milliseconds (UTC), plus the test offset if one is set. */
+int64_t time_now_ms(void);
+/* Monotonic milliseconds, for timeouts and latencies. */
+int64_t time_mono_ms(void);
+void time_set_offset_ms(int64_t offset_ms);
+/* Writes "2026-11-22T03:00:00.123Z". out needs 25 bytes. */
+void time_format_rfc3339(int64_t unix_ms, char *out, size_t out_size);
+/* Parses an RFC 3339 date-time ("2026-11-22T03:00:00Z", fractions and offsets
+ * allowed). Returns 0 and sets *unix_ms, or -1 if s is not one. */
+int time_parse_rfc3339(const char *s, int64_t *unix_ms);
+
+#endif
