@@ -1,0 +1,97 @@
+/* Unit tests of the small core modules: money, timeutil, buf. */
+#include "buf.h"
+#include "money.h"
+#include "timeutil.h"
+#include "unit.h"
+
+#include <stdlib.h>
+
+TEST(money_spec_example)
+{
+	/* SPEC §4: 812 input at $0.15/Mtok + 96 output at $0.60/Mtok = 179400 nano-USD. */
+	struct price p = {.input_nusd_per_mtok = money_usd_to_nusd(0.15),
+			  .cached_input_nusd_per_mtok = money_usd_to_nusd(0.075),
+			  .cache_write_nusd_per_mtok = -1,
+			  .output_nusd_per_mtok = money_usd_to_nusd(0.60)};
+	struct usage u = {.input_tokens = 812, .output_tokens = 96};
+	CHECK_INT(money_cost_nusd(&p, &u), 179400);
+	CHECK_INT(money_tokens_nusd(1, p.input_nusd_per_mtok), 150);
+}
+
+TEST(money_cached_and_rounding)
+{
+	struct price p = {.input_nusd_per_mtok = money_usd_to_nusd(2.5),
+			  .cached_input_nusd_per_mtok = money_usd_to_nusd(1.25),
+			  .cache_write_nusd_per_mtok = money_usd_to_nusd(3.125),
+			  .output_nusd_per_mtok = money_usd_to_nusd(10)};
+	/* 1000 input of which 400 cached and 100 written: 500*2500 + 400*1250 + 100*3125 + 10*10000 */
+	struct usage u = {.input_tokens = 1000, .cached_input_tokens = 400, .cache_write_tokens = 100,
+			  .output_tokens = 10};
+	CHECK_INT(money_cost_nusd(&p, &u), 500 * 2500 + 400 * 1250 + 100 * 3125 + 10 * 10000);
+	/* A fraction of a nano-USD rounds up: one token at $0.0375/Mtok = 37.5 -> 38. */
+	struct price q = {.input_nusd_per_mtok = money_usd_to_nusd(0.0375), .cache_write_nusd_per_mtok = -1};
+	struct usage one = {.input_tokens = 1};
+	CHECK_INT(money_cost_nusd(&q, &one), 38);
+	struct usage two = {.input_tokens = 2};
+	CHECK_INT(money_cost_nusd(&q, &two), 75);
+	/* Cache writes without their own price are priced as input. */
+	struct price r = {.input_nusd_per_mtok = 1000000, .cache_write_nusd_per_mtok = -1};
+	struct usage w = {.input_tokens = 10, .cache_write_tokens = 4};
+	CHECK_INT(money_cost_nusd(&r, &w), 10);
+}
+
+TEST(money_conversions)
+{
+	CHECK_INT(money_usd_to_nusd(100.0), 100000000000LL);
+	CHECK_INT(money_usd_to_nusd(0.000000001), 1);
+	CHECK_INT(money_usd_to_nusd(-1), -1);
+	char s[32];
+	money_format_usd(179400, s, sizeof s);
+	CHECK_STR(s, "0.0001794");
+	money_format_usd(0, s, sizeof s);
+	CHECK_STR(s, "0");
+	money_format_usd(12500000000LL, s, sizeof s);
+	CHECK_STR(s, "12.5");
+	money_format_usd(1, s, sizeof s);
+	CHECK_STR(s, "0.000000001");
+}
+
+TEST(time_rfc3339)
+{
+	int64_t ms;
+	CHECK_INT(time_parse_rfc3339("2026-11-22T03:00:00Z", &ms), 0);
+	CHECK_INT(ms, 1795316400000LL);
+	CHECK_INT(time_parse_rfc3339("2026-11-22T04:00:00.5+01:00", &ms), 0);
+	CHECK_INT(ms, 1795316400500LL);
+	CHECK_INT(time_parse_rfc3339("2026-11-22", &ms), -1);
+	CHECK_INT(time_parse_rfc3339("2026-13-22T03:00:00Z", &ms), -1);
+	CHECK_INT(time_parse_rfc3339("2026-11-22T03:00:00", &ms), -1);
+	char out[40];
+	time_format_rfc3339(1795316400123LL, out, sizeof out);
+	CHECK_STR(out, "2026-11-22T03:00:00.123Z");
+}
+
+TEST(buf_json_escapes)
+{
+	struct buf b = {0};
+	buf_json_str(&b, "a\"b\\c\n\x01\xc3\xa9", 9);
+	CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"");
+	buf_reset(&b);
+	buf_printf(&b, "%d-%s", 42, "x");
+	CHECK_STR(b.data, "42-x");
+	char *taken = buf_take(&b);
+	CHECK_STR(taken, "42-x");
+	CHECK(b.data == NULL);
+	free(taken);
+	buf_free(&b);
+}
+
+int main(void)
+{
+	RUN(money_spec_example);
+	RUN(money_cached_and_rounding);
+	RUN(money_conversions);
+	RUN(time_rfc3339);
+	RUN(buf_json_escapes);
+	return unit_done();
+}
