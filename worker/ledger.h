@@ -1,0 +1,33 @@
+/* ledger: the budget keys in Redis and the atomic steps on them (SPEC §7).
+ *
+ * Key layout (every key of one atomic step carries the {ledger} hash tag, so
+ * a Redis Cluster keeps them in one slot):
+ *   <prefix>{ledger}:b:<budget>:<window>       hash: spent (nano-USD)
+ *   <prefix>{ledger}:settled:<job_id>:<attempt> settle marker, with a TTL
+ * <window> is "all" for period none, "YYYY-MM-DD" for day, "YYYY-MM" for
+ * month, in UTC. */
+#ifndef PROMPTYARD_LEDGER_H
+#define PROMPTYARD_LEDGER_H
+
+#include "buf.h"
+#include "config.h"
+#include "redis.h"
+
+#include <stdint.h>
+
+/* The Lua scripts, in the order redis_new() is given them. */
+enum ledger_script { LEDGER_SETTLE, LEDGER_N_SCRIPTS };
+extern struct redis_script ledger_scripts[LEDGER_N_SCRIPTS];
+
+/* Writes the window of period p at unix_ms ("all", "2026-11-22", "2026-11"). */
+void ledger_window(enum period p, int64_t unix_ms, char *out, size_t out_size);
+/* Appends the spend key of budget b for the window holding unix_ms. */
+void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, int64_t unix_ms);
+
+/* Charges cost_nusd of (job_id, attempt) to budget and its parents, once.
+ * cb gets the reply (integer 1 charged, 0 repeat) or NULL if Redis could not
+ * be reached: the caller retries, the step being idempotent. */
+void ledger_settle(struct redis *r, const struct config *cfg, int budget, const char *job_id,
+		   int attempt, int64_t cost_nusd, redis_reply_cb *cb, void *opaque);
+
+#endif

@@ -1,0 +1,83 @@
+/* output: the JSON of results, cost records and DLQ records (SPEC §3-§5).
+ *
+ * Written straight into a buffer: no JSON tree is built per message. Field
+ * order follows the SPEC's examples. */
+#ifndef PROMPTYARD_OUTPUT_H
+#define PROMPTYARD_OUTPUT_H
+
+#include "buf.h"
+#include "config.h"
+#include "money.h"
+#include "provider.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Attempt outcomes of SPEC §3. */
+enum outcome {
+	OUTCOME_OK,
+	OUTCOME_HTTP, /* http_<status> */
+	OUTCOME_TIMEOUT,
+	OUTCOME_CONNECT_ERROR,
+	OUTCOME_INVALID_RESPONSE,
+	OUTCOME_RATE_LIMITED,
+	OUTCOME_CIRCUIT_OPEN,
+};
+
+/* The closed set of error codes of SPEC §3. */
+enum error_code {
+	ERR_NONE,
+	ERR_INVALID_JOB,
+	ERR_NO_ELIGIBLE_MODEL,
+	ERR_COST_CAP_EXCEEDED,
+	ERR_BUDGET_EXHAUSTED,
+	ERR_PROVIDERS_FAILED,
+	ERR_PROVIDER_REJECTED,
+	ERR_EXPIRED,
+};
+const char *error_code_name(enum error_code c);
+
+struct attempt_rec {
+	int number; /* 1-based; 0 for the auto classifier's call */
+	int model;  /* catalog index */
+	enum outcome outcome;
+	long http_status; /* 0 when no status was received */
+	int64_t latency_ms;
+	bool billed; /* the provider reported usage */
+	struct usage usage;
+	int64_t cost_nusd;
+};
+
+/* Writes "ok", "http_429", ... */
+void output_outcome(char *out, size_t out_size, const struct attempt_rec *a);
+
+struct result_info {
+	const char *id;
+	enum error_code error; /* ERR_NONE for status ok */
+	const char *error_message;
+	const char *content; /* ok only */
+	enum finish_reason finish_reason;
+	int model; /* the answering model, or the last tried, -1 if none */
+	struct usage usage;
+	int64_t cost_nusd; /* sum over attempts */
+	int budget;        /* -1 if unknown (invalid job) */
+	const struct attempt_rec *attempts;
+	size_t n_attempts;
+	int64_t latency_ms;
+	const json_t *metadata; /* NULL: {} */
+	const char *worker;
+	int64_t completed_ms;
+};
+
+void output_result(struct buf *b, const struct config *cfg, const struct result_info *r);
+
+void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
+		 const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms);
+
+/* job: the parsed value (any JSON) or NULL, then raw is written as a string. */
+void output_dlq(struct buf *b, const json_t *job, const char *raw, size_t raw_len,
+		enum error_code code, const char *message, const char *topic, int32_t partition,
+		int64_t offset, int64_t failed_ms);
+
+#endif

@@ -1,0 +1,474 @@
+/* redis: hiredis' async API on libuv, with reconnection and a watchdog.
+ *
+ * hiredis 0.14 (Debian bookworm) has no command timeouts in its async API, so
+ * a watchdog timer checks that a connection with commands outstanding keeps
+ * answering; one that stalls past timeout_ms is dropped, which hands NULL to
+ * every pending callback. */
+#include "redis.h"
+
+#include "buf.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <hiredis/async.h>
+#include <hiredis/adapters/libuv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum redis_state { R_DOWN, R_CONNECTING, R_LOADING, R_READY };
+
+struct redis {
+	uv_loop_t *loop;
+	struct redis_options opt;
+	char *host;
+	char *password;
+	struct redis_script *scripts;
+	size_t n_scripts;
+	redis_state_cb *state_cb;
+	void *opaque;
+
+	redisAsyncContext *ac;
+	enum redis_state state;
+	int pending;              /* commands sent on ac, not answered */
+	int loading;              /* handshake replies still expected */
+	int64_t last_progress_ms; /* last reply or connect */
+	int64_t backoff_ms;
+	uv_timer_t reconnect;
+	uv_timer_t watchdog;
+	bool closing;
+	int open_handles;
+	struct later *laters; /* deferred failures not yet delivered */
+};
+
+/* What a command carries through hiredis. */
+struct call {
+	struct redis *r;
+	redis_reply_cb *cb;
+	void *opaque;
+	/* For redis_eval's one reload on NOSCRIPT: the command, copied. */
+	size_t script;
+	int nkeys, argc;
+	char **argv;
+	size_t *argvlen;
+	bool retried;
+};
+
+static void connect_now(struct redis *r);
+
+static void set_state(struct redis *r, enum redis_state s)
+{
+	bool was = r->state == R_READY;
+	r->state = s;
+	bool now = s == R_READY;
+	if (was != now && r->state_cb && !r->closing)
+		r->state_cb(r->opaque, now);
+}
+
+static void call_free(struct call *c)
+{
+	for (int i = 0; c->argv && i < c->argc; i++)
+		free(c->argv[i]);
+	free(c->argv);
+	free(c->argvlen);
+	free(c);
+}
+
+/* Runs cb with NULL from the loop, never from the caller's stack. */
+struct later {
+	uv_timer_t timer;
+	struct call *call;
+	struct later *next, *prev;
+};
+
+static void later_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void later_fire(uv_timer_t *t)
+{
+	struct later *l = (struct later *)t;
+	struct redis *r = l->call->r;
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		r->laters = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	l->call->cb(l->call->opaque, NULL);
+	call_free(l->call);
+	uv_close((uv_handle_t *)t, later_closed);
+}
+
+static void fail_later(struct redis *r, struct call *c)
+{
+	struct later *l = xcalloc(1, sizeof *l);
+	l->call = c;
+	l->next = r->laters;
+	if (l->next)
+		l->next->prev = l;
+	r->laters = l;
+	uv_timer_init(r->loop, &l->timer);
+	uv_timer_start(&l->timer, later_fire, 0, 0);
+}
+
+static void schedule_reconnect(struct redis *r)
+{
+	if (r->closing)
+		return;
+	if (r->backoff_ms < 50)
+		r->backoff_ms = 50;
+	uv_timer_start(&r->reconnect, (uv_timer_cb)connect_now, (uint64_t)r->backoff_ms, 0);
+	r->backoff_ms = r->backoff_ms * 2 > 2000 ? 2000 : r->backoff_ms * 2;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct redis *r = ac->data;
+	(void)status;
+	if (r->ac == ac)
+		r->ac = NULL;
+	r->pending = 0;
+	if (r->state != R_DOWN)
+		log_warn("redis connection lost", "host", r->host, NULL);
+	set_state(r, R_DOWN);
+	schedule_reconnect(r);
+}
+
+static void drop_connection(struct redis *r, const char *why)
+{
+	if (!r->ac)
+		return;
+	log_warn("redis connection dropped", "reason", why, NULL);
+	redisAsyncContext *ac = r->ac;
+	/* Pending callbacks get NULL; on_disconnect runs and reconnects. */
+	redisAsyncDisconnect(ac);
+}
+
+static void on_handshake_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+	struct redis *r = ac->data;
+	redisReply *reply = reply_;
+	size_t script = (size_t)(uintptr_t)privdata;
+	r->pending--;
+	r->last_progress_ms = time_mono_ms();
+	if (!reply)
+		return; /* connection lost: on_disconnect handles it */
+	if (reply->type == REDIS_REPLY_ERROR) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "%.*s", (int)reply->len, reply->str);
+		log_error("redis handshake failed", "error", msg, NULL);
+		drop_connection(r, "handshake failed");
+		return;
+	}
+	if (script != SIZE_MAX && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+		memcpy(r->scripts[script].sha, reply->str, 40);
+		r->scripts[script].sha[40] = '\0';
+	}
+	if (--r->loading == 0) {
+		r->backoff_ms = 0;
+		log_info("redis ready", "host", r->host, NULL);
+		set_state(r, R_READY);
+	}
+}
+
+/* Replies outside the handshake that only keep the bookkeeping: the idle PING
+ * and a script reloaded after NOSCRIPT. */
+static void on_aux_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+	struct redis *r = ac->data;
+	redisReply *reply = reply_;
+	size_t script = (size_t)(uintptr_t)privdata;
+	r->pending--;
+	r->last_progress_ms = time_mono_ms();
+	if (reply && script != SIZE_MAX && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+		memcpy(r->scripts[script].sha, reply->str, 40);
+		r->scripts[script].sha[40] = '\0';
+	}
+}
+
+static void handshake(struct redis *r)
+{
+	redisAsyncContext *ac = r->ac;
+	set_state(r, R_LOADING);
+	r->loading = 0;
+	if (r->password) {
+		const char *argv[] = {"AUTH", r->password};
+		size_t lens[] = {4, strlen(r->password)};
+		redisAsyncCommandArgv(ac, on_handshake_reply, (void *)(uintptr_t)SIZE_MAX, 2, argv, lens);
+		r->pending++;
+		r->loading++;
+	}
+	if (r->opt.db) {
+		redisAsyncCommand(ac, on_handshake_reply, (void *)(uintptr_t)SIZE_MAX, "SELECT %d",
+				  r->opt.db);
+		r->pending++;
+		r->loading++;
+	}
+	for (size_t i = 0; i < r->n_scripts; i++) {
+		const char *argv[] = {"SCRIPT", "LOAD", r->scripts[i].source};
+		size_t lens[] = {6, 4, strlen(r->scripts[i].source)};
+		redisAsyncCommandArgv(ac, on_handshake_reply, (void *)(uintptr_t)i, 3, argv, lens);
+		r->pending++;
+		r->loading++;
+	}
+	redisAsyncCommand(ac, on_handshake_reply, (void *)(uintptr_t)SIZE_MAX, "PING");
+	r->pending++;
+	r->loading++;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct redis *r = ac->data;
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback. */
+		if (r->ac == ac)
+			r->ac = NULL;
+		log_debug("redis connect failed", "error", ac->errstr, NULL);
+		set_state(r, R_DOWN);
+		schedule_reconnect(r);
+		return;
+	}
+	r->last_progress_ms = time_mono_ms();
+	handshake(r);
+}
+
+static void connect_now(struct redis *r)
+{
+	if (r->closing || r->ac)
+		return;
+	redisAsyncContext *ac = redisAsyncConnect(r->host, r->opt.port);
+	if (!ac || ac->err) {
+		log_warn("redis connect failed", "error", ac ? ac->errstr : "out of memory", NULL);
+		if (ac)
+			redisAsyncFree(ac);
+		schedule_reconnect(r);
+		return;
+	}
+	ac->data = r;
+	if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+		redisAsyncFree(ac);
+		schedule_reconnect(r);
+		return;
+	}
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	r->ac = ac;
+	r->pending = 0;
+	r->last_progress_ms = time_mono_ms();
+	set_state(r, R_CONNECTING);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	struct redis *r = t->data;
+	if (!r->ac)
+		return;
+	int64_t idle = time_mono_ms() - r->last_progress_ms;
+	bool stalled = (r->state == R_CONNECTING || r->pending > 0) && idle > r->opt.timeout_ms;
+	if (stalled) {
+		drop_connection(r, "no reply within redis.timeout_ms");
+	} else if (r->state == R_READY && r->pending == 0 && idle > 1000) {
+		/* Idle: a PING keeps the liveness view fresh for /readyz. */
+		redisAsyncCommand(r->ac, on_aux_reply, (void *)(uintptr_t)SIZE_MAX, "PING");
+		r->pending++;
+	}
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct redis *r = h->data;
+	if (--r->open_handles == 0) {
+		free(r->host);
+		if (r->password) {
+			explicit_bzero(r->password, strlen(r->password));
+			free(r->password);
+		}
+		free(r);
+	}
+}
+
+struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt,
+			struct redis_script *scripts, size_t n_scripts, redis_state_cb *state_cb,
+			void *opaque)
+{
+	struct redis *r = xcalloc(1, sizeof *r);
+	r->loop = loop;
+	r->opt = *opt;
+	r->host = xstrdup(opt->host);
+	r->password = opt->password ? xstrdup(opt->password) : NULL;
+	r->opt.host = r->host;
+	r->opt.password = r->password;
+	if (r->opt.timeout_ms <= 0)
+		r->opt.timeout_ms = 1000;
+	r->scripts = scripts;
+	r->n_scripts = n_scripts;
+	r->state_cb = state_cb;
+	r->opaque = opaque;
+	uv_timer_init(loop, &r->reconnect);
+	uv_timer_init(loop, &r->watchdog);
+	r->reconnect.data = r;
+	r->watchdog.data = r;
+	r->open_handles = 2;
+	return r;
+}
+
+void redis_start(struct redis *r)
+{
+	uint64_t period = (uint64_t)(r->opt.timeout_ms / 4 > 10 ? r->opt.timeout_ms / 4 : 10);
+	uv_timer_start(&r->watchdog, on_watchdog, period, period);
+	connect_now(r);
+}
+
+bool redis_ready(const struct redis *r)
+{
+	return r->state == R_READY;
+}
+
+int redis_pending(const struct redis *r)
+{
+	return r->pending;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata);
+
+static void send_call(struct redis *r, struct call *c, int argc, const char **argv,
+		      const size_t *argvlen)
+{
+	if (r->state != R_READY || !r->ac ||
+	    redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK) {
+		fail_later(r, c);
+		return;
+	}
+	r->pending++;
+}
+
+static void send_eval(struct redis *r, struct call *c)
+{
+	const char *argv[c->argc + 3];
+	size_t lens[c->argc + 3];
+	char nkeys[16];
+	argv[0] = "EVALSHA";
+	lens[0] = 7;
+	argv[1] = r->scripts[c->script].sha;
+	lens[1] = 40;
+	lens[2] = (size_t)snprintf(nkeys, sizeof nkeys, "%d", c->nkeys);
+	argv[2] = nkeys;
+	for (int i = 0; i < c->argc; i++) {
+		argv[i + 3] = c->argv[i];
+		lens[i + 3] = c->argvlen[i];
+	}
+	send_call(r, c, c->argc + 3, argv, lens);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+	struct redis *r = ac->data;
+	struct call *c = privdata;
+	redisReply *reply = reply_;
+	r->pending--;
+	r->last_progress_ms = time_mono_ms();
+	if (reply && reply->type == REDIS_REPLY_ERROR && c->argv && !c->retried &&
+	    strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+		/* SCRIPT FLUSH or a restart without persistence: load and retry once. */
+		c->retried = true;
+		const char *argv[] = {"SCRIPT", "LOAD", r->scripts[c->script].source};
+		size_t lens[] = {6, 4, strlen(r->scripts[c->script].source)};
+		redisAsyncCommandArgv(ac, on_aux_reply, (void *)(uintptr_t)c->script, 3, argv, lens);
+		r->pending++;
+		send_eval(r, c);
+		return;
+	}
+	c->cb(c->opaque, reply);
+	call_free(c);
+}
+
+void redis_command(struct redis *r, redis_reply_cb *cb, void *opaque, int argc, const char **argv,
+		   const size_t *argvlen)
+{
+	struct call *c = xcalloc(1, sizeof *c);
+	c->r = r;
+	c->cb = cb;
+	c->opaque = opaque;
+	send_call(r, c, argc, argv, argvlen);
+}
+
+void redis_eval(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
+		int argc, const char **argv, const size_t *argvlen)
+{
+	struct call *c = xcalloc(1, sizeof *c);
+	c->r = r;
+	c->cb = cb;
+	c->opaque = opaque;
+	c->script = script;
+	c->nkeys = nkeys;
+	c->argc = argc;
+	/* Kept for a NOSCRIPT retry. */
+	c->argv = xcalloc((size_t)argc, sizeof *c->argv);
+	c->argvlen = xcalloc((size_t)argc, sizeof *c->argvlen);
+	for (int i = 0; i < argc; i++) {
+		size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+		c->argv[i] = xstrndup(argv[i], len);
+		c->argvlen[i] = len;
+	}
+	send_eval(r, c);
+}
+
+void redis_free(struct redis *r)
+{
+	if (!r)
+		return;
+	r->closing = true;
+	/* Every callback runs before this returns, so callers may free after. */
+	while (r->laters) {
+		uv_timer_stop(&r->laters->timer);
+		later_fire(&r->laters->timer);
+	}
+	uv_timer_stop(&r->reconnect);
+	uv_timer_stop(&r->watchdog);
+	if (r->ac) {
+		redisAsyncContext *ac = r->ac;
+		r->ac = NULL;
+		redisAsyncFree(ac);
+	}
+	uv_close((uv_handle_t *)&r->reconnect, on_timer_closed);
+	uv_close((uv_handle_t *)&r->watchdog, on_timer_closed);
+}
+
+int redis_probe(const struct redis_options *opt, char *errstr, size_t errstr_size)
+{
+	int rc = -1;
+	struct timeval tv = {.tv_sec = opt->timeout_ms / 1000,
+			     .tv_usec = (opt->timeout_ms % 1000) * 1000};
+	redisReply *reply = NULL;
+	redisContext *c = redisConnectWithTimeout(opt->host, opt->port, tv);
+	if (!c || c->err) {
+		snprintf(errstr, errstr_size, "redis %s:%d: %s", opt->host, opt->port,
+			 c ? c->errstr : "out of memory");
+		goto out;
+	}
+	redisSetTimeout(c, tv);
+	if (opt->password) {
+		reply = redisCommand(c, "AUTH %s", opt->password);
+		if (!reply || reply->type == REDIS_REPLY_ERROR) {
+			snprintf(errstr, errstr_size, "redis %s:%d: authentication failed",
+				 opt->host, opt->port);
+			goto out;
+		}
+		freeReplyObject(reply);
+	}
+	reply = redisCommand(c, "PING");
+	if (!reply || reply->type == REDIS_REPLY_ERROR) {
+		snprintf(errstr, errstr_size, "redis %s:%d: %s", opt->host, opt->port,
+			 reply ? reply->str : c->errstr);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (reply)
+		freeReplyObject(reply);
+	if (c)
+		redisFree(c);
+	return rc;
+}
