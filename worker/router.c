@@ -34,8 +34,14 @@ static bool metadata_matches(const json_t *want, const json_t *have)
 		return false;
 	json_object_foreach((json_t *)want, key, v)
 	{
-		if (!json_equal(v, json_object_get(have, key)))
+		json_t *h = json_object_get(have, key);
+		/* 1 and 1.0 are the same value to a user (json_equal says no). */
+		if (json_is_number(v) && json_is_number(h)) {
+			if (json_number_value(v) != json_number_value(h))
+				return false;
+		} else if (!json_equal(v, h)) {
 			return false;
+		}
 	}
 	return true;
 }
