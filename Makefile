@@ -31,7 +31,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lm
-CFLAGS  += $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Iworker -MMD -MP
+CFLAGS  += $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Iworker -Iproducer-tools -MMD -MP
 LDFLAGS += $(LDSAN)
 
 LIB_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))

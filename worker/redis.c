@@ -130,7 +130,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	if (r->ac == ac)
 		r->ac = NULL;
 	r->pending = 0;
-	if (r->state != R_DOWN)
+	if (r->state != R_DOWN && !r->closing)
 		log_warn("redis connection lost", "host", r->host, NULL);
 	set_state(r, R_DOWN);
 	schedule_reconnect(r);
