@@ -85,8 +85,13 @@ struct task {
 	struct task *next_wait;   /* waiting for Redis */
 };
 
-struct track_slot {
-	struct partition_track *pt;
+/* Partitions being revoked: they take no new jobs, and are released once
+ * their in-flight jobs are done or the drain timeout passes (SPEC §9). */
+struct revoking {
+	struct engine *e;
+	rd_kafka_topic_partition_list_t *parts;
+	uv_timer_t timer;
+	struct revoking *next;
 };
 
 struct engine {
@@ -99,6 +104,9 @@ struct engine {
 
 	struct partition_track **tracks; /* assigned partitions */
 	size_t n_tracks, cap_tracks;
+
+	bool *revoking_flags; /* parallel to tracks: the partition is being revoked */
+	struct revoking *revokes;
 
 	struct task *live;
 	int in_flight;
@@ -208,8 +216,10 @@ static struct partition_track *track_get(struct engine *e, const char *topic, in
 	if (e->n_tracks == e->cap_tracks) {
 		e->cap_tracks = e->cap_tracks ? e->cap_tracks * 2 : 16;
 		e->tracks = xrealloc(e->tracks, e->cap_tracks * sizeof *e->tracks);
+		e->revoking_flags = xrealloc(e->revoking_flags, e->cap_tracks * sizeof *e->revoking_flags);
 	}
 	pt = track_new(topic, partition);
+	e->revoking_flags[e->n_tracks] = false;
 	e->tracks[e->n_tracks++] = pt;
 	return pt;
 }
@@ -245,6 +255,8 @@ static void flow_check(struct engine *e)
 	}
 }
 
+static void revokes_check(struct engine *e);
+
 static void task_done(struct task *t)
 {
 	struct engine *e = t->e;
@@ -252,9 +264,12 @@ static void task_done(struct task *t)
 		e->jobs_ok++;
 	else
 		e->jobs_error++;
-	track_done(t->track, t->ticket);
+	struct partition_track *pt = t->track;
+	track_done(pt, t->ticket);
 	task_free(t);
 	e->in_flight--;
+	if (e->revokes && track_in_flight(pt) == 0)
+		revokes_check(e);
 	flow_check(e);
 	maybe_finish_stop(e);
 }
@@ -696,22 +711,113 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *par
 		track_get(e, parts->elems[i].topic, parts->elems[i].partition);
 }
 
-static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts, bool lost)
+/* Stores (unless lost) and forgets the tracks of parts, then hands the
+ * partitions back to the group. */
+static void release_partitions(struct engine *e, const rd_kafka_topic_partition_list_t *parts,
+			       bool lost)
 {
-	struct engine *e = opaque;
+	rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(parts->cnt);
 	for (int i = 0; i < parts->cnt; i++) {
 		size_t idx;
 		struct partition_track *pt =
 			track_find(e, parts->elems[i].topic, parts->elems[i].partition, &idx);
 		if (!pt)
 			continue;
-		if (!lost)
+		if (!lost && track_watermark(pt) >= 0) {
 			store_track(e, pt);
-		e->tracks[idx] = e->tracks[--e->n_tracks];
+			rd_kafka_topic_partition_list_add(commit, track_topic(pt), track_partition(pt))
+				->offset = track_watermark(pt);
+		}
+		e->n_tracks--;
+		e->tracks[idx] = e->tracks[e->n_tracks];
+		e->revoking_flags[idx] = e->revoking_flags[e->n_tracks];
 		/* Late completions of this partition store nothing. */
 		track_release(pt);
 	}
+	/* Commit what the drain reached before the new owner starts reading. */
+	if (!lost)
+		kafka_commit_async(e->kafka, commit);
+	rd_kafka_topic_partition_list_destroy(commit);
 	kafka_release(e->kafka, parts, lost);
+}
+
+static void revoke_closed(uv_handle_t *h)
+{
+	struct revoking *rv = h->data;
+	rd_kafka_topic_partition_list_destroy(rv->parts);
+	free(rv);
+}
+
+static void revoke_complete(struct engine *e, struct revoking *rv)
+{
+	for (struct revoking **pp = &e->revokes; *pp; pp = &(*pp)->next) {
+		if (*pp == rv) {
+			*pp = rv->next;
+			break;
+		}
+	}
+	release_partitions(e, rv->parts, false);
+	uv_timer_stop(&rv->timer);
+	uv_close((uv_handle_t *)&rv->timer, revoke_closed);
+}
+
+static bool revoke_drained(struct engine *e, const struct revoking *rv)
+{
+	for (int i = 0; i < rv->parts->cnt; i++) {
+		struct partition_track *pt =
+			track_find(e, rv->parts->elems[i].topic, rv->parts->elems[i].partition, NULL);
+		if (pt && track_in_flight(pt) > 0)
+			return false;
+	}
+	return true;
+}
+
+static void revokes_check(struct engine *e)
+{
+	struct revoking *rv = e->revokes;
+	while (rv) {
+		struct revoking *next = rv->next;
+		if (revoke_drained(e, rv))
+			revoke_complete(e, rv);
+		rv = next;
+	}
+}
+
+static void on_revoke_timeout(uv_timer_t *timer)
+{
+	struct revoking *rv = timer->data;
+	log_warn("revoke drain timeout: releasing partitions with jobs in flight", NULL);
+	revoke_complete(rv->e, rv);
+}
+
+static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts, bool lost)
+{
+	struct engine *e = opaque;
+	if (lost || e->closing) {
+		/* Lost: another member may own them already; store nothing. Closing:
+		 * whatever could finish has finished. */
+		release_partitions(e, parts, lost);
+		return;
+	}
+	/* Stop taking their jobs; finish those in flight, then release. */
+	kafka_pause_partitions(e->kafka, parts);
+	for (int i = 0; i < parts->cnt; i++) {
+		size_t idx;
+		if (track_find(e, parts->elems[i].topic, parts->elems[i].partition, &idx))
+			e->revoking_flags[idx] = true;
+	}
+	struct revoking *rv = xcalloc(1, sizeof *rv);
+	rv->e = e;
+	rv->parts = rd_kafka_topic_partition_list_copy(parts);
+	uv_timer_init(e->loop, &rv->timer);
+	rv->timer.data = rv;
+	rv->next = e->revokes;
+	e->revokes = rv;
+	if (revoke_drained(e, rv)) {
+		revoke_complete(e, rv);
+		return;
+	}
+	uv_timer_start(&rv->timer, on_revoke_timeout, (uint64_t)e->cfg->worker.drain_timeout_ms, 0);
 }
 
 /* ---------------------------------------------------------------- life cycle */
@@ -805,6 +911,8 @@ static void finish_stop(struct engine *e)
 		return;
 	e->closing = true;
 	uv_timer_stop(&e->drain_timer);
+	while (e->revokes)
+		revoke_complete(e, e->revokes);
 	on_store_offsets(&e->store_offsets);
 	/* Outputs still unacknowledged are flushed by kafka_close(); their jobs'
 	 * offsets are not stored, so another worker takes them again. */
@@ -870,5 +978,6 @@ void engine_free(struct engine *e)
 	for (size_t i = 0; i < e->n_tracks; i++)
 		track_release(e->tracks[i]);
 	free(e->tracks);
+	free(e->revoking_flags);
 	free(e);
 }

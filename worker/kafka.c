@@ -32,6 +32,11 @@ struct kafka {
 	struct qwatch cw, pw;
 	uv_timer_t tick;   /* safety net: serve the queues even without a wakeup */
 	uv_timer_t again;  /* serve again soon when a batch stopped early */
+	rd_kafka_conf_t *pconf; /* the producer's configuration, for a rebuild */
+	uv_timer_t rebuild;    /* a fatal producer error is handled off the callback */
+	bool producer_fatal;
+	long fatal_after;      /* test hook: raise a fatal error after this many reports */
+	long reports;
 	rd_kafka_topic_partition_list_t *paused;
 	bool fetching;
 	bool member; /* joined the group (assignment may be empty) */
@@ -60,6 +65,8 @@ static bool user_sets(const struct config *cfg, const char *key)
 	return false;
 }
 
+static void kafka_rebuild_producer(uv_timer_t *t);
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
@@ -71,13 +78,20 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	(void)opaque;
+	struct kafka *k = opaque;
 	char code[16];
 	snprintf(code, sizeof code, "%d", err);
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
 		char why[512];
 		rd_kafka_fatal_error(rk, why, sizeof why);
 		log_error("kafka fatal error", "reason", why, NULL);
+		if (k && rk == k->producer && !k->producer_fatal) {
+			/* librdkafka 2.0.2's idempotent producer cannot recover from
+			 * this: build a new one and produce again what was not
+			 * acknowledged (off this callback, from the loop). */
+			k->producer_fatal = true;
+			uv_timer_start(&k->rebuild, (uv_timer_cb)kafka_rebuild_producer, 0, 0);
+		}
 		return;
 	}
 	/* Transport errors come and go with brokers; librdkafka retries them. */
@@ -261,9 +275,49 @@ static void serve_consumer(struct kafka *k)
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	(void)rk;
 	struct kafka *k = opaque;
+	if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+		return; /* purged by a rebuild, which produces them again */
 	k->h.delivered(k->opaque, m->_private, m->err);
+	if (k->fatal_after > 0 && ++k->reports == k->fatal_after && rk == k->producer)
+		rd_kafka_test_fatal_error(rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+					  "promptyard test hook (PROMPTYARD_TEST_FATAL_PRODUCER_AFTER)");
+}
+
+/* Replaces a producer in a fatal state. What it had acknowledged is reported
+ * first; the rest is purged and the owner produces it again on the new one.
+ * Destroying the old producer blocks the loop briefly: it happens only after
+ * a fatal error, which is rare. */
+static void kafka_rebuild_producer(uv_timer_t *t)
+{
+	struct kafka *k = t->data;
+	char err[512];
+	rd_kafka_t *old = k->producer;
+	rd_kafka_queue_io_event_enable(k->pq, -1, NULL, 0);
+	rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+				    RD_KAFKA_PURGE_F_NON_BLOCKING);
+	while (rd_kafka_poll(old, 0) > 0)
+		;
+	rd_kafka_queue_destroy(k->pq);
+	k->pq = NULL;
+	rd_kafka_destroy(old);
+	k->producer = NULL;
+
+	rd_kafka_conf_t *conf = rd_kafka_conf_dup(k->pconf);
+	k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+	if (!k->producer) {
+		/* Nothing sensible is left to do: the supervisor restarts us and
+		 * the uncommitted jobs are taken again. */
+		log_error("kafka producer rebuild failed", "error", err, NULL);
+		rd_kafka_conf_destroy(conf);
+		abort();
+	}
+	k->pq = rd_kafka_queue_get_main(k->producer);
+	rd_kafka_queue_io_event_enable(k->pq, k->pw.fds[1], "1", 1);
+	k->producer_fatal = false;
+	k->fatal_after = 0;
+	log_warn("kafka producer rebuilt after a fatal error", NULL);
+	k->h.producer_reset(k->opaque);
 }
 
 static void serve_producer(struct kafka *k)
@@ -330,6 +384,9 @@ struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg,
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(pconf, dr_msg_cb);
 	rd_kafka_conf_set_opaque(pconf, k);
+	k->pconf = rd_kafka_conf_dup(pconf);
+	const char *fa = getenv("PROMPTYARD_TEST_FATAL_PRODUCER_AFTER");
+	k->fatal_after = fa ? atol(fa) : 0;
 
 	k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
 	if (!k->consumer) {
@@ -357,6 +414,8 @@ fail:
 		rd_kafka_destroy(k->consumer);
 	if (k->producer)
 		rd_kafka_destroy(k->producer);
+	if (k->pconf)
+		rd_kafka_conf_destroy(k->pconf);
 	free(k);
 	return NULL;
 }
@@ -393,9 +452,11 @@ int kafka_start(struct kafka *k, char *errstr, size_t errstr_size)
 		return -1;
 	uv_timer_init(k->loop, &k->tick);
 	uv_timer_init(k->loop, &k->again);
+	uv_timer_init(k->loop, &k->rebuild);
 	k->tick.data = k;
 	k->again.data = k;
-	k->open_handles += 2;
+	k->rebuild.data = k;
+	k->open_handles += 3;
 	uv_timer_start(&k->tick, on_tick, 100, 100);
 	return 0;
 }
@@ -441,6 +502,22 @@ void kafka_pause(struct kafka *k)
 	k->paused = a;
 }
 
+void kafka_pause_partitions(struct kafka *k, const rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(parts);
+	rd_kafka_pause_partitions(k->consumer, copy);
+	rd_kafka_topic_partition_list_destroy(copy);
+}
+
+void kafka_commit_async(struct kafka *k, const rd_kafka_topic_partition_list_t *offsets)
+{
+	if (offsets->cnt == 0)
+		return;
+	rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, offsets, 1);
+	if (err)
+		log_warn("kafka commit failed", "error", rd_kafka_err2str(err), NULL);
+}
+
 void kafka_resume(struct kafka *k)
 {
 	if (!k->paused || !k->fetching)
@@ -484,6 +561,11 @@ int kafka_outq_len(const struct kafka *k)
 static void on_closed(uv_handle_t *h)
 {
 	struct kafka *k = h->data;
+	/* A watched fd is closed only once libuv let go of it. */
+	if (h == (uv_handle_t *)&k->cw.poll)
+		close(k->cw.fds[0]);
+	if (h == (uv_handle_t *)&k->pw.poll)
+		close(k->pw.fds[0]);
 	if (--k->open_handles == 0)
 		free(k);
 }
@@ -495,6 +577,7 @@ void kafka_close(struct kafka *k)
 	if (k->open_handles) {
 		uv_timer_stop(&k->tick);
 		uv_timer_stop(&k->again);
+		uv_timer_stop(&k->rebuild);
 	}
 	rd_kafka_queue_io_event_enable(k->cq, -1, NULL, 0);
 	rd_kafka_queue_io_event_enable(k->pq, -1, NULL, 0);
@@ -509,6 +592,7 @@ void kafka_close(struct kafka *k)
 	rd_kafka_queue_destroy(k->pq);
 	rd_kafka_destroy(k->consumer);
 	rd_kafka_destroy(k->producer);
+	rd_kafka_conf_destroy(k->pconf);
 	if (!k->open_handles) {
 		free(k);
 		return;
@@ -519,4 +603,5 @@ void kafka_close(struct kafka *k)
 	uv_close((uv_handle_t *)&k->pw.poll, on_closed);
 	uv_close((uv_handle_t *)&k->tick, on_closed);
 	uv_close((uv_handle_t *)&k->again, on_closed);
+	uv_close((uv_handle_t *)&k->rebuild, on_closed);
 }

@@ -59,6 +59,11 @@ void kafka_pause(struct kafka *k);
 void kafka_resume(struct kafka *k);
 bool kafka_paused(const struct kafka *k);
 
+/* Pauses these partitions (a revoke in progress): no more of their messages. */
+void kafka_pause_partitions(struct kafka *k, const rd_kafka_topic_partition_list_t *parts);
+/* Commits the given offsets without waiting (the revoked partitions' watermarks). */
+void kafka_commit_async(struct kafka *k, const rd_kafka_topic_partition_list_t *offsets);
+
 /* Completes a revoke announced by revoked(). */
 void kafka_release(struct kafka *k, const rd_kafka_topic_partition_list_t *parts, bool lost);
 
