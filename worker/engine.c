@@ -59,6 +59,9 @@ struct task {
 	char *id; /* the job's id or topic:partition:offset (new) */
 	int64_t started_mono_ms;
 
+	int attempt_base; /* attempt numbers used by earlier runs of this job */
+	bool replayed;    /* outputs re-sent from Redis, no call made */
+
 	struct route route;
 	size_t chain_pos;
 	int same_retries;
@@ -108,6 +111,11 @@ struct engine {
 	bool *revoking_flags; /* parallel to tracks: the partition is being revoked */
 	struct revoking *revokes;
 
+	struct task **check;   /* decoded jobs waiting for their dedupe lookup */
+	size_t n_check, cap_check;
+	char **done_ids;       /* ok jobs acknowledged, to be marked done */
+	size_t n_done, cap_done;
+
 	struct task *live;
 	int in_flight;
 	struct task *wait_redis; /* tasks held while Redis is unreachable */
@@ -120,7 +128,7 @@ struct engine {
 	bool draining;
 	bool closing;
 	int exit_code;
-	uint64_t jobs_ok, jobs_error;
+	uint64_t jobs_ok, jobs_error, jobs_skipped, jobs_resent;
 };
 
 static void task_attempt(struct task *t);
@@ -232,12 +240,17 @@ static void store_track(struct engine *e, struct partition_track *pt)
 	kafka_store_offset(e->kafka, track_topic(pt), track_partition(pt), track_watermark(pt));
 }
 
-/* Before the loop sleeps: store the watermarks that moved, one call each. */
-static void on_store_offsets(uv_prepare_t *p)
+static void dedupe_flush(struct engine *e);
+
+/* Before the loop sleeps: store the watermarks that moved, one call each, and
+ * send this turn's batched Redis lookups. */
+static void on_before_sleep(uv_prepare_t *p)
 {
 	struct engine *e = p->data;
 	for (size_t i = 0; i < e->n_tracks; i++)
 		store_track(e, e->tracks[i]);
+	if (!e->closing)
+		dedupe_flush(e);
 }
 
 /* ---------------------------------------------------------------- flow control */
@@ -360,8 +373,16 @@ static void on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err
 	o->acked = true;
 	unacked_unlink(e, o);
 	struct task *t = o->task;
-	if (--t->acks_pending == 0)
+	if (--t->acks_pending == 0) {
+		if (t->error == ERR_NONE) {
+			if (e->n_done == e->cap_done) {
+				e->cap_done = e->cap_done ? e->cap_done * 2 : 64;
+				e->done_ids = xrealloc(e->done_ids, e->cap_done * sizeof *e->done_ids);
+			}
+			e->done_ids[e->n_done++] = xstrdup(t->id);
+		}
 		task_done(t);
+	}
 }
 
 static void on_producer_reset(void *opaque)
@@ -382,8 +403,36 @@ static struct out_msg *add_out(struct task *t, const char *topic, struct buf *va
 	return o;
 }
 
-/* Builds every output of the task and produces them. */
-static void task_finish(struct task *t)
+/* Produces every output of the task (built already). */
+static void task_produce(struct task *t)
+{
+	struct engine *e = t->e;
+	t->acks_pending = (int)t->n_outs;
+	if (t->n_outs == 0) {
+		task_done(t);
+		return;
+	}
+	for (size_t i = 0; i < t->n_outs; i++) {
+		unacked_link(e, &t->outs[i]);
+		produce_out(e, &t->outs[i]);
+	}
+}
+
+/* The outputs as Redis keeps them for a re-send: one JSON per line, result first. */
+static void outputs_blob(const struct task *t, struct buf *b)
+{
+	for (size_t i = 0; i < t->n_outs; i++) {
+		if (t->outs[i].topic == t->e->cfg->kafka.dlq_topic)
+			continue;
+		if (b->len)
+			buf_puts(b, "\n");
+		buf_append(b, t->outs[i].value, t->outs[i].len);
+	}
+}
+
+/* Builds every output of the task: the result, a cost record per billed
+ * attempt and, for an error, the DLQ record. */
+static void task_build_outputs(struct task *t)
 {
 	struct engine *e = t->e;
 	const struct config *cfg = e->cfg;
@@ -434,23 +483,35 @@ static void task_finish(struct task *t)
 		log_info("job failed", "id", t->id, "code", error_code_name(t->error), NULL);
 	}
 	buf_free(&b);
-	t->acks_pending = (int)t->n_outs;
-	for (size_t i = 0; i < t->n_outs; i++) {
-		unacked_link(e, &t->outs[i]);
-		produce_out(e, &t->outs[i]);
-	}
+}
+
+static void task_finish(struct task *t)
+{
+	if (!t->outs)
+		task_build_outputs(t);
+	task_produce(t);
 }
 
 /* ---------------------------------------------------------------- attempts */
 
 static void on_settled(void *opaque, redisReply *reply);
 
+/* Settles the last attempt; the one that answered carries the job's outputs. */
+static void settle_attempt(struct task *t)
+{
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	struct buf blob = {0};
+	if (a->outcome == OUTCOME_OK)
+		outputs_blob(t, &blob);
+	ledger_settle(t->e->redis, t->e->cfg, t->job.budget, t->id, a->number, a->cost_nusd,
+		      a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
+	buf_free(&blob);
+}
+
 static void on_settle_retry(uv_timer_t *timer)
 {
 	struct task *t = timer->data;
-	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
-	ledger_settle(t->e->redis, t->e->cfg, t->job.budget, t->id, a->number, a->cost_nusd,
-		      on_settled, t);
+	settle_attempt(t);
 }
 
 static void task_decide(struct task *t);
@@ -514,8 +575,9 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 		a->cost_nusd = money_cost_nusd(&m->price, &a->usage);
 		t->cost_nusd += a->cost_nusd;
 		t->settle_tries = 0;
-		ledger_settle(e->redis, e->cfg, t->job.budget, t->id, a->number, a->cost_nusd,
-			      on_settled, t);
+		if (a->outcome == OUTCOME_OK)
+			task_build_outputs(t);
+		settle_attempt(t);
 		return;
 	}
 	task_decide(t);
@@ -620,7 +682,7 @@ static void task_attempt(struct task *t)
 	}
 	struct attempt_rec *a = &t->attempts[t->n_attempts++];
 	memset(a, 0, sizeof *a);
-	a->number = (int)t->n_attempts;
+	a->number = t->attempt_base + (int)t->n_attempts;
 	a->model = mi;
 	http_pool_start(e->pools[m->provider], &req, p->timeout_ms, on_http_done, t);
 }
@@ -701,7 +763,120 @@ static void on_message(void *opaque, rd_kafka_message_t *m)
 		task_fail(t, ERR_INVALID_JOB, "%s", err);
 		return;
 	}
-	task_begin(t);
+	/* Looked up in Redis with the rest of this turn's jobs (dedupe_flush). */
+	if (e->n_check == e->cap_check) {
+		e->cap_check = e->cap_check ? e->cap_check * 2 : 64;
+		e->check = xrealloc(e->check, e->cap_check * sizeof *e->check);
+	}
+	e->check[e->n_check++] = t;
+}
+
+/* ---------------------------------------------------------------- dedupe */
+
+struct check_batch {
+	struct engine *e;
+	struct task **tasks;
+	size_t n;
+};
+
+/* Re-sends outputs kept in Redis: a result finished and not acknowledged. */
+static void task_replay(struct task *t, const char *blob, size_t len)
+{
+	const struct config *cfg = t->e->cfg;
+	size_t lines = 1;
+	for (size_t i = 0; i < len; i++)
+		lines += blob[i] == '\n';
+	t->outs = xcalloc(lines, sizeof *t->outs);
+	t->replayed = true;
+	const char *p = blob, *end = blob + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		struct buf b = {0};
+		buf_append(&b, p, n);
+		add_out(t, t->n_outs == 0 ? cfg->kafka.results_topic : cfg->kafka.costs_topic, &b,
+			t->n_outs == 0);
+		p += n + 1;
+	}
+	t->e->jobs_resent++;
+	log_info("job finished before: re-sending its outputs", "id", t->id, NULL);
+	task_produce(t);
+}
+
+static void on_checked(void *opaque, redisReply *reply)
+{
+	struct check_batch *cb = opaque;
+	struct engine *e = cb->e;
+	if (e->closing)
+		goto out;
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != cb->n) {
+		/* Fail closed: these jobs wait for Redis, first in the next batch. */
+		for (size_t i = 0; i < cb->n; i++) {
+			if (e->n_check == e->cap_check) {
+				e->cap_check = e->cap_check ? e->cap_check * 2 : 64;
+				e->check = xrealloc(e->check, e->cap_check * sizeof *e->check);
+			}
+			e->check[e->n_check++] = cb->tasks[i];
+		}
+		goto out;
+	}
+	for (size_t i = 0; i < cb->n; i++) {
+		struct task *t = cb->tasks[i];
+		redisReply *r = reply->element[i];
+		const char *state = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+						    r->element[0]->type == REDIS_REPLY_STRING
+					    ? r->element[0]->str
+					    : "new";
+		if (strcmp(state, "done") == 0) {
+			/* Its ok result was acknowledged before: nothing to do. */
+			e->jobs_skipped++;
+			t->error = ERR_NONE;
+			t->replayed = true;
+			task_produce(t);
+		} else if (strcmp(state, "pending") == 0 && r->elements > 1 &&
+			   r->element[1]->type == REDIS_REPLY_STRING) {
+			task_replay(t, r->element[1]->str, r->element[1]->len);
+		} else {
+			if (r->type == REDIS_REPLY_ARRAY && r->elements > 1 &&
+			    r->element[1]->type == REDIS_REPLY_INTEGER)
+				t->attempt_base = (int)r->element[1]->integer;
+			task_begin(t);
+		}
+	}
+out:
+	free(cb->tasks);
+	free(cb);
+}
+
+static void on_marked_done(void *opaque, redisReply *reply)
+{
+	(void)opaque;
+	(void)reply; /* a lost mark only means a re-send if the job is delivered again */
+}
+
+/* Once per loop turn: one Redis call for the jobs consumed, one for those done. */
+static void dedupe_flush(struct engine *e)
+{
+	if (e->n_check && redis_ready(e->redis)) {
+		struct check_batch *cb = xcalloc(1, sizeof *cb);
+		cb->e = e;
+		cb->tasks = e->check;
+		cb->n = e->n_check;
+		const char **ids = xcalloc(cb->n, sizeof *ids);
+		for (size_t i = 0; i < cb->n; i++)
+			ids[i] = cb->tasks[i]->id;
+		e->check = NULL;
+		e->n_check = e->cap_check = 0;
+		ledger_dedupe_check(e->redis, e->cfg, ids, cb->n, on_checked, cb);
+		free(ids);
+	}
+	if (e->n_done && redis_ready(e->redis)) {
+		ledger_dedupe_done(e->redis, e->cfg, (const char *const *)e->done_ids, e->n_done,
+				   on_marked_done, NULL);
+		for (size_t i = 0; i < e->n_done; i++)
+			free(e->done_ids[i]);
+		e->n_done = 0;
+	}
 }
 
 static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *parts)
@@ -893,7 +1068,7 @@ int engine_start(struct engine *e, char *errstr, size_t errstr_size)
 		return -1;
 	uv_prepare_init(e->loop, &e->store_offsets);
 	e->store_offsets.data = e;
-	uv_prepare_start(&e->store_offsets, on_store_offsets);
+	uv_prepare_start(&e->store_offsets, on_before_sleep);
 	uv_signal_init(e->loop, &e->sigterm);
 	uv_signal_init(e->loop, &e->sigint);
 	e->sigterm.data = e->sigint.data = e;
@@ -913,7 +1088,8 @@ static void finish_stop(struct engine *e)
 	uv_timer_stop(&e->drain_timer);
 	while (e->revokes)
 		revoke_complete(e, e->revokes);
-	on_store_offsets(&e->store_offsets);
+	dedupe_flush(e);
+	on_before_sleep(&e->store_offsets);
 	/* Outputs still unacknowledged are flushed by kafka_close(); their jobs'
 	 * offsets are not stored, so another worker takes them again. */
 	kafka_close(e->kafka);
@@ -933,13 +1109,25 @@ static void finish_stop(struct engine *e)
 	char ok[24], bad[24];
 	snprintf(ok, sizeof ok, "%llu", (unsigned long long)e->jobs_ok);
 	snprintf(bad, sizeof bad, "%llu", (unsigned long long)e->jobs_error);
-	log_info("worker stopped", "jobs_ok", ok, "jobs_error", bad, NULL);
+	char skipped[24], resent[24];
+	snprintf(skipped, sizeof skipped, "%llu", (unsigned long long)e->jobs_skipped);
+	snprintf(resent, sizeof resent, "%llu", (unsigned long long)e->jobs_resent);
+	log_info("worker stopped", "jobs_ok", ok, "jobs_error", bad, "skipped_done", skipped,
+		 "resent", resent, NULL);
 }
 
+static void on_drained(uv_timer_t *timer)
+{
+	finish_stop(timer->data);
+}
+
+/* The last job may finish inside a librdkafka callback (a delivery report,
+ * served by rd_kafka_poll): the clients are closed on a fresh loop turn, never
+ * under their own feet. */
 static void maybe_finish_stop(struct engine *e)
 {
-	if (e->draining && e->in_flight == 0)
-		finish_stop(e);
+	if (e->draining && e->in_flight == 0 && !e->closing)
+		uv_timer_start(&e->drain_timer, on_drained, 0, 0);
 }
 
 static void on_drain_timeout(uv_timer_t *timer)
@@ -979,5 +1167,9 @@ void engine_free(struct engine *e)
 		track_release(e->tracks[i]);
 	free(e->tracks);
 	free(e->revoking_flags);
+	free(e->check);
+	for (size_t i = 0; i < e->n_done; i++)
+		free(e->done_ids[i]);
+	free(e->done_ids);
 	free(e);
 }

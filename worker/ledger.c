@@ -7,11 +7,20 @@
 #include <string.h>
 #include <time.h>
 
-extern const char lua_settle[];
+#include <stdlib.h>
+
+extern const char lua_settle[], lua_dedupe_check[], lua_dedupe_done[];
 
 struct redis_script ledger_scripts[LEDGER_N_SCRIPTS] = {
 	[LEDGER_SETTLE] = {.name = "settle", .source = lua_settle},
+	[LEDGER_DEDUPE_CHECK] = {.name = "dedupe_check", .source = lua_dedupe_check},
+	[LEDGER_DEDUPE_DONE] = {.name = "dedupe_done", .source = lua_dedupe_done},
 };
+
+static void job_key(struct buf *key, const struct config *cfg, const char *job_id)
+{
+	buf_printf(key, "%s{ledger}:job:%s", cfg->redis.key_prefix, job_id);
+}
 
 void ledger_window(enum period p, int64_t unix_ms, char *out, size_t out_size)
 {
@@ -43,17 +52,19 @@ void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, in
 #define SETTLE_MARKER_TTL_S "604800"
 
 void ledger_settle(struct redis *r, const struct config *cfg, int budget, const char *job_id,
-		   int attempt, int64_t cost_nusd, redis_reply_cb *cb, void *opaque)
+		   int attempt, int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
+		   void *opaque)
 {
-	struct buf keys[1 + 8] = {{0}};
-	const char *argv[1 + 8 + 2];
-	size_t lens[1 + 8 + 2];
-	char cost[24];
+	enum { MAX_KEYS = 2 + 8 };
+	struct buf keys[MAX_KEYS] = {{0}};
+	const char *argv[MAX_KEYS + 5];
+	size_t lens[MAX_KEYS + 5];
+	char cost[24], attempt_s[16], ttl[24];
 	int n = 0;
 	int64_t now = time_now_ms();
 
-	buf_printf(&keys[n], "%s{ledger}:settled:%s:%d", cfg->redis.key_prefix, job_id, attempt);
-	n++;
+	buf_printf(&keys[n++], "%s{ledger}:settled:%s:%d", cfg->redis.key_prefix, job_id, attempt);
+	job_key(&keys[n++], cfg, job_id);
 	for (int b = budget, depth = 0; b >= 0 && depth < 8; b = cfg->budgets[b].parent, depth++)
 		ledger_budget_key(&keys[n++], cfg, b, now);
 	for (int i = 0; i < n; i++) {
@@ -61,11 +72,54 @@ void ledger_settle(struct redis *r, const struct config *cfg, int budget, const 
 		lens[i] = keys[i].len;
 	}
 	snprintf(cost, sizeof cost, "%lld", (long long)cost_nusd);
-	argv[n] = cost;
-	lens[n] = strlen(cost);
-	argv[n + 1] = SETTLE_MARKER_TTL_S;
-	lens[n + 1] = strlen(SETTLE_MARKER_TTL_S);
-	redis_eval(r, LEDGER_SETTLE, cb, opaque, n, n + 2, argv, lens);
+	snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
+	snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->worker.dedupe_ttl_s);
+	const char *args[5] = {cost, SETTLE_MARKER_TTL_S, attempt_s, ttl,
+			       outputs && outputs->data ? outputs->data : ""};
+	for (int i = 0; i < 5; i++) {
+		argv[n + i] = args[i];
+		lens[n + i] = i == 4 && outputs ? outputs->len : strlen(args[i]);
+	}
+	redis_eval(r, LEDGER_SETTLE, cb, opaque, n, n + 5, argv, lens);
 	for (int i = 0; i < n; i++)
 		buf_free(&keys[i]);
+}
+
+/* One script call over the job hashes of job_ids, with extra trailing args. */
+static void eval_jobs(struct redis *r, const struct config *cfg, size_t script,
+		      const char *const *job_ids, size_t n, const char *arg, redis_reply_cb *cb,
+		      void *opaque)
+{
+	struct buf *keys = xcalloc(n, sizeof *keys);
+	const char **argv = xcalloc(n + 1, sizeof *argv);
+	size_t *lens = xcalloc(n + 1, sizeof *lens);
+	for (size_t i = 0; i < n; i++) {
+		job_key(&keys[i], cfg, job_ids[i]);
+		argv[i] = keys[i].data;
+		lens[i] = keys[i].len;
+	}
+	if (arg) {
+		argv[n] = arg;
+		lens[n] = strlen(arg);
+	}
+	redis_eval(r, script, cb, opaque, (int)n, (int)n + (arg ? 1 : 0), argv, lens);
+	for (size_t i = 0; i < n; i++)
+		buf_free(&keys[i]);
+	free(keys);
+	free(argv);
+	free(lens);
+}
+
+void ledger_dedupe_check(struct redis *r, const struct config *cfg, const char *const *job_ids,
+			 size_t n, redis_reply_cb *cb, void *opaque)
+{
+	eval_jobs(r, cfg, LEDGER_DEDUPE_CHECK, job_ids, n, NULL, cb, opaque);
+}
+
+void ledger_dedupe_done(struct redis *r, const struct config *cfg, const char *const *job_ids,
+			size_t n, redis_reply_cb *cb, void *opaque)
+{
+	char ttl[24];
+	snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->worker.dedupe_ttl_s);
+	eval_jobs(r, cfg, LEDGER_DEDUPE_DONE, job_ids, n, ttl, cb, opaque);
 }

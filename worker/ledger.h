@@ -4,6 +4,11 @@
  * a Redis Cluster keeps them in one slot):
  *   <prefix>{ledger}:b:<budget>:<window>       hash: spent (nano-USD)
  *   <prefix>{ledger}:settled:<job_id>:<attempt> settle marker, with a TTL
+ *   <prefix>{ledger}:job:<job_id>              dedupe hash: attempts used, state
+ *                                              (pending|done), outputs; TTL
+ *                                              worker.dedupe_ttl_s
+ * The job hashes share the tag because the attempt that answers settles its
+ * cost and stores its outputs in one atomic step.
  * <window> is "all" for period none, "YYYY-MM-DD" for day, "YYYY-MM" for
  * month, in UTC. */
 #ifndef PROMPTYARD_LEDGER_H
@@ -16,7 +21,7 @@
 #include <stdint.h>
 
 /* The Lua scripts, in the order redis_new() is given them. */
-enum ledger_script { LEDGER_SETTLE, LEDGER_N_SCRIPTS };
+enum ledger_script { LEDGER_SETTLE, LEDGER_DEDUPE_CHECK, LEDGER_DEDUPE_DONE, LEDGER_N_SCRIPTS };
 extern struct redis_script ledger_scripts[LEDGER_N_SCRIPTS];
 
 /* Writes the window of period p at unix_ms ("all", "2026-11-22", "2026-11"). */
@@ -24,10 +29,21 @@ void ledger_window(enum period p, int64_t unix_ms, char *out, size_t out_size);
 /* Appends the spend key of budget b for the window holding unix_ms. */
 void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, int64_t unix_ms);
 
-/* Charges cost_nusd of (job_id, attempt) to budget and its parents, once.
+/* Charges cost_nusd of (job_id, attempt) to budget and its parents, once, and
+ * records the attempt number as used. outputs (the job's finished outputs,
+ * one JSON per line, result first) are kept for a re-send when not NULL.
  * cb gets the reply (integer 1 charged, 0 repeat) or NULL if Redis could not
  * be reached: the caller retries, the step being idempotent. */
 void ledger_settle(struct redis *r, const struct config *cfg, int budget, const char *job_id,
-		   int attempt, int64_t cost_nusd, redis_reply_cb *cb, void *opaque);
+		   int attempt, int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
+		   void *opaque);
+
+/* Looks n jobs up (dedupe_check.lua): the reply is an array of n entries
+ * {"new", attempts} | {"pending", outputs} | {"done"}. */
+void ledger_dedupe_check(struct redis *r, const struct config *cfg, const char *const *job_ids,
+			 size_t n, redis_reply_cb *cb, void *opaque);
+/* Marks n jobs done (their ok result was acknowledged). */
+void ledger_dedupe_done(struct redis *r, const struct config *cfg, const char *const *job_ids,
+			size_t n, redis_reply_cb *cb, void *opaque);
 
 #endif

@@ -71,11 +71,79 @@ struct provider {
 const struct provider *provider_lookup(const char *type);
 
 extern const struct provider provider_openai;
+extern const struct provider provider_anthropic;
+extern const struct provider provider_gemini;
 
 /* Shared helpers for the wire formats. */
 /* The class of a status that is not 2xx, before looking at the body. */
 enum response_class provider_class_of_status(long status);
 /* Does an error text read like a context-length overflow? */
 bool provider_text_is_context_overflow(const char *text);
+
+/* The longest error_message kept, in bytes (cut on a character boundary). */
+#define PROVIDER_ERROR_MAX 512
+
+/* Parses a response body (borrowed; body may be NULL when len is 0). Returns a
+ * new reference, or NULL when the body is not JSON. "\u0000" is allowed in
+ * strings: a completion that contains one is not a broken response (see
+ * provider_buf_text). */
+json_t *provider_json_load(const char *body, size_t len);
+
+/* Sets out->error_message (replacing any) from a printf format. The text is
+ * made safe to log and to put in a result: control characters become spaces,
+ * anything that looks like an API key ("sk-...", "AIza...") is replaced with
+ * "[redacted]", and it is cut to PROVIDER_ERROR_MAX bytes. It must still never
+ * be built from request headers. */
+void provider_set_error(struct completion *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Appends the text of a JSON string (borrowed) to b; a NUL inside it becomes
+ * U+FFFD so that the completion stays a C string. */
+void provider_buf_text(struct buf *b, const json_t *str);
+
+/* Reads obj[key] as a token count: 0 and *out = 0 when absent or null, 0 and
+ * *out = the value for an integer from 0 to 10^15, -1 for anything else. obj
+ * may be NULL or not an object (then every key is absent). */
+int provider_get_count(const json_t *obj, const char *key, int64_t *out);
+
+/* Appends the job's `stop` (a string or an array of strings, borrowed) to b
+ * as a JSON array of strings, empty strings left out. Returns how many were
+ * written; 0 writes nothing at all, so the caller can omit the key. */
+size_t provider_buf_stop_array(struct buf *b, const char *key_prefix, const json_t *stop);
+
+/* The output limit to send: max_tokens when positive, else the model's
+ * default_max_tokens, else 1024. */
+int64_t provider_max_tokens(const struct model_conf *m, int64_t max_tokens);
+
+/* The instruction added for a JSON-only answer where the wire format has no
+ * JSON mode (anthropic) or wants the word "JSON" in the prompt (openai). */
+#define PROVIDER_JSON_INSTRUCTION                                                                  \
+	"Respond with a single valid JSON object and nothing else: no text before or after "       \
+	"it, no Markdown code fences."
+
+/* For the formats that take system messages out of the conversation and need
+ * user and assistant turns to alternate (anthropic, gemini).
+ *
+ * A message whose content is empty or only whitespace is blank: it carries
+ * nothing, and both APIs refuse an empty text block, so it is left out. */
+bool provider_message_is_blank(const struct job_message *msg);
+
+/* Appends the content of every non-blank system message to b as plain text
+ * (not JSON), separated by a blank line ("\n\n"), wherever they stand in the
+ * conversation. Returns the number of messages appended. */
+size_t provider_buf_system(struct buf *b, const struct job *job);
+
+/* One turn: the longest run of non-blank user or assistant messages with one
+ * role, from job->messages[first] to [end - 1]; system and blank messages
+ * inside the run are passed over (system ones are hoisted, see above), so
+ * consecutive messages of a role merge into one turn. n counts the messages
+ * the turn carries. */
+struct provider_turn {
+	enum role role;
+	size_t first, end, n;
+};
+/* Finds the turn that starts at or after *pos and moves *pos past it.
+ * Returns false when no turn is left. Start with *pos = 0. */
+bool provider_next_turn(const struct job *job, size_t *pos, struct provider_turn *turn);
 
 #endif

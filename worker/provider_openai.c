@@ -2,27 +2,57 @@
  * (Groq, DeepSeek, Mistral, Together, vLLM, Ollama, ...).
  *
  * Request:  POST {base_url}/chat/completions, Authorization: Bearer KEY.
- * Response: choices[0].message.content, choices[0].finish_reason, usage. */
+ *           The messages go as they are, roles and order kept. The output
+ *           limit is max_tokens, or max_completion_tokens when the model says
+ *           so (OpenAI's reasoning models refuse max_tokens).
+ * Response: choices[0].message.content, choices[0].finish_reason, usage.
+ *           Every other member of OpenAI's published schema (logprobs, audio,
+ *           annotations, service_tier, system_fingerprint, the *_details of
+ *           usage, ...) is accepted and ignored.
+ *
+ * Decided here, beyond the SPEC:
+ * - json_response sends response_format json_object. OpenAI refuses that
+ *   unless a message contains the word "JSON"; when none does, a system
+ *   message PROVIDER_JSON_INSTRUCTION is put first.
+ * - A refusal (message.refusal) is finish_reason content_filter; the content
+ *   is the refusal text when the model gave no other.
+ * - content given as an array of parts (Mistral's reasoning models, some
+ *   proxies) is the concatenation of its text parts.
+ * - Cached input is prompt_tokens_details.cached_tokens, or DeepSeek's
+ *   prompt_cache_hit_tokens.
+ * - A 429 with code insufficient_quota (the account is out of credit) is
+ *   RESPONSE_AUTH: no retry will help until someone pays, so the provider's
+ *   circuit opens, as for a bad key.
+ * - An error body may be OpenAI's {"error":{message,type,code}}, vLLM's and
+ *   Mistral's {"object":"error","message"}, FastAPI's {"detail"} or Ollama's
+ *   {"error":"text"}: the message is taken from whichever is there. */
 #include "provider.h"
 
 #include <string.h>
+#include <strings.h>
+
+/* ---------------------------------------------------------------- request */
 
 static void put_number(struct buf *b, const char *key, double v)
 {
 	buf_printf(b, ",\"%s\":%.17g", key, v);
 }
 
-/* Appends the job's `stop` (a string or an array of strings) as JSON. */
-static void put_json(struct buf *b, const json_t *v)
+/* Case-insensitive: does any message contain "json"? */
+static bool mentions_json(const struct job *job)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	buf_puts(b, s ? s : "null");
-	free(s);
+	for (size_t i = 0; i < job->n_messages; i++) {
+		const struct job_message *msg = &job->messages[i];
+		for (size_t k = 0; k + 4 <= msg->content_len; k++)
+			if (strncasecmp(msg->content + k, "json", 4) == 0)
+				return true;
+	}
+	return false;
 }
 
 static int openai_build_request(const struct provider_conf *p, const struct model_conf *m,
-				const struct job *job, int64_t max_tokens,
-				struct http_request *req, char *errstr, size_t errstr_size)
+				const struct job *job, int64_t max_tokens, struct http_request *req,
+				char *errstr, size_t errstr_size)
 {
 	(void)errstr;
 	(void)errstr_size;
@@ -32,30 +62,46 @@ static int openai_build_request(const struct provider_conf *p, const struct mode
 		http_request_add_header(req, "Authorization: Bearer %s", p->api_key);
 
 	struct buf *b = &req->body;
+	bool first = true;
 	buf_puts(b, "{\"model\":");
 	buf_json_str(b, m->id, strlen(m->id));
 	buf_puts(b, ",\"messages\":[");
+	if (job->json_response && !mentions_json(job)) {
+		buf_puts(b, "{\"role\":\"system\",\"content\":");
+		buf_json_str(b, PROVIDER_JSON_INSTRUCTION, strlen(PROVIDER_JSON_INSTRUCTION));
+		buf_puts(b, "}");
+		first = false;
+	}
 	for (size_t i = 0; i < job->n_messages; i++) {
 		const struct job_message *msg = &job->messages[i];
-		buf_printf(b, "%s{\"role\":\"%s\",\"content\":", i ? "," : "", role_name(msg->role));
+		buf_printf(b, "%s{\"role\":\"%s\",\"content\":", first ? "" : ",",
+			   role_name(msg->role));
 		buf_json_str(b, msg->content, msg->content_len);
 		buf_puts(b, "}");
+		first = false;
 	}
-	buf_printf(b, "],\"%s\":%lld", m->max_completion_tokens ? "max_completion_tokens" : "max_tokens",
-		   (long long)max_tokens);
+	buf_printf(b, "],\"%s\":%lld",
+		   m->max_completion_tokens ? "max_completion_tokens" : "max_tokens",
+		   (long long)provider_max_tokens(m, max_tokens));
 	if (job->has_temperature)
 		put_number(b, "temperature", job->temperature);
 	if (job->has_top_p)
 		put_number(b, "top_p", job->top_p);
-	if (job->stop) {
+	/* A string goes as it is; an array without its empty strings, and not at
+	 * all when nothing is left (some compatible servers refuse "stop": []). */
+	if (json_is_string(job->stop) && json_string_length(job->stop) > 0) {
 		buf_puts(b, ",\"stop\":");
-		put_json(b, job->stop);
+		buf_json_str(b, json_string_value(job->stop), json_string_length(job->stop));
+	} else if (json_is_array(job->stop)) {
+		provider_buf_stop_array(b, ",\"stop\":", job->stop);
 	}
 	if (job->json_response)
 		buf_puts(b, ",\"response_format\":{\"type\":\"json_object\"}");
 	buf_puts(b, "}");
 	return 0;
 }
+
+/* ---------------------------------------------------------------- response */
 
 static enum finish_reason map_finish(const char *r)
 {
@@ -72,37 +118,102 @@ static enum finish_reason map_finish(const char *r)
 	return FINISH_OTHER;
 }
 
-/* Reads a non-negative integer member, 0 when absent; -1 when of a wrong type. */
-static int64_t get_count(const json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return -1;
-	return json_integer_value(v);
-}
-
+/* Fills out->usage from an OpenAI usage object. Returns 0, or -1 (nothing
+ * set) when there is none or it is malformed. */
 static int parse_usage(const json_t *usage, struct completion *out)
 {
-	if (!json_is_object(usage))
+	int64_t in, outp, cached, hit;
+	if (!json_is_object(usage) || !json_object_get(usage, "prompt_tokens"))
 		return -1;
-	int64_t in = get_count(usage, "prompt_tokens");
-	int64_t outp = get_count(usage, "completion_tokens");
-	int64_t cached = get_count(json_object_get(usage, "prompt_tokens_details"), "cached_tokens");
-	if (!json_object_get(usage, "prompt_tokens") || in < 0 || outp < 0 || cached < 0)
+	if (provider_get_count(usage, "prompt_tokens", &in) < 0 ||
+	    provider_get_count(usage, "completion_tokens", &outp) < 0 ||
+	    provider_get_count(json_object_get(usage, "prompt_tokens_details"), "cached_tokens",
+			       &cached) < 0 ||
+	    provider_get_count(usage, "prompt_cache_hit_tokens", &hit) < 0)
 		return -1;
+	if (cached == 0)
+		cached = hit; /* DeepSeek */
 	out->usage.input_tokens = in;
 	out->usage.output_tokens = outp;
 	out->usage.cached_input_tokens = cached > in ? in : cached;
+	out->usage.cache_write_tokens = 0;
 	out->has_usage = true;
 	return 0;
 }
 
-static void set_error(struct completion *out, const char *msg)
+static const char *str_member(const json_t *obj, const char *key)
 {
-	free(out->error_message);
-	out->error_message = xstrdup(msg);
+	return json_string_value(json_object_get(obj, key));
+}
+
+/* The class and error_message of a non-2xx response. */
+static enum response_class openai_error(long status, enum response_class cls, const json_t *root,
+					struct completion *out)
+{
+	const char *msg = NULL, *code = NULL, *type = NULL;
+	json_t *err = json_object_get(root, "error");
+
+	if (json_is_object(err)) {
+		msg = str_member(err, "message");
+		code = str_member(err, "code"); /* vLLM sends a number here: not a code */
+		type = str_member(err, "type");
+	} else if (json_is_string(err)) {
+		msg = json_string_value(err);
+	} else if (json_is_object(root)) {
+		msg = str_member(root, "message");
+		if (!msg)
+			msg = str_member(root, "detail");
+		code = str_member(root, "code");
+		type = str_member(root, "type");
+	}
+
+	if (code && strcmp(code, "insufficient_quota") == 0)
+		cls = RESPONSE_AUTH;
+	else if (cls == RESPONSE_REJECTED && (provider_text_is_context_overflow(code) ||
+					      provider_text_is_context_overflow(msg)))
+		cls = RESPONSE_CONTEXT_OVERFLOW;
+
+	if (!root)
+		provider_set_error(out, "HTTP %ld with a body that is not JSON", status);
+	else if (msg && (code || type))
+		provider_set_error(out, "%s: %s", code ? code : type, msg);
+	else if (msg)
+		provider_set_error(out, "%s", msg);
+	else
+		provider_set_error(out, "HTTP %ld without an error message", status);
+	return cls;
+}
+
+/* Copies message.content (a string, null, or an array of parts) to out.
+ * Returns -1 when it is of another type. */
+static int take_content(const json_t *content, struct completion *out)
+{
+	struct buf b = {0};
+	if (!content || json_is_null(content)) {
+		out->content = xstrdup("");
+		return 0;
+	}
+	if (json_is_string(content)) {
+		provider_buf_text(&b, content);
+	} else if (json_is_array(content)) {
+		size_t i;
+		json_t *part;
+		json_array_foreach (content, i, part) {
+			const char *type = str_member(part, "type");
+			json_t *text = json_object_get(part, "text");
+			if (!json_is_object(part) || (type && strcmp(type, "text") != 0))
+				continue;
+			if (!json_is_string(text)) {
+				buf_free(&b);
+				return -1;
+			}
+			provider_buf_text(&b, text);
+		}
+	} else {
+		return -1;
+	}
+	out->content = b.data ? buf_take(&b) : xstrdup("");
+	return 0;
 }
 
 static enum response_class openai_parse_response(const struct model_conf *m, long status,
@@ -111,63 +222,74 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 {
 	(void)m;
 	enum response_class cls = provider_class_of_status(status);
-	json_error_t jerr;
-	json_t *root = json_loadb(body, len, 0, &jerr);
+	json_t *root = provider_json_load(body, len);
+	json_t *choice, *message, *finish, *refusal;
+
+	/* Usage first, whatever the status: a billed failure is still charged. */
+	bool usage_ok = parse_usage(json_object_get(root, "usage"), out) == 0;
 
 	if (cls != RESPONSE_OK) {
-		const char *msg = NULL, *code = NULL;
-		json_t *err = json_object_get(root, "error");
-		if (json_is_object(err)) {
-			msg = json_string_value(json_object_get(err, "message"));
-			code = json_string_value(json_object_get(err, "code"));
-		}
-		if ((status == 400 || status == 413) &&
-		    (provider_text_is_context_overflow(code) || provider_text_is_context_overflow(msg)))
-			cls = RESPONSE_CONTEXT_OVERFLOW;
-		set_error(out, msg ? msg : "error status without an OpenAI error body");
+		cls = openai_error(status, cls, root, out);
+		goto out;
+	}
+	cls = RESPONSE_INVALID;
+	if (!root) {
+		provider_set_error(out, "response body is not JSON");
 		goto out;
 	}
 	if (!json_is_object(root)) {
-		set_error(out, "response body is not a JSON object");
-		cls = RESPONSE_INVALID;
+		provider_set_error(out, "response body is not a JSON object");
 		goto out;
 	}
 	json_t *err = json_object_get(root, "error");
-	if (json_is_object(err)) {
-		const char *msg = json_string_value(json_object_get(err, "message"));
-		set_error(out, msg ? msg : "error object in a 2xx response");
-		cls = RESPONSE_INVALID;
+	const char *object = str_member(root, "object");
+	if ((err && !json_is_null(err)) || (object && strcmp(object, "error") == 0)) {
+		const char *msg = json_is_string(err)
+					  ? json_string_value(err)
+					  : str_member(json_is_object(err) ? err : root, "message");
+		provider_set_error(out, "error in a 2xx response: %s", msg ? msg : "(no message)");
 		goto out;
 	}
-	if (parse_usage(json_object_get(root, "usage"), out) != 0) {
-		set_error(out, "response has no valid usage");
-		cls = RESPONSE_INVALID;
+	if (!usage_ok) {
+		provider_set_error(out, "response has no valid usage");
 		goto out;
 	}
-	json_t *choice = json_array_get(json_object_get(root, "choices"), 0);
-	json_t *message = json_object_get(choice, "message");
+	choice = json_array_get(json_object_get(root, "choices"), 0);
+	message = json_object_get(choice, "message");
 	if (!json_is_object(message)) {
-		set_error(out, "response has no choices[0].message");
-		cls = RESPONSE_INVALID;
+		provider_set_error(out, "response has no choices[0].message");
 		goto out;
 	}
-	json_t *content = json_object_get(message, "content");
-	json_t *refusal = json_object_get(message, "refusal");
-	const char *reason = json_string_value(json_object_get(choice, "finish_reason"));
-	out->finish_reason = map_finish(reason);
-	if (json_is_string(content)) {
-		out->content = xstrndup(json_string_value(content), json_string_length(content));
-	} else if (json_is_string(refusal)) {
-		out->content = xstrndup(json_string_value(refusal), json_string_length(refusal));
+	finish = json_object_get(choice, "finish_reason");
+	if (finish && !json_is_string(finish) && !json_is_null(finish)) {
+		provider_set_error(out, "choices[0].finish_reason is not a string");
+		goto out;
+	}
+	refusal = json_object_get(message, "refusal");
+	if (refusal && !json_is_string(refusal) && !json_is_null(refusal)) {
+		provider_set_error(out, "choices[0].message.refusal is not a string");
+		goto out;
+	}
+	if (take_content(json_object_get(message, "content"), out) != 0) {
+		provider_set_error(out, "choices[0].message.content is not a string");
+		goto out;
+	}
+	out->finish_reason = map_finish(json_string_value(finish));
+	if (json_string_length(refusal) > 0) {
 		out->finish_reason = FINISH_CONTENT_FILTER;
-	} else if (content && !json_is_null(content)) {
-		set_error(out, "choices[0].message.content is not a string");
-		cls = RESPONSE_INVALID;
-		goto out;
-	} else {
-		out->content = xstrdup("");
+		if (out->content[0] == '\0') {
+			struct buf b = {0};
+			provider_buf_text(&b, refusal);
+			free(out->content);
+			out->content = buf_take(&b);
+		}
 	}
+	cls = RESPONSE_OK;
 out:
+	if (cls == RESPONSE_INVALID) {
+		free(out->content);
+		out->content = NULL;
+	}
 	json_decref(root);
 	return cls;
 }

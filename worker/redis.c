@@ -33,6 +33,7 @@ struct redis {
 	int pending;              /* commands sent on ac, not answered */
 	int loading;              /* handshake replies still expected */
 	int64_t last_progress_ms; /* last reply or connect */
+	bool suspect;             /* the watchdog saw no progress once */
 	int64_t backoff_ms;
 	uv_timer_t reconnect;
 	uv_timer_t watchdog;
@@ -113,13 +114,18 @@ static void fail_later(struct redis *r, struct call *c)
 	uv_timer_start(&l->timer, later_fire, 0, 0);
 }
 
+static void on_reconnect_timer(uv_timer_t *t)
+{
+	connect_now(t->data);
+}
+
 static void schedule_reconnect(struct redis *r)
 {
 	if (r->closing)
 		return;
 	if (r->backoff_ms < 50)
 		r->backoff_ms = 50;
-	uv_timer_start(&r->reconnect, (uv_timer_cb)connect_now, (uint64_t)r->backoff_ms, 0);
+	uv_timer_start(&r->reconnect, on_reconnect_timer, (uint64_t)r->backoff_ms, 0);
 	r->backoff_ms = r->backoff_ms * 2 > 2000 ? 2000 : r->backoff_ms * 2;
 }
 
@@ -153,6 +159,7 @@ static void on_handshake_reply(redisAsyncContext *ac, void *reply_, void *privda
 	size_t script = (size_t)(uintptr_t)privdata;
 	r->pending--;
 	r->last_progress_ms = time_mono_ms();
+	r->suspect = false;
 	if (!reply)
 		return; /* connection lost: on_disconnect handles it */
 	if (reply->type == REDIS_REPLY_ERROR) {
@@ -182,6 +189,7 @@ static void on_aux_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 	size_t script = (size_t)(uintptr_t)privdata;
 	r->pending--;
 	r->last_progress_ms = time_mono_ms();
+	r->suspect = false;
 	if (reply && script != SIZE_MAX && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
 		memcpy(r->scripts[script].sha, reply->str, 40);
 		r->scripts[script].sha[40] = '\0';
@@ -267,7 +275,12 @@ static void on_watchdog(uv_timer_t *t)
 		return;
 	int64_t idle = time_mono_ms() - r->last_progress_ms;
 	bool stalled = (r->state == R_CONNECTING || r->pending > 0) && idle > r->opt.timeout_ms;
-	if (stalled) {
+	if (stalled && !r->suspect) {
+		/* Timers run before the loop reads its sockets: after a long turn the
+		 * replies may be waiting unread. Judge again at the next tick. */
+		r->suspect = true;
+	} else if (stalled) {
+		r->suspect = false;
 		drop_connection(r, "no reply within redis.timeout_ms");
 	} else if (r->state == R_READY && r->pending == 0 && idle > 1000) {
 		/* Idle: a PING keeps the liveness view fresh for /readyz. */
@@ -369,6 +382,7 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 	redisReply *reply = reply_;
 	r->pending--;
 	r->last_progress_ms = time_mono_ms();
+	r->suspect = false;
 	if (reply && reply->type == REDIS_REPLY_ERROR && c->argv && !c->retried &&
 	    strncmp(reply->str, "NOSCRIPT", 8) == 0) {
 		/* SCRIPT FLUSH or a restart without persistence: load and retry once. */

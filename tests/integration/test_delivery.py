@@ -1,0 +1,227 @@
+"""Delivery guarantees (issue 3, SPEC §9): thousands in flight, rebalances,
+crashes, broker outages and SIGTERM drains lose no job and buy none twice
+beyond what the SPEC allows."""
+import json
+import time
+
+from tests.lib import procs
+from tests.lib.kafkautil import consume_all
+from tests.lib.stack import Stack, end_offsets
+
+TIMEOUT = 400
+
+MODEL = {"name": "mini", "provider": "openai", "id": "gpt-4o-mini", "input_usd_per_mtok": 0.15,
+         "cached_input_usd_per_mtok": 0.075, "output_usd_per_mtok": 0.60, "context_tokens": 128000,
+         "default_max_tokens": 32, "quality": 0.62, "latency_ms": 800}
+
+
+def stack(partitions=8, latency_ms=0, max_in_flight=1000, connections=256, **kw):
+    s = Stack(partitions=partitions, models=[dict(MODEL)], providers=[], **kw)
+    s.providers[:] = [{"name": "openai", "type": "openai", "base_url": s.fake.url("/openai/v1"),
+                       "api_key_env": "FAKE_OPENAI_KEY", "timeout_ms": 30000,
+                       "max_connections": connections}]
+    s.config["providers"] = s.providers
+    s.config["worker"].update({"max_in_flight": max_in_flight, "metrics_listen": "",
+                               "drain_timeout_ms": 30000})
+    # librdkafka 2.0.2's mock coordinator ends a rebalance of a live group only
+    # when its timer fires, at session.timeout.ms - 1 s (44 s by default); a
+    # real broker moves on once every member rejoined. Keep it short here.
+    s.config["kafka"]["properties"] = ["session.timeout.ms=6000", "heartbeat.interval.ms=500"]
+    s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": latency_ms}])
+    s.write_config()
+    return s
+
+
+def jobs(n, prefix="j"):
+    return [json.dumps({"id": f"{prefix}-{i}", "prompt": f"document {i}"}).encode() for i in range(n)]
+
+
+def produce(s, n, prefix="j"):
+    """n jobs keyed by id, so that they spread over every partition."""
+    s.produce_jobs(jobs(n, prefix), keys=[f"{prefix}-{i}".encode() for i in range(n)])
+
+
+def all_committed(s):
+    ends = end_offsets(s.bootstrap, s.jobs_topic)
+    return {p: (c if c is not None else 0) for p, c in s.committed().items()} == ends
+
+
+def assert_all_committed(s):
+    """The group's committed offset is the end of every partition (an empty
+    partition has nothing to commit)."""
+    ends = end_offsets(s.bootstrap, s.jobs_topic)
+    committed = {p: (c if c is not None else 0) for p, c in s.committed().items()}
+    assert committed == ends, (committed, ends)
+
+
+def calls(s):
+    return sum(1 for q in s.fake.requests() if q["status"] == 200)
+
+
+def ok_ids(results):
+    return {r["id"] for r in results if r["status"] == "ok"}
+
+
+def wait_results(s, n, timeout_s):
+    """Distinct ids with an ok result, polled until n are in."""
+    deadline = time.monotonic() + timeout_s
+    seen = set()
+    while time.monotonic() < deadline:
+        seen = ok_ids(s.results(timeout_s=5))
+        if len(seen) >= n:
+            return seen
+        time.sleep(1)
+    return seen
+
+
+def spent(s):
+    prefix = s.config["redis"]["key_prefix"]
+    v = s.redis.client().hget(f"{prefix}{{ledger}}:b:default:all", "spent")
+    return int(v or 0)
+
+
+def check_costs_match_spend(s):
+    costs = {}
+    for c in s.costs(timeout_s=10):
+        key = (c["job_id"], c["attempt"])
+        assert costs.get(key, c["cost_nusd"]) == c["cost_nusd"], ("two costs for", key)
+        costs[key] = c["cost_nusd"]
+    assert sum(costs.values()) == spent(s), (sum(costs.values()), spent(s))
+    return costs
+
+
+def test_second_worker_joins_halfway():
+    with stack(partitions=8, latency_ms=300, max_in_flight=500, connections=500) as s:
+        produce(s, 5000)
+        a = s.worker(name="worker-a")
+        procs.wait_until(lambda: calls(s) >= 2500, 120, interval=0.5, what="half the calls")
+        b = s.worker(name="worker-b")
+        got = wait_results(s, 5000, 240)
+        assert len(got) == 5000, len(got)
+        # Both took part: the rebalance really happened.
+        procs.wait_until(lambda: b.wait_log("partition assigned", timeout=1), 30)
+        n = calls(s)
+        # Revoked partitions drain before they are released: at most the
+        # jobs in flight at the rebalance (<= max_in_flight) are called twice.
+        assert n <= 5000 + 500, n
+        costs = check_costs_match_spend(s)
+        assert len(costs) == n  # one cost record per call that happened
+        for w in (a, b):
+            w.sigterm()
+        for w in (a, b):
+            assert w.wait(60) == 0, w.log_text()[-2000:]
+        assert_all_committed(s)
+
+
+def test_sigkill_three_times():
+    with stack(partitions=8, latency_ms=200, max_in_flight=300, connections=300) as s:
+        produce(s, 5000)
+        w = s.worker(name="worker-0")
+        for k in range(3):
+            target = 1000 * (k + 1)
+            procs.wait_until(lambda: calls(s) >= target, 120, interval=0.2, what=f"{target} calls")
+            w.sigkill()
+            w.wait(10)
+            w = s.worker(name=f"worker-{k + 1}")
+        got = wait_results(s, 5000, 240)
+        assert len(got) == 5000, len(got)
+        n = calls(s)
+        # Each kill can cost at most the calls in flight then (max_in_flight).
+        assert n <= 5000 + 3 * 300, n
+        costs = check_costs_match_spend(s)
+        # No cost record for a call that did not happen.
+        assert len(costs) <= n, (len(costs), n)
+        w.sigterm()
+        assert w.wait(60) == 0
+
+
+def test_brokers_down_ten_seconds():
+    with stack(partitions=4, latency_ms=50, max_in_flight=200, connections=200) as s:
+        produce(s, 3000)
+        w = s.worker()
+        procs.wait_until(lambda: calls(s) >= 800, 120, interval=0.2, what="800 calls")
+        s.cluster.down_all()
+        time.sleep(10)
+        s.cluster.up_all()
+        got = wait_results(s, 3000, 240)
+        assert len(got) == 3000, len(got)
+        check_costs_match_spend(s)
+        w.sigterm()
+        assert w.wait(90) == 0, w.log_text()[-3000:]
+        assert_all_committed(s)
+
+
+def test_sigterm_drains_1000_in_flight():
+    with stack(partitions=4, latency_ms=2000, max_in_flight=1000, connections=1000) as s:
+        produce(s, 1000)
+        w = s.worker()
+        # All 1000 are at the provider, none answered yet.
+        procs.wait_until(lambda: s.fake.stats()["requests"] >= 1000, 60, interval=0.1,
+                         what="1000 requests in flight")
+        assert len(s.results(timeout_s=1)) < 1000
+        t0 = time.monotonic()
+        w.sigterm()
+        assert w.wait(60) == 0, w.log_text()[-2000:]
+        assert time.monotonic() - t0 < 30 + 5  # within drain_timeout_ms (and some slack)
+        assert len(ok_ids(s.results(1000, timeout_s=30))) == 1000
+        assert_all_committed(s)
+        before = calls(s)
+        w2 = s.worker(name="restarted")
+        w2.wait_log("partition assigned", timeout=30)
+        time.sleep(3)
+        assert calls(s) == before  # nothing is called again
+        w2.sigterm()
+        assert w2.wait(60) == 0
+
+
+def test_redelivered_jobs_are_not_bought_again():
+    with stack(partitions=2, latency_ms=0) as s:
+        produce(s, 200, "d")
+        w = s.worker()
+        assert len(wait_results(s, 200, 60)) == 200
+        first = calls(s)
+        assert first == 200
+        # The same ids again (a replay of the input): done jobs are skipped.
+        produce(s, 200, "d")
+        procs.wait_until(lambda: all_committed(s), 60, interval=0.5, what="second batch committed")
+        assert calls(s) == first
+        assert len(s.results(timeout_s=5)) == 200  # no second result either
+
+        # A finished job whose result was not acknowledged: re-sent from Redis.
+        prefix = s.config["redis"]["key_prefix"]
+        r = s.redis.client()
+        stored = {"id": "p-1", "status": "ok", "content": "kept", "finish_reason": "stop",
+                  "model": "mini", "provider": "openai",
+                  "usage": {"input_tokens": 3, "output_tokens": 2, "cached_input_tokens": 0},
+                  "cost_usd": 0.00000165, "budget": "default", "attempts": [], "latency_ms": 5,
+                  "metadata": {}, "worker": "w", "completed_at": "2026-11-22T03:00:00.000Z"}
+        cost = {"job_id": "p-1", "attempt": 1, "provider": "openai", "model": "mini",
+                "budget": "default", "input_tokens": 3, "output_tokens": 2,
+                "cached_input_tokens": 0, "cost_nusd": 1650, "cost_usd": 0.00000165,
+                "estimated": False, "ts": "2026-11-22T03:00:00.000Z"}
+        r.hset(f"{prefix}{{ledger}}:job:p-1",
+               mapping={"state": "pending", "attempts": 1,
+                        "outputs": json.dumps(stored) + "\n" + json.dumps(cost)})
+        s.produce_jobs([json.dumps({"id": "p-1", "prompt": "again"}).encode()])
+        procs.wait_until(lambda: any(x["id"] == "p-1" for x in s.results(timeout_s=2)), 30)
+        res = [x for x in s.results(timeout_s=2) if x["id"] == "p-1"]
+        assert res == [stored]
+        assert [c for c in s.costs(timeout_s=2) if c["job_id"] == "p-1"] == [cost]
+        assert calls(s) == first
+        procs.wait_until(lambda: r.hget(f"{prefix}{{ledger}}:job:p-1", "state") == b"done", 10)
+        w.sigterm()
+        assert w.wait(60) == 0
+
+
+def test_producer_rebuilt_after_fatal_error():
+    with stack(partitions=4, latency_ms=20, max_in_flight=300, connections=300) as s:
+        produce(s, 1500, "f")
+        w = s.worker(env={"PROMPTYARD_TEST_FATAL_PRODUCER_AFTER": "500"})
+        got = wait_results(s, 1500, 120)
+        assert len(got) == 1500, len(got)
+        w.wait_log("kafka producer rebuilt after a fatal error", timeout=5)
+        assert calls(s) == 1500  # outputs are produced again, calls are not
+        check_costs_match_spend(s)
+        w.sigterm()
+        assert w.wait(60) == 0
+        assert_all_committed(s)

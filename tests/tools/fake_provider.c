@@ -1,0 +1,1636 @@
+/* fake_provider: an HTTP server that speaks the three LLM wire formats the
+ * worker calls (OpenAI Chat Completions, Anthropic Messages, Gemini
+ * generateContent), with deterministic usage and scripted failures, so the
+ * worker can be tested end to end against real HTTP.
+ *
+ *   fake_provider --port P [--rules FILE.json] [--log-bodies] [--threads N]
+ *                 [--max-log N]
+ *
+ * Prints "port=NNNN" on stdout once it listens on 127.0.0.1 (--port 0 picks
+ * a free port) and runs until SIGTERM or SIGINT, then exits 0.
+ *
+ * Routing is by path suffix; whatever comes before the suffix is the
+ * "prefix", which names a provider instance so that one fake serves many:
+ *
+ *   POST <prefix>/chat/completions               OpenAI
+ *   POST <prefix>/messages                       Anthropic
+ *   POST <prefix>/models/<id>:generateContent    Gemini
+ *
+ * Control API (not counted, not logged):
+ *
+ *   POST /_control/rules     JSON array of rules (or {"rules": [...]}); replaces all
+ *   POST /_control/reset     clears the request log, the stats and the rules' counters
+ *   POST /_control/release   answers every hanging request now (closes it unanswered)
+ *   GET  /_stats             {"requests", "by_model", "by_prefix", "by_status", "by_format",
+ *                             "suspended", "log_dropped"}
+ *   GET  /_requests          the request log; ?bodies=1 adds bodies and headers (with
+ *                            --log-bodies), ?since=SEQ only entries after SEQ
+ *
+ * A rule: {"prefix", "model" (fnmatch patterns, default "*"), "latency_ms",
+ * "jitter_ms", "status", "retry_after_s", "fail_first", "fail_every",
+ * "error_type": "context_overflow", "max_context", "body", "content_type",
+ * "hang", "input_tokens", "output_tokens", "cached_tokens", "api_key",
+ * "comment"}. The first rule whose prefix and model match decides; a request
+ * no rule matches gets the defaults (200 after no delay, no key check).
+ *
+ * Which requests "fail": with fail_first and/or fail_every, the first N
+ * matching requests and/or every Nth one; without them, every matching
+ * request if the rule says status (non-2xx), error_type, body or hang. A
+ * failing request hangs (hang), gets `body` verbatim (with `status`, default
+ * 200), or gets the format's error body for `status` (default 500, or 400
+ * for context_overflow). Retry-After is sent on failures when retry_after_s
+ * is set. Authentication (api_key) and request validation come first and do
+ * not count towards fail_first/fail_every.
+ *
+ * Usage is deterministic: input tokens = the rule's input_tokens, else
+ * ceil(UTF-8 bytes of all text contents / 4) + 3 per message (a system
+ * prompt counts as a message); wanted output = the rule's output_tokens, else
+ * 16; output = min(wanted, max_tokens), finish reason "length" when max_tokens
+ * cut it; cached = the rule's cached_tokens (default 0, at most the input).
+ * In the log, input_tokens always includes the cached tokens; on the wire
+ * Anthropic's input_tokens excludes them (cache_read_input_tokens), as the
+ * real API does. Log entries that returned no usage (errors, hangs, body
+ * overrides) have zero tokens and "billed": false.
+ *
+ * Delays never block a thread: the connection is suspended
+ * (MHD_ALLOW_SUSPEND_RESUME) and a timer thread with a min-heap resumes it
+ * when due. API keys are never logged or echoed. */
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_BODY_BYTES (16u << 20)
+#define DEFAULT_MAX_LOG 1000000
+#define HANG_MAX_MS (600 * 1000)
+#define DEFAULT_OUTPUT_TOKENS 16
+#define IDLE_TIMEOUT_S 300
+#define STOP_WAIT_MS 3000
+
+enum format { FMT_NONE, FMT_OPENAI, FMT_ANTHROPIC, FMT_GEMINI };
+static const char *format_names[] = {"none", "openai", "anthropic", "gemini"};
+
+/* ------------------------------------------------------------------ rules */
+
+struct rule {
+	char *prefix;        /* fnmatch pattern */
+	char *model;         /* fnmatch pattern */
+	int64_t latency_ms;
+	int64_t jitter_ms;
+	int status;          /* 0 = not given */
+	int64_t retry_after_s; /* -1 = none */
+	int64_t fail_first;
+	int64_t fail_every;
+	bool context_overflow;
+	int64_t max_context; /* -1 = the format's usual */
+	char *body;          /* NULL = none */
+	char *content_type;  /* for body; NULL = application/json */
+	bool hang;
+	int64_t input_tokens, output_tokens, cached_tokens; /* -1 = computed */
+	char *api_key;       /* NULL = no check */
+	uint64_t hits;       /* matching requests that passed auth and validation */
+};
+
+struct rules {
+	struct rule *v;
+	size_t n;
+};
+
+static void rules_clear(struct rules *rs)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		struct rule *r = &rs->v[i];
+
+		free(r->prefix);
+		free(r->model);
+		free(r->body);
+		free(r->content_type);
+		free(r->api_key);
+	}
+	free(rs->v);
+	rs->v = NULL;
+	rs->n = 0;
+}
+
+static int get_int(json_t *v, const char *key, int64_t lo, int64_t hi, int64_t *out, char *err,
+		   size_t err_size, size_t idx)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+		snprintf(err, err_size, "rules[%zu].%s: must be an integer in [%" PRId64 ", %" PRId64 "]",
+			 idx, key, lo, hi);
+		return -1;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int get_str(json_t *v, const char *key, char **out, char *err, size_t err_size, size_t idx)
+{
+	if (!json_is_string(v)) {
+		snprintf(err, err_size, "rules[%zu].%s: must be a string", idx, key);
+		return -1;
+	}
+	free(*out);
+	*out = strdup(json_string_value(v));
+	return 0;
+}
+
+/* Fills *r from one rule object. Unknown keys are errors: a misspelt key
+ * silently ignored would make a test pass for the wrong reason. */
+static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t err_size)
+{
+	const char *key;
+	json_t *v;
+	int64_t n = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->retry_after_s = -1;
+	r->max_context = -1;
+	r->input_tokens = r->output_tokens = r->cached_tokens = -1;
+	r->prefix = strdup("*");
+	r->model = strdup("*");
+	if (!json_is_object(obj)) {
+		snprintf(err, err_size, "rules[%zu]: must be an object", idx);
+		return -1;
+	}
+	json_object_foreach(obj, key, v)
+	{
+		int rc = 0;
+
+		if (strcmp(key, "prefix") == 0) {
+			rc = get_str(v, key, &r->prefix, err, err_size, idx);
+		} else if (strcmp(key, "model") == 0) {
+			rc = get_str(v, key, &r->model, err, err_size, idx);
+		} else if (strcmp(key, "latency_ms") == 0) {
+			rc = get_int(v, key, 0, 3600000, &r->latency_ms, err, err_size, idx);
+		} else if (strcmp(key, "jitter_ms") == 0) {
+			rc = get_int(v, key, 0, 3600000, &r->jitter_ms, err, err_size, idx);
+		} else if (strcmp(key, "status") == 0) {
+			rc = get_int(v, key, 100, 599, &n, err, err_size, idx);
+			r->status = (int)n;
+		} else if (strcmp(key, "retry_after_s") == 0) {
+			rc = get_int(v, key, 0, 86400, &r->retry_after_s, err, err_size, idx);
+		} else if (strcmp(key, "fail_first") == 0) {
+			rc = get_int(v, key, 0, INT64_MAX, &r->fail_first, err, err_size, idx);
+		} else if (strcmp(key, "fail_every") == 0) {
+			rc = get_int(v, key, 0, INT64_MAX, &r->fail_every, err, err_size, idx);
+		} else if (strcmp(key, "max_context") == 0) {
+			rc = get_int(v, key, 1, INT64_MAX / 2, &r->max_context, err, err_size, idx);
+		} else if (strcmp(key, "input_tokens") == 0) {
+			rc = get_int(v, key, 0, INT64_MAX / 4, &r->input_tokens, err, err_size, idx);
+		} else if (strcmp(key, "output_tokens") == 0) {
+			rc = get_int(v, key, 0, INT64_MAX / 4, &r->output_tokens, err, err_size, idx);
+		} else if (strcmp(key, "cached_tokens") == 0) {
+			rc = get_int(v, key, 0, INT64_MAX / 4, &r->cached_tokens, err, err_size, idx);
+		} else if (strcmp(key, "body") == 0) {
+			rc = get_str(v, key, &r->body, err, err_size, idx);
+		} else if (strcmp(key, "content_type") == 0) {
+			rc = get_str(v, key, &r->content_type, err, err_size, idx);
+		} else if (strcmp(key, "api_key") == 0) {
+			rc = get_str(v, key, &r->api_key, err, err_size, idx);
+		} else if (strcmp(key, "hang") == 0) {
+			if (!json_is_boolean(v)) {
+				snprintf(err, err_size, "rules[%zu].hang: must be true or false", idx);
+				rc = -1;
+			}
+			r->hang = json_is_true(v);
+		} else if (strcmp(key, "error_type") == 0) {
+			if (!json_is_string(v) || strcmp(json_string_value(v), "context_overflow") != 0) {
+				snprintf(err, err_size, "rules[%zu].error_type: only \"context_overflow\"",
+					 idx);
+				rc = -1;
+			}
+			r->context_overflow = true;
+		} else if (strcmp(key, "comment") == 0) {
+			/* free text for the test's reader */
+		} else {
+			snprintf(err, err_size, "rules[%zu]: unknown key \"%.64s\"", idx, key);
+			rc = -1;
+		}
+		if (rc != 0)
+			return -1;
+	}
+	if (r->prefix == NULL || r->model == NULL) {
+		snprintf(err, err_size, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Parses a rules document into *out (replaced only on success). */
+static int rules_parse(json_t *doc, struct rules *out, char *err, size_t err_size)
+{
+	struct rules rs = {NULL, 0};
+	json_t *arr = json_is_object(doc) ? json_object_get(doc, "rules") : doc;
+
+	if (!json_is_array(arr)) {
+		snprintf(err, err_size, "rules: expected a JSON array of rule objects");
+		return -1;
+	}
+	rs.v = calloc(json_array_size(arr) + 1, sizeof(*rs.v));
+	if (rs.v == NULL) {
+		snprintf(err, err_size, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		rs.n = i + 1; /* so rules_clear frees the partly filled one too */
+		if (rule_parse(json_array_get(arr, i), &rs.v[i], i, err, err_size) != 0) {
+			rules_clear(&rs);
+			return -1;
+		}
+	}
+	rs.n = json_array_size(arr);
+	rules_clear(out);
+	*out = rs;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ state */
+
+struct log_entry {
+	uint64_t seq;
+	double ts;           /* unix seconds */
+	char *path;
+	char *prefix;
+	char *model;
+	enum format fmt;
+	int status;          /* 0 = no answer (hang) */
+	const char *outcome; /* static: ok, error, hang, body, unauthorized, invalid */
+	int64_t input_tokens, output_tokens, cached_tokens;
+	int64_t latency_ms;
+	int64_t max_tokens;  /* -1 = none sent */
+	bool billed;
+	char *body;          /* --log-bodies only */
+	json_t *headers;     /* --log-bodies only (new reference, secrets redacted) */
+};
+
+/* Everything the handler threads share, behind one mutex; every critical
+ * section is a few lookups and counters. */
+static struct {
+	pthread_mutex_t mu;
+	struct rules rules;
+	struct log_entry *log;
+	size_t log_n, log_cap, log_max;
+	uint64_t seq;
+	uint64_t requests;
+	uint64_t log_dropped;
+	json_t *by_model, *by_prefix, *by_status, *by_format;
+	uint64_t rng;
+	bool log_bodies;
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER, .rng = 0x9E3779B97F4A7C15ull, .log_max = DEFAULT_MAX_LOG};
+
+static atomic_long suspended_count;
+
+static void log_entry_free(struct log_entry *e)
+{
+	free(e->path);
+	free(e->prefix);
+	free(e->model);
+	free(e->body);
+	json_decref(e->headers);
+}
+
+/* Called with g.mu held. */
+static void state_reset_locked(void)
+{
+	for (size_t i = 0; i < g.log_n; i++)
+		log_entry_free(&g.log[i]);
+	g.log_n = 0;
+	g.seq = 0;
+	g.requests = 0;
+	g.log_dropped = 0;
+	json_object_clear(g.by_model);
+	json_object_clear(g.by_prefix);
+	json_object_clear(g.by_status);
+	json_object_clear(g.by_format);
+	for (size_t i = 0; i < g.rules.n; i++)
+		g.rules.v[i].hits = 0;
+}
+
+static void counter_bump(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v != NULL)
+		json_integer_set(v, json_integer_value(v) + 1);
+	else
+		json_object_set_new(obj, key, json_integer(1));
+}
+
+static uint64_t rng_next_locked(void)
+{
+	g.rng ^= g.rng << 13;
+	g.rng ^= g.rng >> 7;
+	g.rng ^= g.rng << 17;
+	return g.rng;
+}
+
+static double now_unix(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ timers */
+
+/* Per-request state, owned by MHD's con_cls and freed by on_completed(). */
+struct req {
+	char *body;
+	size_t len, cap;
+	bool too_large;
+	bool suspended;               /* waiting in the timer heap */
+	bool answered;
+	struct MHD_Response *response; /* NULL while suspended = close unanswered */
+	unsigned status;
+};
+
+struct timer {
+	uint64_t due_ns;
+	struct MHD_Connection *conn;
+	bool hang;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct timer *heap;
+	size_t n, cap;
+	bool stopping;
+	bool release_hangs;
+} tm = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void heap_swap(size_t a, size_t b)
+{
+	struct timer t = tm.heap[a];
+
+	tm.heap[a] = tm.heap[b];
+	tm.heap[b] = t;
+}
+
+static void heap_down(size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < tm.n && tm.heap[l].due_ns < tm.heap[m].due_ns)
+			m = l;
+		if (r < tm.n && tm.heap[r].due_ns < tm.heap[m].due_ns)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(i, m);
+		i = m;
+	}
+}
+
+static void heap_pop(void)
+{
+	tm.heap[0] = tm.heap[--tm.n];
+	heap_down(0);
+}
+
+/* Schedules conn (already suspended by the caller) to be resumed after
+ * delay_ms; hang marks it for /_control/release. When the timer thread is
+ * stopping, resumes at once. */
+static void timer_add(struct MHD_Connection *conn, int64_t delay_ms, bool hang)
+{
+	bool resume_now = false;
+
+	pthread_mutex_lock(&tm.mu);
+	if (tm.stopping) {
+		resume_now = true;
+	} else {
+		if (tm.n == tm.cap) {
+			size_t cap = tm.cap ? tm.cap * 2 : 1024;
+			struct timer *h = realloc(tm.heap, cap * sizeof(*h));
+
+			if (h == NULL) {
+				resume_now = true; /* answer early rather than never */
+				goto unlock;
+			}
+			tm.heap = h;
+			tm.cap = cap;
+		}
+		tm.heap[tm.n].due_ns = now_mono_ns() + (uint64_t)delay_ms * 1000000ull;
+		tm.heap[tm.n].conn = conn;
+		tm.heap[tm.n].hang = hang;
+		for (size_t i = tm.n++; i > 0 && tm.heap[(i - 1) / 2].due_ns > tm.heap[i].due_ns;
+		     i = (i - 1) / 2)
+			heap_swap(i, (i - 1) / 2);
+		pthread_cond_signal(&tm.cond);
+	}
+unlock:
+	pthread_mutex_unlock(&tm.mu);
+	if (resume_now)
+		MHD_resume_connection(conn);
+}
+
+/* Resumes connections as they fall due; on stop, resumes all of them. */
+static void *timer_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&tm.mu);
+	for (;;) {
+		uint64_t now = now_mono_ns();
+
+		if (tm.release_hangs) {
+			for (size_t i = 0; i < tm.n; i++) {
+				if (tm.heap[i].hang)
+					tm.heap[i].due_ns = 0;
+			}
+			for (size_t i = tm.n / 2; i-- > 0;)
+				heap_down(i);
+			tm.release_hangs = false;
+		}
+		while (tm.n > 0 && (tm.stopping || tm.heap[0].due_ns <= now)) {
+			struct MHD_Connection *conn = tm.heap[0].conn;
+
+			heap_pop();
+			MHD_resume_connection(conn);
+		}
+		if (tm.stopping)
+			break;
+		if (tm.n == 0) {
+			pthread_cond_wait(&tm.cond, &tm.mu);
+		} else {
+			uint64_t due = tm.heap[0].due_ns;
+			struct timespec ts = {.tv_sec = (time_t)(due / 1000000000ull),
+					      .tv_nsec = (long)(due % 1000000000ull)};
+
+			pthread_cond_timedwait(&tm.cond, &tm.mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&tm.mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ wire formats */
+
+/* What was read from a request body, format-independent. */
+struct call {
+	enum format fmt;
+	char prefix[512];
+	char model[256];
+	json_t *body;        /* borrowed */
+	const char *invalid; /* validation error message, NULL if valid */
+	int invalid_status;  /* 400, or 413 for a body over MAX_BODY_BYTES */
+	int64_t text_bytes;
+	int64_t messages;
+	int64_t max_tokens;  /* -1 = none */
+	bool json_mode;
+	uint32_t hash;       /* of all text, for a per-prompt answer */
+};
+
+static void text_add(struct call *c, const char *s)
+{
+	size_t n = strlen(s);
+
+	c->text_bytes += (int64_t)n;
+	for (size_t i = 0; i < n; i++) {
+		c->hash ^= (unsigned char)s[i];
+		c->hash *= 16777619u;
+	}
+}
+
+/* A content that is a string or an array of text blocks ({type, text}, or
+ * Gemini's {text}). Returns 0, or -1 if it is neither. */
+static int content_add(struct call *c, json_t *content)
+{
+	size_t i;
+	json_t *part;
+
+	if (json_is_string(content)) {
+		text_add(c, json_string_value(content));
+		return 0;
+	}
+	if (!json_is_array(content))
+		return -1;
+	json_array_foreach(content, i, part)
+	{
+		json_t *text = json_object_get(part, "text");
+
+		if (!json_is_object(part))
+			return -1;
+		if (json_is_string(text))
+			text_add(c, json_string_value(text));
+	}
+	return 0;
+}
+
+static int64_t int_or(json_t *v, int64_t dflt)
+{
+	return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+static void parse_openai(struct call *c)
+{
+	json_t *model = json_object_get(c->body, "model");
+	json_t *msgs = json_object_get(c->body, "messages");
+	json_t *mct = json_object_get(c->body, "max_completion_tokens");
+	json_t *mt = json_object_get(c->body, "max_tokens");
+	json_t *rf = json_object_get(c->body, "response_format");
+	json_t *m;
+	size_t i;
+
+	if (!json_is_string(model)) {
+		c->invalid = "you must provide a model parameter";
+		return;
+	}
+	snprintf(c->model, sizeof(c->model), "%s", json_string_value(model));
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+		c->invalid = "'messages' must be a non-empty array";
+		return;
+	}
+	json_array_foreach(msgs, i, m)
+	{
+		const char *role = json_string_value(json_object_get(m, "role"));
+
+		if (role == NULL || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
+				     strcmp(role, "assistant") != 0 && strcmp(role, "developer") != 0 &&
+				     strcmp(role, "tool") != 0)) {
+			c->invalid = "Invalid value for 'messages[].role'";
+			return;
+		}
+		if (content_add(c, json_object_get(m, "content")) != 0) {
+			c->invalid = "Invalid type for 'messages[].content'";
+			return;
+		}
+		c->messages++;
+	}
+	if ((mct != NULL && (!json_is_integer(mct) || json_integer_value(mct) < 1)) ||
+	    (mt != NULL && !json_is_null(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1))) {
+		c->invalid = "max_tokens must be a positive integer";
+		return;
+	}
+	c->max_tokens = int_or(mct, int_or(mt, -1));
+	c->json_mode = json_is_object(rf) && json_is_string(json_object_get(rf, "type")) &&
+		       strncmp(json_string_value(json_object_get(rf, "type")), "json", 4) == 0;
+}
+
+static void parse_anthropic(struct call *c, struct MHD_Connection *conn)
+{
+	const char *version = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "anthropic-version");
+	json_t *model = json_object_get(c->body, "model");
+	json_t *msgs = json_object_get(c->body, "messages");
+	json_t *mt = json_object_get(c->body, "max_tokens");
+	json_t *system = json_object_get(c->body, "system");
+	json_t *m;
+	size_t i;
+
+	if (json_is_string(model))
+		snprintf(c->model, sizeof(c->model), "%s", json_string_value(model));
+	if (version == NULL) {
+		c->invalid = "anthropic-version: header is required";
+		return;
+	}
+	if (strcmp(version, "2023-06-01") != 0 && strcmp(version, "2023-01-01") != 0) {
+		c->invalid = "anthropic-version: invalid version";
+		return;
+	}
+	if (!json_is_string(model)) {
+		c->invalid = "model: Field required";
+		return;
+	}
+	if (!json_is_integer(mt)) {
+		c->invalid = "max_tokens: Field required";
+		return;
+	}
+	if (json_integer_value(mt) < 1) {
+		c->invalid = "max_tokens: Input should be greater than or equal to 1";
+		return;
+	}
+	c->max_tokens = json_integer_value(mt);
+	if (system != NULL) {
+		if (content_add(c, system) != 0) {
+			c->invalid = "system: Input should be a valid string or list of text blocks";
+			return;
+		}
+		c->messages++;
+	}
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+		c->invalid = "messages: Field required";
+		return;
+	}
+	json_array_foreach(msgs, i, m)
+	{
+		const char *role = json_string_value(json_object_get(m, "role"));
+
+		if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
+			c->invalid = "messages: Unexpected role. The Messages API accepts a top-level "
+				     "`system` parameter, not \"system\" as an input message role.";
+			return;
+		}
+		if (content_add(c, json_object_get(m, "content")) != 0) {
+			c->invalid = "messages: content: Input should be a valid string or list";
+			return;
+		}
+		c->messages++;
+	}
+}
+
+static void parse_gemini(struct call *c)
+{
+	json_t *contents = json_object_get(c->body, "contents");
+	json_t *sys = json_object_get(c->body, "systemInstruction");
+	json_t *gen = json_object_get(c->body, "generationConfig");
+	json_t *mt = json_object_get(gen, "maxOutputTokens");
+	json_t *mime = json_object_get(gen, "responseMimeType");
+	json_t *m;
+	size_t i;
+
+	if (sys == NULL)
+		sys = json_object_get(c->body, "system_instruction");
+	if (sys != NULL) {
+		if (!json_is_object(sys) || content_add(c, json_object_get(sys, "parts")) != 0) {
+			c->invalid = "Invalid JSON payload received. Invalid value at 'system_instruction'";
+			return;
+		}
+		c->messages++;
+	}
+	if (!json_is_array(contents) || json_array_size(contents) == 0) {
+		c->invalid = "* GenerateContentRequest.contents: contents is not specified";
+		return;
+	}
+	json_array_foreach(contents, i, m)
+	{
+		const char *role = json_string_value(json_object_get(m, "role"));
+
+		if (role != NULL && strcmp(role, "user") != 0 && strcmp(role, "model") != 0) {
+			c->invalid = "Please use a valid role: user, model.";
+			return;
+		}
+		if (!json_is_object(m) || content_add(c, json_object_get(m, "parts")) != 0) {
+			c->invalid = "* GenerateContentRequest.contents[].parts: contents.parts must not be empty.";
+			return;
+		}
+		c->messages++;
+	}
+	if (mt != NULL && (!json_is_integer(mt) || json_integer_value(mt) < 1)) {
+		c->invalid = "Invalid value at 'generation_config.max_output_tokens'";
+		return;
+	}
+	c->max_tokens = int_or(mt, -1);
+	c->json_mode = json_is_string(mime) && strcmp(json_string_value(mime), "application/json") == 0;
+}
+
+/* Splits an API path into format, prefix and (Gemini) model. Returns the
+ * format, FMT_NONE when the path is none of the three. */
+static enum format route(const char *url, struct call *c)
+{
+	size_t n = strlen(url);
+	static const char oa[] = "/chat/completions", an[] = "/messages", ge[] = ":generateContent";
+	const char *models;
+
+	if (n >= sizeof(oa) - 1 && strcmp(url + n - (sizeof(oa) - 1), oa) == 0) {
+		snprintf(c->prefix, sizeof(c->prefix), "%.*s", (int)(n - (sizeof(oa) - 1)), url);
+		return FMT_OPENAI;
+	}
+	if (n >= sizeof(an) - 1 && strcmp(url + n - (sizeof(an) - 1), an) == 0) {
+		snprintf(c->prefix, sizeof(c->prefix), "%.*s", (int)(n - (sizeof(an) - 1)), url);
+		return FMT_ANTHROPIC;
+	}
+	if (n >= sizeof(ge) - 1 && strcmp(url + n - (sizeof(ge) - 1), ge) == 0) {
+		/* the last "/models/" before the suffix: ids have no slash */
+		models = NULL;
+		for (const char *p = strstr(url, "/models/"); p != NULL; p = strstr(p + 1, "/models/"))
+			models = p;
+		if (models == NULL)
+			return FMT_NONE;
+		snprintf(c->prefix, sizeof(c->prefix), "%.*s", (int)(models - url), url);
+		snprintf(c->model, sizeof(c->model), "%.*s",
+			 (int)(url + n - (sizeof(ge) - 1) - (models + 8)), models + 8);
+		if (c->model[0] == '\0')
+			return FMT_NONE;
+		return FMT_GEMINI;
+	}
+	return FMT_NONE;
+}
+
+/* The format's error body for status; message is what the provider would
+ * say (never containing a key). Returns a new reference. */
+static json_t *error_body(enum format fmt, int status, const char *message, const char *oa_code,
+			  const char *oa_param)
+{
+	const char *type;
+
+	if (fmt == FMT_ANTHROPIC) {
+		switch (status) {
+		case 400: type = "invalid_request_error"; break;
+		case 401: type = "authentication_error"; break;
+		case 403: type = "permission_error"; break;
+		case 404: type = "not_found_error"; break;
+		case 413: type = "request_too_large"; break;
+		case 429: type = "rate_limit_error"; break;
+		case 529: type = "overloaded_error"; break;
+		default: type = "api_error"; break;
+		}
+		return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type, "message",
+				 message);
+	}
+	if (fmt == FMT_GEMINI) {
+		switch (status) {
+		case 400: type = "INVALID_ARGUMENT"; break;
+		case 401: type = "UNAUTHENTICATED"; break;
+		case 403: type = "PERMISSION_DENIED"; break;
+		case 404: type = "NOT_FOUND"; break;
+		case 409: type = "ABORTED"; break;
+		case 429: type = "RESOURCE_EXHAUSTED"; break;
+		case 499: type = "CANCELLED"; break;
+		case 500: type = "INTERNAL"; break;
+		case 501: type = "UNIMPLEMENTED"; break;
+		case 503: type = "UNAVAILABLE"; break;
+		case 504: type = "DEADLINE_EXCEEDED"; break;
+		default: type = "UNKNOWN"; break;
+		}
+		return json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status, "message", message,
+				 "status", type);
+	}
+	switch (status) {
+	case 429: type = "requests"; break;
+	case 500: case 502: case 503: case 504: case 529: type = "server_error"; break;
+	default: type = status < 500 ? "invalid_request_error" : "api_error"; break;
+	}
+	return json_pack("{s:{s:s, s:s?, s:s?, s:s?}}", "error", "message", message, "type", type,
+			 "param", oa_param, "code", oa_code);
+}
+
+static const char *status_message(enum format fmt, int status)
+{
+	switch (status) {
+	case 400: return "Bad request";
+	case 401:
+		if (fmt == FMT_OPENAI)
+			return "Incorrect API key provided. You can find your API key at "
+			       "https://platform.openai.com/account/api-keys.";
+		if (fmt == FMT_ANTHROPIC)
+			return "invalid x-api-key";
+		return "API key not valid. Please pass a valid API key.";
+	case 403: return "Permission denied";
+	case 404: return "The requested model was not found";
+	case 413: return "Request exceeds the maximum allowed number of bytes";
+	case 429:
+		if (fmt == FMT_GEMINI)
+			return "Resource has been exhausted (e.g. check quota).";
+		if (fmt == FMT_ANTHROPIC)
+			return "Number of request tokens has exceeded your per-minute rate limit";
+		return "Rate limit reached for requests";
+	case 500:
+		if (fmt == FMT_GEMINI)
+			return "An internal error has occurred. Please retry or report in "
+			       "https://developers.generativeai.google/guide/troubleshooting";
+		return "The server had an error while processing your request. Sorry about that!";
+	case 503:
+		if (fmt == FMT_GEMINI)
+			return "The model is overloaded. Please try again later.";
+		return "The server is overloaded or not ready yet.";
+	case 529: return "Overloaded";
+	default: return "Fake provider error";
+	}
+}
+
+static const char *oa_code_for(int status)
+{
+	switch (status) {
+	case 401: return "invalid_api_key";
+	case 404: return "model_not_found";
+	case 429: return "rate_limit_exceeded";
+	default: return NULL;
+	}
+}
+
+/* The success body with the decided usage. Returns a new reference. */
+static json_t *success_body(const struct call *c, uint64_t seq, int64_t in, int64_t out, int64_t cached,
+			    bool truncated)
+{
+	char answer[512], id[64];
+	char *dumped = NULL;
+	const char *text = answer;
+	json_t *doc = NULL;
+
+	snprintf(answer, sizeof(answer), "fake answer %u from %s", c->hash % 1000, c->model);
+	if (c->json_mode) {
+		/* a JSON object as the completion text; jansson does the escaping */
+		json_t *obj = json_pack("{s:s, s:s}", "answer", answer, "model", c->model);
+
+		dumped = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+		json_decref(obj);
+		if (dumped == NULL)
+			return NULL;
+		text = dumped;
+	}
+
+	if (c->fmt == FMT_ANTHROPIC) {
+		snprintf(id, sizeof(id), "msg_fake%016" PRIx64, seq);
+		doc = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s}], s:s, s:n, s:{s:I, s:I, s:I, s:I}}",
+				"id", id, "type", "message", "role", "assistant", "model", c->model,
+				"content", "type", "text", "text", text, "stop_reason",
+				truncated ? "max_tokens" : "end_turn", "stop_sequence", "usage",
+				"input_tokens", (json_int_t)(in - cached), "output_tokens", (json_int_t)out,
+				"cache_creation_input_tokens", (json_int_t)0, "cache_read_input_tokens",
+				(json_int_t)cached);
+	} else if (c->fmt == FMT_GEMINI) {
+		snprintf(id, sizeof(id), "fake%016" PRIx64, seq);
+		doc = json_pack("{s:[{s:{s:[{s:s}], s:s}, s:s, s:i}], s:{s:I, s:I, s:I, s:I}, s:s, s:s}",
+				"candidates", "content", "parts", "text", text, "role", "model",
+				"finishReason", truncated ? "MAX_TOKENS" : "STOP", "index", 0,
+				"usageMetadata", "promptTokenCount", (json_int_t)in,
+				"candidatesTokenCount", (json_int_t)out, "totalTokenCount",
+				(json_int_t)(in + out), "cachedContentTokenCount", (json_int_t)cached,
+				"modelVersion", c->model, "responseId", id);
+	} else {
+		snprintf(id, sizeof(id), "chatcmpl-fake%016" PRIx64, seq);
+		doc = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s, s:n}, s:n, s:s}], "
+				"s:{s:I, s:I, s:I, s:{s:I, s:i}, s:{s:i, s:i}}, s:s}",
+				"id", id, "object", "chat.completion", "created", (json_int_t)time(NULL),
+				"model", c->model, "choices", "index", 0, "message", "role", "assistant",
+				"content", text, "refusal", "logprobs", "finish_reason",
+				truncated ? "length" : "stop", "usage", "prompt_tokens", (json_int_t)in,
+				"completion_tokens", (json_int_t)out, "total_tokens", (json_int_t)(in + out),
+				"prompt_tokens_details", "cached_tokens", (json_int_t)cached, "audio_tokens", 0,
+				"completion_tokens_details", "reasoning_tokens", 0, "audio_tokens", 0,
+				"system_fingerprint", "fp_fake");
+	}
+	free(dumped);
+	return doc;
+}
+
+/* ------------------------------------------------------------- responses */
+
+/* A response owning a copy of data. NULL only when out of memory. */
+static struct MHD_Response *response_raw(const char *data, size_t len, const char *content_type)
+{
+	struct MHD_Response *resp;
+	char *copy = malloc(len + 1);
+
+	if (copy == NULL)
+		return NULL;
+	memcpy(copy, data, len);
+	resp = MHD_create_response_from_buffer(len, copy, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(copy);
+		return NULL;
+	}
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	return resp;
+}
+
+/* A JSON response; takes (steals) the reference to doc. */
+static struct MHD_Response *response_json(json_t *doc)
+{
+	struct MHD_Response *resp = NULL;
+	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	json_decref(doc);
+	if (text == NULL)
+		return NULL;
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return NULL;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	return resp;
+}
+
+static enum MHD_Result send_now(struct MHD_Connection *conn, struct req *r, unsigned status,
+				struct MHD_Response *resp)
+{
+	enum MHD_Result ret;
+
+	if (resp == NULL)
+		return MHD_NO; /* out of memory: drop the connection */
+	r->answered = true;
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, struct req *r, unsigned status, json_t *doc)
+{
+	return send_now(conn, r, status, response_json(doc));
+}
+
+/* ------------------------------------------------------------ control API */
+
+struct header_ctx {
+	json_t *obj;
+};
+
+static bool is_secret_header(const char *key)
+{
+	return strcasecmp(key, "authorization") == 0 || strcasecmp(key, "x-api-key") == 0 ||
+	       strcasecmp(key, "x-goog-api-key") == 0 || strcasecmp(key, "api-key") == 0 ||
+	       strcasecmp(key, "proxy-authorization") == 0 || strcasecmp(key, "cookie") == 0;
+}
+
+static enum MHD_Result header_collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct header_ctx *h = cls;
+	char lower[128];
+	size_t i;
+
+	(void)kind;
+	for (i = 0; key[i] != '\0' && i < sizeof(lower) - 1; i++)
+		lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+	lower[i] = '\0';
+	json_object_set_new(h->obj, lower,
+			    json_string(is_secret_header(key) ? "[redacted]" : (value ? value : "")));
+	return MHD_YES;
+}
+
+static json_t *log_entry_json(const struct log_entry *e, bool bodies)
+{
+	json_t *o = json_pack("{s:I, s:f, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:b}",
+			      "seq", (json_int_t)e->seq, "ts", e->ts, "path", e->path, "prefix", e->prefix,
+			      "format", format_names[e->fmt], "model", e->model, "status", e->status,
+			      "outcome", e->outcome, "input_tokens", (json_int_t)e->input_tokens,
+			      "output_tokens", (json_int_t)e->output_tokens, "cached_tokens",
+			      (json_int_t)e->cached_tokens, "latency_ms", (json_int_t)e->latency_ms,
+			      "billed", e->billed);
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "max_tokens",
+			    e->max_tokens >= 0 ? json_integer(e->max_tokens) : json_null());
+	if (bodies && e->body != NULL) {
+		json_t *parsed = json_loads(e->body, 0, NULL);
+
+		json_object_set_new(o, "body", parsed != NULL ? parsed : json_string(e->body));
+	}
+	if (bodies && e->headers != NULL)
+		json_object_set(o, "headers", e->headers);
+	return o;
+}
+
+static enum MHD_Result handle_control(struct MHD_Connection *conn, struct req *r, const char *url,
+				      const char *method)
+{
+	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+
+	if (strcmp(url, "/_stats") == 0 && get) {
+		json_t *doc;
+
+		pthread_mutex_lock(&g.mu);
+		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I}", "requests", (json_int_t)g.requests,
+				"by_model", g.by_model, "by_prefix", g.by_prefix, "by_status", g.by_status,
+				"by_format", g.by_format, "suspended",
+				(json_int_t)atomic_load(&suspended_count), "log_dropped",
+				(json_int_t)g.log_dropped);
+		/* deep copies, so the counters may move on after unlock */
+		if (doc != NULL) {
+			json_t *copy = json_deep_copy(doc);
+
+			json_decref(doc);
+			doc = copy;
+		}
+		pthread_mutex_unlock(&g.mu);
+		return send_json(conn, r, 200, doc);
+	}
+	if (strcmp(url, "/_requests") == 0 && get) {
+		const char *b = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "bodies");
+		const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+		bool bodies = b != NULL && strcmp(b, "0") != 0 && strcmp(b, "false") != 0;
+		uint64_t since = s != NULL ? strtoull(s, NULL, 10) : 0;
+		json_t *arr = json_array();
+
+		pthread_mutex_lock(&g.mu);
+		for (size_t i = 0; i < g.log_n && arr != NULL; i++) {
+			if (g.log[i].seq > since)
+				json_array_append_new(arr, log_entry_json(&g.log[i], bodies));
+		}
+		pthread_mutex_unlock(&g.mu);
+		return send_json(conn, r, 200, arr);
+	}
+	if (strcmp(url, "/_control/rules") == 0 && post) {
+		json_error_t jerr;
+		json_t *doc = json_loadb(r->body ? r->body : "", r->len, 0, &jerr);
+		char err[256] = "";
+		size_t n = 0;
+
+		if (doc == NULL) {
+			snprintf(err, sizeof(err), "rules: bad JSON at line %d: %s", jerr.line, jerr.text);
+		} else {
+			pthread_mutex_lock(&g.mu);
+			if (rules_parse(doc, &g.rules, err, sizeof(err)) == 0)
+				n = g.rules.n;
+			pthread_mutex_unlock(&g.mu);
+		}
+		json_decref(doc);
+		if (err[0] != '\0')
+			return send_json(conn, r, 400, json_pack("{s:b, s:s}", "ok", 0, "error", err));
+		return send_json(conn, r, 200, json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
+	}
+	if (strcmp(url, "/_control/reset") == 0 && post) {
+		pthread_mutex_lock(&g.mu);
+		state_reset_locked();
+		pthread_mutex_unlock(&g.mu);
+		return send_json(conn, r, 200, json_pack("{s:b}", "ok", 1));
+	}
+	if (strcmp(url, "/_control/release") == 0 && post) {
+		pthread_mutex_lock(&tm.mu);
+		tm.release_hangs = true;
+		pthread_cond_signal(&tm.cond);
+		pthread_mutex_unlock(&tm.mu);
+		return send_json(conn, r, 200, json_pack("{s:b}", "ok", 1));
+	}
+	return send_json(conn, r, 404, json_pack("{s:s}", "error", "unknown control endpoint or method"));
+}
+
+/* -------------------------------------------------------------- API calls */
+
+/* The decision for one call, made under g.mu. */
+struct decision {
+	int status;          /* 0 = hang */
+	const char *outcome;
+	int64_t delay_ms;
+	int64_t in, out, cached;
+	bool truncated;
+	bool billed;
+	uint64_t seq;
+	char *body;          /* override, new copy */
+	char *content_type;  /* new copy or NULL */
+	int64_t retry_after_s;
+	bool context_overflow;
+	int64_t max_context;
+	const char *message; /* for validation errors */
+};
+
+static bool key_ok(struct MHD_Connection *conn, enum format fmt, const char *want)
+{
+	const char *got = NULL;
+
+	if (want == NULL)
+		return true;
+	if (fmt == FMT_OPENAI) {
+		got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+		if (got == NULL || strncasecmp(got, "Bearer ", 7) != 0)
+			return false;
+		got += 7;
+	} else if (fmt == FMT_ANTHROPIC) {
+		got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
+	} else {
+		got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-goog-api-key");
+		if (got == NULL)
+			got = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "key");
+	}
+	return got != NULL && strcmp(got, want) == 0;
+}
+
+static struct rule *rule_find_locked(const struct call *c)
+{
+	for (size_t i = 0; i < g.rules.n; i++) {
+		struct rule *r = &g.rules.v[i];
+
+		if (fnmatch(r->prefix, c->prefix, 0) == 0 && fnmatch(r->model, c->model, 0) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+/* Decides the outcome of one call and records it in the log and stats.
+ * Called with g.mu held. */
+static void decide_locked(struct MHD_Connection *conn, const struct call *c, const char *url,
+			  const struct req *req, struct decision *d)
+{
+	struct rule *rule = rule_find_locked(c);
+	bool failing = false;
+	struct log_entry *e;
+	char status_key[16];
+	int64_t wanted;
+
+	memset(d, 0, sizeof(*d));
+	d->retry_after_s = -1;
+	d->max_context = -1;
+	d->seq = ++g.seq;
+	g.requests++;
+	if (rule != NULL && rule->latency_ms + rule->jitter_ms > 0) {
+		d->delay_ms = rule->latency_ms;
+		if (rule->jitter_ms > 0)
+			d->delay_ms += (int64_t)(rng_next_locked() % (uint64_t)(rule->jitter_ms + 1));
+	}
+
+	if (rule != NULL && !key_ok(conn, c->fmt, rule->api_key)) {
+		d->status = 401;
+		d->outcome = "unauthorized";
+		d->message = status_message(c->fmt, 401);
+	} else if (c->fmt == FMT_ANTHROPIC && MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key") == NULL) {
+		/* The real API answers a missing key with 401 whatever else is wrong. */
+		d->status = 401;
+		d->outcome = "unauthorized";
+		d->message = "x-api-key header is required";
+	} else if (c->invalid != NULL) {
+		d->status = c->invalid_status != 0 ? c->invalid_status : 400;
+		d->outcome = "invalid";
+		d->message = c->invalid;
+	} else {
+		uint64_t k = 0;
+
+		if (rule != NULL) {
+			k = ++rule->hits;
+			if (rule->fail_first > 0 || rule->fail_every > 0)
+				failing = (rule->fail_first > 0 && k <= (uint64_t)rule->fail_first) ||
+					  (rule->fail_every > 0 && k % (uint64_t)rule->fail_every == 0);
+			else
+				failing = (rule->status != 0 && (rule->status < 200 || rule->status > 299)) ||
+					  rule->context_overflow || rule->body != NULL || rule->hang;
+		}
+		d->in = rule != NULL && rule->input_tokens >= 0 ? rule->input_tokens
+								 : (c->text_bytes + 3) / 4 + 3 * c->messages;
+		if (failing) {
+			d->retry_after_s = rule->retry_after_s;
+			d->context_overflow = rule->context_overflow;
+			d->max_context = rule->max_context;
+			if (rule->hang) {
+				d->status = 0;
+				d->outcome = "hang";
+				d->delay_ms = HANG_MAX_MS;
+			} else if (rule->body != NULL) {
+				d->status = rule->status != 0 ? rule->status : 200;
+				d->outcome = "body";
+				d->body = strdup(rule->body);
+				d->content_type = dup_or_null(rule->content_type);
+			} else {
+				d->status = rule->status != 0 ? rule->status : (rule->context_overflow ? 400 : 500);
+				d->outcome = "error";
+				d->message = status_message(c->fmt, d->status);
+			}
+		} else {
+			wanted = rule != NULL && rule->output_tokens >= 0 ? rule->output_tokens
+									   : DEFAULT_OUTPUT_TOKENS;
+			d->out = c->max_tokens >= 0 && c->max_tokens < wanted ? c->max_tokens : wanted;
+			d->truncated = c->max_tokens >= 0 && c->max_tokens < wanted;
+			d->cached = rule != NULL && rule->cached_tokens > 0 ? rule->cached_tokens : 0;
+			if (d->cached > d->in)
+				d->cached = d->in;
+			d->status = 200;
+			d->outcome = "ok";
+			d->billed = true;
+		}
+	}
+
+	snprintf(status_key, sizeof(status_key), "%d", d->status);
+	counter_bump(g.by_model, c->model);
+	counter_bump(g.by_prefix, c->prefix);
+	counter_bump(g.by_status, status_key);
+	counter_bump(g.by_format, format_names[c->fmt]);
+
+	if (g.log_n == g.log_max) {
+		g.log_dropped++;
+		return;
+	}
+	if (g.log_n == g.log_cap) {
+		size_t cap = g.log_cap ? g.log_cap * 2 : 1024;
+		struct log_entry *v = realloc(g.log, cap * sizeof(*v));
+
+		if (v == NULL) {
+			g.log_dropped++;
+			return;
+		}
+		g.log = v;
+		g.log_cap = cap;
+	}
+	e = &g.log[g.log_n++];
+	memset(e, 0, sizeof(*e));
+	e->seq = d->seq;
+	e->ts = now_unix();
+	e->path = strdup(url);
+	e->prefix = strdup(c->prefix);
+	e->model = strdup(c->model);
+	e->fmt = c->fmt;
+	e->status = d->status;
+	e->outcome = d->outcome;
+	e->input_tokens = d->billed ? d->in : 0;
+	e->output_tokens = d->billed ? d->out : 0;
+	e->cached_tokens = d->billed ? d->cached : 0;
+	e->latency_ms = d->delay_ms;
+	e->max_tokens = c->max_tokens;
+	e->billed = d->billed;
+	if (g.log_bodies) {
+		struct header_ctx h = {json_object()};
+
+		e->body = malloc(req->len + 1);
+		if (e->body != NULL) {
+			if (req->len > 0)
+				memcpy(e->body, req->body, req->len);
+			e->body[req->len] = '\0';
+		}
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, header_collect, &h);
+		e->headers = h.obj;
+	}
+	if (e->path == NULL || e->prefix == NULL || e->model == NULL) {
+		log_entry_free(e); /* out of memory: keep the log consistent */
+		g.log_n--;
+		g.log_dropped++;
+	}
+}
+
+/* Builds the response for a decision; NULL for a hang (or no memory). */
+static struct MHD_Response *build_response(const struct call *c, const struct decision *d)
+{
+	struct MHD_Response *resp = NULL;
+	char hdr[64];
+
+	if (d->status == 0)
+		return NULL;
+	if (d->body != NULL) {
+		resp = response_raw(d->body, strlen(d->body),
+				    d->content_type != NULL ? d->content_type : "application/json");
+	} else if (d->status == 200) {
+		resp = response_json(success_body(c, d->seq, d->in, d->out, d->cached, d->truncated));
+	} else if (d->context_overflow) {
+		char msg[256];
+		int64_t max = d->max_context > 0 ? d->max_context
+				: c->fmt == FMT_OPENAI ? 128000
+				: c->fmt == FMT_ANTHROPIC ? 200000 : 1048576;
+		int64_t n = d->in > max ? d->in : max + 1;
+
+		if (c->fmt == FMT_ANTHROPIC)
+			snprintf(msg, sizeof(msg), "prompt is too long: %" PRId64 " tokens > %" PRId64 " maximum", n,
+				 max);
+		else if (c->fmt == FMT_GEMINI)
+			snprintf(msg, sizeof(msg),
+				 "The input token count (%" PRId64 ") exceeds the maximum number of tokens allowed (%" PRId64 ").",
+				 n, max);
+		else
+			snprintf(msg, sizeof(msg),
+				 "This model's maximum context length is %" PRId64 " tokens. However, your messages resulted in %" PRId64 " tokens. Please reduce the length of the messages.",
+				 max, n);
+		resp = response_json(error_body(c->fmt, d->status, msg,
+						 c->fmt == FMT_OPENAI ? "context_length_exceeded" : NULL,
+						 c->fmt == FMT_OPENAI ? "messages" : NULL));
+	} else {
+		resp = response_json(error_body(c->fmt, d->status, d->message, oa_code_for(d->status), NULL));
+	}
+	if (resp == NULL)
+		return NULL;
+	if (d->retry_after_s >= 0 && d->status != 200) {
+		snprintf(hdr, sizeof(hdr), "%" PRId64, d->retry_after_s);
+		MHD_add_response_header(resp, "Retry-After", hdr);
+	}
+	snprintf(hdr, sizeof(hdr), "req_fake%016" PRIx64, d->seq);
+	MHD_add_response_header(resp, c->fmt == FMT_ANTHROPIC ? "request-id" : "x-request-id", hdr);
+	return resp;
+}
+
+static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, const char *url,
+				  const char *method, enum format fmt, struct call *c)
+{
+	struct decision d;
+	struct MHD_Response *resp;
+	json_error_t jerr;
+
+	c->fmt = fmt;
+	c->hash = 2166136261u;
+	c->max_tokens = -1;
+	if (strcmp(method, "POST") != 0)
+		return send_json(conn, r, 405, error_body(fmt, 405, "Method not allowed", NULL, NULL));
+	if (r->too_large) {
+		c->invalid = "Request body too large";
+		c->invalid_status = 413;
+	} else {
+		c->body = json_loadb(r->body ? r->body : "", r->len, 0, &jerr);
+	}
+	if (c->invalid == NULL && !json_is_object(c->body))
+		c->invalid = "We could not parse the JSON body of your request.";
+	if (c->invalid == NULL) {
+		if (fmt == FMT_OPENAI)
+			parse_openai(c);
+		else if (fmt == FMT_ANTHROPIC)
+			parse_anthropic(c, conn);
+		else
+			parse_gemini(c);
+	}
+
+	pthread_mutex_lock(&g.mu);
+	decide_locked(conn, c, url, r, &d);
+	pthread_mutex_unlock(&g.mu);
+
+	resp = build_response(c, &d);
+	json_decref(c->body);
+	c->body = NULL;
+	free(d.body);
+	free(d.content_type);
+	if (d.status != 0 && resp == NULL)
+		return MHD_NO;
+	if (d.delay_ms <= 0)
+		return send_now(conn, r, (unsigned)d.status, resp);
+	r->response = resp;
+	r->status = (unsigned)d.status;
+	r->suspended = true;
+	atomic_fetch_add(&suspended_count, 1);
+	MHD_suspend_connection(conn);
+	timer_add(conn, d.delay_ms, d.status == 0);
+	return MHD_YES;
+}
+
+/* ------------------------------------------------------------------- MHD */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct req *r = *con_cls;
+	struct call c;
+	enum format fmt;
+
+	(void)cls;
+	(void)version;
+	if (r == NULL) {
+		r = calloc(1, sizeof(*r));
+		if (r == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (r->suspended) {
+		/* Resumed by the timer: answer what was decided, or close unanswered. */
+		struct MHD_Response *resp = r->response;
+
+		r->suspended = false;
+		r->response = NULL;
+		atomic_fetch_sub(&suspended_count, 1);
+		if (resp == NULL)
+			return MHD_NO;
+		return send_now(conn, r, r->status, resp);
+	}
+	if (r->answered)
+		return MHD_YES;
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (r->too_large || r->len + n > MAX_BODY_BYTES) {
+			r->too_large = true;
+			return MHD_YES;
+		}
+		if (r->len + n + 1 > r->cap) {
+			size_t cap = r->cap ? r->cap : 4096;
+			char *b;
+
+			while (cap < r->len + n + 1)
+				cap *= 2;
+			b = realloc(r->body, cap);
+			if (b == NULL)
+				return MHD_NO;
+			r->body = b;
+			r->cap = cap;
+		}
+		memcpy(r->body + r->len, upload_data, n);
+		r->len += n;
+		return MHD_YES;
+	}
+
+	if (strncmp(url, "/_", 2) == 0)
+		return handle_control(conn, r, url, method);
+	memset(&c, 0, sizeof(c));
+	fmt = route(url, &c);
+	if (fmt == FMT_NONE)
+		return send_json(conn, r, 404,
+				 json_pack("{s:{s:s, s:s}}", "error", "message",
+					   "fake_provider: no such endpoint (want .../chat/completions, "
+					   ".../messages or .../models/ID:generateContent)",
+					   "type", "invalid_request_error"));
+	return handle_api(conn, r, url, method, fmt, &c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (r == NULL)
+		return;
+	if (r->response != NULL)
+		MHD_destroy_response(r->response);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+/* ------------------------------------------------------------------- main */
+
+static int load_rules_file(const char *path)
+{
+	json_error_t jerr;
+	json_t *doc = json_load_file(path, 0, &jerr);
+	char err[256];
+	int rc;
+
+	if (doc == NULL) {
+		fprintf(stderr, "fake_provider: %s:%d: %s\n", path, jerr.line, jerr.text);
+		return -1;
+	}
+	rc = rules_parse(doc, &g.rules, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "fake_provider: %s: %s\n", path, err);
+	json_decref(doc);
+	return rc;
+}
+
+/* MHD's error log, minus the line it writes each time a hanging request is
+ * closed unanswered on purpose. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (strstr(line, "Application reported internal error") != NULL)
+		return;
+	fprintf(stderr, "fake_provider: %s%s", line, strchr(line, '\n') != NULL ? "" : "\n");
+}
+
+static unsigned raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1048576)
+		return 1048576;
+	return (unsigned)rl.rlim_cur;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: fake_provider --port P [--rules FILE.json] [--log-bodies] [--threads N] "
+			"[--max-log N]\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct MHD_Daemon *d = NULL;
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_in addr;
+	pthread_condattr_t ca;
+	pthread_t timer_thread;
+	sigset_t sigs;
+	const char *rules_path = NULL;
+	long port = -1, threads = 1;
+	unsigned nofile, limit;
+	unsigned flags;
+	int sig = 0;
+	int rc = 1;
+	bool timer_started = false;
+
+	for (int i = 1; i < argc; i++) {
+		char *end = NULL;
+
+		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+			port = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || port < 0 || port > 65535) {
+				usage();
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) {
+			rules_path = argv[++i];
+		} else if (strcmp(argv[i], "--log-bodies") == 0) {
+			g.log_bodies = true;
+		} else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+			threads = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || threads < 1 || threads > 64) {
+				usage();
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--max-log") == 0 && i + 1 < argc) {
+			long long m = strtoll(argv[++i], &end, 10);
+
+			if (*end != '\0' || m < 0) {
+				usage();
+				return 2;
+			}
+			g.log_max = (size_t)m;
+		} else {
+			usage();
+			return 2;
+		}
+	}
+	if (port < 0) {
+		usage();
+		return 2;
+	}
+
+	g.by_model = json_object();
+	g.by_prefix = json_object();
+	g.by_status = json_object();
+	g.by_format = json_object();
+	if (g.by_model == NULL || g.by_prefix == NULL || g.by_status == NULL || g.by_format == NULL)
+		goto out;
+	if (rules_path != NULL && load_rules_file(rules_path) != 0) {
+		rc = 2;
+		goto out;
+	}
+
+	/* Signals are taken by sigwait() in this thread only. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&tm.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&timer_thread, NULL, timer_main, NULL) != 0) {
+		fprintf(stderr, "fake_provider: cannot start the timer thread\n");
+		goto out;
+	}
+	timer_started = true;
+
+	nofile = raise_nofile();
+	limit = nofile > 128 ? nofile - 64 : 64;
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((uint16_t)port);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	flags = MHD_USE_EPOLL | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	/* A pool size of 1 draws a warning from MHD, so the option is only
+	 * given for a real pool; MHD_OPTION_END otherwise ends the list early. */
+	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD warns */
+			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+			     MHD_OPTION_CONNECTION_LIMIT, limit,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+			     MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+			     threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)threads,
+			     MHD_OPTION_END);
+	if (d == NULL) {
+		fprintf(stderr, "fake_provider: cannot listen on 127.0.0.1:%ld\n", port);
+		goto out;
+	}
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	printf("port=%u\n", info != NULL ? (unsigned)info->port : (unsigned)port);
+	fflush(stdout);
+
+	while (sig != SIGTERM && sig != SIGINT) {
+		if (sigwait(&sigs, &sig) != 0)
+			break;
+	}
+	rc = 0;
+out:
+	if (timer_started) {
+		pthread_mutex_lock(&tm.mu);
+		tm.stopping = true;
+		pthread_cond_signal(&tm.cond);
+		pthread_mutex_unlock(&tm.mu);
+		pthread_join(timer_thread, NULL);
+	}
+	if (d != NULL) {
+		/* MHD requires every suspended connection resumed before stopping;
+		 * the timer thread resumed them all, now let MHD answer them. */
+		for (int waited = 0; atomic_load(&suspended_count) > 0 && waited < STOP_WAIT_MS; waited += 10)
+			usleep(10 * 1000);
+		MHD_stop_daemon(d);
+	}
+	pthread_mutex_lock(&g.mu);
+	state_reset_locked();
+	free(g.log);
+	rules_clear(&g.rules);
+	pthread_mutex_unlock(&g.mu);
+	free(tm.heap);
+	json_decref(g.by_model);
+	json_decref(g.by_prefix);
+	json_decref(g.by_status);
+	json_decref(g.by_format);
+	return rc;
+}

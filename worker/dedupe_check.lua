@@ -1,0 +1,20 @@
+-- dedupe_check: what is known of a batch of jobs before they are run.
+--
+-- KEYS[1..n] the jobs' dedupe hashes: {ledger}:job:<job>
+--
+-- Returns an array of n entries, one per key, each an array:
+--   {"new", attempts}      run it; attempts already used (numbers to skip)
+--   {"pending", outputs}   finished but not acknowledged: re-send outputs
+--   {"done"}               its ok result was acknowledged: skip it
+local out = {}
+for i = 1, #KEYS do
+  local f = redis.call('HMGET', KEYS[i], 'state', 'outputs', 'attempts')
+  if f[1] == 'done' then
+    out[i] = {'done'}
+  elseif f[1] == 'pending' and f[2] then
+    out[i] = {'pending', f[2]}
+  else
+    out[i] = {'new', tonumber(f[3] or '0')}
+  end
+end
+return out

@@ -1,0 +1,339 @@
+/* provider_gemini: Google's Gemini API, generateContent.
+ *
+ * Request:  POST {base_url}/models/{id}:generateContent with
+ *           x-goog-api-key: KEY (never in the URL, where logs and proxies
+ *           would keep it) and a JSON body {contents, systemInstruction?,
+ *           generationConfig}.
+ * Response: the text parts of candidates[0].content, its finishReason, and
+ *           usageMetadata.
+ *
+ * How a job becomes a request, decided here:
+ * - Roles: user is "user", assistant is "model". Every system message,
+ *   wherever it stands, goes to systemInstruction as one text part, in
+ *   order, separated by a blank line.
+ * - Consecutive messages of one role (once system messages are out) merge
+ *   into one content with one text part per message; blank messages (empty
+ *   or whitespace only) are left out.
+ * - A conversation that starts with a "model" turn is sent as it is; a job
+ *   with no user or assistant message left cannot be expressed and
+ *   build_request fails.
+ * - json_response sets generationConfig.responseMimeType "application/json",
+ *   Gemini's own JSON mode; the prompt is not touched.
+ * - The model id may be written with or without the "models/" prefix; it is
+ *   percent-encoded into the path.
+ *
+ * Response, decided here:
+ * - Parts marked "thought" (thought summaries) and non-text parts are not
+ *   content. A STOP with a functionCall part is finish_reason tool_calls.
+ * - A prompt blocked before generation (promptFeedback.blockReason, no
+ *   candidates) is a completion: content "", finish_reason content_filter;
+ *   billed when usageMetadata is there.
+ * - Usage: promptTokenCount includes cached tokens (cachedContentTokenCount);
+ *   toolUsePromptTokenCount is input too; thoughtsTokenCount is billed as
+ *   output, so it is added to candidatesTokenCount. Google leaves out counts
+ *   that are zero, so an absent count is 0.
+ *
+ * Classes, by error.status before the HTTP status: RESOURCE_EXHAUSTED (429),
+ * UNAVAILABLE (503), INTERNAL (500), DEADLINE_EXCEEDED (504) and ABORTED are
+ * retryable; UNAUTHENTICATED (401), PERMISSION_DENIED (403), an
+ * INVALID_ARGUMENT (400) about the API key ("API key not valid",
+ * API_KEY_INVALID) and FAILED_PRECONDITION (400: "User location is not
+ * supported", free tier not available: the account cannot be served, like a
+ * bad key) are RESPONSE_AUTH; an INVALID_ARGUMENT whose message reads like a
+ * token-count overflow is a context overflow; any other 4xx is rejected.
+ * An error body wrapped in a JSON array ([{"error":...}], as Google's
+ * streaming endpoints send) is unwrapped. */
+#include "provider.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- request */
+
+/* Appends s to b with every byte outside RFC 3986's unreserved set
+ * percent-encoded. */
+static void put_path_segment(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			buf_append(b, p, 1);
+		} else {
+			char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			buf_append(b, esc, 3);
+		}
+	}
+}
+
+static void put_turn(struct buf *b, const struct job *job, const struct provider_turn *t)
+{
+	size_t k = 0;
+	buf_printf(b, "{\"role\":\"%s\",\"parts\":[", t->role == ROLE_USER ? "user" : "model");
+	for (size_t i = t->first; i < t->end; i++) {
+		const struct job_message *msg = &job->messages[i];
+		if (msg->role != t->role || provider_message_is_blank(msg))
+			continue;
+		buf_puts(b, k++ ? ",{\"text\":" : "{\"text\":");
+		buf_json_str(b, msg->content, msg->content_len);
+		buf_puts(b, "}");
+	}
+	buf_puts(b, "]}");
+}
+
+static int gemini_build_request(const struct provider_conf *p, const struct model_conf *m,
+				const struct job *job, int64_t max_tokens, struct http_request *req,
+				char *errstr, size_t errstr_size)
+{
+	struct buf *b = &req->body;
+	struct buf system = {0};
+	struct provider_turn turn;
+	size_t pos = 0;
+	const char *id = m->id;
+	int rc = -1;
+
+	if (!provider_next_turn(job, &pos, &turn)) {
+		snprintf(errstr, errstr_size,
+			 "gemini: the job has no user or assistant message with content");
+		goto out;
+	}
+	if (strncmp(id, "models/", 7) == 0)
+		id += 7;
+	buf_printf(&req->url, "%s/models/", p->base_url);
+	put_path_segment(&req->url, id);
+	buf_puts(&req->url, ":generateContent");
+	if (p->api_key)
+		http_request_add_header(req, "x-goog-api-key: %s", p->api_key);
+	http_request_add_header(req, "Content-Type: application/json");
+
+	buf_puts(b, "{\"contents\":[");
+	put_turn(b, job, &turn);
+	while (provider_next_turn(job, &pos, &turn)) {
+		buf_puts(b, ",");
+		put_turn(b, job, &turn);
+	}
+	buf_puts(b, "]");
+
+	if (provider_buf_system(&system, job)) {
+		buf_puts(b, ",\"systemInstruction\":{\"parts\":[{\"text\":");
+		buf_json_str(b, system.data, system.len);
+		buf_puts(b, "}]}");
+	}
+
+	buf_printf(b, ",\"generationConfig\":{\"maxOutputTokens\":%lld",
+		   (long long)provider_max_tokens(m, max_tokens));
+	if (job->has_temperature)
+		buf_printf(b, ",\"temperature\":%.17g", job->temperature);
+	if (job->has_top_p)
+		buf_printf(b, ",\"topP\":%.17g", job->top_p);
+	provider_buf_stop_array(b, ",\"stopSequences\":", job->stop);
+	if (job->json_response)
+		buf_puts(b, ",\"responseMimeType\":\"application/json\"");
+	buf_puts(b, "}}");
+	rc = 0;
+out:
+	buf_free(&system);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- response */
+
+static bool is(const char *s, const char *t)
+{
+	return s && strcmp(s, t) == 0;
+}
+
+static const char *str_member(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static enum finish_reason map_finish(const char *r, bool tool_call)
+{
+	static const char *const filtered[] = {
+		"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"};
+	if (is(r, "STOP"))
+		return tool_call ? FINISH_TOOL_CALLS : FINISH_STOP;
+	if (is(r, "MAX_TOKENS"))
+		return FINISH_LENGTH;
+	for (size_t i = 0; i < sizeof filtered / sizeof filtered[0]; i++)
+		if (is(r, filtered[i]))
+			return FINISH_CONTENT_FILTER;
+	return FINISH_OTHER; /* LANGUAGE, OTHER, MALFORMED_FUNCTION_CALL, ... */
+}
+
+/* Returns 0, or -1 (nothing set) when there is no well-formed usageMetadata. */
+static int parse_usage(const json_t *usage, struct completion *out)
+{
+	int64_t prompt, tool, cached, cand, thoughts;
+	if (!json_is_object(usage))
+		return -1;
+	if (provider_get_count(usage, "promptTokenCount", &prompt) < 0 ||
+	    provider_get_count(usage, "toolUsePromptTokenCount", &tool) < 0 ||
+	    provider_get_count(usage, "cachedContentTokenCount", &cached) < 0 ||
+	    provider_get_count(usage, "candidatesTokenCount", &cand) < 0 ||
+	    provider_get_count(usage, "thoughtsTokenCount", &thoughts) < 0)
+		return -1;
+	out->usage.input_tokens = prompt + tool;
+	out->usage.cached_input_tokens = cached > prompt + tool ? prompt + tool : cached;
+	out->usage.cache_write_tokens = 0;
+	out->usage.output_tokens = cand + thoughts;
+	out->has_usage = true;
+	return 0;
+}
+
+/* Does any details[] entry carry this reason (google.rpc.ErrorInfo)? */
+static bool has_reason(const json_t *err, const char *reason)
+{
+	size_t i;
+	json_t *d;
+	json_array_foreach (json_object_get(err, "details"), i, d)
+		if (is(str_member(d, "reason"), reason))
+			return true;
+	return false;
+}
+
+static bool contains(const char *hay, const char *needle)
+{
+	return hay && strstr(hay, needle);
+}
+
+static enum response_class gemini_error(long status, enum response_class cls, const json_t *root,
+					struct completion *out)
+{
+	const json_t *top = json_is_array(root) ? json_array_get(root, 0) : root;
+	json_t *err = json_object_get(top, "error");
+	const char *st = str_member(err, "status");
+	const char *msg = str_member(err, "message");
+
+	if (is(st, "RESOURCE_EXHAUSTED") || is(st, "UNAVAILABLE") || is(st, "INTERNAL") ||
+	    is(st, "DEADLINE_EXCEEDED") || is(st, "ABORTED"))
+		cls = RESPONSE_RETRYABLE;
+	else if (is(st, "UNAUTHENTICATED") || is(st, "PERMISSION_DENIED") ||
+		 is(st, "FAILED_PRECONDITION") || has_reason(err, "API_KEY_INVALID") ||
+		 contains(msg, "API key not valid") || contains(msg, "API key expired"))
+		cls = RESPONSE_AUTH;
+	else if (is(st, "INVALID_ARGUMENT"))
+		cls = provider_text_is_context_overflow(msg) ? RESPONSE_CONTEXT_OVERFLOW
+							     : RESPONSE_REJECTED;
+	else if (is(st, "NOT_FOUND"))
+		cls = RESPONSE_REJECTED;
+	else if (cls == RESPONSE_REJECTED && provider_text_is_context_overflow(msg))
+		cls = RESPONSE_CONTEXT_OVERFLOW;
+
+	if (!root)
+		provider_set_error(out, "HTTP %ld with a body that is not JSON", status);
+	else if (st && msg)
+		provider_set_error(out, "%s: %s", st, msg);
+	else if (st || msg)
+		provider_set_error(out, "%s", msg ? msg : st);
+	else
+		provider_set_error(out, "HTTP %ld without an error message", status);
+	return cls;
+}
+
+/* Joins the text parts of content (absent: no parts) into out->content and
+ * notes a function call. Returns -1 when the parts are malformed. */
+static int take_content(const json_t *content, struct completion *out, bool *tool_call)
+{
+	struct buf b = {0};
+	json_t *parts = json_object_get(content, "parts");
+	json_t *part;
+	size_t i;
+
+	if ((content && !json_is_object(content)) || (parts && !json_is_array(parts)))
+		return -1;
+	json_array_foreach (parts, i, part) {
+		if (!json_is_object(part))
+			goto fail;
+		if (json_object_get(part, "functionCall"))
+			*tool_call = true;
+		json_t *text = json_object_get(part, "text");
+		if (!text || json_is_true(json_object_get(part, "thought")))
+			continue;
+		if (!json_is_string(text))
+			goto fail;
+		provider_buf_text(&b, text);
+	}
+	out->content = buf_take(&b);
+	return 0;
+fail:
+	buf_free(&b);
+	return -1;
+}
+
+static enum response_class gemini_parse_response(const struct model_conf *m, long status,
+						 const char *body, size_t len,
+						 struct completion *out)
+{
+	(void)m;
+	enum response_class cls = provider_class_of_status(status);
+	json_t *root = provider_json_load(body, len);
+	json_t *cands, *cand, *finish;
+	bool tool_call = false;
+
+	bool usage_ok = parse_usage(json_object_get(root, "usageMetadata"), out) == 0;
+
+	if (cls != RESPONSE_OK) {
+		cls = gemini_error(status, cls, root, out);
+		goto out;
+	}
+	cls = RESPONSE_INVALID;
+	if (!root) {
+		provider_set_error(out, "response body is not JSON");
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		provider_set_error(out, "response body is not a JSON object");
+		goto out;
+	}
+	json_t *err = json_object_get(root, "error");
+	if (err && !json_is_null(err)) {
+		const char *msg = str_member(err, "message");
+		provider_set_error(out, "error in a 2xx response: %s", msg ? msg : "(no message)");
+		goto out;
+	}
+	cands = json_object_get(root, "candidates");
+	if (cands && !json_is_array(cands)) {
+		provider_set_error(out, "candidates is not an array");
+		goto out;
+	}
+	if (json_array_size(cands) == 0) {
+		const char *block =
+			str_member(json_object_get(root, "promptFeedback"), "blockReason");
+		if (!block) {
+			provider_set_error(out, "response has no candidates");
+			goto out;
+		}
+		/* Blocked before generation: an answer, not a failure. */
+		out->content = xstrdup("");
+		out->finish_reason = FINISH_CONTENT_FILTER;
+		cls = RESPONSE_OK;
+		goto out;
+	}
+	if (!usage_ok) {
+		provider_set_error(out, "response has no valid usageMetadata");
+		goto out;
+	}
+	cand = json_array_get(cands, 0);
+	finish = json_object_get(cand, "finishReason");
+	if (!json_is_object(cand) || (finish && !json_is_string(finish))) {
+		provider_set_error(out, "candidates[0] is malformed");
+		goto out;
+	}
+	if (take_content(json_object_get(cand, "content"), out, &tool_call) != 0) {
+		provider_set_error(out, "candidates[0].content is malformed");
+		goto out;
+	}
+	out->finish_reason = map_finish(json_string_value(finish), tool_call);
+	cls = RESPONSE_OK;
+out:
+	json_decref(root);
+	return cls;
+}
+
+const struct provider provider_gemini = {
+	.type = "gemini",
+	.build_request = gemini_build_request,
+	.parse_response = gemini_parse_response,
+};
