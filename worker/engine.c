@@ -102,6 +102,7 @@ struct engine {
 	const struct config *cfg;
 	struct kafka *kafka;
 	struct redis *redis;
+	struct ledger *ledger;
 	struct http_pool **pools; /* per provider */
 	char worker_id[128];
 
@@ -503,7 +504,7 @@ static void settle_attempt(struct task *t)
 	struct buf blob = {0};
 	if (a->outcome == OUTCOME_OK)
 		outputs_blob(t, &blob);
-	ledger_settle(t->e->redis, t->e->cfg, t->job.budget, t->id, a->number, a->cost_nusd,
+	ledger_settle(t->e->ledger, t->job.budget, t->id, a->number, a->cost_nusd,
 		      a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
 	buf_free(&blob);
 }
@@ -671,8 +672,17 @@ static void task_attempt(struct task *t)
 	struct http_request req = {0};
 	char err[256];
 	if (p->ops->build_request(p, m, &t->job, t->route.entries[mi].max_tokens, &req, err, sizeof err)) {
+		/* This format cannot express the job (e.g. only system messages for
+		 * Anthropic): the model is skipped, the chain goes on. */
 		http_request_clear(&req);
-		task_fail(t, ERR_NO_ELIGIBLE_MODEL, "%s: %s", m->name, err);
+		t->tried[mi] = true;
+		while (t->chain_pos < t->route.n_chain && t->tried[t->route.chain[t->chain_pos]])
+			t->chain_pos++;
+		if (t->chain_pos >= t->route.n_chain) {
+			task_fail(t, ERR_NO_ELIGIBLE_MODEL, "%s cannot take this job: %s", m->name, err);
+			return;
+		}
+		task_attempt(t);
 		return;
 	}
 	if (t->n_attempts == MAX_CHAIN_ATTEMPTS) {
@@ -867,11 +877,11 @@ static void dedupe_flush(struct engine *e)
 			ids[i] = cb->tasks[i]->id;
 		e->check = NULL;
 		e->n_check = e->cap_check = 0;
-		ledger_dedupe_check(e->redis, e->cfg, ids, cb->n, on_checked, cb);
+		ledger_dedupe_check(e->ledger, ids, cb->n, on_checked, cb);
 		free(ids);
 	}
 	if (e->n_done && redis_ready(e->redis)) {
-		ledger_dedupe_done(e->redis, e->cfg, (const char *const *)e->done_ids, e->n_done,
+		ledger_dedupe_done(e->ledger, (const char *const *)e->done_ids, e->n_done,
 				   on_marked_done, NULL);
 		for (size_t i = 0; i < e->n_done; i++)
 			free(e->done_ids[i]);
@@ -1041,7 +1051,8 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 		goto fail;
 	if (kafka_probe(e->kafka, 10000, errstr, errstr_size) != 0)
 		goto fail;
-	e->redis = redis_new(loop, &ropt, ledger_scripts, LEDGER_N_SCRIPTS, on_redis_state, e);
+	e->redis = redis_new(loop, &ropt, on_redis_state, e);
+	e->ledger = ledger_new(e->redis, cfg);
 	e->pools = xcalloc(cfg->n_providers, sizeof *e->pools);
 	for (size_t i = 0; i < cfg->n_providers; i++) {
 		e->pools[i] = http_pool_new(loop, cfg->providers[i].max_connections,
@@ -1057,6 +1068,8 @@ fail:
 	}
 	redis_free(e->redis);
 	e->redis = NULL;
+	ledger_free(e->ledger);
+	e->ledger = NULL;
 	engine_free(e);
 	return NULL;
 }
@@ -1168,6 +1181,7 @@ void engine_free(struct engine *e)
 	free(e->tracks);
 	free(e->revoking_flags);
 	free(e->check);
+	ledger_free(e->ledger);
 	for (size_t i = 0; i < e->n_done; i++)
 		free(e->done_ids[i]);
 	free(e->done_ids);

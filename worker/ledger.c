@@ -11,11 +11,27 @@
 
 extern const char lua_settle[], lua_dedupe_check[], lua_dedupe_done[];
 
-struct redis_script ledger_scripts[LEDGER_N_SCRIPTS] = {
-	[LEDGER_SETTLE] = {.name = "settle", .source = lua_settle},
-	[LEDGER_DEDUPE_CHECK] = {.name = "dedupe_check", .source = lua_dedupe_check},
-	[LEDGER_DEDUPE_DONE] = {.name = "dedupe_done", .source = lua_dedupe_done},
+struct ledger {
+	struct redis *r;
+	const struct config *cfg;
+	size_t settle, dedupe_check, dedupe_done; /* script ids */
 };
+
+struct ledger *ledger_new(struct redis *r, const struct config *cfg)
+{
+	struct ledger *l = xcalloc(1, sizeof *l);
+	l->r = r;
+	l->cfg = cfg;
+	l->settle = redis_add_script(r, "settle", lua_settle);
+	l->dedupe_check = redis_add_script(r, "dedupe_check", lua_dedupe_check);
+	l->dedupe_done = redis_add_script(r, "dedupe_done", lua_dedupe_done);
+	return l;
+}
+
+void ledger_free(struct ledger *l)
+{
+	free(l);
+}
 
 static void job_key(struct buf *key, const struct config *cfg, const char *job_id)
 {
@@ -51,7 +67,7 @@ void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, in
 /* Settle markers outlive any redelivery of the job: a week. */
 #define SETTLE_MARKER_TTL_S "604800"
 
-void ledger_settle(struct redis *r, const struct config *cfg, int budget, const char *job_id,
+void ledger_settle(struct ledger *l, int budget, const char *job_id,
 		   int attempt, int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
 		   void *opaque)
 {
@@ -62,6 +78,7 @@ void ledger_settle(struct redis *r, const struct config *cfg, int budget, const 
 	char cost[24], attempt_s[16], ttl[24];
 	int n = 0;
 	int64_t now = time_now_ms();
+	const struct config *cfg = l->cfg;
 
 	buf_printf(&keys[n++], "%s{ledger}:settled:%s:%d", cfg->redis.key_prefix, job_id, attempt);
 	job_key(&keys[n++], cfg, job_id);
@@ -80,16 +97,17 @@ void ledger_settle(struct redis *r, const struct config *cfg, int budget, const 
 		argv[n + i] = args[i];
 		lens[n + i] = i == 4 && outputs ? outputs->len : strlen(args[i]);
 	}
-	redis_eval(r, LEDGER_SETTLE, cb, opaque, n, n + 5, argv, lens);
+	redis_eval(l->r, l->settle, cb, opaque, n, n + 5, argv, lens);
 	for (int i = 0; i < n; i++)
 		buf_free(&keys[i]);
 }
 
 /* One script call over the job hashes of job_ids, with extra trailing args. */
-static void eval_jobs(struct redis *r, const struct config *cfg, size_t script,
+static void eval_jobs(struct ledger *l, size_t script,
 		      const char *const *job_ids, size_t n, const char *arg, redis_reply_cb *cb,
 		      void *opaque)
 {
+	const struct config *cfg = l->cfg;
 	struct buf *keys = xcalloc(n, sizeof *keys);
 	const char **argv = xcalloc(n + 1, sizeof *argv);
 	size_t *lens = xcalloc(n + 1, sizeof *lens);
@@ -102,7 +120,7 @@ static void eval_jobs(struct redis *r, const struct config *cfg, size_t script,
 		argv[n] = arg;
 		lens[n] = strlen(arg);
 	}
-	redis_eval(r, script, cb, opaque, (int)n, (int)n + (arg ? 1 : 0), argv, lens);
+	redis_eval(l->r, script, cb, opaque, (int)n, (int)n + (arg ? 1 : 0), argv, lens);
 	for (size_t i = 0; i < n; i++)
 		buf_free(&keys[i]);
 	free(keys);
@@ -110,16 +128,16 @@ static void eval_jobs(struct redis *r, const struct config *cfg, size_t script,
 	free(lens);
 }
 
-void ledger_dedupe_check(struct redis *r, const struct config *cfg, const char *const *job_ids,
+void ledger_dedupe_check(struct ledger *l, const char *const *job_ids,
 			 size_t n, redis_reply_cb *cb, void *opaque)
 {
-	eval_jobs(r, cfg, LEDGER_DEDUPE_CHECK, job_ids, n, NULL, cb, opaque);
+	eval_jobs(l, l->dedupe_check, job_ids, n, NULL, cb, opaque);
 }
 
-void ledger_dedupe_done(struct redis *r, const struct config *cfg, const char *const *job_ids,
+void ledger_dedupe_done(struct ledger *l, const char *const *job_ids,
 			size_t n, redis_reply_cb *cb, void *opaque)
 {
 	char ttl[24];
-	snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->worker.dedupe_ttl_s);
-	eval_jobs(r, cfg, LEDGER_DEDUPE_DONE, job_ids, n, ttl, cb, opaque);
+	snprintf(ttl, sizeof ttl, "%lld", (long long)l->cfg->worker.dedupe_ttl_s);
+	eval_jobs(l, l->dedupe_done, job_ids, n, ttl, cb, opaque);
 }

@@ -20,9 +20,12 @@
 
 #include <stdint.h>
 
-/* The Lua scripts, in the order redis_new() is given them. */
-enum ledger_script { LEDGER_SETTLE, LEDGER_DEDUPE_CHECK, LEDGER_DEDUPE_DONE, LEDGER_N_SCRIPTS };
-extern struct redis_script ledger_scripts[LEDGER_N_SCRIPTS];
+struct ledger;
+
+/* A ledger on connection r (borrowed) for cfg (borrowed); registers its Lua
+ * scripts with r, so it must be made before redis_start(). */
+struct ledger *ledger_new(struct redis *r, const struct config *cfg);
+void ledger_free(struct ledger *l);
 
 /* Writes the window of period p at unix_ms ("all", "2026-11-22", "2026-11"). */
 void ledger_window(enum period p, int64_t unix_ms, char *out, size_t out_size);
@@ -34,16 +37,16 @@ void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, in
  * one JSON per line, result first) are kept for a re-send when not NULL.
  * cb gets the reply (integer 1 charged, 0 repeat) or NULL if Redis could not
  * be reached: the caller retries, the step being idempotent. */
-void ledger_settle(struct redis *r, const struct config *cfg, int budget, const char *job_id,
+void ledger_settle(struct ledger *l, int budget, const char *job_id,
 		   int attempt, int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
 		   void *opaque);
 
 /* Looks n jobs up (dedupe_check.lua): the reply is an array of n entries
  * {"new", attempts} | {"pending", outputs} | {"done"}. */
-void ledger_dedupe_check(struct redis *r, const struct config *cfg, const char *const *job_ids,
+void ledger_dedupe_check(struct ledger *l, const char *const *job_ids,
 			 size_t n, redis_reply_cb *cb, void *opaque);
 /* Marks n jobs done (their ok result was acknowledged). */
-void ledger_dedupe_done(struct redis *r, const struct config *cfg, const char *const *job_ids,
+void ledger_dedupe_done(struct ledger *l, const char *const *job_ids,
 			size_t n, redis_reply_cb *cb, void *opaque);
 
 #endif

@@ -18,12 +18,19 @@
 
 enum redis_state { R_DOWN, R_CONNECTING, R_LOADING, R_READY };
 
+/* A Lua script and, once loaded, its SHA1. */
+struct redis_script {
+	const char *name;
+	const char *source;
+	char sha[41];
+};
+
 struct redis {
 	uv_loop_t *loop;
 	struct redis_options opt;
 	char *host;
 	char *password;
-	struct redis_script *scripts;
+	struct redis_script *scripts; /* new */
 	size_t n_scripts;
 	redis_state_cb *state_cb;
 	void *opaque;
@@ -293,6 +300,7 @@ static void on_timer_closed(uv_handle_t *h)
 {
 	struct redis *r = h->data;
 	if (--r->open_handles == 0) {
+		free(r->scripts);
 		free(r->host);
 		if (r->password) {
 			explicit_bzero(r->password, strlen(r->password));
@@ -302,9 +310,15 @@ static void on_timer_closed(uv_handle_t *h)
 	}
 }
 
+size_t redis_add_script(struct redis *r, const char *name, const char *source)
+{
+	r->scripts = xrealloc(r->scripts, (r->n_scripts + 1) * sizeof *r->scripts);
+	r->scripts[r->n_scripts] = (struct redis_script){.name = name, .source = source};
+	return r->n_scripts++;
+}
+
 struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt,
-			struct redis_script *scripts, size_t n_scripts, redis_state_cb *state_cb,
-			void *opaque)
+			redis_state_cb *state_cb, void *opaque)
 {
 	struct redis *r = xcalloc(1, sizeof *r);
 	r->loop = loop;
@@ -315,8 +329,6 @@ struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt,
 	r->opt.password = r->password;
 	if (r->opt.timeout_ms <= 0)
 		r->opt.timeout_ms = 1000;
-	r->scripts = scripts;
-	r->n_scripts = n_scripts;
 	r->state_cb = state_cb;
 	r->opaque = opaque;
 	uv_timer_init(loop, &r->reconnect);

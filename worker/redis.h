@@ -31,18 +31,13 @@ struct redis_options {
 	int64_t timeout_ms;
 };
 
-/* A Lua script and, once loaded, its SHA1. */
-struct redis_script {
-	const char *name;
-	const char *source;
-	char sha[41];
-};
-
-/* scripts (borrowed, must outlive the connection) are loaded at every
- * (re)connect before the connection is ready. */
 struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt,
-			struct redis_script *scripts, size_t n_scripts, redis_state_cb *state_cb,
-			void *opaque);
+			redis_state_cb *state_cb, void *opaque);
+
+/* Registers a Lua script (source borrowed: a static string) and returns its
+ * id for redis_eval(). Scripts are loaded at every (re)connect before the
+ * connection reports ready. Register before redis_start(). */
+size_t redis_add_script(struct redis *r, const char *name, const char *source);
 void redis_start(struct redis *r);
 bool redis_ready(const struct redis *r);
 /* Commands sent and not yet answered. */

@@ -1,0 +1,94 @@
+/* cli_common: configuration, Redis and terminal helpers for the subcommands. */
+#include "cli.h"
+
+#include "buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_override_redis(struct config *cfg, const char *hostport)
+{
+	const char *colon = strrchr(hostport, ':');
+	if (!colon || colon == hostport)
+		return -1;
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port < 1 || port > 65535)
+		return -1;
+	free(cfg->redis.host);
+	cfg->redis.host = xstrndup(hostport, (size_t)(colon - hostport));
+	cfg->redis.port = (int)port;
+	return 0;
+}
+
+struct config *cli_config(const char *sub, const char *path, const char *brokers,
+			  const char *redis)
+{
+	char err[1024];
+	if (!path) {
+		fprintf(stderr, "promptyard %s: -c FILE is required\n", sub);
+		return NULL;
+	}
+	struct config *cfg = config_load(path, 0, err, sizeof err);
+	if (!cfg) {
+		fprintf(stderr, "promptyard %s: %s\n", sub, err);
+		return NULL;
+	}
+	if (brokers) {
+		free(cfg->kafka.brokers);
+		cfg->kafka.brokers = xstrdup(brokers);
+	}
+	if (redis && cli_override_redis(cfg, redis) != 0) {
+		fprintf(stderr, "promptyard %s: --redis: expected HOST:PORT, got \"%s\"\n", sub, redis);
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+redisContext *cli_redis(const char *sub, const struct config *cfg)
+{
+	struct timeval tv = {.tv_sec = cfg->redis.timeout_ms / 1000,
+			     .tv_usec = (cfg->redis.timeout_ms % 1000) * 1000};
+	redisContext *c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, tv);
+	redisReply *r = NULL;
+	if (!c || c->err) {
+		fprintf(stderr, "promptyard %s: redis %s:%d: %s\n", sub, cfg->redis.host,
+			cfg->redis.port, c ? c->errstr : "out of memory");
+		goto fail;
+	}
+	redisSetTimeout(c, tv);
+	if (cfg->redis.password) {
+		r = redisCommand(c, "AUTH %s", cfg->redis.password);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "promptyard %s: redis %s:%d: authentication failed\n", sub,
+				cfg->redis.host, cfg->redis.port);
+			goto fail;
+		}
+		freeReplyObject(r);
+		r = NULL;
+	}
+	if (cfg->redis.db) {
+		r = redisCommand(c, "SELECT %d", cfg->redis.db);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "promptyard %s: redis %s:%d: cannot select db %d\n", sub,
+				cfg->redis.host, cfg->redis.port, cfg->redis.db);
+			goto fail;
+		}
+		freeReplyObject(r);
+	}
+	return c;
+fail:
+	if (r)
+		freeReplyObject(r);
+	if (c)
+		redisFree(c);
+	return NULL;
+}
+
+bool cli_tty(void)
+{
+	return isatty(STDERR_FILENO) == 1;
+}
