@@ -23,8 +23,7 @@ int cli_override_redis(struct config *cfg, const char *hostport)
 	return 0;
 }
 
-struct config *cli_config(const char *sub, const char *path, const char *brokers,
-			  const char *redis)
+struct config *cli_config(const char *sub, const char *path, const char *brokers, const char *redis)
 {
 	char err[1024];
 	if (!path) {
@@ -41,7 +40,8 @@ struct config *cli_config(const char *sub, const char *path, const char *brokers
 		cfg->kafka.brokers = xstrdup(brokers);
 	}
 	if (redis && cli_override_redis(cfg, redis) != 0) {
-		fprintf(stderr, "promptyard %s: --redis: expected HOST:PORT, got \"%s\"\n", sub, redis);
+		fprintf(stderr, "promptyard %s: --redis: expected HOST:PORT, got \"%s\"\n", sub,
+		        redis);
 		config_free(cfg);
 		return NULL;
 	}
@@ -51,12 +51,12 @@ struct config *cli_config(const char *sub, const char *path, const char *brokers
 redisContext *cli_redis(const char *sub, const struct config *cfg)
 {
 	struct timeval tv = {.tv_sec = cfg->redis.timeout_ms / 1000,
-			     .tv_usec = (cfg->redis.timeout_ms % 1000) * 1000};
+	                     .tv_usec = (cfg->redis.timeout_ms % 1000) * 1000};
 	redisContext *c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, tv);
 	redisReply *r = NULL;
 	if (!c || c->err) {
 		fprintf(stderr, "promptyard %s: redis %s:%d: %s\n", sub, cfg->redis.host,
-			cfg->redis.port, c ? c->errstr : "out of memory");
+		        cfg->redis.port, c ? c->errstr : "out of memory");
 		goto fail;
 	}
 	redisSetTimeout(c, tv);
@@ -64,7 +64,7 @@ redisContext *cli_redis(const char *sub, const struct config *cfg)
 		r = redisCommand(c, "AUTH %s", cfg->redis.password);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
 			fprintf(stderr, "promptyard %s: redis %s:%d: authentication failed\n", sub,
-				cfg->redis.host, cfg->redis.port);
+			        cfg->redis.host, cfg->redis.port);
 			goto fail;
 		}
 		freeReplyObject(r);
@@ -74,7 +74,7 @@ redisContext *cli_redis(const char *sub, const struct config *cfg)
 		r = redisCommand(c, "SELECT %d", cfg->redis.db);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
 			fprintf(stderr, "promptyard %s: redis %s:%d: cannot select db %d\n", sub,
-				cfg->redis.host, cfg->redis.port, cfg->redis.db);
+			        cfg->redis.host, cfg->redis.port, cfg->redis.db);
 			goto fail;
 		}
 		freeReplyObject(r);

@@ -13,15 +13,15 @@
 #include <string.h>
 
 static const struct cli_command commands[] = {
-	{"submit", "produce jobs from a JSON Lines file (native or OpenAI Batch)", cli_submit},
-	{"collect", "read results into a file (native or OpenAI Batch output)", cli_collect},
-	{"status", "budgets, job counts and consumer lag", cli_status},
-	{"budget", "set, show or reset budgets in Redis", cli_budget},
-	{"estimate", "project the cost of a JSONL file without calling anything", cli_estimate},
-	{"route", "explain the routing decision for one job", cli_route},
-	{"dlq", "replay dead-lettered jobs", cli_dlq},
-	{"dev", "run the embedded stack: Kafka, Redis, a simulated provider, a worker", cli_dev},
-	{"version", "print the version", cli_version},
+        {"submit", "produce jobs from a JSON Lines file (native or OpenAI Batch)", cli_submit},
+        {"collect", "read results into a file (native or OpenAI Batch output)", cli_collect},
+        {"status", "budgets, job counts and consumer lag", cli_status},
+        {"budget", "set, show or reset budgets in Redis", cli_budget},
+        {"estimate", "project the cost of a JSONL file without calling anything", cli_estimate},
+        {"route", "explain the routing decision for one job", cli_route},
+        {"dlq", "replay dead-lettered jobs", cli_dlq},
+        {"dev", "run the embedded stack: Kafka, Redis, a simulated provider, a worker", cli_dev},
+        {"version", "print the version", cli_version},
 };
 
 static void usage(FILE *out)

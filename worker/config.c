@@ -28,7 +28,7 @@
 /* ---------------------------------------------------------------- names */
 
 static const char *strategy_names[STRATEGY_COUNT] = {"cheapest", "balanced", "fastest", "reliable",
-						     "auto"};
+                                                     "auto"};
 
 int strategy_parse(const char *name, enum strategy *out)
 {
@@ -52,9 +52,9 @@ int capability_parse(const char *name, unsigned *bit)
 		const char *name;
 		unsigned bit;
 	} caps[] = {{"json", CAP_JSON},
-		    {"tools", CAP_TOOLS},
-		    {"vision", CAP_VISION},
-		    {"long_context", CAP_LONG_CONTEXT}};
+	            {"tools", CAP_TOOLS},
+	            {"vision", CAP_VISION},
+	            {"long_context", CAP_LONG_CONTEXT}};
 	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
 		if (strcmp(name, caps[i].name) == 0) {
 			*bit = caps[i].bit;
@@ -167,10 +167,10 @@ static int setting_line(const config_setting_t *s)
  * g's: a missing key is reported where it should have been. fmt must never be
  * given a secret. */
 static int fail(struct loader *ld, const config_setting_t *g, const char *name, const char *fmt,
-		...) __attribute__((format(printf, 4, 5)));
+                ...) __attribute__((format(printf, 4, 5)));
 
 static int fail(struct loader *ld, const config_setting_t *g, const char *name, const char *fmt,
-		...)
+                ...)
 {
 	const config_setting_t *at = g;
 	struct buf b = {0};
@@ -196,7 +196,7 @@ static int fail(struct loader *ld, const config_setting_t *g, const char *name, 
 
 /* Logs a warning for every member of group g not named in known (NULL-ended). */
 static void warn_unknown(const struct loader *ld, const config_setting_t *g,
-			 const char *const *known)
+                         const char *const *known)
 {
 	int n = config_setting_length(g);
 
@@ -213,7 +213,7 @@ static void warn_unknown(const struct loader *ld, const config_setting_t *g,
 		key = key_of(m, NULL);
 		snprintf(line, sizeof line, "%d", setting_line(m));
 		log_warn("unknown configuration key", "file", setting_file(ld, m), "line", line,
-			 "key", key, NULL);
+		         "key", key, NULL);
 		free(key);
 	}
 }
@@ -221,12 +221,12 @@ static void warn_unknown(const struct loader *ld, const config_setting_t *g,
 /* ---------------------------------------------------------------- typed values */
 
 #define MS_MAX INT64_C(86400000) /* a day: the longest duration any _ms key takes */
-#define MIB (INT64_C(1) << 20)
+#define MIB    (INT64_C(1) << 20)
 
 /* Reads the integer member name of g into *out: def when absent, else it must
  * be an integer (never a float) in [min, max]. Returns 0 or -1. */
 static int get_int64(struct loader *ld, const config_setting_t *g, const char *name, int64_t def,
-		     int64_t min, int64_t max, int64_t *out)
+                     int64_t min, int64_t max, int64_t *out)
 {
 	const config_setting_t *s = config_setting_get_member(g, name);
 	int type;
@@ -246,19 +246,19 @@ static int get_int64(struct loader *ld, const config_setting_t *g, const char *n
 	if (max == INT64_MAX)
 		return fail(ld, g, name, "must be an integer >= %lld", (long long)min);
 	return fail(ld, g, name, "must be an integer from %lld to %lld", (long long)min,
-		    (long long)max);
+	            (long long)max);
 }
 
 /* A duration in milliseconds: a positive integer up to MS_MAX. */
 static int get_ms(struct loader *ld, const config_setting_t *g, const char *name, int64_t def,
-		  int64_t *out)
+                  int64_t *out)
 {
 	return get_int64(ld, g, name, def, 1, MS_MAX, out);
 }
 
 /* get_int64() for int fields; min and max must fit an int. */
 static int get_int(struct loader *ld, const config_setting_t *g, const char *name, int def, int min,
-		   int max, int *out)
+                   int max, int *out)
 {
 	int64_t v = 0;
 
@@ -273,21 +273,16 @@ static bool number_of(const config_setting_t *s, double *v)
 {
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_INT64:
-		*v = (double)config_setting_get_int64(s);
-		return true;
-	case CONFIG_TYPE_FLOAT:
-		*v = config_setting_get_float(s);
-		return true;
-	default:
-		return false;
+	case CONFIG_TYPE_INT64: *v = (double)config_setting_get_int64(s); return true;
+	case CONFIG_TYPE_FLOAT: *v = config_setting_get_float(s); return true;
+	default: return false;
 	}
 }
 
 /* Reads the number member name of g (an integer is accepted) into *out: def
  * when absent, else it must lie in [min, max]. */
 static int get_double(struct loader *ld, const config_setting_t *g, const char *name, double def,
-		      double min, double max, double *out)
+                      double min, double max, double *out)
 {
 	const config_setting_t *s = config_setting_get_member(g, name);
 	double v = 0;
@@ -307,7 +302,7 @@ static int get_double(struct loader *ld, const config_setting_t *g, const char *
  * nearest): def when absent; required when def is -2. */
 #define USD_REQUIRED INT64_C(-2)
 static int get_usd(struct loader *ld, const config_setting_t *g, const char *name, int64_t def,
-		   int64_t *out)
+                   int64_t *out)
 {
 	const config_setting_t *s = config_setting_get_member(g, name);
 	double v = 0;
@@ -328,7 +323,7 @@ static int get_usd(struct loader *ld, const config_setting_t *g, const char *nam
 }
 
 static int get_bool(struct loader *ld, const config_setting_t *g, const char *name, bool def,
-		    bool *out)
+                    bool *out)
 {
 	const config_setting_t *s = config_setting_get_member(g, name);
 
@@ -360,7 +355,7 @@ static int get_str(struct loader *ld, const config_setting_t *g, const char *nam
 /* Copies the string member name of g into *out (new): def when absent, and an
  * error "is required" when def is NULL. */
 static int dup_str(struct loader *ld, const config_setting_t *g, const char *name, const char *def,
-		   char **out)
+                   char **out)
 {
 	const char *v = NULL;
 
@@ -374,7 +369,7 @@ static int dup_str(struct loader *ld, const config_setting_t *g, const char *nam
 
 /* dup_str() where "" is an error too. */
 static int dup_nonempty(struct loader *ld, const config_setting_t *g, const char *name,
-			const char *def, char **out)
+                        const char *def, char **out)
 {
 	if (dup_str(ld, g, name, def, out) < 0)
 		return -1;
@@ -386,7 +381,7 @@ static int dup_nonempty(struct loader *ld, const config_setting_t *g, const char
 /* Sets *out to the list or array member name of g whose elements are all
  * strings, or NULL when it is absent. */
 static int get_str_list(struct loader *ld, const config_setting_t *g, const char *name,
-			const config_setting_t **out)
+                        const config_setting_t **out)
 {
 	const config_setting_t *s = config_setting_get_member(g, name);
 	int n;
@@ -423,7 +418,7 @@ static bool is_env_name(const char *s)
  * variable it names into *secret (new, NULL when unset or empty). When the
  * variable is missing and required, fails naming the variable, never a value. */
 static int get_secret(struct loader *ld, const config_setting_t *g, const char *name, bool required,
-		      char **env, char **secret)
+                      char **env, char **secret)
 {
 	const char *v = NULL;
 
@@ -433,8 +428,8 @@ static int get_secret(struct loader *ld, const config_setting_t *g, const char *
 		return 0;
 	if (!is_env_name(*env))
 		return fail(ld, g, name,
-			    "must name an environment variable (letters, digits and _), "
-			    "not hold the secret itself");
+		            "must name an environment variable (letters, digits and _), "
+		            "not hold the secret itself");
 	v = getenv(*env);
 	if (v && *v) {
 		*secret = xstrdup(v);
@@ -442,19 +437,19 @@ static int get_secret(struct loader *ld, const config_setting_t *g, const char *
 	}
 	if (required)
 		return fail(ld, g, name, "environment variable %s is %s", *env,
-			    v ? "empty" : "not set");
+		            v ? "empty" : "not set");
 	return 0;
 }
 
 /* A secret written into the file itself is refused outright. */
 static int refuse_secret(struct loader *ld, const config_setting_t *g, const char *name,
-			 const char *instead)
+                         const char *instead)
 {
 	if (config_setting_get_member(g, name))
 		return fail(ld, g, name,
-			    "secrets are never written in the file: set %s to the name of an "
-			    "environment variable instead",
-			    instead);
+		            "secrets are never written in the file: set %s to the name of an "
+		            "environment variable instead",
+		            instead);
 	return 0;
 }
 
@@ -483,7 +478,7 @@ static bool is_listen_addr(const char *s)
 /* Sets *out to the group called name under root. An absent section is added
  * empty, so every key takes its default through the same code. */
 static int section(struct loader *ld, config_setting_t *root, const char *name,
-		   const config_setting_t **out)
+                   const config_setting_t **out)
 {
 	config_setting_t *s = config_setting_get_member(root, name);
 
@@ -498,7 +493,7 @@ static int section(struct loader *ld, config_setting_t *root, const char *name,
 /* Sets *out to the list of groups called name under root (NULL when absent,
  * *n = 0). Every element must be a group. */
 static int group_list(struct loader *ld, const config_setting_t *root, const char *name,
-		      const config_setting_t **out, size_t *n)
+                      const config_setting_t **out, size_t *n)
 {
 	const config_setting_t *s = config_setting_get_member(root, name);
 	int len;
@@ -511,7 +506,7 @@ static int group_list(struct loader *ld, const config_setting_t *root, const cha
 	/* libconfig reads "[]" as an empty array: accept it as an empty list. */
 	if (!config_setting_is_list(s) && !(config_setting_is_array(s) && len == 0))
 		return fail(ld, root, name, "must be a list of groups: %s = ( { ... }, { ... } );",
-			    name);
+		            name);
 	for (int i = 0; i < len; i++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		if (!config_setting_is_group(e))
@@ -525,8 +520,8 @@ static int group_list(struct loader *ld, const config_setting_t *root, const cha
 static int load_kafka(struct loader *ld, const config_setting_t *g, struct config *cfg)
 {
 	static const char *const known[] = {"brokers",       "group",       "input_topics",
-					    "results_topic", "costs_topic", "dlq_topic",
-					    "properties",    NULL};
+	                                    "results_topic", "costs_topic", "dlq_topic",
+	                                    "properties",    NULL};
 	const config_setting_t *topics = NULL, *props = NULL;
 	size_t n;
 
@@ -554,7 +549,7 @@ static int load_kafka(struct loader *ld, const config_setting_t *g, struct confi
 			const char *t = config_setting_get_string_elem(topics, (int)i);
 			if (!*t)
 				return fail(ld, config_setting_get_elem(topics, (unsigned)i), NULL,
-					    "must not be empty");
+				            "must not be empty");
 			cfg->kafka.input_topics[i] = xstrdup(t);
 		}
 	}
@@ -568,7 +563,7 @@ static int load_kafka(struct loader *ld, const config_setting_t *g, struct confi
 		const char *eq = strchr(p, '=');
 		if (!eq || eq == p)
 			return fail(ld, config_setting_get_elem(props, (unsigned)i), NULL,
-				    "must be \"key=value\" (a librdkafka property)");
+			            "must be \"key=value\" (a librdkafka property)");
 		cfg->kafka.property_keys[i] = xstrndup(p, (size_t)(eq - p));
 		cfg->kafka.property_values[i] = xstrdup(eq + 1);
 	}
@@ -579,7 +574,7 @@ static int load_redis(struct loader *ld, const config_setting_t *g, struct confi
 {
 	/* "password" is known in order to be refused, not warned about. */
 	static const char *const known[] = {"host", "port",       "password_env", "password",
-					    "db",   "key_prefix", "timeout_ms",   NULL};
+	                                    "db",   "key_prefix", "timeout_ms",   NULL};
 
 	warn_unknown(ld, g, known);
 	if (refuse_secret(ld, g, "password", "password_env") < 0 ||
@@ -592,18 +587,18 @@ static int load_redis(struct loader *ld, const config_setting_t *g, struct confi
 	/* A password the operator asked for but did not provide is always an
 	 * error: unlike a provider key, nothing works without Redis. */
 	return get_secret(ld, g, "password_env", true, &cfg->redis.password_env,
-			  &cfg->redis.password);
+	                  &cfg->redis.password);
 }
 
 static int load_worker(struct loader *ld, const config_setting_t *g, struct config *cfg)
 {
 	static const char *const known[] = {"max_in_flight",       "default_strategy",
-					    "default_budget",      "max_attempts",
-					    "retry_same",          "max_retry_after_ms",
-					    "on_budget_exhausted", "drain_timeout_ms",
-					    "max_job_bytes",       "dedupe_ttl_s",
-					    "metrics_listen",      "log_level",
-					    "max_response_bytes",  NULL};
+	                                    "default_budget",      "max_attempts",
+	                                    "retry_same",          "max_retry_after_ms",
+	                                    "on_budget_exhausted", "drain_timeout_ms",
+	                                    "max_job_bytes",       "dedupe_ttl_s",
+	                                    "metrics_listen",      "log_level",
+	                                    "max_response_bytes",  NULL};
 	const char *v = NULL;
 	enum log_level level;
 
@@ -613,12 +608,12 @@ static int load_worker(struct loader *ld, const config_setting_t *g, struct conf
 	    get_int(ld, g, "retry_same", 0, 0, 10, &cfg->worker.retry_same) < 0)
 		return -1;
 	if (get_int64(ld, g, "max_retry_after_ms", 30000, 0, MS_MAX,
-		      &cfg->worker.max_retry_after_ms) < 0 ||
+	              &cfg->worker.max_retry_after_ms) < 0 ||
 	    get_ms(ld, g, "drain_timeout_ms", 30000, &cfg->worker.drain_timeout_ms) < 0 ||
 	    get_int64(ld, g, "max_job_bytes", MIB, 1, 64 * MIB, &cfg->worker.max_job_bytes) < 0 ||
 	    get_int64(ld, g, "dedupe_ttl_s", 172800, 1, 31536000, &cfg->worker.dedupe_ttl_s) < 0 ||
 	    get_int64(ld, g, "max_response_bytes", 8 * MIB, 1, 1024 * MIB,
-		      &cfg->worker.max_response_bytes) < 0)
+	              &cfg->worker.max_response_bytes) < 0)
 		return -1;
 	if (dup_nonempty(ld, g, "default_budget", "default", &cfg->worker.default_budget) < 0 ||
 	    dup_str(ld, g, "metrics_listen", "127.0.0.1:9464", &cfg->worker.metrics_listen) < 0 ||
@@ -630,7 +625,7 @@ static int load_worker(struct loader *ld, const config_setting_t *g, struct conf
 	cfg->worker.default_strategy = STRATEGY_BALANCED;
 	if (v && strategy_parse(v, &cfg->worker.default_strategy) < 0)
 		return fail(ld, g, "default_strategy",
-			    "must be one of cheapest, balanced, fastest, reliable, auto");
+		            "must be one of cheapest, balanced, fastest, reliable, auto");
 
 	if (get_str(ld, g, "on_budget_exhausted", &v) < 0)
 		return -1;
@@ -642,7 +637,7 @@ static int load_worker(struct loader *ld, const config_setting_t *g, struct conf
 
 	if (!is_listen_addr(cfg->worker.metrics_listen))
 		return fail(ld, g, "metrics_listen",
-			    "must be \"\" (no HTTP endpoint) or \"host:port\"");
+		            "must be \"\" (no HTTP endpoint) or \"host:port\"");
 	if (log_level_parse(cfg->worker.log_level, &level) < 0)
 		return fail(ld, g, "log_level", "must be one of debug, info, warn, error, off");
 	return 0;
@@ -651,12 +646,12 @@ static int load_worker(struct loader *ld, const config_setting_t *g, struct conf
 static int load_router(struct loader *ld, const config_setting_t *g, struct config *cfg)
 {
 	static const char *const known[] = {"balanced_slack",
-					    "window_s",
-					    "breaker_failures",
-					    "breaker_cooldown_ms",
-					    "auto_floor",
-					    "classifier_model",
-					    NULL};
+	                                    "window_s",
+	                                    "breaker_failures",
+	                                    "breaker_cooldown_ms",
+	                                    "auto_floor",
+	                                    "classifier_model",
+	                                    NULL};
 
 	warn_unknown(ld, g, known);
 	if (get_double(ld, g, "balanced_slack", 0.10, 0, 1, &cfg->router.balanced_slack) < 0 ||
@@ -672,8 +667,8 @@ static int load_router(struct loader *ld, const config_setting_t *g, struct conf
 static int load_provider(struct loader *ld, const config_setting_t *g, struct config *cfg, size_t i)
 {
 	static const char *const known[] = {
-		"name", "type", "base_url", "api_key_env", "timeout_ms", "max_connections",
-		"rpm",  "tpm",  "optional", "api_key",     NULL}; /* api_key: to refuse it */
+	        "name", "type", "base_url", "api_key_env", "timeout_ms", "max_connections",
+	        "rpm",  "tpm",  "optional", "api_key",     NULL}; /* api_key: to refuse it */
 	struct provider_conf *p = &cfg->providers[i];
 	size_t len;
 
@@ -684,8 +679,8 @@ static int load_provider(struct loader *ld, const config_setting_t *g, struct co
 	for (size_t j = 0; j < i; j++)
 		if (strcmp(cfg->providers[j].name, p->name) == 0)
 			return fail(ld, g, "name",
-				    "duplicate provider name \"%s\" (first at line %d)", p->name,
-				    cfg->providers[j].line);
+			            "duplicate provider name \"%s\" (first at line %d)", p->name,
+			            cfg->providers[j].line);
 	if (dup_nonempty(ld, g, "type", NULL, &p->type) < 0)
 		return -1;
 	p->ops = provider_lookup(p->type);
@@ -706,25 +701,25 @@ static int load_provider(struct loader *ld, const config_setting_t *g, struct co
 	    refuse_secret(ld, g, "api_key", "api_key_env") < 0)
 		return -1;
 	return get_secret(ld, g, "api_key_env", (ld->flags & CONFIG_REQUIRE_KEYS) && !p->optional,
-			  &p->api_key_env, &p->api_key);
+	                  &p->api_key_env, &p->api_key);
 }
 
 static int load_model(struct loader *ld, const config_setting_t *g, struct config *cfg, size_t i)
 {
 	static const char *const known[] = {"name",
-					    "provider",
-					    "id",
-					    "input_usd_per_mtok",
-					    "cached_input_usd_per_mtok",
-					    "cache_write_usd_per_mtok",
-					    "output_usd_per_mtok",
-					    "context_tokens",
-					    "default_max_tokens",
-					    "quality",
-					    "latency_ms",
-					    "capabilities",
-					    "max_completion_tokens",
-					    NULL};
+	                                    "provider",
+	                                    "id",
+	                                    "input_usd_per_mtok",
+	                                    "cached_input_usd_per_mtok",
+	                                    "cache_write_usd_per_mtok",
+	                                    "output_usd_per_mtok",
+	                                    "context_tokens",
+	                                    "default_max_tokens",
+	                                    "quality",
+	                                    "latency_ms",
+	                                    "capabilities",
+	                                    "max_completion_tokens",
+	                                    NULL};
 	struct model_conf *m = &cfg->models[i];
 	struct price *pr = &m->price;
 	const config_setting_t *caps = NULL;
@@ -738,7 +733,7 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 	for (size_t j = 0; j < i; j++)
 		if (strcmp(cfg->models[j].name, m->name) == 0)
 			return fail(ld, g, "name", "duplicate model name \"%s\" (first at line %d)",
-				    m->name, cfg->models[j].line);
+			            m->name, cfg->models[j].line);
 	if (get_str(ld, g, "provider", &provider) < 0)
 		return -1;
 	if (!provider)
@@ -749,7 +744,7 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 	if (dup_nonempty(ld, g, "id", m->name, &m->id) < 0 ||
 	    get_usd(ld, g, "input_usd_per_mtok", 0, &pr->input_nusd_per_mtok) < 0 ||
 	    get_usd(ld, g, "cached_input_usd_per_mtok", pr->input_nusd_per_mtok,
-		    &pr->cached_input_nusd_per_mtok) < 0 ||
+	            &pr->cached_input_nusd_per_mtok) < 0 ||
 	    get_usd(ld, g, "cache_write_usd_per_mtok", -1, &pr->cache_write_nusd_per_mtok) < 0 ||
 	    get_usd(ld, g, "output_usd_per_mtok", 0, &pr->output_nusd_per_mtok) < 0 ||
 	    get_int64(ld, g, "context_tokens", 128000, 1, 100000000, &m->context_tokens) < 0 ||
@@ -764,8 +759,8 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 		unsigned bit = 0;
 		if (capability_parse(name, &bit) < 0)
 			return fail(ld, config_setting_get_elem(caps, (unsigned)k), NULL,
-				    "unknown capability \"%s\" (json, tools, vision, long_context)",
-				    name);
+			            "unknown capability \"%s\" (json, tools, vision, long_context)",
+			            name);
 		m->caps |= bit;
 	}
 	return 0;
@@ -785,8 +780,8 @@ static int load_budget(struct loader *ld, const config_setting_t *g, struct conf
 	for (size_t j = 0; j < i; j++)
 		if (strcmp(cfg->budgets[j].name, b->name) == 0)
 			return fail(ld, g, "name",
-				    "duplicate budget name \"%s\" (first at line %d)", b->name,
-				    cfg->budgets[j].line);
+			            "duplicate budget name \"%s\" (first at line %d)", b->name,
+			            cfg->budgets[j].line);
 	if (get_usd(ld, g, "limit_usd", USD_REQUIRED, &b->limit_nusd) < 0 ||
 	    get_str(ld, g, "period", &period) < 0)
 		return -1;
@@ -838,7 +833,7 @@ static int link_budgets(struct loader *ld, const config_setting_t *list, struct 
 		if (cycle || len > BUDGET_CHAIN_MAX) {
 			fail(ld, config_setting_get_elem(list, (unsigned)i), "parent",
 			     cycle ? "parent chain %s is a cycle"
-				   : "parent chain %s is longer than 4 budgets",
+			           : "parent chain %s is longer than 4 budgets",
 			     chain.data);
 			goto out;
 		}
@@ -881,12 +876,8 @@ static int load_rule_metadata(struct loader *ld, const config_setting_t *g, json
 		case CONFIG_TYPE_INT64:
 			v = json_integer((json_int_t)config_setting_get_int64(e));
 			break;
-		case CONFIG_TYPE_FLOAT:
-			v = json_real(config_setting_get_float(e));
-			break;
-		case CONFIG_TYPE_BOOL:
-			v = json_boolean(config_setting_get_bool(e));
-			break;
+		case CONFIG_TYPE_FLOAT: v = json_real(config_setting_get_float(e)); break;
+		case CONFIG_TYPE_BOOL: v = json_boolean(config_setting_get_bool(e)); break;
 		default:
 			json_decref(obj);
 			return fail(ld, e, NULL, "must be a string, a number or a boolean");
@@ -900,7 +891,7 @@ static int load_rule_metadata(struct loader *ld, const config_setting_t *g, json
 static int load_rule(struct loader *ld, const config_setting_t *g, struct config *cfg, size_t i)
 {
 	static const char *const known[] = {"name",     "match",    "ignore_case", "models",
-					    "strategy", "metadata", NULL};
+	                                    "strategy", "metadata", NULL};
 	struct rule_conf *r = &cfg->rules[i];
 	const config_setting_t *models = NULL;
 	const char *match = NULL, *strategy = NULL;
@@ -915,21 +906,21 @@ static int load_rule(struct loader *ld, const config_setting_t *g, struct config
 	for (size_t j = 0; j < i; j++)
 		if (strcmp(cfg->rules[j].name, r->name) == 0)
 			return fail(ld, g, "name", "duplicate rule name \"%s\" (first at line %d)",
-				    r->name, cfg->rules[j].line);
+			            r->name, cfg->rules[j].line);
 	if (get_str(ld, g, "match", &match) < 0 ||
 	    get_bool(ld, g, "ignore_case", false, &r->ignore_case) < 0 ||
 	    load_rule_metadata(ld, g, &r->metadata) < 0)
 		return -1;
 	if (match && !*match)
 		return fail(ld, g, "match",
-			    "must not be empty (leave it out to match on metadata only)");
+		            "must not be empty (leave it out to match on metadata only)");
 	if (!match && (!r->metadata || json_object_size(r->metadata) == 0))
 		return fail(ld, g, NULL, "needs match or metadata (or both)");
 
 	/* r->match is set only once r->re is compiled: config_free() relies on it. */
 	if (match) {
 		rc = regcomp(&r->re, match,
-			     REG_EXTENDED | REG_NOSUB | (r->ignore_case ? REG_ICASE : 0));
+		             REG_EXTENDED | REG_NOSUB | (r->ignore_case ? REG_ICASE : 0));
 		if (rc != 0) {
 			char msg[256];
 			regerror(rc, &r->re, msg, sizeof msg);
@@ -944,14 +935,14 @@ static int load_rule(struct loader *ld, const config_setting_t *g, struct config
 		r->n_models = (size_t)config_setting_length(models);
 		if (r->n_models == 0)
 			return fail(ld, g, "models",
-				    "must name at least one model (leave it out to keep them all)");
+			            "must name at least one model (leave it out to keep them all)");
 		r->models = xcalloc(r->n_models, sizeof(int));
 		for (size_t k = 0; k < r->n_models; k++) {
 			const char *name = config_setting_get_string_elem(models, (int)k);
 			r->models[k] = config_model_index(cfg, name);
 			if (r->models[k] < 0)
 				return fail(ld, config_setting_get_elem(models, (unsigned)k), NULL,
-					    "no model named \"%s\"", name);
+				            "no model named \"%s\"", name);
 		}
 	}
 
@@ -960,7 +951,7 @@ static int load_rule(struct loader *ld, const config_setting_t *g, struct config
 	if (strategy) {
 		if (strategy_parse(strategy, &st) < 0)
 			return fail(ld, g, "strategy",
-				    "must be one of cheapest, balanced, fastest, reliable, auto");
+			            "must be one of cheapest, balanced, fastest, reliable, auto");
 		r->strategy = (int)st;
 	}
 	return 0;
@@ -968,7 +959,7 @@ static int load_rule(struct loader *ld, const config_setting_t *g, struct config
 
 /* Checks that hold between sections: names that point into the lists. */
 static int link_names(struct loader *ld, const config_setting_t *worker,
-		      const config_setting_t *router, struct config *cfg)
+                      const config_setting_t *router, struct config *cfg)
 {
 	/* Budgets may also live only in Redis (promptyard budget set): a config
 	 * with no budget at all does not need to name its default, but one that
@@ -976,18 +967,18 @@ static int link_names(struct loader *ld, const config_setting_t *worker,
 	if ((cfg->n_budgets > 0 || config_setting_get_member(worker, "default_budget")) &&
 	    config_budget_index(cfg, cfg->worker.default_budget) < 0)
 		return fail(ld, worker, "default_budget", "no budget named \"%s\"",
-			    cfg->worker.default_budget);
+		            cfg->worker.default_budget);
 	if (*cfg->router.classifier_model &&
 	    config_model_index(cfg, cfg->router.classifier_model) < 0)
 		return fail(ld, router, "classifier_model", "no model named \"%s\"",
-			    cfg->router.classifier_model);
+		            cfg->router.classifier_model);
 	return 0;
 }
 
 /* Loads one list of groups (providers, models, ...) with one loader per element. */
 static int load_list(struct loader *ld, const config_setting_t *list, size_t n, struct config *cfg,
-		     int (*load)(struct loader *, const config_setting_t *, struct config *,
-				 size_t))
+                     int (*load)(struct loader *, const config_setting_t *, struct config *,
+                                 size_t))
 {
 	for (size_t i = 0; i < n; i++)
 		if (load(ld, config_setting_get_elem(list, (unsigned)i), cfg, i) < 0)
@@ -1000,9 +991,9 @@ static int load_list(struct loader *ld, const config_setting_t *list, size_t n, 
 struct config *config_load(const char *path, int flags, char *errstr, size_t errstr_size)
 {
 	static const char *const known[] = {"kafka",  "redis",   "worker", "router", "providers",
-					    "models", "budgets", "rules",  NULL};
+	                                    "models", "budgets", "rules",  NULL};
 	struct loader ld = {
-		.path = path, .flags = flags, .errstr = errstr, .errstr_size = errstr_size};
+	        .path = path, .flags = flags, .errstr = errstr, .errstr_size = errstr_size};
 	const config_setting_t *kafka = NULL, *redis = NULL, *worker = NULL, *router = NULL;
 	const config_setting_t *providers = NULL, *models = NULL, *budgets = NULL, *rules = NULL;
 	struct config *cfg = NULL;
@@ -1041,8 +1032,8 @@ struct config *config_load(const char *path, int flags, char *errstr, size_t err
 			snprintf(errstr, errstr_size, "%s: cannot read: %s", path, strerror(err));
 		else
 			snprintf(errstr, errstr_size, "%s:%d: syntax error (%s)",
-				 config_error_file(&lc) ? config_error_file(&lc) : path,
-				 config_error_line(&lc), config_error_text(&lc));
+			         config_error_file(&lc) ? config_error_file(&lc) : path,
+			         config_error_line(&lc), config_error_text(&lc));
 		goto out;
 	}
 

@@ -19,7 +19,13 @@
 
 struct provider; /* provider.h: the wire format's function table */
 
-enum strategy { STRATEGY_CHEAPEST, STRATEGY_BALANCED, STRATEGY_FASTEST, STRATEGY_RELIABLE, STRATEGY_AUTO };
+enum strategy {
+	STRATEGY_CHEAPEST,
+	STRATEGY_BALANCED,
+	STRATEGY_FASTEST,
+	STRATEGY_RELIABLE,
+	STRATEGY_AUTO
+};
 #define STRATEGY_COUNT 5
 
 /* Capabilities a model may have and a job may require (bit mask). */
@@ -56,16 +62,16 @@ struct provider_conf {
 };
 
 struct model_conf {
-	char *name;     /* catalog name, unique */
-	int provider;   /* index into config.providers */
-	char *id;       /* the provider's model id; default: name */
+	char *name;   /* catalog name, unique */
+	int provider; /* index into config.providers */
+	char *id;     /* the provider's model id; default: name */
 	struct price price;
-	int64_t context_tokens;      /* default 128000 */
-	int64_t default_max_tokens;  /* default 1024 */
-	double quality;              /* [0,1], default 0.5 */
-	int64_t latency_ms;          /* configured typical latency, default 1000 */
-	unsigned caps;               /* enum capability bits */
-	bool max_completion_tokens;  /* extension (openai): send max_completion_tokens */
+	int64_t context_tokens;     /* default 128000 */
+	int64_t default_max_tokens; /* default 1024 */
+	double quality;             /* [0,1], default 0.5 */
+	int64_t latency_ms;         /* configured typical latency, default 1000 */
+	unsigned caps;              /* enum capability bits */
+	bool max_completion_tokens; /* extension (openai): send max_completion_tokens */
 	int line;
 };
 
@@ -79,13 +85,13 @@ struct budget_conf {
 
 struct rule_conf {
 	char *name;
-	char *match;         /* NULL if the rule has no regex */
+	char *match; /* NULL if the rule has no regex */
 	bool ignore_case;
-	regex_t re;          /* compiled when match != NULL (REG_EXTENDED|REG_NOSUB) */
-	json_t *metadata;    /* object of required equal values, NULL if none (new ref) */
-	int *models;         /* indexes into config.models */
-	size_t n_models;     /* 0: the rule does not narrow the models */
-	int strategy;        /* enum strategy, or -1 when the rule does not set one */
+	regex_t re;       /* compiled when match != NULL (REG_EXTENDED|REG_NOSUB) */
+	json_t *metadata; /* object of required equal values, NULL if none (new ref) */
+	int *models;      /* indexes into config.models */
+	size_t n_models;  /* 0: the rule does not narrow the models */
+	int strategy;     /* enum strategy, or -1 when the rule does not set one */
 	int line;
 };
 

@@ -83,7 +83,7 @@ struct task {
 	size_t n_outs;
 	int acks_pending;
 
-	uv_timer_t *timer; /* for delays (Retry-After, retries); NULL when unused */
+	uv_timer_t *timer;        /* for delays (Retry-After, retries); NULL when unused */
 	struct task *next, *prev; /* the engine's live list */
 	struct task *next_wait;   /* waiting for Redis */
 };
@@ -112,9 +112,9 @@ struct engine {
 	bool *revoking_flags; /* parallel to tracks: the partition is being revoked */
 	struct revoking *revokes;
 
-	struct task **check;   /* decoded jobs waiting for their dedupe lookup */
+	struct task **check; /* decoded jobs waiting for their dedupe lookup */
 	size_t n_check, cap_check;
-	char **done_ids;       /* ok jobs acknowledged, to be marked done */
+	char **done_ids; /* ok jobs acknowledged, to be marked done */
 	size_t n_done, cap_done;
 
 	struct task *live;
@@ -186,7 +186,7 @@ static void task_later(struct task *t, int64_t delay_ms, uv_timer_cb fn)
 }
 
 static void task_fail(struct task *t, enum error_code code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void task_fail(struct task *t, enum error_code code, const char *fmt, ...)
 {
@@ -204,7 +204,7 @@ static void task_fail(struct task *t, enum error_code code, const char *fmt, ...
 /* ---------------------------------------------------------------- offsets */
 
 static struct partition_track *track_find(struct engine *e, const char *topic, int32_t partition,
-					  size_t *index)
+                                          size_t *index)
 {
 	for (size_t i = 0; i < e->n_tracks; i++) {
 		struct partition_track *pt = e->tracks[i];
@@ -225,7 +225,8 @@ static struct partition_track *track_get(struct engine *e, const char *topic, in
 	if (e->n_tracks == e->cap_tracks) {
 		e->cap_tracks = e->cap_tracks ? e->cap_tracks * 2 : 16;
 		e->tracks = xrealloc(e->tracks, e->cap_tracks * sizeof *e->tracks);
-		e->revoking_flags = xrealloc(e->revoking_flags, e->cap_tracks * sizeof *e->revoking_flags);
+		e->revoking_flags =
+		        xrealloc(e->revoking_flags, e->cap_tracks * sizeof *e->revoking_flags);
 	}
 	pt = track_new(topic, partition);
 	e->revoking_flags[e->n_tracks] = false;
@@ -346,13 +347,13 @@ static void produce_out(struct engine *e, struct out_msg *o)
 		h = rd_kafka_headers_copy(t->headers);
 	}
 	rd_kafka_resp_err_t err =
-		kafka_produce(e->kafka, o->topic, key, key_len, o->value, o->len, h, o);
+	        kafka_produce(e->kafka, o->topic, key, key_len, o->value, o->len, h, o);
 	if (err) {
 		if (h)
 			rd_kafka_headers_destroy(h);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			log_warn("produce failed, retrying", "topic", o->topic, "error",
-				 rd_kafka_err2str(err), NULL);
+			         rd_kafka_err2str(err), NULL);
 		produce_later(e, o, 100);
 	}
 }
@@ -364,7 +365,7 @@ static void on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err
 	if (err) {
 		/* Not acknowledged: produce it again (never drop an output). */
 		log_warn("delivery failed, producing again", "topic", o->topic, "error",
-			 rd_kafka_err2str(err), NULL);
+		         rd_kafka_err2str(err), NULL);
 		if (!e->closing)
 			produce_later(e, o, 200);
 		return;
@@ -378,7 +379,8 @@ static void on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err
 		if (t->error == ERR_NONE) {
 			if (e->n_done == e->cap_done) {
 				e->cap_done = e->cap_done ? e->cap_done * 2 : 64;
-				e->done_ids = xrealloc(e->done_ids, e->cap_done * sizeof *e->done_ids);
+				e->done_ids =
+				        xrealloc(e->done_ids, e->cap_done * sizeof *e->done_ids);
 			}
 			e->done_ids[e->n_done++] = xstrdup(t->id);
 		}
@@ -444,20 +446,20 @@ static void task_build_outputs(struct task *t)
 	t->outs = xcalloc(2 + billed, sizeof *t->outs);
 
 	struct result_info r = {
-		.id = t->id,
-		.error = t->error,
-		.error_message = t->error_message,
-		.content = t->completion.content,
-		.finish_reason = t->completion.finish_reason,
-		.model = t->n_attempts ? t->attempts[t->n_attempts - 1].model : -1,
-		.cost_nusd = t->cost_nusd,
-		.budget = t->job.root && t->error != ERR_INVALID_JOB ? t->job.budget : -1,
-		.attempts = t->attempts,
-		.n_attempts = t->n_attempts,
-		.latency_ms = time_mono_ms() - t->started_mono_ms,
-		.metadata = t->error != ERR_INVALID_JOB ? t->job.metadata : NULL,
-		.worker = e->worker_id,
-		.completed_ms = now,
+	        .id = t->id,
+	        .error = t->error,
+	        .error_message = t->error_message,
+	        .content = t->completion.content,
+	        .finish_reason = t->completion.finish_reason,
+	        .model = t->n_attempts ? t->attempts[t->n_attempts - 1].model : -1,
+	        .cost_nusd = t->cost_nusd,
+	        .budget = t->job.root && t->error != ERR_INVALID_JOB ? t->job.budget : -1,
+	        .attempts = t->attempts,
+	        .n_attempts = t->n_attempts,
+	        .latency_ms = time_mono_ms() - t->started_mono_ms,
+	        .metadata = t->error != ERR_INVALID_JOB ? t->job.metadata : NULL,
+	        .worker = e->worker_id,
+	        .completed_ms = now,
 	};
 	if (t->error == ERR_NONE) {
 		r.usage = t->attempts[t->n_attempts - 1].usage;
@@ -479,7 +481,7 @@ static void task_build_outputs(struct task *t)
 	}
 	if (t->error != ERR_NONE) {
 		output_dlq(&b, t->job.root, t->raw, t->raw_len, t->error, t->error_message,
-			   track_topic(t->track), t->partition, t->offset, now);
+		           track_topic(t->track), t->partition, t->offset, now);
 		add_out(t, cfg->kafka.dlq_topic, &b, false);
 		log_info("job failed", "id", t->id, "code", error_code_name(t->error), NULL);
 	}
@@ -505,7 +507,7 @@ static void settle_attempt(struct task *t)
 	if (a->outcome == OUTCOME_OK)
 		outputs_blob(t, &blob);
 	ledger_settle(t->e->ledger, t->job.budget, t->id, a->number, a->cost_nusd,
-		      a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
+	              a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
 	buf_free(&blob);
 }
 
@@ -543,13 +545,10 @@ static enum outcome outcome_of(const struct http_response *resp, enum response_c
 		if (cls == RESPONSE_INVALID)
 			return OUTCOME_INVALID_RESPONSE;
 		return OUTCOME_HTTP;
-	case HTTP_TIMEOUT:
-		return OUTCOME_TIMEOUT;
-	case HTTP_CONNECT_ERROR:
-		return OUTCOME_CONNECT_ERROR;
+	case HTTP_TIMEOUT: return OUTCOME_TIMEOUT;
+	case HTTP_CONNECT_ERROR: return OUTCOME_CONNECT_ERROR;
 	case HTTP_TOO_LARGE:
-	case HTTP_OTHER_ERROR:
-		break;
+	case HTTP_OTHER_ERROR: break;
 	}
 	return OUTCOME_INVALID_RESPONSE;
 }
@@ -565,7 +564,8 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	completion_clear(&t->completion);
 	t->cls = RESPONSE_RETRYABLE;
 	if (resp->error == HTTP_OK)
-		t->cls = ops->parse_response(m, resp->status, resp->body, resp->body_len, &t->completion);
+		t->cls = ops->parse_response(m, resp->status, resp->body, resp->body_len,
+		                             &t->completion);
 	a->outcome = outcome_of(resp, t->cls);
 	a->http_status = resp->error == HTTP_OK ? resp->status : 0;
 	a->latency_ms = resp->latency_ms;
@@ -603,12 +603,12 @@ static void task_decide(struct task *t)
 	}
 	if (t->cls == RESPONSE_REJECTED) {
 		task_fail(t, ERR_PROVIDER_REJECTED, "%s (%s) refused the request with HTTP %ld",
-			  m->name, cfg->providers[m->provider].name, a->http_status);
+		          m->name, cfg->providers[m->provider].name, a->http_status);
 		return;
 	}
 	if ((int)t->n_attempts >= cfg->worker.max_attempts) {
 		task_fail(t, ERR_PROVIDERS_FAILED, "%zu attempts failed (worker.max_attempts)",
-			  t->n_attempts);
+		          t->n_attempts);
 		return;
 	}
 	bool retryable = t->cls == RESPONSE_RETRYABLE || t->cls == RESPONSE_INVALID;
@@ -634,7 +634,8 @@ static void task_decide(struct task *t)
 	}
 	if (t->chain_pos >= t->route.n_chain) {
 		task_fail(t, ERR_PROVIDERS_FAILED, "every candidate model failed (last: %s, %s)",
-			  m->name, t->completion.error_message ? "provider error" : "transport error");
+		          m->name,
+		          t->completion.error_message ? "provider error" : "transport error");
 		return;
 	}
 	task_attempt(t);
@@ -671,7 +672,8 @@ static void task_attempt(struct task *t)
 	const struct provider_conf *p = &cfg->providers[m->provider];
 	struct http_request req = {0};
 	char err[256];
-	if (p->ops->build_request(p, m, &t->job, t->route.entries[mi].max_tokens, &req, err, sizeof err)) {
+	if (p->ops->build_request(p, m, &t->job, t->route.entries[mi].max_tokens, &req, err,
+	                          sizeof err)) {
 		/* This format cannot express the job (e.g. only system messages for
 		 * Anthropic): the model is skipped, the chain goes on. */
 		http_request_clear(&req);
@@ -679,7 +681,8 @@ static void task_attempt(struct task *t)
 		while (t->chain_pos < t->route.n_chain && t->tried[t->route.chain[t->chain_pos]])
 			t->chain_pos++;
 		if (t->chain_pos >= t->route.n_chain) {
-			task_fail(t, ERR_NO_ELIGIBLE_MODEL, "%s cannot take this job: %s", m->name, err);
+			task_fail(t, ERR_NO_ELIGIBLE_MODEL, "%s cannot take this job: %s", m->name,
+			          err);
 			return;
 		}
 		task_attempt(t);
@@ -705,18 +708,20 @@ static void task_begin(struct task *t)
 		task_fail(t, ERR_EXPIRED, "deadline: passed before the first attempt");
 		return;
 	}
-	struct route_context ctx = {.cost_left_nusd = t->job.max_cost_nusd ? t->job.max_cost_nusd : -1};
+	struct route_context ctx = {.cost_left_nusd =
+	                                    t->job.max_cost_nusd ? t->job.max_cost_nusd : -1};
 	router_route(cfg, &t->job, &ctx, &t->route);
 	if (t->route.n_chain == 0) {
 		enum drop_reason why = router_empty_reason(cfg, &t->route);
 		if (why == DROP_COST_CAP)
 			task_fail(t, ERR_COST_CAP_EXCEEDED,
-				  "max_cost_usd: every eligible model's estimate exceeds the cap");
+			          "max_cost_usd: every eligible model's estimate exceeds the cap");
 		else if (why == DROP_BUDGET)
-			task_fail(t, ERR_BUDGET_EXHAUSTED, "budget: cannot cover any eligible model");
+			task_fail(t, ERR_BUDGET_EXHAUSTED,
+			          "budget: cannot cover any eligible model");
 		else
 			task_fail(t, ERR_NO_ELIGIBLE_MODEL, "no model is eligible (%s)",
-				  drop_reason_name(why));
+			          drop_reason_name(why));
 		return;
 	}
 	t->tried = xcalloc(cfg->n_models, sizeof *t->tried);
@@ -758,7 +763,8 @@ static void on_message(void *opaque, rd_kafka_message_t *m)
 		t->id = xstrdup(t->job.id);
 	} else {
 		char id[512];
-		snprintf(id, sizeof id, "%s:%d:%lld", topic, (int)m->partition, (long long)m->offset);
+		snprintf(id, sizeof id, "%s:%d:%lld", topic, (int)m->partition,
+		         (long long)m->offset);
 		t->id = xstrdup(id);
 	}
 	if (rc != 0 && !t->job.root) {
@@ -805,7 +811,7 @@ static void task_replay(struct task *t, const char *blob, size_t len)
 		struct buf b = {0};
 		buf_append(&b, p, n);
 		add_out(t, t->n_outs == 0 ? cfg->kafka.results_topic : cfg->kafka.costs_topic, &b,
-			t->n_outs == 0);
+		        t->n_outs == 0);
 		p += n + 1;
 	}
 	t->e->jobs_resent++;
@@ -834,9 +840,9 @@ static void on_checked(void *opaque, redisReply *reply)
 		struct task *t = cb->tasks[i];
 		redisReply *r = reply->element[i];
 		const char *state = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-						    r->element[0]->type == REDIS_REPLY_STRING
-					    ? r->element[0]->str
-					    : "new";
+		                                    r->element[0]->type == REDIS_REPLY_STRING
+		                            ? r->element[0]->str
+		                            : "new";
 		if (strcmp(state, "done") == 0) {
 			/* Its ok result was acknowledged before: nothing to do. */
 			e->jobs_skipped++;
@@ -844,7 +850,7 @@ static void on_checked(void *opaque, redisReply *reply)
 			t->replayed = true;
 			task_produce(t);
 		} else if (strcmp(state, "pending") == 0 && r->elements > 1 &&
-			   r->element[1]->type == REDIS_REPLY_STRING) {
+		           r->element[1]->type == REDIS_REPLY_STRING) {
 			task_replay(t, r->element[1]->str, r->element[1]->len);
 		} else {
 			if (r->type == REDIS_REPLY_ARRAY && r->elements > 1 &&
@@ -882,7 +888,7 @@ static void dedupe_flush(struct engine *e)
 	}
 	if (e->n_done && redis_ready(e->redis)) {
 		ledger_dedupe_done(e->ledger, (const char *const *)e->done_ids, e->n_done,
-				   on_marked_done, NULL);
+		                   on_marked_done, NULL);
 		for (size_t i = 0; i < e->n_done; i++)
 			free(e->done_ids[i]);
 		e->n_done = 0;
@@ -899,19 +905,20 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *par
 /* Stores (unless lost) and forgets the tracks of parts, then hands the
  * partitions back to the group. */
 static void release_partitions(struct engine *e, const rd_kafka_topic_partition_list_t *parts,
-			       bool lost)
+                               bool lost)
 {
 	rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(parts->cnt);
 	for (int i = 0; i < parts->cnt; i++) {
 		size_t idx;
 		struct partition_track *pt =
-			track_find(e, parts->elems[i].topic, parts->elems[i].partition, &idx);
+		        track_find(e, parts->elems[i].topic, parts->elems[i].partition, &idx);
 		if (!pt)
 			continue;
 		if (!lost && track_watermark(pt) >= 0) {
 			store_track(e, pt);
-			rd_kafka_topic_partition_list_add(commit, track_topic(pt), track_partition(pt))
-				->offset = track_watermark(pt);
+			rd_kafka_topic_partition_list_add(commit, track_topic(pt),
+			                                  track_partition(pt))
+			        ->offset = track_watermark(pt);
 		}
 		e->n_tracks--;
 		e->tracks[idx] = e->tracks[e->n_tracks];
@@ -949,8 +956,8 @@ static void revoke_complete(struct engine *e, struct revoking *rv)
 static bool revoke_drained(struct engine *e, const struct revoking *rv)
 {
 	for (int i = 0; i < rv->parts->cnt; i++) {
-		struct partition_track *pt =
-			track_find(e, rv->parts->elems[i].topic, rv->parts->elems[i].partition, NULL);
+		struct partition_track *pt = track_find(e, rv->parts->elems[i].topic,
+		                                        rv->parts->elems[i].partition, NULL);
 		if (pt && track_in_flight(pt) > 0)
 			return false;
 	}
@@ -1021,7 +1028,7 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errstr,
-			  size_t errstr_size)
+                          size_t errstr_size)
 {
 	struct engine *e = xcalloc(1, sizeof *e);
 	e->loop = loop;
@@ -1031,20 +1038,20 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	snprintf(e->worker_id, sizeof e->worker_id, "%s-%d", host, (int)getpid());
 
 	struct redis_options ropt = {
-		.host = cfg->redis.host,
-		.port = cfg->redis.port,
-		.password = cfg->redis.password,
-		.db = cfg->redis.db,
-		.timeout_ms = cfg->redis.timeout_ms,
+	        .host = cfg->redis.host,
+	        .port = cfg->redis.port,
+	        .password = cfg->redis.password,
+	        .db = cfg->redis.db,
+	        .timeout_ms = cfg->redis.timeout_ms,
 	};
 	if (redis_probe(&ropt, errstr, errstr_size) != 0)
 		goto fail;
 	struct kafka_handlers h = {
-		.message = on_message,
-		.assigned = on_assigned,
-		.revoked = on_revoked,
-		.delivered = on_delivered,
-		.producer_reset = on_producer_reset,
+	        .message = on_message,
+	        .assigned = on_assigned,
+	        .revoked = on_revoked,
+	        .delivered = on_delivered,
+	        .producer_reset = on_producer_reset,
 	};
 	e->kafka = kafka_new(loop, cfg, &h, e, errstr, errstr_size);
 	if (!e->kafka)
@@ -1055,8 +1062,9 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	e->ledger = ledger_new(e->redis, cfg);
 	e->pools = xcalloc(cfg->n_providers, sizeof *e->pools);
 	for (size_t i = 0; i < cfg->n_providers; i++) {
-		e->pools[i] = http_pool_new(loop, cfg->providers[i].max_connections,
-					    (size_t)cfg->worker.max_response_bytes, errstr, errstr_size);
+		e->pools[i] =
+		        http_pool_new(loop, cfg->providers[i].max_connections,
+		                      (size_t)cfg->worker.max_response_bytes, errstr, errstr_size);
 		if (!e->pools[i])
 			goto fail;
 	}
@@ -1126,7 +1134,7 @@ static void finish_stop(struct engine *e)
 	snprintf(skipped, sizeof skipped, "%llu", (unsigned long long)e->jobs_skipped);
 	snprintf(resent, sizeof resent, "%llu", (unsigned long long)e->jobs_resent);
 	log_info("worker stopped", "jobs_ok", ok, "jobs_error", bad, "skipped_done", skipped,
-		 "resent", resent, NULL);
+	         "resent", resent, NULL);
 }
 
 static void on_drained(uv_timer_t *timer)
@@ -1148,7 +1156,8 @@ static void on_drain_timeout(uv_timer_t *timer)
 	struct engine *e = timer->data;
 	char n[24];
 	snprintf(n, sizeof n, "%d", e->in_flight);
-	log_warn("drain timeout: leaving unfinished jobs to be consumed again", "in_flight", n, NULL);
+	log_warn("drain timeout: leaving unfinished jobs to be consumed again", "in_flight", n,
+	         NULL);
 	finish_stop(e);
 }
 
@@ -1158,7 +1167,8 @@ void engine_stop(struct engine *e)
 		return;
 	e->draining = true;
 	kafka_stop_fetching(e->kafka);
-	uv_timer_start(&e->drain_timer, on_drain_timeout, (uint64_t)e->cfg->worker.drain_timeout_ms, 0);
+	uv_timer_start(&e->drain_timer, on_drain_timeout, (uint64_t)e->cfg->worker.drain_timeout_ms,
+	               0);
 	maybe_finish_stop(e);
 }
 

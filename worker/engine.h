@@ -16,7 +16,7 @@ struct engine;
 /* Builds the engine on loop for cfg (borrowed; must outlive the engine) and
  * checks that Kafka and Redis can be reached. Returns NULL with errstr set. */
 struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errstr,
-			  size_t errstr_size);
+                          size_t errstr_size);
 /* Subscribes and starts taking jobs. */
 int engine_start(struct engine *e, char *errstr, size_t errstr_size);
 /* Begins a graceful stop: no new jobs, in-flight ones finish within

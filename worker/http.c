@@ -145,7 +145,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 }
 
 struct http_pool *http_pool_new(uv_loop_t *loop, int max_connections, size_t max_body_bytes,
-				char *errstr, size_t errstr_size)
+                                char *errstr, size_t errstr_size)
 {
 	struct http_pool *pool = xcalloc(1, sizeof *pool);
 	pool->loop = loop;
@@ -295,7 +295,7 @@ static void fail_later(struct http_pool *pool, http_done_cb *cb, void *opaque)
 }
 
 void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
-		     http_done_cb *cb, void *opaque)
+                     http_done_cb *cb, void *opaque)
 {
 	struct transfer *t = transfer_get(pool);
 	if (!t) {
@@ -321,7 +321,8 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->req.body.data ? t->req.body.data : "");
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->req.body.len);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms < 10000 ? timeout_ms : 10000));
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+	                 (long)(timeout_ms < 10000 ? timeout_ms : 10000));
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
@@ -361,20 +362,16 @@ static enum http_error error_of(CURLcode rc, bool too_large)
 	if (too_large)
 		return HTTP_TOO_LARGE;
 	switch (rc) {
-	case CURLE_OK:
-		return HTTP_OK;
-	case CURLE_OPERATION_TIMEDOUT:
-		return HTTP_TIMEOUT;
+	case CURLE_OK: return HTTP_OK;
+	case CURLE_OPERATION_TIMEDOUT: return HTTP_TIMEOUT;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_GOT_NOTHING:
 	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-		return HTTP_CONNECT_ERROR;
-	default:
-		return HTTP_OTHER_ERROR;
+	case CURLE_RECV_ERROR: return HTTP_CONNECT_ERROR;
+	default: return HTTP_OTHER_ERROR;
 	}
 }
 
@@ -393,11 +390,11 @@ static void check_done(struct http_pool *pool)
 		active_unlink(pool, t);
 		pool->active--;
 		struct http_response resp = {
-			.error = error_of(rc, t->too_large),
-			.retry_after_ms = t->retry_after_ms,
-			.latency_ms = time_mono_ms() - t->started_ms,
-			.body = t->body.data ? t->body.data : "",
-			.body_len = t->body.len,
+		        .error = error_of(rc, t->too_large),
+		        .retry_after_ms = t->retry_after_ms,
+		        .latency_ms = time_mono_ms() - t->started_ms,
+		        .body = t->body.data ? t->body.data : "",
+		        .body_len = t->body.len,
 		};
 		if (resp.error == HTTP_OK)
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp.status);

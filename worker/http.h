@@ -25,10 +25,10 @@ enum http_error {
 
 struct http_response {
 	enum http_error error;
-	long status;             /* 0 unless error == HTTP_OK */
-	const char *body;        /* borrowed for the callback's duration; NUL-terminated */
+	long status;      /* 0 unless error == HTTP_OK */
+	const char *body; /* borrowed for the callback's duration; NUL-terminated */
 	size_t body_len;
-	int64_t retry_after_ms;  /* from Retry-After (seconds or HTTP date), -1 if none */
+	int64_t retry_after_ms; /* from Retry-After (seconds or HTTP date), -1 if none */
 	int64_t latency_ms;
 };
 
@@ -38,13 +38,13 @@ typedef void http_done_cb(void *opaque, const struct http_response *resp);
  * max_body_bytes end the transfer as HTTP_TOO_LARGE. Returns NULL and fills
  * errstr on failure. */
 struct http_pool *http_pool_new(uv_loop_t *loop, int max_connections, size_t max_body_bytes,
-				char *errstr, size_t errstr_size);
+                                char *errstr, size_t errstr_size);
 
 /* Starts req (taken: the pool clears it when done) with timeout_ms covering
  * the whole attempt. cb(opaque, resp) runs exactly once, from the loop, never
  * from within this call. */
 void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
-		     http_done_cb *cb, void *opaque);
+                     http_done_cb *cb, void *opaque);
 
 /* Transfers under way. */
 int http_pool_active(const struct http_pool *pool);

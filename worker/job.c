@@ -22,12 +22,9 @@
 const char *role_name(enum role r)
 {
 	switch (r) {
-	case ROLE_SYSTEM:
-		return "system";
-	case ROLE_USER:
-		return "user";
-	case ROLE_ASSISTANT:
-		return "assistant";
+	case ROLE_SYSTEM: return "system";
+	case ROLE_USER: return "user";
+	case ROLE_ASSISTANT: return "assistant";
 	}
 	return "?";
 }
@@ -81,7 +78,7 @@ static void utf8_scrub(char *s)
 
 /* Writes the error (printf-style) to errstr, always as valid UTF-8. */
 static void fail(char *errstr, size_t errstr_size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static void fail(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
 	va_list ap;
@@ -128,8 +125,7 @@ struct dec {
 static int dec_id(struct dec *d)
 {
 	json_t *v = json_object_get(d->root, "id");
-	if (!json_is_string(v) || json_string_length(v) < 1 ||
-	    json_string_length(v) > JOB_ID_MAX) {
+	if (!json_is_string(v) || json_string_length(v) < 1 || json_string_length(v) > JOB_ID_MAX) {
 		fail(d->err, d->err_size, "id: must be a string of 1 to %d bytes", JOB_ID_MAX);
 		return -1;
 	}
@@ -239,7 +235,8 @@ static int dec_models(struct dec *d)
 	if (!v)
 		return 0;
 	if (!json_is_array(v) || json_array_size(v) == 0) {
-		fail(d->err, d->err_size, "models: must be a non-empty array of catalog model names");
+		fail(d->err, d->err_size,
+		     "models: must be a non-empty array of catalog model names");
 		return -1;
 	}
 	job->models = xcalloc(json_array_size(v), sizeof *job->models);
@@ -553,11 +550,11 @@ static int dec_metadata(struct dec *d)
 #define JOB_PARSE_FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
 
 int job_decode(const struct config *cfg, const void *value, size_t len, struct job *job,
-	       char *errstr, size_t errstr_size)
+               char *errstr, size_t errstr_size)
 {
 	struct dec d = {cfg, NULL, job, errstr, errstr_size};
-	int64_t max_bytes = cfg->worker.max_job_bytes > 0 ? cfg->worker.max_job_bytes
-							   : JOB_MAX_BYTES_DEFAULT;
+	int64_t max_bytes =
+	        cfg->worker.max_job_bytes > 0 ? cfg->worker.max_job_bytes : JOB_MAX_BYTES_DEFAULT;
 	json_error_t jerr;
 	int rc = -1;
 
@@ -568,8 +565,9 @@ int job_decode(const struct config *cfg, const void *value, size_t len, struct j
 		errstr[0] = '\0';
 
 	if ((uint64_t)len > (uint64_t)max_bytes) {
-		fail(errstr, errstr_size, "value: %zu bytes is more than worker.max_job_bytes (%lld)",
-		     len, (long long)max_bytes);
+		fail(errstr, errstr_size,
+		     "value: %zu bytes is more than worker.max_job_bytes (%lld)", len,
+		     (long long)max_bytes);
 		goto out;
 	}
 	job->root = json_loadb(value ? value : "", len, JOB_PARSE_FLAGS, &jerr);
@@ -602,11 +600,11 @@ int job_decode(const struct config *cfg, const void *value, size_t len, struct j
 	}
 	d.root = job->root;
 
-	if (dec_id(&d) != 0 || dec_content(&d) != 0 || dec_model(&d) != 0 ||
-	    dec_models(&d) != 0 || dec_allow_fallbacks(&d) != 0 || dec_strategy(&d) != 0 ||
-	    dec_max_cost(&d) != 0 || dec_budget(&d) != 0 || dec_max_tokens(&d) != 0 ||
-	    dec_sampling(&d) != 0 || dec_stop(&d) != 0 || dec_response_format(&d) != 0 ||
-	    dec_capabilities(&d) != 0 || dec_deadline(&d) != 0 || dec_metadata(&d) != 0)
+	if (dec_id(&d) != 0 || dec_content(&d) != 0 || dec_model(&d) != 0 || dec_models(&d) != 0 ||
+	    dec_allow_fallbacks(&d) != 0 || dec_strategy(&d) != 0 || dec_max_cost(&d) != 0 ||
+	    dec_budget(&d) != 0 || dec_max_tokens(&d) != 0 || dec_sampling(&d) != 0 ||
+	    dec_stop(&d) != 0 || dec_response_format(&d) != 0 || dec_capabilities(&d) != 0 ||
+	    dec_deadline(&d) != 0 || dec_metadata(&d) != 0)
 		goto out;
 	rc = 0;
 

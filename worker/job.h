@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOB_ID_MAX 200
-#define JOB_METADATA_MAX 16384
+#define JOB_ID_MAX         200
+#define JOB_METADATA_MAX   16384
 #define JOB_MAX_TOKENS_MAX 1000000
 /* Used when worker.max_job_bytes is 0 (a config built by hand): SPEC's default. */
 #define JOB_MAX_BYTES_DEFAULT 1048576
@@ -44,8 +44,8 @@ struct job {
 	size_t n_messages;
 	size_t content_bytes; /* sum of content_len */
 
-	int model;              /* catalog index when `model` pins one, else -1 */
-	int *models;            /* new array of catalog indexes from `models`, NULL if absent */
+	int model;   /* catalog index when `model` pins one, else -1 */
+	int *models; /* new array of catalog indexes from `models`, NULL if absent */
 	size_t n_models;
 	bool allow_fallbacks;   /* resolved default: false when model is set, else true */
 	enum strategy strategy; /* resolved: the job's, else worker.default_strategy */
@@ -55,11 +55,11 @@ struct job {
 	int64_t max_tokens;     /* 0 = the model's default_max_tokens */
 	bool has_temperature, has_top_p;
 	double temperature, top_p;
-	json_t *stop;           /* string or array of strings, borrowed from root, or NULL */
-	bool json_response;     /* response_format json_object */
-	unsigned caps;          /* required capabilities (enum capability bits) */
-	int64_t deadline_ms;    /* unix ms, 0 = none */
-	json_t *metadata;       /* borrowed from root, NULL if absent */
+	json_t *stop;        /* string or array of strings, borrowed from root, or NULL */
+	bool json_response;  /* response_format json_object */
+	unsigned caps;       /* required capabilities (enum capability bits) */
+	int64_t deadline_ms; /* unix ms, 0 = none */
+	json_t *metadata;    /* borrowed from root, NULL if absent */
 };
 
 /* Decodes len bytes of value (borrowed; nothing points into it afterwards).
@@ -86,7 +86,7 @@ struct job {
  * - `models` keeps each catalog model once, in the order first given;
  * - a deadline at or before the epoch is stored as 1 (0 means none). */
 int job_decode(const struct config *cfg, const void *value, size_t len, struct job *job,
-	       char *errstr, size_t errstr_size);
+               char *errstr, size_t errstr_size);
 /* Frees the arrays, drops the reference on root, and zeroes the job (model and
  * budget -1). Safe on a zeroed job, on a cleared one and on NULL. */
 void job_clear(struct job *job);

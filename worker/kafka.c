@@ -30,12 +30,12 @@ struct kafka {
 	rd_kafka_queue_t *cq; /* the consumer queue */
 	rd_kafka_queue_t *pq; /* the producer's main queue */
 	struct qwatch cw, pw;
-	uv_timer_t tick;   /* safety net: serve the queues even without a wakeup */
-	uv_timer_t again;  /* serve again soon when a batch stopped early */
+	uv_timer_t tick;        /* safety net: serve the queues even without a wakeup */
+	uv_timer_t again;       /* serve again soon when a batch stopped early */
 	rd_kafka_conf_t *pconf; /* the producer's configuration, for a rebuild */
-	uv_timer_t rebuild;    /* a fatal producer error is handled off the callback */
+	uv_timer_t rebuild;     /* a fatal producer error is handled off the callback */
 	bool producer_fatal;
-	long fatal_after;      /* test hook: raise a fatal error after this many reports */
+	long fatal_after; /* test hook: raise a fatal error after this many reports */
 	long reports;
 	rd_kafka_topic_partition_list_t *paused;
 	bool fetching;
@@ -47,7 +47,7 @@ struct kafka {
 /* ---------------------------------------------------------------- configuration */
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *errstr,
-		    size_t errstr_size)
+                    size_t errstr_size)
 {
 	char err[256];
 	if (rd_kafka_conf_set(conf, key, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
@@ -70,7 +70,10 @@ static void kafka_rebuild_producer(uv_timer_t *t);
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
-	enum log_level l = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+	enum log_level l = level <= 3   ? LOG_ERROR
+	                   : level <= 4 ? LOG_WARN
+	                   : level <= 6 ? LOG_INFO
+	                                : LOG_DEBUG;
 	if (l < log_min_level)
 		return;
 	log_msg(l, "librdkafka", "facility", fac, "text", buf, NULL);
@@ -114,31 +117,59 @@ fail:
 
 /* The user's properties come last so that they win, except those that would
  * break the delivery guarantees, which are refused by config. */
-static int apply_user(rd_kafka_conf_t *conf, const struct config *cfg, bool consumer,
-		      char *errstr, size_t errstr_size)
+static int apply_user(rd_kafka_conf_t *conf, const struct config *cfg, bool consumer, char *errstr,
+                      size_t errstr_size)
 {
 	static const char *const consumer_only[] = {
-		"group.id", "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms",
-		"session.timeout.ms", "max.poll.interval.ms", "heartbeat.interval.ms",
-		"partition.assignment.strategy", "fetch.wait.max.ms", "fetch.min.bytes",
-		"fetch.max.bytes", "max.partition.fetch.bytes", "queued.min.messages",
-		"queued.max.messages.kbytes", "isolation.level", "group.instance.id",
-		"enable.partition.eof", "check.crcs", "fetch.message.max.bytes",
+	        "group.id",
+	        "auto.offset.reset",
+	        "enable.auto.commit",
+	        "auto.commit.interval.ms",
+	        "session.timeout.ms",
+	        "max.poll.interval.ms",
+	        "heartbeat.interval.ms",
+	        "partition.assignment.strategy",
+	        "fetch.wait.max.ms",
+	        "fetch.min.bytes",
+	        "fetch.max.bytes",
+	        "max.partition.fetch.bytes",
+	        "queued.min.messages",
+	        "queued.max.messages.kbytes",
+	        "isolation.level",
+	        "group.instance.id",
+	        "enable.partition.eof",
+	        "check.crcs",
+	        "fetch.message.max.bytes",
 	};
 	static const char *const producer_only[] = {
-		"acks", "request.required.acks", "linger.ms", "queue.buffering.max.ms",
-		"batch.num.messages", "batch.size", "compression.type", "compression.codec",
-		"message.timeout.ms", "delivery.timeout.ms", "retries", "message.send.max.retries",
-		"retry.backoff.ms", "queue.buffering.max.messages", "queue.buffering.max.kbytes",
-		"enable.idempotence", "max.in.flight.requests.per.connection", "max.in.flight",
-		"transactional.id", "enable.gapless.guarantee", "sticky.partitioning.linger.ms",
-		"partitioner",
+	        "acks",
+	        "request.required.acks",
+	        "linger.ms",
+	        "queue.buffering.max.ms",
+	        "batch.num.messages",
+	        "batch.size",
+	        "compression.type",
+	        "compression.codec",
+	        "message.timeout.ms",
+	        "delivery.timeout.ms",
+	        "retries",
+	        "message.send.max.retries",
+	        "retry.backoff.ms",
+	        "queue.buffering.max.messages",
+	        "queue.buffering.max.kbytes",
+	        "enable.idempotence",
+	        "max.in.flight.requests.per.connection",
+	        "max.in.flight",
+	        "transactional.id",
+	        "enable.gapless.guarantee",
+	        "sticky.partitioning.linger.ms",
+	        "partitioner",
 	};
 	for (size_t i = 0; i < cfg->kafka.n_properties; i++) {
 		const char *key = cfg->kafka.property_keys[i];
 		const char *const *skip = consumer ? producer_only : consumer_only;
 		size_t n = consumer ? sizeof producer_only / sizeof *producer_only
-				    : sizeof consumer_only / sizeof *consumer_only;
+		                    : sizeof consumer_only / sizeof *consumer_only;
 		bool skipped = false;
 		for (size_t j = 0; j < n; j++)
 			skipped = skipped || strcmp(skip[j], key) == 0;
@@ -164,7 +195,7 @@ static void on_qwatch(uv_poll_t *p, int status, int events)
 }
 
 static int qwatch_init(struct kafka *k, struct qwatch *w, rd_kafka_queue_t *q,
-		       void (*serve)(struct kafka *k), char *errstr, size_t errstr_size)
+                       void (*serve)(struct kafka *k), char *errstr, size_t errstr_size)
 {
 	if (pipe2(w->fds, O_NONBLOCK | O_CLOEXEC) != 0) {
 		snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
@@ -192,7 +223,7 @@ static void on_again(uv_timer_t *t)
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct kafka *k = opaque;
 	k->member = true;
@@ -207,15 +238,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		for (int i = 0; i < parts->cnt; i++) {
 			char p[16];
 			snprintf(p, sizeof p, "%d", (int)parts->elems[i].partition);
-			log_info("partition assigned", "topic", parts->elems[i].topic, "partition", p, NULL);
+			log_info("partition assigned", "topic", parts->elems[i].topic, "partition",
+			         p, NULL);
 		}
 		if (!k->fetching || k->paused) {
 			/* New partitions start paused while the worker is full or draining. */
 			rd_kafka_pause_partitions(rk, parts);
 			if (k->fetching) {
 				for (int i = 0; i < parts->cnt; i++)
-					rd_kafka_topic_partition_list_add(k->paused, parts->elems[i].topic,
-									  parts->elems[i].partition);
+					rd_kafka_topic_partition_list_add(
+					        k->paused, parts->elems[i].topic,
+					        parts->elems[i].partition);
 			}
 		}
 		k->h.assigned(k->opaque, parts);
@@ -225,10 +258,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			char p[16];
 			snprintf(p, sizeof p, "%d", (int)parts->elems[i].partition);
 			log_info(lost ? "partition lost" : "partition revoked", "topic",
-				 parts->elems[i].topic, "partition", p, NULL);
+			         parts->elems[i].topic, "partition", p, NULL);
 			if (k->paused)
 				rd_kafka_topic_partition_list_del(k->paused, parts->elems[i].topic,
-								  parts->elems[i].partition);
+				                                  parts->elems[i].partition);
 		}
 		k->h.revoked(k->opaque, parts, lost);
 	} else {
@@ -259,7 +292,8 @@ static void serve_consumer(struct kafka *k)
 			return;
 		if (m->err) {
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				log_warn("kafka consume error", "error", rd_kafka_message_errstr(m), NULL);
+				log_warn("kafka consume error", "error", rd_kafka_message_errstr(m),
+				         NULL);
 			rd_kafka_message_destroy(m);
 			continue;
 		}
@@ -280,8 +314,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return; /* purged by a rebuild, which produces them again */
 	k->h.delivered(k->opaque, m->_private, m->err);
 	if (k->fatal_after > 0 && ++k->reports == k->fatal_after && rk == k->producer)
-		rd_kafka_test_fatal_error(rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-					  "promptyard test hook (PROMPTYARD_TEST_FATAL_PRODUCER_AFTER)");
+		rd_kafka_test_fatal_error(
+		        rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+		        "promptyard test hook (PROMPTYARD_TEST_FATAL_PRODUCER_AFTER)");
 }
 
 /* Replaces a producer in a fatal state. What it had acknowledged is reported
@@ -295,7 +330,7 @@ static void kafka_rebuild_producer(uv_timer_t *t)
 	rd_kafka_t *old = k->producer;
 	rd_kafka_queue_io_event_enable(k->pq, -1, NULL, 0);
 	rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
-				    RD_KAFKA_PURGE_F_NON_BLOCKING);
+	                            RD_KAFKA_PURGE_F_NON_BLOCKING);
 	while (rd_kafka_poll(old, 0) > 0)
 		;
 	rd_kafka_queue_destroy(k->pq);
@@ -336,9 +371,8 @@ static void on_tick(uv_timer_t *t)
 
 /* ---------------------------------------------------------------- life cycle */
 
-struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg,
-			const struct kafka_handlers *h, void *opaque, char *errstr,
-			size_t errstr_size)
+struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg, const struct kafka_handlers *h,
+                        void *opaque, char *errstr, size_t errstr_size)
 {
 	struct kafka *k = xcalloc(1, sizeof *k);
 	rd_kafka_conf_t *cconf = NULL, *pconf = NULL;
@@ -355,7 +389,8 @@ struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg,
 	    conf_set(cconf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
 	    conf_set(cconf, "enable.auto.commit", "true", errstr, errstr_size) ||
 	    conf_set(cconf, "auto.commit.interval.ms", "1000", errstr, errstr_size) ||
-	    conf_set(cconf, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) ||
+	    conf_set(cconf, "partition.assignment.strategy", "cooperative-sticky", errstr,
+	             errstr_size) ||
 	    conf_set(cconf, "queued.max.messages.kbytes", "2048", errstr, errstr_size) ||
 	    conf_set(cconf, "enable.partition.eof", "false", errstr, errstr_size))
 		goto fail;
@@ -426,7 +461,7 @@ int kafka_probe(struct kafka *k, int timeout_ms, char *errstr, size_t errstr_siz
 	rd_kafka_resp_err_t err = rd_kafka_metadata(k->producer, 0, NULL, &md, timeout_ms);
 	if (err) {
 		snprintf(errstr, errstr_size, "kafka brokers %s: %s", k->cfg->kafka.brokers,
-			 rd_kafka_err2str(err));
+		         rd_kafka_err2str(err));
 		return -1;
 	}
 	rd_kafka_metadata_destroy(md);
@@ -436,10 +471,10 @@ int kafka_probe(struct kafka *k, int timeout_ms, char *errstr, size_t errstr_siz
 int kafka_start(struct kafka *k, char *errstr, size_t errstr_size)
 {
 	rd_kafka_topic_partition_list_t *topics =
-		rd_kafka_topic_partition_list_new((int)k->cfg->kafka.n_input_topics);
+	        rd_kafka_topic_partition_list_new((int)k->cfg->kafka.n_input_topics);
 	for (size_t i = 0; i < k->cfg->kafka.n_input_topics; i++)
 		rd_kafka_topic_partition_list_add(topics, k->cfg->kafka.input_topics[i],
-						  RD_KAFKA_PARTITION_UA);
+		                                  RD_KAFKA_PARTITION_UA);
 	rd_kafka_resp_err_t err = rd_kafka_subscribe(k->consumer, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (err) {
@@ -462,21 +497,20 @@ int kafka_start(struct kafka *k, char *errstr, size_t errstr_size)
 }
 
 rd_kafka_resp_err_t kafka_produce(struct kafka *k, const char *topic, const void *key,
-				  size_t key_len, const void *value, size_t value_len,
-				  rd_kafka_headers_t *headers, void *msg_opaque)
+                                  size_t key_len, const void *value, size_t value_len,
+                                  rd_kafka_headers_t *headers, void *msg_opaque)
 {
 	rd_kafka_resp_err_t err;
 	if (headers) {
-		err = rd_kafka_producev(k->producer, RD_KAFKA_V_TOPIC(topic),
-					RD_KAFKA_V_KEY(key, key_len),
-					RD_KAFKA_V_VALUE((void *)value, value_len),
-					RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(msg_opaque),
-					RD_KAFKA_V_END);
+		err = rd_kafka_producev(
+		        k->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+		        RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(headers),
+		        RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
 	} else {
 		err = rd_kafka_producev(k->producer, RD_KAFKA_V_TOPIC(topic),
-					RD_KAFKA_V_KEY(key, key_len),
-					RD_KAFKA_V_VALUE((void *)value, value_len),
-					RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+		                        RD_KAFKA_V_KEY(key, key_len),
+		                        RD_KAFKA_V_VALUE((void *)value, value_len),
+		                        RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
 	}
 	return err;
 }
@@ -487,7 +521,8 @@ void kafka_store_offset(struct kafka *k, const char *topic, int32_t partition, i
 	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
 	rd_kafka_resp_err_t err = rd_kafka_offsets_store(k->consumer, l);
 	if (err && err != RD_KAFKA_RESP_ERR__STATE)
-		log_warn("kafka offset store failed", "topic", topic, "error", rd_kafka_err2str(err), NULL);
+		log_warn("kafka offset store failed", "topic", topic, "error",
+		         rd_kafka_err2str(err), NULL);
 	rd_kafka_topic_partition_list_destroy(l);
 }
 

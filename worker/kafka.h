@@ -34,9 +34,8 @@ struct kafka_handlers {
 
 /* Builds consumer and producer from cfg. Returns NULL with errstr on a bad
  * property or a failure to create a client. */
-struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg,
-			const struct kafka_handlers *h, void *opaque, char *errstr,
-			size_t errstr_size);
+struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg, const struct kafka_handlers *h,
+                        void *opaque, char *errstr, size_t errstr_size);
 
 /* Blocking check of start-up: can the brokers be reached within timeout_ms? */
 int kafka_probe(struct kafka *k, int timeout_ms, char *errstr, size_t errstr_size);
@@ -48,8 +47,8 @@ int kafka_start(struct kafka *k, char *errstr, size_t errstr_size);
  * msg_opaque) with key (copied) and headers (taken; may be NULL). Returns 0 or
  * an error from librdkafka; on error nothing was taken. */
 rd_kafka_resp_err_t kafka_produce(struct kafka *k, const char *topic, const void *key,
-				  size_t key_len, const void *value, size_t value_len,
-				  rd_kafka_headers_t *headers, void *msg_opaque);
+                                  size_t key_len, const void *value, size_t value_len,
+                                  rd_kafka_headers_t *headers, void *msg_opaque);
 
 /* Stores the offset to commit for a partition (enable.auto.offset.store=false). */
 void kafka_store_offset(struct kafka *k, const char *topic, int32_t partition, int64_t offset);

@@ -42,12 +42,12 @@ static int override_redis(struct config *cfg, const char *hostport)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"brokers", required_argument, NULL, 'b'},
-		{"redis", required_argument, NULL, 'r'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"brokers", required_argument, NULL, 'b'},
+	        {"redis", required_argument, NULL, 'r'},
+	        {"log-level", required_argument, NULL, 'l'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *brokers = NULL, *redis = NULL, *level = NULL;
 	int c, rc = 1;
@@ -81,7 +81,8 @@ int main(int argc, char **argv)
 		cfg->kafka.brokers = xstrdup(brokers);
 	}
 	if (redis && override_redis(cfg, redis) != 0) {
-		fprintf(stderr, "promptyard-worker: --redis: expected HOST:PORT, got \"%s\"\n", redis);
+		fprintf(stderr, "promptyard-worker: --redis: expected HOST:PORT, got \"%s\"\n",
+		        redis);
 		config_free(cfg);
 		return 2;
 	}

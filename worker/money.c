@@ -42,10 +42,10 @@ int64_t money_cost_nusd(const struct price *p, const struct usage *u)
 		plain = 0;
 	int64_t out = u->output_tokens > 0 ? u->output_tokens : 0;
 	int64_t wprice = p->cache_write_nusd_per_mtok >= 0 ? p->cache_write_nusd_per_mtok
-							   : p->input_nusd_per_mtok;
+	                                                   : p->input_nusd_per_mtok;
 	u128 sum = (u128)plain * (u128)p->input_nusd_per_mtok +
-		   (u128)cached * (u128)p->cached_input_nusd_per_mtok +
-		   (u128)writes * (u128)wprice + (u128)out * (u128)p->output_nusd_per_mtok;
+	           (u128)cached * (u128)p->cached_input_nusd_per_mtok +
+	           (u128)writes * (u128)wprice + (u128)out * (u128)p->output_nusd_per_mtok;
 	return ceil_div_mtok(sum);
 }
 

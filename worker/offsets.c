@@ -80,7 +80,8 @@ bool track_done(struct partition_track *pt, uint64_t ticket)
 		moved = true;
 	}
 	if (moved) {
-		pt->watermark = pt->head < pt->tail ? pt->ring[pt->head & pt->mask].offset : last + 1;
+		pt->watermark =
+		        pt->head < pt->tail ? pt->ring[pt->head & pt->mask].offset : last + 1;
 		pt->dirty = true;
 	}
 	if (pt->released && pt->head == pt->tail) {

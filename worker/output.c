@@ -10,20 +10,21 @@
 const char *error_code_name(enum error_code c)
 {
 	static const char *names[] = {"",
-				      "invalid_job",
-				      "no_eligible_model",
-				      "cost_cap_exceeded",
-				      "budget_exhausted",
-				      "providers_failed",
-				      "provider_rejected",
-				      "expired"};
+	                              "invalid_job",
+	                              "no_eligible_model",
+	                              "cost_cap_exceeded",
+	                              "budget_exhausted",
+	                              "providers_failed",
+	                              "provider_rejected",
+	                              "expired"};
 	return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "providers_failed";
 }
 
 void output_outcome(char *out, size_t out_size, const struct attempt_rec *a)
 {
-	static const char *names[] = {"ok",      "http",         "timeout",      "connect_error",
-				      "invalid_response", "rate_limited", "circuit_open"};
+	static const char *names[] = {
+	        "ok",           "http",        "timeout", "connect_error", "invalid_response",
+	        "rate_limited", "circuit_open"};
 	if (a->outcome == OUTCOME_HTTP)
 		snprintf(out, out_size, "http_%03ld", a->http_status);
 	else
@@ -53,10 +54,10 @@ static void put_time(struct buf *b, const char *key, int64_t ms)
 static void put_usage(struct buf *b, const struct usage *u)
 {
 	buf_printf(b,
-		   "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld,"
-		   "\"cached_input_tokens\":%lld}",
-		   (long long)u->input_tokens, (long long)u->output_tokens,
-		   (long long)u->cached_input_tokens);
+	           "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld,"
+	           "\"cached_input_tokens\":%lld}",
+	           (long long)u->input_tokens, (long long)u->output_tokens,
+	           (long long)u->cached_input_tokens);
 }
 
 void output_result(struct buf *b, const struct config *cfg, const struct result_info *r)
@@ -121,7 +122,7 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 }
 
 void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
-		 const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms)
+                 const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms)
 {
 	const struct model_conf *m = &cfg->models[a->model];
 	buf_puts(b, "{");
@@ -133,10 +134,10 @@ void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
 	buf_puts(b, ",");
 	put_str(b, "budget", cfg->budgets[budget].name);
 	buf_printf(b,
-		   ",\"input_tokens\":%lld,\"output_tokens\":%lld,\"cached_input_tokens\":%lld,"
-		   "\"cost_nusd\":%lld,",
-		   (long long)a->usage.input_tokens, (long long)a->usage.output_tokens,
-		   (long long)a->usage.cached_input_tokens, (long long)a->cost_nusd);
+	           ",\"input_tokens\":%lld,\"output_tokens\":%lld,\"cached_input_tokens\":%lld,"
+	           "\"cost_nusd\":%lld,",
+	           (long long)a->usage.input_tokens, (long long)a->usage.output_tokens,
+	           (long long)a->usage.cached_input_tokens, (long long)a->cost_nusd);
 	put_usd(b, "cost_usd", a->cost_nusd);
 	buf_printf(b, ",\"estimated\":%s,", estimated ? "true" : "false");
 	put_time(b, "ts", ts_ms);
@@ -148,7 +149,10 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 {
 	if (s[0] < 0x80)
 		return 1;
-	size_t n = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+	size_t n = (s[0] & 0xE0) == 0xC0   ? 2
+	           : (s[0] & 0xF0) == 0xE0 ? 3
+	           : (s[0] & 0xF8) == 0xF0 ? 4
+	                                   : 0;
 	if (!n || n > left)
 		return 0;
 	uint32_t cp = s[0] & (0x7F >> n);
@@ -188,7 +192,8 @@ static bool put_raw_string(struct buf *b, const char *raw, size_t len)
 
 static void put_base64(struct buf *b, const unsigned char *s, size_t len)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tbl[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	buf_puts(b, "\"");
 	for (size_t i = 0; i < len; i += 3) {
 		uint32_t v = (uint32_t)s[i] << 16;
@@ -197,15 +202,16 @@ static void put_base64(struct buf *b, const unsigned char *s, size_t len)
 		if (i + 2 < len)
 			v |= s[i + 2];
 		char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63],
-			     i + 1 < len ? tbl[(v >> 6) & 63] : '=', i + 2 < len ? tbl[v & 63] : '='};
+		             i + 1 < len ? tbl[(v >> 6) & 63] : '=',
+		             i + 2 < len ? tbl[v & 63] : '='};
 		buf_append(b, q, 4);
 	}
 	buf_puts(b, "\"");
 }
 
 void output_dlq(struct buf *b, const json_t *job, const char *raw, size_t raw_len,
-		enum error_code code, const char *message, const char *topic, int32_t partition,
-		int64_t offset, int64_t failed_ms)
+                enum error_code code, const char *message, const char *topic, int32_t partition,
+                int64_t offset, int64_t failed_ms)
 {
 	buf_puts(b, "{\"job\":");
 	char *dumped = job ? json_dumps(job, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;

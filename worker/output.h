@@ -73,11 +73,11 @@ struct result_info {
 void output_result(struct buf *b, const struct config *cfg, const struct result_info *r);
 
 void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
-		 const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms);
+                 const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms);
 
 /* job: the parsed value (any JSON) or NULL, then raw is written as a string. */
 void output_dlq(struct buf *b, const json_t *job, const char *raw, size_t raw_len,
-		enum error_code code, const char *message, const char *topic, int32_t partition,
-		int64_t offset, int64_t failed_ms);
+                enum error_code code, const char *message, const char *topic, int32_t partition,
+                int64_t offset, int64_t failed_ms);
 
 #endif

@@ -8,9 +8,9 @@
 
 /* Every wire format, one line each. */
 static const struct provider *const providers[] = {
-	&provider_openai,
-	&provider_anthropic,
-	&provider_gemini,
+        &provider_openai,
+        &provider_anthropic,
+        &provider_gemini,
 };
 
 const struct provider *provider_lookup(const char *type)
@@ -115,18 +115,18 @@ static bool contains_ci(const char *hay, const char *needle)
 bool provider_text_is_context_overflow(const char *text)
 {
 	static const char *const marks[] = {
-		"context_length_exceeded",
-		"context length",
-		"context window",
-		"maximum context",
-		"exceed context limit",
-		"prompt is too long",
-		"too many tokens",
-		"input token count",
-		"exceeds the maximum number of tokens",
-		"reduce the length",
-		"string_above_max_length",
-		"tokens + `max_new_tokens`",
+	        "context_length_exceeded",
+	        "context length",
+	        "context window",
+	        "maximum context",
+	        "exceed context limit",
+	        "prompt is too long",
+	        "too many tokens",
+	        "input token count",
+	        "exceeds the maximum number of tokens",
+	        "reduce the length",
+	        "string_above_max_length",
+	        "tokens + `max_new_tokens`",
 	};
 	if (!text)
 		return false;
@@ -244,7 +244,7 @@ bool provider_next_turn(const struct job *job, size_t *pos, struct provider_turn
 {
 	size_t i = *pos;
 	while (i < job->n_messages && (job->messages[i].role == ROLE_SYSTEM ||
-				       provider_message_is_blank(&job->messages[i])))
+	                               provider_message_is_blank(&job->messages[i])))
 		i++;
 	if (i >= job->n_messages) {
 		*pos = i;

@@ -17,7 +17,13 @@
 #include <stdint.h>
 
 /* The common finish_reason set of results. */
-enum finish_reason { FINISH_STOP, FINISH_LENGTH, FINISH_CONTENT_FILTER, FINISH_TOOL_CALLS, FINISH_OTHER };
+enum finish_reason {
+	FINISH_STOP,
+	FINISH_LENGTH,
+	FINISH_CONTENT_FILTER,
+	FINISH_TOOL_CALLS,
+	FINISH_OTHER
+};
 const char *finish_reason_name(enum finish_reason f);
 
 /* How a response is to be treated by failover (SPEC §6). */
@@ -31,20 +37,20 @@ enum response_class {
 };
 
 struct http_request {
-	struct buf url;       /* full URL */
-	char **headers;       /* "Name: value" lines (new); may hold the API key: never log */
+	struct buf url; /* full URL */
+	char **headers; /* "Name: value" lines (new); may hold the API key: never log */
 	size_t n_headers;
-	struct buf body;      /* request body */
+	struct buf body; /* request body */
 };
 void http_request_add_header(struct http_request *req, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 void http_request_clear(struct http_request *req);
 
 struct completion {
 	char *content; /* new, UTF-8; NULL if none */
 	enum finish_reason finish_reason;
 	struct usage usage;
-	bool has_usage; /* the provider reported usage: the attempt is billed */
+	bool has_usage;      /* the provider reported usage: the attempt is billed */
 	char *error_message; /* new: provider's error text for a non-OK class, no secrets */
 };
 void completion_clear(struct completion *c);
@@ -56,15 +62,15 @@ struct provider {
 	 * max_tokens. Returns 0, or -1 with errstr set (the job cannot be expressed
 	 * in this format; the model is skipped). */
 	int (*build_request)(const struct provider_conf *p, const struct model_conf *m,
-			     const struct job *job, int64_t max_tokens, struct http_request *req,
-			     char *errstr, size_t errstr_size);
+	                     const struct job *job, int64_t max_tokens, struct http_request *req,
+	                     char *errstr, size_t errstr_size);
 
 	/* Parses the response of one attempt (any status). Fills out and returns
 	 * its class. Never fails: a malformed body is RESPONSE_INVALID (2xx) or the
 	 * class of the status. Usage is filled whenever the body reports it, even
 	 * for an error, so that a billed failure is still charged. */
 	enum response_class (*parse_response)(const struct model_conf *m, long status,
-					      const char *body, size_t len, struct completion *out);
+	                                      const char *body, size_t len, struct completion *out);
 };
 
 /* The table for a config's provider type, or NULL. */
@@ -95,7 +101,7 @@ json_t *provider_json_load(const char *body, size_t len);
  * "[redacted]", and it is cut to PROVIDER_ERROR_MAX bytes. It must still never
  * be built from request headers. */
 void provider_set_error(struct completion *out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 /* Appends the text of a JSON string (borrowed) to b; a NUL inside it becomes
  * U+FFFD so that the completion stays a C string. */

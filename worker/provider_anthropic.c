@@ -71,7 +71,7 @@ static void put_turn(struct buf *b, const struct job *job, const struct provider
 				len--; /* not blank: something is left */
 		if (t->n > 1) {
 			buf_puts(b, k > 1 ? ",{\"type\":\"text\",\"text\":"
-					  : "{\"type\":\"text\",\"text\":");
+			                  : "{\"type\":\"text\",\"text\":");
 			buf_json_str(b, msg->content, len);
 			buf_puts(b, "}");
 		} else {
@@ -84,8 +84,8 @@ static void put_turn(struct buf *b, const struct job *job, const struct provider
 }
 
 static int anthropic_build_request(const struct provider_conf *p, const struct model_conf *m,
-				   const struct job *job, int64_t max_tokens,
-				   struct http_request *req, char *errstr, size_t errstr_size)
+                                   const struct job *job, int64_t max_tokens,
+                                   struct http_request *req, char *errstr, size_t errstr_size)
 {
 	struct buf *b = &req->body;
 	struct buf system = {0};
@@ -95,7 +95,7 @@ static int anthropic_build_request(const struct provider_conf *p, const struct m
 
 	if (!provider_next_turn(job, &pos, &turn)) {
 		snprintf(errstr, errstr_size,
-			 "anthropic: the job has no user or assistant message with content");
+		         "anthropic: the job has no user or assistant message with content");
 		goto out;
 	}
 
@@ -134,7 +134,7 @@ static int anthropic_build_request(const struct provider_conf *p, const struct m
 
 	if (job->has_temperature)
 		buf_printf(b, ",\"temperature\":%.17g",
-			   job->temperature > 1 ? 1.0 : job->temperature);
+		           job->temperature > 1 ? 1.0 : job->temperature);
 	if (job->has_top_p)
 		buf_printf(b, ",\"top_p\":%.17g", job->top_p);
 	provider_buf_stop_array(b, ",\"stop_sequences\":", job->stop);
@@ -196,7 +196,7 @@ static bool is(const char *s, const char *t)
 }
 
 static enum response_class anthropic_error(long status, enum response_class cls, const json_t *root,
-					   struct completion *out)
+                                           struct completion *out)
 {
 	json_t *err = json_object_get(root, "error");
 	const char *type = str_member(err, "type");
@@ -206,11 +206,11 @@ static enum response_class anthropic_error(long status, enum response_class cls,
 	    is(type, "timeout_error"))
 		cls = RESPONSE_RETRYABLE;
 	else if (is(type, "authentication_error") || is(type, "permission_error") ||
-		 is(type, "billing_error"))
+	         is(type, "billing_error"))
 		cls = RESPONSE_AUTH;
 	else if (is(type, "invalid_request_error"))
 		cls = provider_text_is_context_overflow(msg) ? RESPONSE_CONTEXT_OVERFLOW
-							     : RESPONSE_REJECTED;
+		                                             : RESPONSE_REJECTED;
 	else if (is(type, "not_found_error") || is(type, "request_too_large"))
 		cls = RESPONSE_REJECTED;
 	else if (cls == RESPONSE_REJECTED && provider_text_is_context_overflow(msg))
@@ -254,8 +254,8 @@ fail:
 }
 
 static enum response_class anthropic_parse_response(const struct model_conf *m, long status,
-						    const char *body, size_t len,
-						    struct completion *out)
+                                                    const char *body, size_t len,
+                                                    struct completion *out)
 {
 	(void)m;
 	enum response_class cls = provider_class_of_status(status);
@@ -304,7 +304,7 @@ out:
 }
 
 const struct provider provider_anthropic = {
-	.type = "anthropic",
-	.build_request = anthropic_build_request,
-	.parse_response = anthropic_parse_response,
+        .type = "anthropic",
+        .build_request = anthropic_build_request,
+        .parse_response = anthropic_parse_response,
 };

@@ -82,8 +82,8 @@ static void put_turn(struct buf *b, const struct job *job, const struct provider
 }
 
 static int gemini_build_request(const struct provider_conf *p, const struct model_conf *m,
-				const struct job *job, int64_t max_tokens, struct http_request *req,
-				char *errstr, size_t errstr_size)
+                                const struct job *job, int64_t max_tokens, struct http_request *req,
+                                char *errstr, size_t errstr_size)
 {
 	struct buf *b = &req->body;
 	struct buf system = {0};
@@ -94,7 +94,7 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 
 	if (!provider_next_turn(job, &pos, &turn)) {
 		snprintf(errstr, errstr_size,
-			 "gemini: the job has no user or assistant message with content");
+		         "gemini: the job has no user or assistant message with content");
 		goto out;
 	}
 	if (strncmp(id, "models/", 7) == 0)
@@ -121,7 +121,7 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 	}
 
 	buf_printf(b, ",\"generationConfig\":{\"maxOutputTokens\":%lld",
-		   (long long)provider_max_tokens(m, max_tokens));
+	           (long long)provider_max_tokens(m, max_tokens));
 	if (job->has_temperature)
 		buf_printf(b, ",\"temperature\":%.17g", job->temperature);
 	if (job->has_top_p)
@@ -151,7 +151,7 @@ static const char *str_member(const json_t *obj, const char *key)
 static enum finish_reason map_finish(const char *r, bool tool_call)
 {
 	static const char *const filtered[] = {
-		"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"};
+	        "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"};
 	if (is(r, "STOP"))
 		return tool_call ? FINISH_TOOL_CALLS : FINISH_STOP;
 	if (is(r, "MAX_TOKENS"))
@@ -199,7 +199,7 @@ static bool contains(const char *hay, const char *needle)
 }
 
 static enum response_class gemini_error(long status, enum response_class cls, const json_t *root,
-					struct completion *out)
+                                        struct completion *out)
 {
 	const json_t *top = json_is_array(root) ? json_array_get(root, 0) : root;
 	json_t *err = json_object_get(top, "error");
@@ -210,12 +210,12 @@ static enum response_class gemini_error(long status, enum response_class cls, co
 	    is(st, "DEADLINE_EXCEEDED") || is(st, "ABORTED"))
 		cls = RESPONSE_RETRYABLE;
 	else if (is(st, "UNAUTHENTICATED") || is(st, "PERMISSION_DENIED") ||
-		 is(st, "FAILED_PRECONDITION") || has_reason(err, "API_KEY_INVALID") ||
-		 contains(msg, "API key not valid") || contains(msg, "API key expired"))
+	         is(st, "FAILED_PRECONDITION") || has_reason(err, "API_KEY_INVALID") ||
+	         contains(msg, "API key not valid") || contains(msg, "API key expired"))
 		cls = RESPONSE_AUTH;
 	else if (is(st, "INVALID_ARGUMENT"))
 		cls = provider_text_is_context_overflow(msg) ? RESPONSE_CONTEXT_OVERFLOW
-							     : RESPONSE_REJECTED;
+		                                             : RESPONSE_REJECTED;
 	else if (is(st, "NOT_FOUND"))
 		cls = RESPONSE_REJECTED;
 	else if (cls == RESPONSE_REJECTED && provider_text_is_context_overflow(msg))
@@ -263,8 +263,8 @@ fail:
 }
 
 static enum response_class gemini_parse_response(const struct model_conf *m, long status,
-						 const char *body, size_t len,
-						 struct completion *out)
+                                                 const char *body, size_t len,
+                                                 struct completion *out)
 {
 	(void)m;
 	enum response_class cls = provider_class_of_status(status);
@@ -300,7 +300,7 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 	}
 	if (json_array_size(cands) == 0) {
 		const char *block =
-			str_member(json_object_get(root, "promptFeedback"), "blockReason");
+		        str_member(json_object_get(root, "promptFeedback"), "blockReason");
 		if (!block) {
 			provider_set_error(out, "response has no candidates");
 			goto out;
@@ -333,7 +333,7 @@ out:
 }
 
 const struct provider provider_gemini = {
-	.type = "gemini",
-	.build_request = gemini_build_request,
-	.parse_response = gemini_parse_response,
+        .type = "gemini",
+        .build_request = gemini_build_request,
+        .parse_response = gemini_parse_response,
 };

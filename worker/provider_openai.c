@@ -51,8 +51,8 @@ static bool mentions_json(const struct job *job)
 }
 
 static int openai_build_request(const struct provider_conf *p, const struct model_conf *m,
-				const struct job *job, int64_t max_tokens, struct http_request *req,
-				char *errstr, size_t errstr_size)
+                                const struct job *job, int64_t max_tokens, struct http_request *req,
+                                char *errstr, size_t errstr_size)
 {
 	(void)errstr;
 	(void)errstr_size;
@@ -75,14 +75,14 @@ static int openai_build_request(const struct provider_conf *p, const struct mode
 	for (size_t i = 0; i < job->n_messages; i++) {
 		const struct job_message *msg = &job->messages[i];
 		buf_printf(b, "%s{\"role\":\"%s\",\"content\":", first ? "" : ",",
-			   role_name(msg->role));
+		           role_name(msg->role));
 		buf_json_str(b, msg->content, msg->content_len);
 		buf_puts(b, "}");
 		first = false;
 	}
 	buf_printf(b, "],\"%s\":%lld",
-		   m->max_completion_tokens ? "max_completion_tokens" : "max_tokens",
-		   (long long)provider_max_tokens(m, max_tokens));
+	           m->max_completion_tokens ? "max_completion_tokens" : "max_tokens",
+	           (long long)provider_max_tokens(m, max_tokens));
 	if (job->has_temperature)
 		put_number(b, "temperature", job->temperature);
 	if (job->has_top_p)
@@ -128,7 +128,7 @@ static int parse_usage(const json_t *usage, struct completion *out)
 	if (provider_get_count(usage, "prompt_tokens", &in) < 0 ||
 	    provider_get_count(usage, "completion_tokens", &outp) < 0 ||
 	    provider_get_count(json_object_get(usage, "prompt_tokens_details"), "cached_tokens",
-			       &cached) < 0 ||
+	                       &cached) < 0 ||
 	    provider_get_count(usage, "prompt_cache_hit_tokens", &hit) < 0)
 		return -1;
 	if (cached == 0)
@@ -148,7 +148,7 @@ static const char *str_member(const json_t *obj, const char *key)
 
 /* The class and error_message of a non-2xx response. */
 static enum response_class openai_error(long status, enum response_class cls, const json_t *root,
-					struct completion *out)
+                                        struct completion *out)
 {
 	const char *msg = NULL, *code = NULL, *type = NULL;
 	json_t *err = json_object_get(root, "error");
@@ -170,7 +170,7 @@ static enum response_class openai_error(long status, enum response_class cls, co
 	if (code && strcmp(code, "insufficient_quota") == 0)
 		cls = RESPONSE_AUTH;
 	else if (cls == RESPONSE_REJECTED && (provider_text_is_context_overflow(code) ||
-					      provider_text_is_context_overflow(msg)))
+	                                      provider_text_is_context_overflow(msg)))
 		cls = RESPONSE_CONTEXT_OVERFLOW;
 
 	if (!root)
@@ -217,8 +217,8 @@ static int take_content(const json_t *content, struct completion *out)
 }
 
 static enum response_class openai_parse_response(const struct model_conf *m, long status,
-						 const char *body, size_t len,
-						 struct completion *out)
+                                                 const char *body, size_t len,
+                                                 struct completion *out)
 {
 	(void)m;
 	enum response_class cls = provider_class_of_status(status);
@@ -245,8 +245,8 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 	const char *object = str_member(root, "object");
 	if ((err && !json_is_null(err)) || (object && strcmp(object, "error") == 0)) {
 		const char *msg = json_is_string(err)
-					  ? json_string_value(err)
-					  : str_member(json_is_object(err) ? err : root, "message");
+		                          ? json_string_value(err)
+		                          : str_member(json_is_object(err) ? err : root, "message");
 		provider_set_error(out, "error in a 2xx response: %s", msg ? msg : "(no message)");
 		goto out;
 	}
@@ -295,7 +295,7 @@ out:
 }
 
 const struct provider provider_openai = {
-	.type = "openai",
-	.build_request = openai_build_request,
-	.parse_response = openai_parse_response,
+        .type = "openai",
+        .build_request = openai_build_request,
+        .parse_response = openai_parse_response,
 };

@@ -10,8 +10,8 @@
 #include "log.h"
 #include "timeutil.h"
 
-#include <hiredis/async.h>
 #include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,13 +211,14 @@ static void handshake(struct redis *r)
 	if (r->password) {
 		const char *argv[] = {"AUTH", r->password};
 		size_t lens[] = {4, strlen(r->password)};
-		redisAsyncCommandArgv(ac, on_handshake_reply, (void *)(uintptr_t)SIZE_MAX, 2, argv, lens);
+		redisAsyncCommandArgv(ac, on_handshake_reply, (void *)(uintptr_t)SIZE_MAX, 2, argv,
+		                      lens);
 		r->pending++;
 		r->loading++;
 	}
 	if (r->opt.db) {
 		redisAsyncCommand(ac, on_handshake_reply, (void *)(uintptr_t)SIZE_MAX, "SELECT %d",
-				  r->opt.db);
+		                  r->opt.db);
 		r->pending++;
 		r->loading++;
 	}
@@ -317,8 +318,8 @@ size_t redis_add_script(struct redis *r, const char *name, const char *source)
 	return r->n_scripts++;
 }
 
-struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt,
-			redis_state_cb *state_cb, void *opaque)
+struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt, redis_state_cb *state_cb,
+                        void *opaque)
 {
 	struct redis *r = xcalloc(1, sizeof *r);
 	r->loop = loop;
@@ -359,7 +360,7 @@ int redis_pending(const struct redis *r)
 static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata);
 
 static void send_call(struct redis *r, struct call *c, int argc, const char **argv,
-		      const size_t *argvlen)
+                      const size_t *argvlen)
 {
 	if (r->state != R_READY || !r->ac ||
 	    redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK) {
@@ -401,7 +402,8 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 		c->retried = true;
 		const char *argv[] = {"SCRIPT", "LOAD", r->scripts[c->script].source};
 		size_t lens[] = {6, 4, strlen(r->scripts[c->script].source)};
-		redisAsyncCommandArgv(ac, on_aux_reply, (void *)(uintptr_t)c->script, 3, argv, lens);
+		redisAsyncCommandArgv(ac, on_aux_reply, (void *)(uintptr_t)c->script, 3, argv,
+		                      lens);
 		r->pending++;
 		send_eval(r, c);
 		return;
@@ -411,7 +413,7 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 }
 
 void redis_command(struct redis *r, redis_reply_cb *cb, void *opaque, int argc, const char **argv,
-		   const size_t *argvlen)
+                   const size_t *argvlen)
 {
 	struct call *c = xcalloc(1, sizeof *c);
 	c->r = r;
@@ -421,7 +423,7 @@ void redis_command(struct redis *r, redis_reply_cb *cb, void *opaque, int argc, 
 }
 
 void redis_eval(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
-		int argc, const char **argv, const size_t *argvlen)
+                int argc, const char **argv, const size_t *argvlen)
 {
 	struct call *c = xcalloc(1, sizeof *c);
 	c->r = r;
@@ -466,12 +468,12 @@ int redis_probe(const struct redis_options *opt, char *errstr, size_t errstr_siz
 {
 	int rc = -1;
 	struct timeval tv = {.tv_sec = opt->timeout_ms / 1000,
-			     .tv_usec = (opt->timeout_ms % 1000) * 1000};
+	                     .tv_usec = (opt->timeout_ms % 1000) * 1000};
 	redisReply *reply = NULL;
 	redisContext *c = redisConnectWithTimeout(opt->host, opt->port, tv);
 	if (!c || c->err) {
 		snprintf(errstr, errstr_size, "redis %s:%d: %s", opt->host, opt->port,
-			 c ? c->errstr : "out of memory");
+		         c ? c->errstr : "out of memory");
 		goto out;
 	}
 	redisSetTimeout(c, tv);
@@ -479,7 +481,7 @@ int redis_probe(const struct redis_options *opt, char *errstr, size_t errstr_siz
 		reply = redisCommand(c, "AUTH %s", opt->password);
 		if (!reply || reply->type == REDIS_REPLY_ERROR) {
 			snprintf(errstr, errstr_size, "redis %s:%d: authentication failed",
-				 opt->host, opt->port);
+			         opt->host, opt->port);
 			goto out;
 		}
 		freeReplyObject(reply);
@@ -487,7 +489,7 @@ int redis_probe(const struct redis_options *opt, char *errstr, size_t errstr_siz
 	reply = redisCommand(c, "PING");
 	if (!reply || reply->type == REDIS_REPLY_ERROR) {
 		snprintf(errstr, errstr_size, "redis %s:%d: %s", opt->host, opt->port,
-			 reply ? reply->str : c->errstr);
+		         reply ? reply->str : c->errstr);
 		goto out;
 	}
 	rc = 0;

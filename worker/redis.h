@@ -31,8 +31,8 @@ struct redis_options {
 	int64_t timeout_ms;
 };
 
-struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt,
-			redis_state_cb *state_cb, void *opaque);
+struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt, redis_state_cb *state_cb,
+                        void *opaque);
 
 /* Registers a Lua script (source borrowed: a static string) and returns its
  * id for redis_eval(). Scripts are loaded at every (re)connect before the
@@ -45,11 +45,11 @@ int redis_pending(const struct redis *r);
 
 /* Sends a command. cb runs exactly once, on the loop. */
 void redis_command(struct redis *r, redis_reply_cb *cb, void *opaque, int argc, const char **argv,
-		   const size_t *argvlen);
+                   const size_t *argvlen);
 /* EVALSHA of scripts[script] with nkeys keys among argv (which holds only the
  * keys and arguments), reloading the script once if Redis lost it. */
 void redis_eval(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
-		int argc, const char **argv, const size_t *argvlen);
+                int argc, const char **argv, const size_t *argvlen);
 
 /* Closes the connection; pending callbacks run with NULL. The loop must be run
  * afterwards to let libuv close its handles. NULL is safe. */

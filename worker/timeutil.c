@@ -46,7 +46,7 @@ void time_format_rfc3339(int64_t unix_ms, char *out, size_t out_size)
 	struct tm tm;
 	gmtime_r(&secs, &tm);
 	snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 static int digits(const char **p, int n, int *out)

@@ -263,10 +263,10 @@ TEST(empty_file_takes_every_default)
 TEST(element_defaults)
 {
 	struct config *cfg =
-		load_text(PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
-				   "  input_usd_per_mtok = 0.075; output_usd_per_mtok = 0.3; } );\n"
-				   "budgets = ( { name = \"default\"; limit_usd = 5; } );\n",
-			  CONFIG_REQUIRE_KEYS);
+	        load_text(PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
+	                           "  input_usd_per_mtok = 0.075; output_usd_per_mtok = 0.3; } );\n"
+	                           "budgets = ( { name = \"default\"; limit_usd = 5; } );\n",
+	                  CONFIG_REQUIRE_KEYS);
 
 	CHECK_STR(cfg ? "loaded" : err, "loaded");
 	if (!cfg)
@@ -302,10 +302,10 @@ TEST(element_defaults)
 TEST(money_conversion_of_prices)
 {
 	struct config *cfg = load_text(
-		PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
-			 "  input_usd_per_mtok = 0.15; cached_input_usd_per_mtok = 0.075;\n"
-			 "  output_usd_per_mtok = 2.5; cache_write_usd_per_mtok = 0; } );\n",
-		0);
+	        PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
+	                 "  input_usd_per_mtok = 0.15; cached_input_usd_per_mtok = 0.075;\n"
+	                 "  output_usd_per_mtok = 2.5; cache_write_usd_per_mtok = 0; } );\n",
+	        0);
 
 	CHECK_STR(cfg ? "loaded" : err, "loaded");
 	if (!cfg)
@@ -346,17 +346,17 @@ TEST(example_file_loads)
 TEST(missing_key_fails_only_when_required)
 {
 	const char *text =
-		"providers = (\n"
-		"  { name = \"openai\"; type = \"openai\"; base_url = \"https://x/v1\";\n"
-		"    api_key_env = \"PROMPTYARD_TEST_UNSET_KEY\"; }\n"
-		");\n";
+	        "providers = (\n"
+	        "  { name = \"openai\"; type = \"openai\"; base_url = \"https://x/v1\";\n"
+	        "    api_key_env = \"PROMPTYARD_TEST_UNSET_KEY\"; }\n"
+	        ");\n";
 	struct config *cfg = NULL;
 
 	unsetenv("PROMPTYARD_TEST_UNSET_KEY");
 	cfg = load_text(text, CONFIG_REQUIRE_KEYS);
 	CHECK(cfg == NULL);
 	CHECK_HAS(err, ":3: providers[0].api_key_env: environment variable "
-		       "PROMPTYARD_TEST_UNSET_KEY is not set");
+	               "PROMPTYARD_TEST_UNSET_KEY is not set");
 	config_free(cfg);
 
 	cfg = load_text(text, 0);
@@ -373,9 +373,9 @@ TEST(missing_key_fails_only_when_required)
 
 	/* An optional provider without its key loads even for the worker. */
 	cfg = load_text(
-		"providers = ( { name = \"o\"; type = \"openai\"; base_url = \"http://h\";\n"
-		"  api_key_env = \"PROMPTYARD_TEST_UNSET_KEY\"; optional = true; } );\n",
-		CONFIG_REQUIRE_KEYS);
+	        "providers = ( { name = \"o\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  api_key_env = \"PROMPTYARD_TEST_UNSET_KEY\"; optional = true; } );\n",
+	        CONFIG_REQUIRE_KEYS);
 	CHECK_STR(cfg ? "loaded" : err, "loaded");
 	CHECK(cfg && cfg->providers[0].optional && cfg->providers[0].api_key == NULL);
 	config_free(cfg);
@@ -385,21 +385,21 @@ TEST(secrets_are_never_echoed)
 {
 	unsetenv("PROMPTYARD_TEST_UNSET_PW");
 	CHECK(fails_with(
-		"redis: { password_env = \"PROMPTYARD_TEST_UNSET_PW\"; };\n", 1,
-		"redis.password_env: environment variable PROMPTYARD_TEST_UNSET_PW is not set"));
+	        "redis: { password_env = \"PROMPTYARD_TEST_UNSET_PW\"; };\n", 1,
+	        "redis.password_env: environment variable PROMPTYARD_TEST_UNSET_PW is not set"));
 	/* A key pasted where the variable's name belongs. */
 	CHECK(fails_with(
-		"providers = ( { name = \"o\"; type = \"openai\"; base_url = \"http://h\";\n"
-		"  api_key_env = \"sk-proj-SECRET-123\"; } );\n",
-		2, "providers[0].api_key_env: must name an environment variable"));
+	        "providers = ( { name = \"o\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  api_key_env = \"sk-proj-SECRET-123\"; } );\n",
+	        2, "providers[0].api_key_env: must name an environment variable"));
 	CHECK(strstr(err, "SECRET") == NULL);
 	CHECK(fails_with(
-		"providers = ( { name = \"o\"; type = \"openai\"; base_url = \"http://h\";\n"
-		"  api_key = \"sk-proj-SECRET-123\"; } );\n",
-		2, "providers[0].api_key: secrets are never written in the file"));
+	        "providers = ( { name = \"o\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  api_key = \"sk-proj-SECRET-123\"; } );\n",
+	        2, "providers[0].api_key: secrets are never written in the file"));
 	CHECK(strstr(err, "SECRET") == NULL);
 	CHECK(fails_with("redis: {\n  password = \"SECRET\"; };\n", 2,
-			 "redis.password: secrets are never written in the file"));
+	                 "redis.password: secrets are never written in the file"));
 }
 
 /* ---------------------------------------------------------------- unknown keys */
@@ -416,9 +416,9 @@ TEST(unknown_key_warns_and_loads)
 	dup2(fd, STDERR_FILENO);
 	close(fd);
 	cfg = load_text("worker: {\n  max_in_flight = 10;\n  max_in_fligth = 20;\n};\n" PROVIDER
-			"models = ( { name = \"m\"; provider = \"openai\";\n"
-			"  qualty = 0.9; } );\nextra = 1;\n",
-			0);
+	                "models = ( { name = \"m\"; provider = \"openai\";\n"
+	                "  qualty = 0.9; } );\nextra = 1;\n",
+	                0);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 
@@ -452,105 +452,105 @@ TEST(syntax_and_file_errors)
 TEST(wrong_types)
 {
 	CHECK(fails_with("worker: {\n max_in_flight = 10.5; };\n", 2,
-			 "worker.max_in_flight: must be an integer from 1 to 100000"));
+	                 "worker.max_in_flight: must be an integer from 1 to 100000"));
 	CHECK(fails_with("worker: { max_attempts = \"4\"; };\n", 1,
-			 "worker.max_attempts: must be an integer from 1 to 20"));
+	                 "worker.max_attempts: must be an integer from 1 to 20"));
 	CHECK(fails_with("kafka: { brokers = 5; };\n", 1, "kafka.brokers: must be a string"));
 	CHECK(fails_with("kafka: { input_topics = \"llm.jobs\"; };\n", 1,
-			 "kafka.input_topics: must be a list of strings"));
+	                 "kafka.input_topics: must be a list of strings"));
 	CHECK(fails_with("kafka: { input_topics = (\"a\", 1); };\n", 1,
-			 "kafka.input_topics[1]: must be a string"));
+	                 "kafka.input_topics[1]: must be a string"));
 	CHECK(fails_with(PROVIDER MODEL
-			 "rules = ( { name = \"r\"; match = \"x\";\n ignore_case = 1; } );\n",
-			 4, "rules[0].ignore_case: must be true or false"));
+	                 "rules = ( { name = \"r\"; match = \"x\";\n ignore_case = 1; } );\n",
+	                 4, "rules[0].ignore_case: must be true or false"));
 	CHECK(fails_with(
-		PROVIDER
-		"models = ( { name = \"m\"; provider = \"openai\"; quality = \"high\"; } );\n",
-		2, "models[0].quality: must be a number from 0 to 1"));
+	        PROVIDER
+	        "models = ( { name = \"m\"; provider = \"openai\"; quality = \"high\"; } );\n",
+	        2, "models[0].quality: must be a number from 0 to 1"));
 	CHECK(fails_with("worker = 1;\n", 1, "worker: must be a group"));
 	CHECK(fails_with("providers = { name = \"x\"; };\n", 1,
-			 "providers: must be a list of groups"));
+	                 "providers: must be a list of groups"));
 	CHECK(fails_with("budgets = ( \"x\" );\n", 1, "budgets[0]: must be a group"));
 }
 
 TEST(out_of_range)
 {
 	CHECK(fails_with("worker: { max_in_flight = 0; };\n", 1,
-			 "worker.max_in_flight: must be an integer from 1 to 100000"));
+	                 "worker.max_in_flight: must be an integer from 1 to 100000"));
 	CHECK(fails_with("worker: { max_in_flight = 100001; };\n", 1, "worker.max_in_flight:"));
 	CHECK(fails_with("worker: { max_attempts = 21; };\n", 1, "worker.max_attempts:"));
 	CHECK(fails_with("worker: { retry_same = 11; };\n", 1,
-			 "worker.retry_same: must be an integer from 0 to 10"));
+	                 "worker.retry_same: must be an integer from 0 to 10"));
 	CHECK(fails_with("worker: { max_job_bytes = 67108865; };\n", 1, "worker.max_job_bytes:"));
 	CHECK(fails_with("worker: { drain_timeout_ms = 0; };\n", 1, "worker.drain_timeout_ms:"));
 	CHECK(fails_with("redis: { port = 65536; };\n", 1,
-			 "redis.port: must be an integer from 1 to 65535"));
+	                 "redis.port: must be an integer from 1 to 65535"));
 	CHECK(fails_with("redis: { timeout_ms = 0; };\n", 1, "redis.timeout_ms:"));
 	CHECK(fails_with("router: { balanced_slack = -0.1; };\n", 1,
-			 "router.balanced_slack: must be a number from 0 to 1"));
+	                 "router.balanced_slack: must be a number from 0 to 1"));
 	CHECK(fails_with("router: { auto_floor = 2; };\n", 1, "router.auto_floor:"));
 	CHECK(fails_with(
-		"providers = ( { name = \"o\"; type = \"openai\"; base_url = \"http://h\";\n"
-		"  timeout_ms = 0; } );\n",
-		2, "providers[0].timeout_ms: must be an integer from 1 to"));
+	        "providers = ( { name = \"o\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  timeout_ms = 0; } );\n",
+	        2, "providers[0].timeout_ms: must be an integer from 1 to"));
 	CHECK(fails_with(PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
-				  "  quality = 1.5; } );\n",
-			 3, "models[0].quality: must be a number from 0 to 1"));
+	                          "  quality = 1.5; } );\n",
+	                 3, "models[0].quality: must be a number from 0 to 1"));
 	CHECK(fails_with(PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
-				  "  default_max_tokens = 0; } );\n",
-			 3, "models[0].default_max_tokens: must be an integer from 1 to 1000000"));
+	                          "  default_max_tokens = 0; } );\n",
+	                 3, "models[0].default_max_tokens: must be an integer from 1 to 1000000"));
 	CHECK(fails_with(PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
-				  "  context_tokens = 0; } );\n",
-			 3, "models[0].context_tokens:"));
+	                          "  context_tokens = 0; } );\n",
+	                 3, "models[0].context_tokens:"));
 	CHECK(fails_with(PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
-				  "  output_usd_per_mtok = -0.5; } );\n",
-			 3, "models[0].output_usd_per_mtok: must be a number of USD"));
+	                          "  output_usd_per_mtok = -0.5; } );\n",
+	                 3, "models[0].output_usd_per_mtok: must be a number of USD"));
 	CHECK(fails_with("budgets = ( { name = \"default\"; limit_usd = -1; } );\n", 1,
-			 "budgets[0].limit_usd:"));
+	                 "budgets[0].limit_usd:"));
 }
 
 TEST(bad_names_and_enums)
 {
 	CHECK(fails_with(
-		"providers = ( { name = \"o\"; type = \"openia\"; base_url = \"http://h\"; } );\n",
-		1, "providers[0].type: unknown provider type \"openia\""));
+	        "providers = ( { name = \"o\"; type = \"openia\"; base_url = \"http://h\"; } );\n",
+	        1, "providers[0].type: unknown provider type \"openia\""));
 	CHECK(fails_with(PROVIDER "models = (\n  { name = \"a\"; provider = \"openai\"; },\n"
-				  "  { name = \"b\";\n    provider = \"antropic\"; }\n);\n",
-			 5, "models[1].provider: no provider named \"antropic\""));
+	                          "  { name = \"b\";\n    provider = \"antropic\"; }\n);\n",
+	                 5, "models[1].provider: no provider named \"antropic\""));
 	CHECK(fails_with("worker: { default_strategy = \"cheap\"; };\n", 1,
-			 "worker.default_strategy: must be one of"));
+	                 "worker.default_strategy: must be one of"));
 	CHECK(fails_with(PROVIDER MODEL
-			 "rules = ( { name = \"r\"; match = \"x\";\n strategy = \"best\"; } );\n",
-			 4, "rules[0].strategy: must be one of"));
+	                 "rules = ( { name = \"r\"; match = \"x\";\n strategy = \"best\"; } );\n",
+	                 4, "rules[0].strategy: must be one of"));
 	CHECK(fails_with(PROVIDER "models = ( { name = \"m\"; provider = \"openai\";\n"
-				  "  capabilities = [\"json\", \"audio\"]; } );\n",
-			 3, "models[0].capabilities[1]: unknown capability \"audio\""));
+	                          "  capabilities = [\"json\", \"audio\"]; } );\n",
+	                 3, "models[0].capabilities[1]: unknown capability \"audio\""));
 	CHECK(fails_with(
-		"budgets = ( { name = \"default\"; limit_usd = 1; period = \"week\"; } );\n", 1,
-		"budgets[0].period: must be one of none, day, month"));
+	        "budgets = ( { name = \"default\"; limit_usd = 1; period = \"week\"; } );\n", 1,
+	        "budgets[0].period: must be one of none, day, month"));
 	CHECK(fails_with("worker: { on_budget_exhausted = \"stop\"; };\n", 1,
-			 "worker.on_budget_exhausted: must be \"fail\" or \"pause\""));
+	                 "worker.on_budget_exhausted: must be \"fail\" or \"pause\""));
 	CHECK(fails_with("worker: { log_level = \"loud\"; };\n", 1,
-			 "worker.log_level: must be one of"));
+	                 "worker.log_level: must be one of"));
 	CHECK(fails_with(
-		"worker: { metrics_listen = \"9464\"; };\n", 1,
-		"worker.metrics_listen: must be \"\" (no HTTP endpoint) or \"host:port\""));
+	        "worker: { metrics_listen = \"9464\"; };\n", 1,
+	        "worker.metrics_listen: must be \"\" (no HTTP endpoint) or \"host:port\""));
 	CHECK(fails_with("worker: { metrics_listen = \"localhost:99999\"; };\n", 1,
-			 "worker.metrics_listen:"));
+	                 "worker.metrics_listen:"));
 	CHECK(fails_with("kafka: {\n  properties = [\"acks=all\", \"novalue\"]; };\n", 2,
-			 "kafka.properties[1]: must be \"key=value\""));
+	                 "kafka.properties[1]: must be \"key=value\""));
 	CHECK(fails_with("kafka: { input_topics = []; };\n", 1,
-			 "kafka.input_topics: must name at least one topic"));
+	                 "kafka.input_topics: must name at least one topic"));
 	CHECK(fails_with(
-		"providers = ( { name = \"o\"; type = \"openai\"; base_url = \"api.x.com\"; } );\n",
-		1, "providers[0].base_url: must be an http:// or https:// URL"));
+	        "providers = ( { name = \"o\"; type = \"openai\"; base_url = \"api.x.com\"; } );\n",
+	        1, "providers[0].base_url: must be an http:// or https:// URL"));
 }
 
 TEST(listen_addresses_that_load)
 {
 	const char *ok[] = {"worker: { metrics_listen = \"\"; };\n",
-			    "worker: { metrics_listen = \"[::1]:9464\"; };\n",
-			    "worker: { metrics_listen = \"0.0.0.0:1\"; };\n"};
+	                    "worker: { metrics_listen = \"[::1]:9464\"; };\n",
+	                    "worker: { metrics_listen = \"0.0.0.0:1\"; };\n"};
 	for (size_t i = 0; i < 3; i++) {
 		struct config *cfg = load_text(ok[i], 0);
 		CHECK_STR(cfg ? "loaded" : err, "loaded");
@@ -561,55 +561,55 @@ TEST(listen_addresses_that_load)
 TEST(duplicates)
 {
 	CHECK(fails_with(
-		"providers = (\n { name = \"a\"; type = \"openai\"; base_url = \"http://h\"; },\n"
-		" { name = \"a\"; type = \"openai\"; base_url = \"http://h\"; } );\n",
-		3, "providers[1].name: duplicate provider name \"a\" (first at line 2)"));
+	        "providers = (\n { name = \"a\"; type = \"openai\"; base_url = \"http://h\"; },\n"
+	        " { name = \"a\"; type = \"openai\"; base_url = \"http://h\"; } );\n",
+	        3, "providers[1].name: duplicate provider name \"a\" (first at line 2)"));
 	CHECK(fails_with(PROVIDER "models = ( { name = \"m\"; provider = \"openai\"; },\n"
-				  "  { name = \"m\"; provider = \"openai\"; } );\n",
-			 3, "models[1].name: duplicate model name \"m\""));
+	                          "  { name = \"m\"; provider = \"openai\"; } );\n",
+	                 3, "models[1].name: duplicate model name \"m\""));
 	CHECK(fails_with("budgets = ( { name = \"default\"; limit_usd = 1; },\n"
-			 "  { name = \"default\"; limit_usd = 2; } );\n",
-			 2, "budgets[1].name: duplicate budget name \"default\""));
+	                 "  { name = \"default\"; limit_usd = 2; } );\n",
+	                 2, "budgets[1].name: duplicate budget name \"default\""));
 	CHECK(fails_with(PROVIDER MODEL "rules = ( { name = \"r\"; match = \"a\"; },\n"
-					"  { name = \"r\"; match = \"b\"; } );\n",
-			 4, "rules[1].name: duplicate rule name \"r\""));
+	                                "  { name = \"r\"; match = \"b\"; } );\n",
+	                 4, "rules[1].name: duplicate rule name \"r\""));
 }
 
 TEST(required_keys)
 {
 	CHECK(fails_with("providers = (\n  { name = \"o\"; type = \"openai\"; }\n);\n", 2,
-			 "providers[0].base_url: is required"));
+	                 "providers[0].base_url: is required"));
 	CHECK(fails_with("providers = (\n  { type = \"openai\"; base_url = \"http://h\"; }\n);\n",
-			 2, "providers[0].name: is required"));
+	                 2, "providers[0].name: is required"));
 	CHECK(fails_with(PROVIDER "models = ( { name = \"m\"; } );\n", 2,
-			 "models[0].provider: is required"));
+	                 "models[0].provider: is required"));
 	CHECK(fails_with("budgets = (\n  { name = \"default\"; period = \"day\"; } );\n", 2,
-			 "budgets[0].limit_usd: is required"));
+	                 "budgets[0].limit_usd: is required"));
 	CHECK(fails_with(
-		"providers = ( { name = \"\"; type = \"openai\"; base_url = \"http://h\"; } );\n",
-		1, "providers[0].name: must not be empty"));
+	        "providers = ( { name = \"\"; type = \"openai\"; base_url = \"http://h\"; } );\n",
+	        1, "providers[0].name: must not be empty"));
 	CHECK(fails_with(PROVIDER MODEL "rules = ( { match = \"x\"; } );\n", 3,
-			 "rules[0].name: is required"));
+	                 "rules[0].name: is required"));
 }
 
 TEST(budget_chains)
 {
 	CHECK(fails_with(
-		"budgets = ( { name = \"default\"; limit_usd = 1;\n parent = \"org\"; } );\n", 2,
-		"budgets[0].parent: no budget named \"org\""));
+	        "budgets = ( { name = \"default\"; limit_usd = 1;\n parent = \"org\"; } );\n", 2,
+	        "budgets[0].parent: no budget named \"org\""));
 	CHECK(fails_with("budgets = ( { name = \"default\"; limit_usd = 1; parent = \"b\"; },\n"
-			 "  { name = \"b\"; limit_usd = 1; parent = \"default\"; } );\n",
-			 1, "budgets[0].parent: parent chain default -> b -> default is a cycle"));
+	                 "  { name = \"b\"; limit_usd = 1; parent = \"default\"; } );\n",
+	                 1, "budgets[0].parent: parent chain default -> b -> default is a cycle"));
 	CHECK(fails_with(
-		"budgets = ( { name = \"default\"; limit_usd = 1; parent = \"default\"; } );\n", 1,
-		"budgets[0].parent: parent chain default -> default is a cycle"));
+	        "budgets = ( { name = \"default\"; limit_usd = 1; parent = \"default\"; } );\n", 1,
+	        "budgets[0].parent: parent chain default -> default is a cycle"));
 	/* A -> B -> C -> D counts four budgets: the limit. */
 	const char *four = "budgets = (\n"
-			   "  { name = \"default\"; limit_usd = 1; parent = \"b\"; },\n"
-			   "  { name = \"b\"; limit_usd = 1; parent = \"c\"; },\n"
-			   "  { name = \"c\"; limit_usd = 1; parent = \"d\"; },\n"
-			   "  { name = \"d\"; limit_usd = 1; parent = \"%s\"; },\n"
-			   "  { name = \"e\"; limit_usd = 1; }\n);\n";
+	                   "  { name = \"default\"; limit_usd = 1; parent = \"b\"; },\n"
+	                   "  { name = \"b\"; limit_usd = 1; parent = \"c\"; },\n"
+	                   "  { name = \"c\"; limit_usd = 1; parent = \"d\"; },\n"
+	                   "  { name = \"d\"; limit_usd = 1; parent = \"%s\"; },\n"
+	                   "  { name = \"e\"; limit_usd = 1; }\n);\n";
 	char text[1024];
 	snprintf(text, sizeof text, four, "");
 	struct config *cfg = load_text(text, 0);
@@ -618,43 +618,43 @@ TEST(budget_chains)
 	config_free(cfg);
 	snprintf(text, sizeof text, four, "e");
 	CHECK(fails_with(text, 2,
-			 "budgets[0].parent: parent chain default -> b -> c -> d -> e is longer "
-			 "than 4 budgets"));
+	                 "budgets[0].parent: parent chain default -> b -> c -> d -> e is longer "
+	                 "than 4 budgets"));
 }
 
 TEST(cross_references)
 {
 	CHECK(fails_with("worker: { default_budget = \"nope\"; };\n"
-			 "budgets = ( { name = \"default\"; limit_usd = 1; } );\n",
-			 1, "worker.default_budget: no budget named \"nope\""));
+	                 "budgets = ( { name = \"default\"; limit_usd = 1; } );\n",
+	                 1, "worker.default_budget: no budget named \"nope\""));
 	CHECK(fails_with("worker: {\n  default_budget = \"nope\"; };\n", 2,
-			 "worker.default_budget: no budget named \"nope\""));
+	                 "worker.default_budget: no budget named \"nope\""));
 	/* The implicit "default" must exist once any budget is listed. */
 	CHECK(fails_with("worker: { max_attempts = 2; };\n"
-			 "budgets = ( { name = \"nightly\"; limit_usd = 1; } );\n",
-			 1, "worker.default_budget: no budget named \"default\""));
+	                 "budgets = ( { name = \"nightly\"; limit_usd = 1; } );\n",
+	                 1, "worker.default_budget: no budget named \"default\""));
 	CHECK(fails_with(PROVIDER MODEL "router: {\n  classifier_model = \"tiny\"; };\n", 4,
-			 "router.classifier_model: no model named \"tiny\""));
+	                 "router.classifier_model: no model named \"tiny\""));
 }
 
 TEST(rule_errors)
 {
 	CHECK(fails_with(PROVIDER MODEL
-			 "rules = ( { name = \"r\";\n  match = \"(unclosed\"; } );\n",
-			 4, "rules[0].match: bad regular expression: "));
+	                 "rules = ( { name = \"r\";\n  match = \"(unclosed\"; } );\n",
+	                 4, "rules[0].match: bad regular expression: "));
 	CHECK(fails_with(PROVIDER MODEL "rules = ( { name = \"r\"; match = \"x\";\n"
-					"  models = [\"m\", \"gpt-5\"]; } );\n",
-			 4, "rules[0].models[1]: no model named \"gpt-5\""));
+	                                "  models = [\"m\", \"gpt-5\"]; } );\n",
+	                 4, "rules[0].models[1]: no model named \"gpt-5\""));
 	CHECK(fails_with(PROVIDER MODEL "rules = ( { name = \"r\"; metadata = {\n"
-					"  tags = [\"a\"]; }; } );\n",
-			 4, "rules[0].metadata.tags: must be a string, a number or a boolean"));
+	                                "  tags = [\"a\"]; }; } );\n",
+	                 4, "rules[0].metadata.tags: must be a string, a number or a boolean"));
 	CHECK(fails_with(PROVIDER MODEL
-			 "rules = (\n  { name = \"r\"; strategy = \"cheapest\"; } );\n",
-			 4, "rules[0]: needs match or metadata"));
+	                 "rules = (\n  { name = \"r\"; strategy = \"cheapest\"; } );\n",
+	                 4, "rules[0]: needs match or metadata"));
 	CHECK(fails_with(PROVIDER MODEL "rules = ( { name = \"r\"; metadata = \"task=x\"; } );\n",
-			 3, "rules[0].metadata: must be a group"));
+	                 3, "rules[0].metadata: must be a group"));
 	struct config *cfg =
-		load_text(PROVIDER MODEL "rules = ( { name = \"r\"; match = \"^Hello\"; } );\n", 0);
+	        load_text(PROVIDER MODEL "rules = ( { name = \"r\"; match = \"^Hello\"; } );\n", 0);
 	CHECK_STR(cfg ? "loaded" : err, "loaded");
 	CHECK(cfg && !cfg->rules[0].ignore_case &&
 	      regexec(&cfg->rules[0].re, "hello", 0, NULL, 0) == REG_NOMATCH);

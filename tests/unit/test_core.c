@@ -10,9 +10,9 @@ TEST(money_spec_example)
 {
 	/* SPEC §4: 812 input at $0.15/Mtok + 96 output at $0.60/Mtok = 179400 nano-USD. */
 	struct price p = {.input_nusd_per_mtok = money_usd_to_nusd(0.15),
-			  .cached_input_nusd_per_mtok = money_usd_to_nusd(0.075),
-			  .cache_write_nusd_per_mtok = -1,
-			  .output_nusd_per_mtok = money_usd_to_nusd(0.60)};
+	                  .cached_input_nusd_per_mtok = money_usd_to_nusd(0.075),
+	                  .cache_write_nusd_per_mtok = -1,
+	                  .output_nusd_per_mtok = money_usd_to_nusd(0.60)};
 	struct usage u = {.input_tokens = 812, .output_tokens = 96};
 	CHECK_INT(money_cost_nusd(&p, &u), 179400);
 	CHECK_INT(money_tokens_nusd(1, p.input_nusd_per_mtok), 150);
@@ -21,15 +21,18 @@ TEST(money_spec_example)
 TEST(money_cached_and_rounding)
 {
 	struct price p = {.input_nusd_per_mtok = money_usd_to_nusd(2.5),
-			  .cached_input_nusd_per_mtok = money_usd_to_nusd(1.25),
-			  .cache_write_nusd_per_mtok = money_usd_to_nusd(3.125),
-			  .output_nusd_per_mtok = money_usd_to_nusd(10)};
+	                  .cached_input_nusd_per_mtok = money_usd_to_nusd(1.25),
+	                  .cache_write_nusd_per_mtok = money_usd_to_nusd(3.125),
+	                  .output_nusd_per_mtok = money_usd_to_nusd(10)};
 	/* 1000 input of which 400 cached and 100 written: 500*2500 + 400*1250 + 100*3125 + 10*10000 */
-	struct usage u = {.input_tokens = 1000, .cached_input_tokens = 400, .cache_write_tokens = 100,
-			  .output_tokens = 10};
+	struct usage u = {.input_tokens = 1000,
+	                  .cached_input_tokens = 400,
+	                  .cache_write_tokens = 100,
+	                  .output_tokens = 10};
 	CHECK_INT(money_cost_nusd(&p, &u), 500 * 2500 + 400 * 1250 + 100 * 3125 + 10 * 10000);
 	/* A fraction of a nano-USD rounds up: one token at $0.0375/Mtok = 37.5 -> 38. */
-	struct price q = {.input_nusd_per_mtok = money_usd_to_nusd(0.0375), .cache_write_nusd_per_mtok = -1};
+	struct price q = {.input_nusd_per_mtok = money_usd_to_nusd(0.0375),
+	                  .cache_write_nusd_per_mtok = -1};
 	struct usage one = {.input_tokens = 1};
 	CHECK_INT(money_cost_nusd(&q, &one), 38);
 	struct usage two = {.input_tokens = 2};

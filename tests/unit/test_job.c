@@ -8,13 +8,13 @@
 
 /* A config built by hand, as config_load() would leave it for these keys. */
 static struct model_conf test_models[] = {
-	{.name = "gpt-4o-mini", .provider = 0},
-	{.name = "claude-haiku", .provider = 1},
-	{.name = "gemini-flash", .provider = 2},
+        {.name = "gpt-4o-mini", .provider = 0},
+        {.name = "claude-haiku", .provider = 1},
+        {.name = "gemini-flash", .provider = 2},
 };
 static struct budget_conf test_budgets[] = {
-	{.name = "default", .parent = -1},
-	{.name = "nightly", .parent = 0},
+        {.name = "default", .parent = -1},
+        {.name = "nightly", .parent = 0},
 };
 static struct config cfg;
 
@@ -66,14 +66,14 @@ static void check_bad(const struct bad_row *r, size_t row)
 		UNIT_FAIL("row %zu: error is not valid UTF-8", row);
 	if (r->id && (!job.id || strcmp(job.id, r->id) != 0))
 		UNIT_FAIL("row %zu: id \"%s\", expected \"%s\"", row, job.id ? job.id : "(null)",
-			  r->id);
+		          r->id);
 	if (!r->id && job.id)
 		UNIT_FAIL("row %zu: id \"%s\", expected none", row, job.id);
 	if (!!job.root != !!r->parsed)
 		UNIT_FAIL("row %zu: root %s, expected %s", row, job.root ? "set" : "NULL",
-			  r->parsed ? "set" : "NULL");
+		          r->parsed ? "set" : "NULL");
 	if (rc == -1 && (job.messages || job.models || job.n_messages || job.model != -1 ||
-			 job.budget != -1 || job.metadata || job.stop))
+	                 job.budget != -1 || job.metadata || job.stop))
 		UNIT_FAIL("row %zu: a failed job keeps more than root and id", row);
 	job_clear(&job);
 }
@@ -82,114 +82,115 @@ static void check_bad(const struct bad_row *r, size_t row)
 #define M(s) "{\"id\":\"a\",\"messages\":" s "}"
 
 static const struct bad_row bad_rows[] = {
-	/* not JSON, not UTF-8, not an object */
-	{"{\"id\":\"a\",", 0, "value: invalid JSON: ", NULL, 0},
-	{"{\"id\":\"a\" \"prompt\":\"p\"}", 0, "value: invalid JSON: ", NULL, 0},
-	{"", 0, "value: invalid JSON: ", NULL, 0},
-	{"{\"id\":\"a\",\"prompt\":\"p\"} x", 0, "value: invalid JSON: ", NULL, 0},
-	{"{\"id\":\"a\",\"prompt\":\"p\",}", 0, "value: invalid JSON: ", NULL, 0},
-	{"{'id':'a','prompt':'p'}", 0, "value: invalid JSON: ", NULL, 0},
-	{"{\"id\":\"a\",\"prompt\":\"\xff\"}", 0, "value: invalid UTF-8: ", NULL, 0},
-	{"{\"id\":\"a\",\"prompt\":\"\xc0\xaf\"}", 0, "value: invalid UTF-8: ", NULL, 0},
-	{"{\"id\":\"a\",\"prompt\":\"\xed\xa0\x80\"}", 0, "value: invalid UTF-8: ", NULL, 0},
-	{"{\"id\":\"a\",\"prompt\":\"caf\xc3\"}", 0, "value: invalid UTF-8: ", NULL, 0},
-	{"{\"id\":\"a\",\"prompt\":\"x\\u0000y\"}", 0, "value: invalid JSON: \\u0000", NULL, 0},
-	{"{\"id\":\"a\",\"prompt\":\"x\0y\"}", 25, "value: invalid JSON: ", NULL, 0},
-	{"{\"id\":\"a\",\"id\":\"b\",\"prompt\":\"p\"}", 0, "value: invalid JSON: duplicate", NULL, 0},
-	{"[{\"id\":\"a\",\"prompt\":\"p\"}]", 0, "value: must be a JSON object", NULL, 0},
-	{"\"a\"", 0, "value: must be a JSON object", NULL, 0},
-	{"42", 0, "value: must be a JSON object", NULL, 0},
-	{"null", 0, "value: must be a JSON object", NULL, 0},
-	/* id */
-	{"{\"prompt\":\"p\"}", 0, "id: must be a string of 1 to 200 bytes", NULL, 1},
-	{"{\"id\":\"\",\"prompt\":\"p\"}", 0, "id: ", NULL, 1},
-	{"{\"id\":42,\"prompt\":\"p\"}", 0, "id: ", NULL, 1},
-	{"{\"id\":null,\"prompt\":\"p\"}", 0, "id: ", NULL, 1},
-	{"{\"id\":[\"a\"],\"prompt\":\"p\"}", 0, "id: ", NULL, 1},
-	/* prompt and messages */
-	{"{\"id\":\"a\"}", 0, "prompt: exactly one of prompt and messages is required", "a", 1},
-	{"{\"id\":\"a\",\"prompt\":\"p\",\"messages\":[{\"role\":\"user\",\"content\":\"c\"}]}", 0,
-	 "prompt: exactly one of prompt and messages is required", "a", 1},
-	{"{\"id\":\"a\",\"prompt\":7}", 0, "prompt: must be a string", "a", 1},
-	{"{\"id\":\"a\",\"prompt\":null}", 0, "prompt: must be a string", "a", 1},
-	{M("{\"role\":\"user\",\"content\":\"c\"}"), 0, "messages: ", "a", 1},
-	{M("[]"), 0, "messages: ", "a", 1},
-	{M("\"hello\""), 0, "messages: ", "a", 1},
-	{M("[\"hello\"]"), 0, "messages[0]: must be an object", "a", 1},
-	{M("[{\"role\":\"user\",\"content\":\"c\"},null]"), 0, "messages[1]: ", "a", 1},
-	{M("[{\"content\":\"c\"}]"), 0,
-	 "messages[0].role: must be \"system\", \"user\" or \"assistant\"", "a", 1},
-	{M("[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"user\",\"content\":\"c\"},"
-	   "{\"role\":\"tool\",\"content\":\"c\"}]"),
-	 0, "messages[2].role: must be \"system\", \"user\" or \"assistant\"", "a", 1},
-	{M("[{\"role\":\"User\",\"content\":\"c\"}]"), 0, "messages[0].role: ", "a", 1},
-	{M("[{\"role\":1,\"content\":\"c\"}]"), 0, "messages[0].role: ", "a", 1},
-	{M("[{\"role\":\"user\"}]"), 0, "messages[0].content: must be a string", "a", 1},
-	{M("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"c\"}]}]"), 0,
-	 "messages[0].content: ", "a", 1},
-	{M("[{\"role\":\"user\",\"content\":null}]"), 0, "messages[0].content: ", "a", 1},
-	/* model, models, allow_fallbacks, strategy */
-	{J("\"model\":5"), 0, "model: must be a string", "a", 1},
-	{J("\"model\":\"gpt-9\""), 0, "model: unknown model \"gpt-9\"", "a", 1},
-	{J("\"model\":\"\""), 0, "model: unknown model \"\"", "a", 1},
-	{J("\"models\":\"gpt-4o-mini\""), 0, "models: ", "a", 1},
-	{J("\"models\":[]"), 0, "models: must be a non-empty array", "a", 1},
-	{J("\"models\":[\"gpt-4o-mini\",\"gpt-9\"]"), 0, "models[1]: unknown model \"gpt-9\"", "a",
-	 1},
-	{J("\"models\":[1]"), 0, "models[0]: must be a string", "a", 1},
-	{J("\"allow_fallbacks\":\"yes\""), 0, "allow_fallbacks: must be true or false", "a", 1},
-	{J("\"allow_fallbacks\":1"), 0, "allow_fallbacks: ", "a", 1},
-	{J("\"strategy\":\"smartest\""), 0, "strategy: unknown strategy \"smartest\"", "a", 1},
-	{J("\"strategy\":\"Cheapest\""), 0, "strategy: ", "a", 1},
-	{J("\"strategy\":3"), 0, "strategy: must be \"cheapest\"", "a", 1},
-	/* max_cost_usd, budget, max_tokens */
-	{J("\"max_cost_usd\":0"), 0, "max_cost_usd: must be a number greater than 0", "a", 1},
-	{J("\"max_cost_usd\":0.0"), 0, "max_cost_usd: ", "a", 1},
-	{J("\"max_cost_usd\":-1.5"), 0, "max_cost_usd: ", "a", 1},
-	{J("\"max_cost_usd\":\"0.5\""), 0, "max_cost_usd: ", "a", 1},
-	{J("\"max_cost_usd\":true"), 0, "max_cost_usd: ", "a", 1},
-	{J("\"max_cost_usd\":1e-10"), 0, "max_cost_usd: must be at least 0.000000001", "a", 1},
-	{J("\"max_cost_usd\":1e10"), 0, "max_cost_usd: must be at most", "a", 1},
-	{J("\"budget\":\"x\""), 0, "budget: unknown budget \"x\"", "a", 1},
-	{J("\"budget\":1"), 0, "budget: must be a string", "a", 1},
-	{J("\"max_tokens\":0"), 0, "max_tokens: must be an integer from 1 to 1000000", "a", 1},
-	{J("\"max_tokens\":1000001"), 0, "max_tokens: must be an integer from 1 to 1000000", "a",
-	 1},
-	{J("\"max_tokens\":-5"), 0, "max_tokens: ", "a", 1},
-	{J("\"max_tokens\":5.5"), 0, "max_tokens: ", "a", 1},
-	{J("\"max_tokens\":5.0"), 0, "max_tokens: ", "a", 1},
-	{J("\"max_tokens\":\"10\""), 0, "max_tokens: ", "a", 1},
-	/* sampling, stop, response_format, capabilities */
-	{J("\"temperature\":\"hot\""), 0, "temperature: must be a number from 0 to 2", "a", 1},
-	{J("\"temperature\":2.5"), 0, "temperature: ", "a", 1},
-	{J("\"temperature\":-0.1"), 0, "temperature: ", "a", 1},
-	{J("\"top_p\":1.5"), 0, "top_p: must be a number from 0 to 1", "a", 1},
-	{J("\"top_p\":false"), 0, "top_p: ", "a", 1},
-	{J("\"stop\":5"), 0, "stop: must be a string or an array of strings", "a", 1},
-	{J("\"stop\":{\"a\":1}"), 0, "stop: ", "a", 1},
-	{J("\"stop\":[\"\\n\",1]"), 0, "stop[1]: must be a string", "a", 1},
-	{J("\"response_format\":\"json\""), 0, "response_format: must be an object", "a", 1},
-	{J("\"response_format\":{\"type\":\"xml\"}"), 0,
-	 "response_format.type: must be \"text\" or \"json_object\"", "a", 1},
-	{J("\"response_format\":{}"), 0, "response_format.type: ", "a", 1},
-	{J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}"), 0,
-	 "response_format.type: ", "a", 1},
-	{J("\"capabilities\":\"json\""), 0, "capabilities: must be an array", "a", 1},
-	{J("\"capabilities\":[\"json\",\"telepathy\"]"), 0,
-	 "capabilities[1]: unknown capability \"telepathy\"", "a", 1},
-	{J("\"capabilities\":[1]"), 0, "capabilities[0]: must be a string", "a", 1},
-	/* deadline, metadata */
-	{J("\"deadline\":\"tomorrow\""), 0, "deadline: must be an RFC 3339 date-time", "a", 1},
-	{J("\"deadline\":1700000000"), 0, "deadline: ", "a", 1},
-	{J("\"deadline\":\"2026-13-01T00:00:00Z\""), 0, "deadline: ", "a", 1},
-	{J("\"deadline\":\"2026-11-22T03:00:00\""), 0, "deadline: ", "a", 1},
-	{J("\"deadline\":\"2026-11-22\""), 0, "deadline: ", "a", 1},
-	{J("\"metadata\":[]"), 0, "metadata: must be an object", "a", 1},
-	{J("\"metadata\":\"x\""), 0, "metadata: must be an object", "a", 1},
-	{J("\"metadata\":null"), 0, "metadata: must be an object", "a", 1},
-	/* several bad fields: the first in SPEC §2 order is named */
-	{J("\"budget\":\"x\",\"model\":\"gpt-9\",\"max_tokens\":0"), 0, "model: ", "a", 1},
-	{"{\"id\":\"a\",\"max_tokens\":0}", 0, "prompt: ", "a", 1},
+        /* not JSON, not UTF-8, not an object */
+        {"{\"id\":\"a\",", 0, "value: invalid JSON: ", NULL, 0},
+        {"{\"id\":\"a\" \"prompt\":\"p\"}", 0, "value: invalid JSON: ", NULL, 0},
+        {"", 0, "value: invalid JSON: ", NULL, 0},
+        {"{\"id\":\"a\",\"prompt\":\"p\"} x", 0, "value: invalid JSON: ", NULL, 0},
+        {"{\"id\":\"a\",\"prompt\":\"p\",}", 0, "value: invalid JSON: ", NULL, 0},
+        {"{'id':'a','prompt':'p'}", 0, "value: invalid JSON: ", NULL, 0},
+        {"{\"id\":\"a\",\"prompt\":\"\xff\"}", 0, "value: invalid UTF-8: ", NULL, 0},
+        {"{\"id\":\"a\",\"prompt\":\"\xc0\xaf\"}", 0, "value: invalid UTF-8: ", NULL, 0},
+        {"{\"id\":\"a\",\"prompt\":\"\xed\xa0\x80\"}", 0, "value: invalid UTF-8: ", NULL, 0},
+        {"{\"id\":\"a\",\"prompt\":\"caf\xc3\"}", 0, "value: invalid UTF-8: ", NULL, 0},
+        {"{\"id\":\"a\",\"prompt\":\"x\\u0000y\"}", 0, "value: invalid JSON: \\u0000", NULL, 0},
+        {"{\"id\":\"a\",\"prompt\":\"x\0y\"}", 25, "value: invalid JSON: ", NULL, 0},
+        {"{\"id\":\"a\",\"id\":\"b\",\"prompt\":\"p\"}", 0, "value: invalid JSON: duplicate", NULL,
+         0},
+        {"[{\"id\":\"a\",\"prompt\":\"p\"}]", 0, "value: must be a JSON object", NULL, 0},
+        {"\"a\"", 0, "value: must be a JSON object", NULL, 0},
+        {"42", 0, "value: must be a JSON object", NULL, 0},
+        {"null", 0, "value: must be a JSON object", NULL, 0},
+        /* id */
+        {"{\"prompt\":\"p\"}", 0, "id: must be a string of 1 to 200 bytes", NULL, 1},
+        {"{\"id\":\"\",\"prompt\":\"p\"}", 0, "id: ", NULL, 1},
+        {"{\"id\":42,\"prompt\":\"p\"}", 0, "id: ", NULL, 1},
+        {"{\"id\":null,\"prompt\":\"p\"}", 0, "id: ", NULL, 1},
+        {"{\"id\":[\"a\"],\"prompt\":\"p\"}", 0, "id: ", NULL, 1},
+        /* prompt and messages */
+        {"{\"id\":\"a\"}", 0, "prompt: exactly one of prompt and messages is required", "a", 1},
+        {"{\"id\":\"a\",\"prompt\":\"p\",\"messages\":[{\"role\":\"user\",\"content\":\"c\"}]}", 0,
+         "prompt: exactly one of prompt and messages is required", "a", 1},
+        {"{\"id\":\"a\",\"prompt\":7}", 0, "prompt: must be a string", "a", 1},
+        {"{\"id\":\"a\",\"prompt\":null}", 0, "prompt: must be a string", "a", 1},
+        {M("{\"role\":\"user\",\"content\":\"c\"}"), 0, "messages: ", "a", 1},
+        {M("[]"), 0, "messages: ", "a", 1},
+        {M("\"hello\""), 0, "messages: ", "a", 1},
+        {M("[\"hello\"]"), 0, "messages[0]: must be an object", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":\"c\"},null]"), 0, "messages[1]: ", "a", 1},
+        {M("[{\"content\":\"c\"}]"), 0,
+         "messages[0].role: must be \"system\", \"user\" or \"assistant\"", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"user\",\"content\":\"c\"},"
+           "{\"role\":\"tool\",\"content\":\"c\"}]"),
+         0, "messages[2].role: must be \"system\", \"user\" or \"assistant\"", "a", 1},
+        {M("[{\"role\":\"User\",\"content\":\"c\"}]"), 0, "messages[0].role: ", "a", 1},
+        {M("[{\"role\":1,\"content\":\"c\"}]"), 0, "messages[0].role: ", "a", 1},
+        {M("[{\"role\":\"user\"}]"), 0, "messages[0].content: must be a string", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"c\"}]}]"), 0,
+         "messages[0].content: ", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":null}]"), 0, "messages[0].content: ", "a", 1},
+        /* model, models, allow_fallbacks, strategy */
+        {J("\"model\":5"), 0, "model: must be a string", "a", 1},
+        {J("\"model\":\"gpt-9\""), 0, "model: unknown model \"gpt-9\"", "a", 1},
+        {J("\"model\":\"\""), 0, "model: unknown model \"\"", "a", 1},
+        {J("\"models\":\"gpt-4o-mini\""), 0, "models: ", "a", 1},
+        {J("\"models\":[]"), 0, "models: must be a non-empty array", "a", 1},
+        {J("\"models\":[\"gpt-4o-mini\",\"gpt-9\"]"), 0, "models[1]: unknown model \"gpt-9\"", "a",
+         1},
+        {J("\"models\":[1]"), 0, "models[0]: must be a string", "a", 1},
+        {J("\"allow_fallbacks\":\"yes\""), 0, "allow_fallbacks: must be true or false", "a", 1},
+        {J("\"allow_fallbacks\":1"), 0, "allow_fallbacks: ", "a", 1},
+        {J("\"strategy\":\"smartest\""), 0, "strategy: unknown strategy \"smartest\"", "a", 1},
+        {J("\"strategy\":\"Cheapest\""), 0, "strategy: ", "a", 1},
+        {J("\"strategy\":3"), 0, "strategy: must be \"cheapest\"", "a", 1},
+        /* max_cost_usd, budget, max_tokens */
+        {J("\"max_cost_usd\":0"), 0, "max_cost_usd: must be a number greater than 0", "a", 1},
+        {J("\"max_cost_usd\":0.0"), 0, "max_cost_usd: ", "a", 1},
+        {J("\"max_cost_usd\":-1.5"), 0, "max_cost_usd: ", "a", 1},
+        {J("\"max_cost_usd\":\"0.5\""), 0, "max_cost_usd: ", "a", 1},
+        {J("\"max_cost_usd\":true"), 0, "max_cost_usd: ", "a", 1},
+        {J("\"max_cost_usd\":1e-10"), 0, "max_cost_usd: must be at least 0.000000001", "a", 1},
+        {J("\"max_cost_usd\":1e10"), 0, "max_cost_usd: must be at most", "a", 1},
+        {J("\"budget\":\"x\""), 0, "budget: unknown budget \"x\"", "a", 1},
+        {J("\"budget\":1"), 0, "budget: must be a string", "a", 1},
+        {J("\"max_tokens\":0"), 0, "max_tokens: must be an integer from 1 to 1000000", "a", 1},
+        {J("\"max_tokens\":1000001"), 0, "max_tokens: must be an integer from 1 to 1000000", "a",
+         1},
+        {J("\"max_tokens\":-5"), 0, "max_tokens: ", "a", 1},
+        {J("\"max_tokens\":5.5"), 0, "max_tokens: ", "a", 1},
+        {J("\"max_tokens\":5.0"), 0, "max_tokens: ", "a", 1},
+        {J("\"max_tokens\":\"10\""), 0, "max_tokens: ", "a", 1},
+        /* sampling, stop, response_format, capabilities */
+        {J("\"temperature\":\"hot\""), 0, "temperature: must be a number from 0 to 2", "a", 1},
+        {J("\"temperature\":2.5"), 0, "temperature: ", "a", 1},
+        {J("\"temperature\":-0.1"), 0, "temperature: ", "a", 1},
+        {J("\"top_p\":1.5"), 0, "top_p: must be a number from 0 to 1", "a", 1},
+        {J("\"top_p\":false"), 0, "top_p: ", "a", 1},
+        {J("\"stop\":5"), 0, "stop: must be a string or an array of strings", "a", 1},
+        {J("\"stop\":{\"a\":1}"), 0, "stop: ", "a", 1},
+        {J("\"stop\":[\"\\n\",1]"), 0, "stop[1]: must be a string", "a", 1},
+        {J("\"response_format\":\"json\""), 0, "response_format: must be an object", "a", 1},
+        {J("\"response_format\":{\"type\":\"xml\"}"), 0,
+         "response_format.type: must be \"text\" or \"json_object\"", "a", 1},
+        {J("\"response_format\":{}"), 0, "response_format.type: ", "a", 1},
+        {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}"), 0,
+         "response_format.type: ", "a", 1},
+        {J("\"capabilities\":\"json\""), 0, "capabilities: must be an array", "a", 1},
+        {J("\"capabilities\":[\"json\",\"telepathy\"]"), 0,
+         "capabilities[1]: unknown capability \"telepathy\"", "a", 1},
+        {J("\"capabilities\":[1]"), 0, "capabilities[0]: must be a string", "a", 1},
+        /* deadline, metadata */
+        {J("\"deadline\":\"tomorrow\""), 0, "deadline: must be an RFC 3339 date-time", "a", 1},
+        {J("\"deadline\":1700000000"), 0, "deadline: ", "a", 1},
+        {J("\"deadline\":\"2026-13-01T00:00:00Z\""), 0, "deadline: ", "a", 1},
+        {J("\"deadline\":\"2026-11-22T03:00:00\""), 0, "deadline: ", "a", 1},
+        {J("\"deadline\":\"2026-11-22\""), 0, "deadline: ", "a", 1},
+        {J("\"metadata\":[]"), 0, "metadata: must be an object", "a", 1},
+        {J("\"metadata\":\"x\""), 0, "metadata: must be an object", "a", 1},
+        {J("\"metadata\":null"), 0, "metadata: must be an object", "a", 1},
+        /* several bad fields: the first in SPEC §2 order is named */
+        {J("\"budget\":\"x\",\"model\":\"gpt-9\",\"max_tokens\":0"), 0, "model: ", "a", 1},
+        {"{\"id\":\"a\",\"max_tokens\":0}", 0, "prompt: ", "a", 1},
 };
 
 TEST(test_malformed_table)
@@ -218,8 +219,9 @@ TEST(test_malformed_large)
 	memset(big, ' ', 2000000);
 	memcpy(big, "{\"id\":\"a\",\"prompt\":\"p\"}", 23);
 	big[2000000] = '\0';
-	r = (struct bad_row){big, 0, "value: 2000000 bytes is more than worker.max_job_bytes (1048576)",
-			     NULL, 0};
+	r = (struct bad_row){big, 0,
+	                     "value: 2000000 bytes is more than worker.max_job_bytes (1048576)",
+	                     NULL, 0};
 	check_bad(&r, 1001);
 
 	snprintf(big, 200, "{\"id\":\"a\",\"prompt\":\"p\",\"metadata\":{\"k\":\"");
@@ -285,7 +287,8 @@ TEST(test_error_cut)
 		CHECK(valid_utf8(small));
 		job_clear(&job);
 	}
-	snprintf(v, sizeof v, "{\"id\":\"a\",\"prompt\":\"p\",\"model\":\"%s\"}", "\xc3\xa9\xc3\xa9");
+	snprintf(v, sizeof v, "{\"id\":\"a\",\"prompt\":\"p\",\"model\":\"%s\"}",
+	         "\xc3\xa9\xc3\xa9");
 	CHECK_INT(job_decode(&cfg, v, strlen(v), &job, small, 24), -1);
 	CHECK(valid_utf8(small));
 	CHECK_STR(small, "model: unknown model \"?");
@@ -311,18 +314,18 @@ TEST(test_every_field)
 {
 	struct job job;
 	const char *v =
-		"{\"id\":\"doc-42\",\"messages\":["
-		"{\"role\":\"system\",\"content\":\"Be brief.\"},"
-		"{\"role\":\"user\",\"content\":\"Caf\xc3\xa9?\",\"name\":\"ann\"},"
-		"{\"role\":\"assistant\",\"content\":\"\"}],"
-		"\"model\":\"claude-haiku\",\"models\":[\"gemini-flash\",\"gpt-4o-mini\","
-		"\"gemini-flash\"],\"allow_fallbacks\":true,\"strategy\":\"cheapest\","
-		"\"max_cost_usd\":0.0001794,\"budget\":\"nightly\",\"max_tokens\":256,"
-		"\"temperature\":0.7,\"top_p\":1,\"stop\":[\"\\n\\n\",\"END\"],"
-		"\"response_format\":{\"type\":\"json_object\"},"
-		"\"capabilities\":[\"vision\",\"long_context\"],"
-		"\"deadline\":\"2026-11-22T03:00:00.123+01:00\","
-		"\"metadata\":{\"task\":\"summarize\",\"n\":[1,2]},\"unknown_field\":{\"x\":1}}";
+	        "{\"id\":\"doc-42\",\"messages\":["
+	        "{\"role\":\"system\",\"content\":\"Be brief.\"},"
+	        "{\"role\":\"user\",\"content\":\"Caf\xc3\xa9?\",\"name\":\"ann\"},"
+	        "{\"role\":\"assistant\",\"content\":\"\"}],"
+	        "\"model\":\"claude-haiku\",\"models\":[\"gemini-flash\",\"gpt-4o-mini\","
+	        "\"gemini-flash\"],\"allow_fallbacks\":true,\"strategy\":\"cheapest\","
+	        "\"max_cost_usd\":0.0001794,\"budget\":\"nightly\",\"max_tokens\":256,"
+	        "\"temperature\":0.7,\"top_p\":1,\"stop\":[\"\\n\\n\",\"END\"],"
+	        "\"response_format\":{\"type\":\"json_object\"},"
+	        "\"capabilities\":[\"vision\",\"long_context\"],"
+	        "\"deadline\":\"2026-11-22T03:00:00.123+01:00\","
+	        "\"metadata\":{\"task\":\"summarize\",\"n\":[1,2]},\"unknown_field\":{\"x\":1}}";
 
 	if (decode(v, &job) != 0)
 		goto out;
@@ -413,8 +416,8 @@ TEST(test_allow_fallbacks)
 	}
 	job_clear(&job);
 	if (decode("{\"id\":\"a\",\"prompt\":\"p\",\"model\":\"gpt-4o-mini\","
-		   "\"allow_fallbacks\":true}",
-		   &job) == 0)
+	           "\"allow_fallbacks\":true}",
+	           &job) == 0)
 		CHECK(job.allow_fallbacks);
 	job_clear(&job);
 	if (decode("{\"id\":\"a\",\"prompt\":\"p\",\"allow_fallbacks\":false}", &job) == 0)
@@ -432,20 +435,28 @@ TEST(test_max_cost_rounding)
 		const char *usd;
 		int64_t nusd;
 	} rows[] = {
-		{"0.0001794", 179400},  {"0.3", 300000000},   {"0.1", 100000000},
-		{"1", 1000000000},      {"2.5", 2500000000},  {"0.000000001", 1},
-		{"0.0000000015", 1},    {"0.0000000019", 1},  {"1e-9", 1},
-		{"0.123456789", 123456789}, {"0.1234567899", 123456789},
-		{"9000000000", INT64_C(9000000000000000000)}, {"100.000000001", 100000000001},
+	        {"0.0001794", 179400},
+	        {"0.3", 300000000},
+	        {"0.1", 100000000},
+	        {"1", 1000000000},
+	        {"2.5", 2500000000},
+	        {"0.000000001", 1},
+	        {"0.0000000015", 1},
+	        {"0.0000000019", 1},
+	        {"1e-9", 1},
+	        {"0.123456789", 123456789},
+	        {"0.1234567899", 123456789},
+	        {"9000000000", INT64_C(9000000000000000000)},
+	        {"100.000000001", 100000000001},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		char v[128];
 		struct job job;
 		snprintf(v, sizeof v, "{\"id\":\"a\",\"prompt\":\"p\",\"max_cost_usd\":%s}",
-			 rows[i].usd);
+		         rows[i].usd);
 		if (decode(v, &job) == 0 && job.max_cost_nusd != rows[i].nusd)
 			UNIT_FAIL("max_cost_usd %s: %" PRId64 " nano-USD, expected %" PRId64,
-				  rows[i].usd, job.max_cost_nusd, rows[i].nusd);
+			          rows[i].usd, job.max_cost_nusd, rows[i].nusd);
 		job_clear(&job);
 	}
 }
@@ -455,10 +466,10 @@ TEST(test_variants)
 	struct job job;
 
 	if (decode("{\"id\":\"a\",\"prompt\":\"p\",\"stop\":\"END\","
-		   "\"response_format\":{\"type\":\"text\"},\"capabilities\":[],"
-		   "\"temperature\":0,\"top_p\":0,\"max_tokens\":1000000,"
-		   "\"deadline\":\"2026-11-22T03:00:00Z\",\"metadata\":{}}",
-		   &job) == 0) {
+	           "\"response_format\":{\"type\":\"text\"},\"capabilities\":[],"
+	           "\"temperature\":0,\"top_p\":0,\"max_tokens\":1000000,"
+	           "\"deadline\":\"2026-11-22T03:00:00Z\",\"metadata\":{}}",
+	           &job) == 0) {
 		CHECK(json_is_string(job.stop));
 		CHECK(!job.json_response);
 		CHECK_INT(job.caps, 0);
@@ -471,9 +482,9 @@ TEST(test_variants)
 	job_clear(&job);
 
 	if (decode("{\"id\":\"a\",\"prompt\":\"p\",\"temperature\":2,\"max_tokens\":1,"
-		   "\"capabilities\":[\"json\",\"tools\",\"vision\",\"long_context\",\"json\"],"
-		   "\"deadline\":\"1970-01-01T00:00:00Z\"}",
-		   &job) == 0) {
+	           "\"capabilities\":[\"json\",\"tools\",\"vision\",\"long_context\",\"json\"],"
+	           "\"deadline\":\"1970-01-01T00:00:00Z\"}",
+	           &job) == 0) {
 		CHECK(job.temperature == 2);
 		CHECK_INT(job.max_tokens, 1);
 		CHECK_INT(job.caps, CAP_JSON | CAP_TOOLS | CAP_VISION | CAP_LONG_CONTEXT);
@@ -483,8 +494,8 @@ TEST(test_variants)
 
 	/* Unknown keys are ignored, at the top and inside a message. */
 	if (decode("{\"x\":null,\"id\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"c\","
-		   "\"tool_calls\":[]}],\"y\":[1,{}]}",
-		   &job) == 0)
+	           "\"tool_calls\":[]}],\"y\":[1,{}]}",
+	           &job) == 0)
 		CHECK_INT(job.n_messages, 1);
 	job_clear(&job);
 }

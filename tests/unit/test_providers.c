@@ -126,9 +126,9 @@ struct test_model {
 	double input, cached, cache_write, output;
 };
 static const struct test_model test_models[] = {
-	{"openai", "/v1", "gpt-4o-mini", 0.15, 0.075, -1, 0.60},
-	{"anthropic", "/v1", "claude-sonnet-4-20250514", 3.00, 0.30, 3.75, 15.00},
-	{"gemini", "/v1beta", "gemini-2.0-flash", 0.10, 0.025, -1, 0.40},
+        {"openai", "/v1", "gpt-4o-mini", 0.15, 0.075, -1, 0.60},
+        {"anthropic", "/v1", "claude-sonnet-4-20250514", 3.00, 0.30, 3.75, 15.00},
+        {"gemini", "/v1beta", "gemini-2.0-flash", 0.10, 0.025, -1, 0.40},
 };
 
 /* Reads a price member (USD/Mtok) of model.json into nano-USD. */
@@ -215,9 +215,9 @@ static int case_config(struct tcase *t)
 	t->mc.id = t->model_id;
 	t->mc.price.input_nusd_per_mtok = price_of(mj, "input_usd_per_mtok", tm->input);
 	t->mc.price.cached_input_nusd_per_mtok =
-		price_of(mj, "cached_input_usd_per_mtok", tm->cached);
+	        price_of(mj, "cached_input_usd_per_mtok", tm->cached);
 	t->mc.price.cache_write_nusd_per_mtok =
-		price_of(mj, "cache_write_usd_per_mtok", tm->cache_write);
+	        price_of(mj, "cache_write_usd_per_mtok", tm->cache_write);
 	t->mc.price.output_nusd_per_mtok = price_of(mj, "output_usd_per_mtok", tm->output);
 	t->mc.context_tokens = 128000;
 	v = json_object_get(mj, "default_max_tokens");
@@ -346,7 +346,7 @@ static void check_request(struct tcase *t)
 	body = json_loadb(t->req.body.data ? t->req.body.data : "", t->req.body.len, 0, &jerr);
 	if (!body) {
 		UNIT_FAIL("request body is not JSON: %s: %s", jerr.text,
-			  t->req.body.data ? t->req.body.data : "");
+		          t->req.body.data ? t->req.body.data : "");
 		return;
 	}
 	v = json_object_get(rj, "body");
@@ -429,7 +429,7 @@ static void check_usage_member(const json_t *u, const char *key, int64_t got)
 		UNIT_FAIL("expected.json: usage.%s is not an integer", key);
 	else if (json_integer_value(v) != got)
 		UNIT_FAIL("usage.%s == %" PRId64 ", expected %" PRId64, key, got,
-			  (int64_t)json_integer_value(v));
+		          (int64_t)json_integer_value(v));
 }
 
 static void check_expected(struct tcase *t, enum response_class cls)
@@ -447,7 +447,7 @@ static void check_expected(struct tcase *t, enum response_class cls)
 	if (json_is_string(v)) {
 		if (!c->content || strcmp(c->content, json_string_value(v)) != 0)
 			UNIT_FAIL("content \"%s\", expected \"%s\"",
-				  c->content ? c->content : "(null)", json_string_value(v));
+			          c->content ? c->content : "(null)", json_string_value(v));
 	} else if (v && json_is_null(v) && c->content) {
 		UNIT_FAIL("content \"%s\", expected none", c->content);
 	}
@@ -486,7 +486,7 @@ static void check_truncations(struct tcase *t, long status, const char *body, si
 		enum response_class cls = t->pc.ops->parse_response(&t->mc, status, copy, n, &c);
 		if (status >= 200 && status < 300 && cls != RESPONSE_INVALID) {
 			UNIT_FAIL("the body cut to %zu bytes is %s, expected invalid", n,
-				  class_name(cls));
+			          class_name(cls));
 			n = end; /* one report is enough */
 		}
 		if (cls == RESPONSE_OK && status >= 300)
@@ -522,7 +522,7 @@ static void run_case(const char *dir, const char *type)
 	}
 	err[0] = '\0';
 	int rc = t.pc.ops->build_request(&t.pc, &t.mc, &t.job, t.job.max_tokens, &t.req, err,
-					 sizeof err);
+	                                 sizeof err);
 	if (json_is_true(json_object_get(t.request_j, "build_error"))) {
 		if (rc == 0)
 			UNIT_FAIL("build_request succeeded, expected a failure");
@@ -553,7 +553,7 @@ out:
 
 /* Like RUN, with a name made at run time. */
 static void run_named(const char *name, void (*fn)(const char *, const char *), const char *dir,
-		      const char *type)
+                      const char *type)
 {
 	unit_cur = name;
 	unit_cur_failed = 0;
@@ -597,7 +597,7 @@ static void run_data_cases(const char *root)
 		unit_cur = "data_cases";
 		unit_cur_failed = 0;
 		UNIT_FAIL("no case under %s (run from the repository root, or give the directory)",
-			  root);
+		          root);
 		unit_failed++;
 	}
 }
@@ -610,52 +610,52 @@ TEST(class_of_status)
 		long status;
 		enum response_class cls;
 	} rows[] = {
-		{200, RESPONSE_OK},	   {201, RESPONSE_OK},	      {204, RESPONSE_OK},
-		{299, RESPONSE_OK},	   {301, RESPONSE_REJECTED},  {400, RESPONSE_REJECTED},
-		{401, RESPONSE_AUTH},	   {402, RESPONSE_REJECTED},  {403, RESPONSE_AUTH},
-		{404, RESPONSE_REJECTED},  {408, RESPONSE_RETRYABLE}, {409, RESPONSE_RETRYABLE},
-		{413, RESPONSE_REJECTED},  {422, RESPONSE_REJECTED},  {425, RESPONSE_RETRYABLE},
-		{429, RESPONSE_RETRYABLE}, {500, RESPONSE_RETRYABLE}, {502, RESPONSE_RETRYABLE},
-		{503, RESPONSE_RETRYABLE}, {504, RESPONSE_RETRYABLE}, {529, RESPONSE_RETRYABLE},
-		{599, RESPONSE_RETRYABLE}, {0, RESPONSE_RETRYABLE},   {-1, RESPONSE_RETRYABLE},
-		{99, RESPONSE_RETRYABLE},  {600, RESPONSE_RETRYABLE}, {100, RESPONSE_REJECTED},
+	        {200, RESPONSE_OK},        {201, RESPONSE_OK},        {204, RESPONSE_OK},
+	        {299, RESPONSE_OK},        {301, RESPONSE_REJECTED},  {400, RESPONSE_REJECTED},
+	        {401, RESPONSE_AUTH},      {402, RESPONSE_REJECTED},  {403, RESPONSE_AUTH},
+	        {404, RESPONSE_REJECTED},  {408, RESPONSE_RETRYABLE}, {409, RESPONSE_RETRYABLE},
+	        {413, RESPONSE_REJECTED},  {422, RESPONSE_REJECTED},  {425, RESPONSE_RETRYABLE},
+	        {429, RESPONSE_RETRYABLE}, {500, RESPONSE_RETRYABLE}, {502, RESPONSE_RETRYABLE},
+	        {503, RESPONSE_RETRYABLE}, {504, RESPONSE_RETRYABLE}, {529, RESPONSE_RETRYABLE},
+	        {599, RESPONSE_RETRYABLE}, {0, RESPONSE_RETRYABLE},   {-1, RESPONSE_RETRYABLE},
+	        {99, RESPONSE_RETRYABLE},  {600, RESPONSE_RETRYABLE}, {100, RESPONSE_REJECTED},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
 		if (provider_class_of_status(rows[i].status) != rows[i].cls)
 			UNIT_FAIL("status %ld: %s, expected %s", rows[i].status,
-				  class_name(provider_class_of_status(rows[i].status)),
-				  class_name(rows[i].cls));
+			          class_name(provider_class_of_status(rows[i].status)),
+			          class_name(rows[i].cls));
 }
 
 TEST(context_overflow_text)
 {
 	static const char *const yes[] = {
-		"This model's maximum context length is 128000 tokens. However, your messages "
-		"resulted in 130512 tokens. Please reduce the length of the messages.",
-		"context_length_exceeded",
-		"prompt is too long: 208310 tokens > 200000 maximum",
-		"input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000, "
-		"decrease input length or `max_tokens` and try again",
-		"The input token count (1234567) exceeds the maximum number of tokens allowed "
-		"(1048576).",
-		"Please reduce the length of the messages or completion.",
-		"Prompt contains 40000 tokens and 0 draft tokens, too large for model with 32768 "
-		"maximum context length",
-		"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 8193",
-		"Request exceeds the model's CONTEXT WINDOW",
-		"string_above_max_length",
-		"Too many tokens in the request",
+	        "This model's maximum context length is 128000 tokens. However, your messages "
+	        "resulted in 130512 tokens. Please reduce the length of the messages.",
+	        "context_length_exceeded",
+	        "prompt is too long: 208310 tokens > 200000 maximum",
+	        "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000, "
+	        "decrease input length or `max_tokens` and try again",
+	        "The input token count (1234567) exceeds the maximum number of tokens allowed "
+	        "(1048576).",
+	        "Please reduce the length of the messages or completion.",
+	        "Prompt contains 40000 tokens and 0 draft tokens, too large for model with 32768 "
+	        "maximum context length",
+	        "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 8193",
+	        "Request exceeds the model's CONTEXT WINDOW",
+	        "string_above_max_length",
+	        "Too many tokens in the request",
 	};
 	static const char *const no[] = {
-		"",
-		"Rate limit reached for gpt-4o-mini in organization org-x on requests per min",
-		"Incorrect API key provided",
-		"max_tokens is too large: 100000. This model supports at most 16384 completion "
-		"tokens",
-		"temperature: range: 0..1",
-		"messages: roles must alternate between \"user\" and \"assistant\"",
-		"API key not valid. Please pass a valid API key.",
-		"Overloaded",
+	        "",
+	        "Rate limit reached for gpt-4o-mini in organization org-x on requests per min",
+	        "Incorrect API key provided",
+	        "max_tokens is too large: 100000. This model supports at most 16384 completion "
+	        "tokens",
+	        "temperature: range: 0..1",
+	        "messages: roles must alternate between \"user\" and \"assistant\"",
+	        "API key not valid. Please pass a valid API key.",
+	        "Overloaded",
 	};
 	CHECK(!provider_text_is_context_overflow(NULL));
 	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
@@ -699,9 +699,9 @@ TEST(error_text_is_safe)
 	struct buf long_text = {0};
 
 	provider_set_error(&c, "Incorrect API key provided: %s. Find yours at %s",
-			   "sk-proj-abcdefghijklmnop1234", "https://platform.openai.com");
+	                   "sk-proj-abcdefghijklmnop1234", "https://platform.openai.com");
 	CHECK_STR(c.error_message, "Incorrect API key provided: [redacted]. Find yours at "
-				   "https://platform.openai.com");
+	                           "https://platform.openai.com");
 	provider_set_error(&c, "key=AIzaSyA1234567890abcdefgh bad");
 	CHECK_STR(c.error_message, "key=[redacted] bad");
 	provider_set_error(&c, "task-abcdefghijkl and sk-short stay");
@@ -732,7 +732,7 @@ TEST(text_with_nul)
 	provider_buf_text(&b, json_array_get(j, 0));
 	CHECK_INT(b.len, 5);
 	CHECK_STR(b.data, "a\xef\xbf\xbd"
-			  "b");
+	                  "b");
 	buf_free(&b);
 	json_decref(j);
 }
@@ -741,8 +741,8 @@ TEST(get_count)
 {
 	json_error_t jerr;
 	json_t *o = json_loads("{\"a\":3,\"b\":null,\"c\":-1,\"d\":1.5,\"e\":\"7\","
-			       "\"f\":10000000000000000,\"g\":0}",
-			       0, &jerr);
+	                       "\"f\":10000000000000000,\"g\":0}",
+	                       0, &jerr);
 	int64_t v = 42;
 	CHECK(o != NULL);
 	CHECK(provider_get_count(o, "a", &v) == 0 && v == 3);
@@ -783,9 +783,9 @@ TEST(turns)
 {
 	/* system, user, (blank user), system, user, assistant, assistant, "  " */
 	struct job_message msgs[] = {
-		{ROLE_SYSTEM, "S1", 2},	   {ROLE_USER, "u1", 2},  {ROLE_USER, " \n", 2},
-		{ROLE_SYSTEM, "S2", 2},	   {ROLE_USER, "u2", 2},  {ROLE_ASSISTANT, "a1", 2},
-		{ROLE_ASSISTANT, "a2", 2}, {ROLE_USER, "\t ", 2},
+	        {ROLE_SYSTEM, "S1", 2},    {ROLE_USER, "u1", 2},  {ROLE_USER, " \n", 2},
+	        {ROLE_SYSTEM, "S2", 2},    {ROLE_USER, "u2", 2},  {ROLE_ASSISTANT, "a1", 2},
+	        {ROLE_ASSISTANT, "a2", 2}, {ROLE_USER, "\t ", 2},
 	};
 	struct job job = {.messages = msgs, .n_messages = sizeof msgs / sizeof msgs[0]};
 	struct provider_turn t;

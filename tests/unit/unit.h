@@ -47,7 +47,7 @@ static const char *unit_cur;
 		const char *a_ = (a), *b_ = (b);                                                   \
 		if (!a_ || !b_ || strcmp(a_, b_) != 0)                                             \
 			UNIT_FAIL("%s == \"%s\", expected \"%s\"", #a, a_ ? a_ : "(null)",         \
-				  b_ ? b_ : "(null)");                                             \
+			          b_ ? b_ : "(null)");                                             \
 	} while (0)
 
 /* The haystack contains the needle. */
