@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "idmap.h"
 #include "job.h"
 #include "kafka.h"
 #include "ledger.h"
@@ -83,6 +84,10 @@ struct task {
 	size_t n_outs;
 	int acks_pending;
 
+	bool id_holder;    /* this task holds its id in engine.ids */
+	struct task *dups; /* copies of the same id consumed meanwhile, waiting */
+	struct task *next_dup;
+
 	uv_timer_t *timer;        /* for delays (Retry-After, retries); NULL when unused */
 	struct task *next, *prev; /* the engine's live list */
 	struct task *next_wait;   /* waiting for Redis */
@@ -112,6 +117,7 @@ struct engine {
 	bool *revoking_flags; /* parallel to tracks: the partition is being revoked */
 	struct revoking *revokes;
 
+	struct idmap *ids;   /* id -> the task running it (one id is one job) */
 	struct task **check; /* decoded jobs waiting for their dedupe lookup */
 	size_t n_check, cap_check;
 	char **done_ids; /* ok jobs acknowledged, to be marked done */
@@ -147,6 +153,8 @@ static void timer_closed(uv_handle_t *h)
 static void task_free(struct task *t)
 {
 	struct engine *e = t->e;
+	if (t->id_holder)
+		idmap_del(e->ids, t->id);
 	if (t->prev)
 		t->prev->next = t->next;
 	else
@@ -272,6 +280,49 @@ static void flow_check(struct engine *e)
 
 static void revokes_check(struct engine *e);
 
+/* Queues t for this turn's dedupe lookup (dedupe_flush). */
+static void check_later(struct task *t)
+{
+	struct engine *e = t->e;
+	if (e->n_check == e->cap_check) {
+		e->cap_check = e->cap_check ? e->cap_check * 2 : 64;
+		e->check = xrealloc(e->check, e->cap_check * sizeof *e->check);
+	}
+	e->check[e->n_check++] = t;
+}
+
+/* One id is one job: a copy consumed while the same id is in flight waits for
+ * it, then is looked up like any other (and so skipped once that one is done). */
+static void task_claim(struct task *t)
+{
+	struct task *holder = idmap_get(t->e->ids, t->id);
+	if (holder) {
+		t->next_dup = holder->dups;
+		holder->dups = t;
+		return;
+	}
+	idmap_put(t->e->ids, t->id, t);
+	t->id_holder = true;
+	check_later(t);
+}
+
+/* Hands the id over to the copies that waited for t. */
+static void release_dups(struct task *t)
+{
+	struct task *d = t->dups;
+	t->dups = NULL;
+	if (t->id_holder) {
+		idmap_del(t->e->ids, t->id);
+		t->id_holder = false;
+	}
+	while (d) {
+		struct task *next = d->next_dup;
+		d->next_dup = NULL;
+		task_claim(d);
+		d = next;
+	}
+}
+
 static void task_done(struct task *t)
 {
 	struct engine *e = t->e;
@@ -281,6 +332,7 @@ static void task_done(struct task *t)
 		e->jobs_error++;
 	struct partition_track *pt = t->track;
 	track_done(pt, t->ticket);
+	release_dups(t);
 	task_free(t);
 	e->in_flight--;
 	if (e->revokes && track_in_flight(pt) == 0)
@@ -779,12 +831,7 @@ static void on_message(void *opaque, rd_kafka_message_t *m)
 		task_fail(t, ERR_INVALID_JOB, "%s", err);
 		return;
 	}
-	/* Looked up in Redis with the rest of this turn's jobs (dedupe_flush). */
-	if (e->n_check == e->cap_check) {
-		e->cap_check = e->cap_check ? e->cap_check * 2 : 64;
-		e->check = xrealloc(e->check, e->cap_check * sizeof *e->check);
-	}
-	e->check[e->n_check++] = t;
+	task_claim(t);
 }
 
 /* ---------------------------------------------------------------- dedupe */
@@ -873,6 +920,15 @@ static void on_marked_done(void *opaque, redisReply *reply)
 /* Once per loop turn: one Redis call for the jobs consumed, one for those done. */
 static void dedupe_flush(struct engine *e)
 {
+	/* Done-marks first: a copy that waited for its twin is looked up in the
+	 * same turn, and Redis answers in order. */
+	if (e->n_done && redis_ready(e->redis)) {
+		ledger_dedupe_done(e->ledger, (const char *const *)e->done_ids, e->n_done,
+		                   on_marked_done, NULL);
+		for (size_t i = 0; i < e->n_done; i++)
+			free(e->done_ids[i]);
+		e->n_done = 0;
+	}
 	if (e->n_check && redis_ready(e->redis)) {
 		struct check_batch *cb = xcalloc(1, sizeof *cb);
 		cb->e = e;
@@ -885,13 +941,6 @@ static void dedupe_flush(struct engine *e)
 		e->n_check = e->cap_check = 0;
 		ledger_dedupe_check(e->ledger, ids, cb->n, on_checked, cb);
 		free(ids);
-	}
-	if (e->n_done && redis_ready(e->redis)) {
-		ledger_dedupe_done(e->ledger, (const char *const *)e->done_ids, e->n_done,
-		                   on_marked_done, NULL);
-		for (size_t i = 0; i < e->n_done; i++)
-			free(e->done_ids[i]);
-		e->n_done = 0;
 	}
 }
 
@@ -1033,6 +1082,7 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	struct engine *e = xcalloc(1, sizeof *e);
 	e->loop = loop;
 	e->cfg = cfg;
+	e->ids = idmap_new();
 	char host[64] = "worker";
 	gethostname(host, sizeof host - 1);
 	snprintf(e->worker_id, sizeof e->worker_id, "%s-%d", host, (int)getpid());
@@ -1191,6 +1241,7 @@ void engine_free(struct engine *e)
 	free(e->tracks);
 	free(e->revoking_flags);
 	free(e->check);
+	idmap_free(e->ids);
 	ledger_free(e->ledger);
 	for (size_t i = 0; i < e->n_done; i++)
 		free(e->done_ids[i]);

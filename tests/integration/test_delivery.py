@@ -213,6 +213,24 @@ def test_redelivered_jobs_are_not_bought_again():
         assert w.wait(60) == 0
 
 
+def test_copies_in_flight_together_are_one_job():
+    with stack(partitions=3, latency_ms=500) as s:
+        # Each id three times, in different partitions, all consumed at once.
+        values, keys = [], []
+        for copy in range(3):
+            for i in range(50):
+                values.append(json.dumps({"id": f"twin-{i}", "prompt": f"doc {i}"}).encode())
+                keys.append(f"{copy}-{i}".encode())
+        s.produce_jobs(values, keys=keys)
+        w = s.worker()
+        procs.wait_until(lambda: all_committed(s), 60, interval=0.5, what="all copies done")
+        assert calls(s) == 50
+        results = s.results(timeout_s=5)
+        assert sorted(r["id"] for r in results) == sorted(f"twin-{i}" for i in range(50))
+        w.sigterm()
+        assert w.wait(60) == 0
+
+
 def test_producer_rebuilt_after_fatal_error():
     with stack(partitions=4, latency_ms=20, max_in_flight=300, connections=300) as s:
         produce(s, 1500, "f")

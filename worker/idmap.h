@@ -1,0 +1,22 @@
+/* idmap: a hash map from strings (borrowed) to pointers, open addressing.
+ *
+ * Used for the ids of the jobs in flight. Keys are not copied: a key must stay
+ * valid while it is in the map (the task owning it removes it first). */
+#ifndef PROMPTYARD_IDMAP_H
+#define PROMPTYARD_IDMAP_H
+
+#include <stddef.h>
+
+struct idmap;
+
+struct idmap *idmap_new(void);
+void idmap_free(struct idmap *m);
+/* The value of key, or NULL. */
+void *idmap_get(const struct idmap *m, const char *key);
+/* Sets key to value (not NULL), replacing any value. */
+void idmap_put(struct idmap *m, const char *key, void *value);
+/* Removes key if present. */
+void idmap_del(struct idmap *m, const char *key);
+size_t idmap_count(const struct idmap *m);
+
+#endif
