@@ -58,8 +58,9 @@ $(BUILD)/%.o: %.c
 $(BUILD)/lua_scripts.c: $(LUA) tests/tools/embed_lua.sh
 	@mkdir -p $(dir $@)
 	sh tests/tools/embed_lua.sh $(LUA) > $@
+# Long scripts exceed C99's minimum string length; gcc and clang take any length.
 $(BUILD)/lua_scripts.o: $(BUILD)/lua_scripts.c
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -Wno-overlength-strings -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(BUILD)/lua_scripts.o
 	@rm -f $@
