@@ -1,141 +1,655 @@
-/* ledger: budget keys and the scripts that change them. */
+/* ledger: the C side of the budget scripts: it builds their keys and
+ * arguments, sends them on the worker's Redis connection and reads their
+ * replies. What each step does is stated, and done, in its worker/<name>.lua. */
 #include "ledger.h"
 
+#include "log.h"
 #include "timeutil.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#include <stdlib.h>
+extern const char lua_settle[], lua_dedupe_check[], lua_dedupe_done[], lua_reserve[], lua_release[],
+        lua_reap[], lua_reap_ack[];
 
-extern const char lua_settle[], lua_dedupe_check[], lua_dedupe_done[];
+/* Settle markers outlive any redelivery of the job: a week. */
+#define SETTLE_MARKER_TTL_S "604800"
+
+enum sync_state { SYNC_NONE, SYNC_SENT, SYNC_DONE, SYNC_FAILED };
 
 struct ledger {
 	struct redis *r;
 	const struct config *cfg;
-	size_t settle, dedupe_check, dedupe_done; /* script ids */
+	char *base; /* "<prefix>{ledger}:" */
+	char *worker;
+	enum sync_state sync;
+	/* script ids */
+	size_t settle, dedupe_check, dedupe_done, reserve, release, reap, reap_ack, budget_sync,
+	        budget_state;
 };
 
 struct ledger *ledger_new(struct redis *r, const struct config *cfg)
 {
 	struct ledger *l = xcalloc(1, sizeof *l);
+	struct buf base = {0};
+	char host[128] = "worker", worker[160];
 	l->r = r;
 	l->cfg = cfg;
+	ledger_key_base(&base, cfg);
+	l->base = buf_take(&base);
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	snprintf(worker, sizeof worker, "%s-%d", host, (int)getpid());
+	l->worker = xstrdup(worker);
 	l->settle = redis_add_script(r, "settle", lua_settle);
 	l->dedupe_check = redis_add_script(r, "dedupe_check", lua_dedupe_check);
 	l->dedupe_done = redis_add_script(r, "dedupe_done", lua_dedupe_done);
+	l->reserve = redis_add_script(r, "reserve", lua_reserve);
+	l->release = redis_add_script(r, "release", lua_release);
+	l->reap = redis_add_script(r, "reap", lua_reap);
+	l->reap_ack = redis_add_script(r, "reap_ack", lua_reap_ack);
+	l->budget_sync = redis_add_script(r, "budget_sync", lua_budget_sync);
+	l->budget_state = redis_add_script(r, "budget_state", lua_budget_state);
 	return l;
+}
+
+void ledger_set_worker(struct ledger *l, const char *worker_id)
+{
+	free(l->worker);
+	l->worker = xstrdup(worker_id);
 }
 
 void ledger_free(struct ledger *l)
 {
+	if (!l)
+		return;
+	free(l->base);
+	free(l->worker);
 	free(l);
 }
 
-static void job_key(struct buf *key, const struct config *cfg, const char *job_id)
-{
-	buf_printf(key, "%s{ledger}:job:%s", cfg->redis.key_prefix, job_id);
-}
+/* ------------------------------------------------------------ keys, windows */
 
 void ledger_window(enum period p, int64_t unix_ms, char *out, size_t out_size)
 {
 	time_t secs = (time_t)(unix_ms / 1000);
 	struct tm tm;
+	char w[64] = "all"; /* room for any int the compiler imagines */
 	gmtime_r(&secs, &tm);
 	switch (p) {
 	case PERIOD_DAY:
-		snprintf(out, out_size, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+		snprintf(w, sizeof w, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+		         tm.tm_mday);
 		break;
 	case PERIOD_MONTH:
-		snprintf(out, out_size, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+		snprintf(w, sizeof w, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
 		break;
-	case PERIOD_NONE:
-		snprintf(out, out_size, "all");
-		break;
+	case PERIOD_NONE: break;
 	}
+	snprintf(out, out_size, "%s", w);
+}
+
+void ledger_windows(int64_t unix_ms, char *day, char *month)
+{
+	ledger_window(PERIOD_DAY, unix_ms, day, LEDGER_WINDOW_SIZE);
+	ledger_window(PERIOD_MONTH, unix_ms, month, LEDGER_WINDOW_SIZE);
+}
+
+int ledger_window_start_ms(const char *window, int64_t since_ms, int64_t *start_ms)
+{
+	struct tm tm = {0};
+	char tail;
+	if (strcmp(window, "all") == 0) {
+		*start_ms = since_ms;
+		return 0;
+	}
+	if (sscanf(window, "%4d-%2d-%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tail) == 3) {
+		/* a day */
+	} else if (sscanf(window, "%4d-%2d%c", &tm.tm_year, &tm.tm_mon, &tail) == 2) {
+		tm.tm_mday = 1;
+	} else {
+		return -1;
+	}
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	*start_ms = (int64_t)timegm(&tm) * 1000;
+	return 0;
+}
+
+void ledger_key_base(struct buf *out, const struct config *cfg)
+{
+	buf_printf(out, "%s{ledger}:", cfg->redis.key_prefix);
 }
 
 void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, int64_t unix_ms)
 {
-	char window[16];
+	char window[LEDGER_WINDOW_SIZE];
 	const struct budget_conf *b = &cfg->budgets[budget];
 	ledger_window(b->period, unix_ms, window, sizeof window);
 	buf_printf(key, "%s{ledger}:b:%s:%s", cfg->redis.key_prefix, b->name, window);
 }
 
-/* Settle markers outlive any redelivery of the job: a week. */
-#define SETTLE_MARKER_TTL_S "604800"
+/* ------------------------------------------------------------ script calls */
 
-void ledger_settle(struct ledger *l, int budget, const char *job_id,
-		   int attempt, int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
-		   void *opaque)
+/* One script call being built: keys first, then arguments (each copied). */
+struct cmd {
+	int argc, nkeys;
+	int cap;
+	struct buf *args;
+};
+
+static struct buf *cmd_next(struct cmd *c)
 {
-	enum { MAX_KEYS = 2 + 8 };
-	struct buf keys[MAX_KEYS] = {{0}};
-	const char *argv[MAX_KEYS + 5];
-	size_t lens[MAX_KEYS + 5];
-	char cost[24], attempt_s[16], ttl[24];
-	int n = 0;
-	int64_t now = time_now_ms();
-	const struct config *cfg = l->cfg;
-
-	buf_printf(&keys[n++], "%s{ledger}:settled:%s:%d", cfg->redis.key_prefix, job_id, attempt);
-	job_key(&keys[n++], cfg, job_id);
-	for (int b = budget, depth = 0; b >= 0 && depth < 8; b = cfg->budgets[b].parent, depth++)
-		ledger_budget_key(&keys[n++], cfg, b, now);
-	for (int i = 0; i < n; i++) {
-		argv[i] = keys[i].data;
-		lens[i] = keys[i].len;
+	if (c->argc == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->args = xrealloc(c->args, (size_t)c->cap * sizeof *c->args);
 	}
-	snprintf(cost, sizeof cost, "%lld", (long long)cost_nusd);
-	snprintf(attempt_s, sizeof attempt_s, "%d", attempt);
-	snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->worker.dedupe_ttl_s);
-	const char *args[5] = {cost, SETTLE_MARKER_TTL_S, attempt_s, ttl,
-			       outputs && outputs->data ? outputs->data : ""};
-	for (int i = 0; i < 5; i++) {
-		argv[n + i] = args[i];
-		lens[n + i] = i == 4 && outputs ? outputs->len : strlen(args[i]);
-	}
-	redis_eval(l->r, l->settle, cb, opaque, n, n + 5, argv, lens);
-	for (int i = 0; i < n; i++)
-		buf_free(&keys[i]);
+	c->args[c->argc] = (struct buf){0};
+	/* An empty argument still needs a non-NULL pointer. */
+	buf_reserve(&c->args[c->argc], 1);
+	c->args[c->argc].data[0] = '\0';
+	return &c->args[c->argc++];
 }
 
-/* One script call over the job hashes of job_ids, with extra trailing args. */
-static void eval_jobs(struct ledger *l, size_t script,
-		      const char *const *job_ids, size_t n, const char *arg, redis_reply_cb *cb,
-		      void *opaque)
+static void cmd_mem(struct cmd *c, const void *data, size_t len)
 {
-	const struct config *cfg = l->cfg;
-	struct buf *keys = xcalloc(n, sizeof *keys);
-	const char **argv = xcalloc(n + 1, sizeof *argv);
-	size_t *lens = xcalloc(n + 1, sizeof *lens);
-	for (size_t i = 0; i < n; i++) {
-		job_key(&keys[i], cfg, job_ids[i]);
-		argv[i] = keys[i].data;
-		lens[i] = keys[i].len;
+	buf_append(cmd_next(c), data, len);
+}
+
+static void cmd_str(struct cmd *c, const char *s)
+{
+	cmd_mem(c, s, strlen(s));
+}
+
+static void cmd_fmt(struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cmd_fmt(struct cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(cmd_next(c), fmt, ap);
+	va_end(ap);
+}
+
+static void cmd_i64(struct cmd *c, int64_t v)
+{
+	cmd_fmt(c, "%lld", (long long)v);
+}
+
+/* A key: "<base>" followed by fmt. Keys come before every argument. */
+static void cmd_key(struct cmd *c, const struct ledger *l, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void cmd_key(struct cmd *c, const struct ledger *l, const char *fmt, ...)
+{
+	va_list ap;
+	struct buf *b = cmd_next(c);
+	buf_puts(b, l->base);
+	va_start(ap, fmt);
+	buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	c->nkeys++;
+}
+
+/* The base and the windows of now: the arguments most scripts start with. */
+static void cmd_base_windows(struct cmd *c, const struct ledger *l, int64_t now_ms)
+{
+	char day[LEDGER_WINDOW_SIZE], month[LEDGER_WINDOW_SIZE];
+	ledger_windows(now_ms, day, month);
+	cmd_str(c, l->base);
+	cmd_str(c, day);
+	cmd_str(c, month);
+}
+
+/* Sends c with script and frees it. */
+static void cmd_send(struct ledger *l, size_t script, struct cmd *c, redis_reply_cb *cb,
+                     void *opaque)
+{
+	const char **argv = xcalloc((size_t)c->argc, sizeof *argv);
+	size_t *lens = xcalloc((size_t)c->argc, sizeof *lens);
+	for (int i = 0; i < c->argc; i++) {
+		argv[i] = c->args[i].data;
+		lens[i] = c->args[i].len;
 	}
-	if (arg) {
-		argv[n] = arg;
-		lens[n] = strlen(arg);
-	}
-	redis_eval(l->r, script, cb, opaque, (int)n, (int)n + (arg ? 1 : 0), argv, lens);
-	for (size_t i = 0; i < n; i++)
-		buf_free(&keys[i]);
-	free(keys);
+	redis_eval(l->r, script, cb, opaque, c->nkeys, c->argc, argv, lens);
+	for (int i = 0; i < c->argc; i++)
+		buf_free(&c->args[i]);
+	free(c->args);
 	free(argv);
 	free(lens);
+	*c = (struct cmd){0};
 }
 
-void ledger_dedupe_check(struct ledger *l, const char *const *job_ids,
-			 size_t n, redis_reply_cb *cb, void *opaque)
+/* ------------------------------------------------------------ reply reading */
+
+static int fail(char *errstr, size_t errstr_size, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int fail(char *errstr, size_t errstr_size, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (errstr && errstr_size)
+		vsnprintf(errstr, errstr_size, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* The common checks: NULL, an error reply, not an array of at least n. */
+static int check_array(const redisReply *reply, size_t n, const char *what, char *errstr,
+                       size_t errstr_size)
+{
+	if (!reply)
+		return fail(errstr, errstr_size, LEDGER_UNREACHABLE, "%s: redis unreachable", what);
+	if (reply->type == REDIS_REPLY_ERROR)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "%s: %.*s", what, (int)reply->len,
+		            reply->str);
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < n)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "%s: unexpected reply", what);
+	return LEDGER_OK;
+}
+
+/* Element i as a string (borrowed), NULL if it is not one. */
+static const char *elem_str(const redisReply *reply, size_t i)
+{
+	const redisReply *e = reply->element[i];
+	return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : NULL;
+}
+
+/* Element i as an integer (an integer reply or a decimal string). */
+static int elem_i64(const redisReply *reply, size_t i, int64_t *out)
+{
+	const redisReply *e = reply->element[i];
+	if (e->type == REDIS_REPLY_INTEGER) {
+		*out = e->integer;
+		return 0;
+	}
+	if (e->type != REDIS_REPLY_STRING || e->len == 0)
+		return -1;
+	char *end;
+	errno = 0;
+	long long v = strtoll(e->str, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static bool elem_is(const redisReply *reply, size_t i, const char *s)
+{
+	const char *v = elem_str(reply, i);
+	return v && strcmp(v, s) == 0;
+}
+
+size_t ledger_reply_entries(const redisReply *reply)
+{
+	return reply && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+}
+
+/* ------------------------------------------------------------ budgets */
+
+/* The budget_sync arguments of every config budget: all three values. */
+static void cmd_sync_config(struct cmd *c, const struct ledger *l, int64_t now_ms)
+{
+	const struct config *cfg = l->cfg;
+	cmd_key(c, l, "budgets");
+	cmd_str(c, l->base);
+	cmd_i64(c, now_ms);
+	for (size_t i = 0; i < cfg->n_budgets; i++) {
+		const struct budget_conf *b = &cfg->budgets[i];
+		cmd_str(c, b->name);
+		cmd_str(c, "lpa");
+		cmd_i64(c, b->limit_nusd);
+		cmd_str(c, period_name(b->period));
+		cmd_str(c, b->parent >= 0 ? cfg->budgets[b->parent].name : "");
+	}
+}
+
+int ledger_sync_result(const redisReply *reply, char *errstr, size_t errstr_size)
+{
+	int rc = check_array(reply, 2, "budget sync", errstr, errstr_size);
+	if (rc != LEDGER_OK)
+		return rc;
+	if (elem_is(reply, 0, "ok"))
+		return LEDGER_OK;
+	const char *what = elem_str(reply, 1);
+	if (elem_is(reply, 0, "unknown"))
+		return fail(errstr, errstr_size, LEDGER_REFUSED, "unknown budget \"%s\"",
+		            what ? what : "?");
+	return fail(errstr, errstr_size, LEDGER_REFUSED, "%s", what ? what : "refused");
+}
+
+/* What a sync the ledger sent carries to its reply. */
+struct sync_call {
+	struct ledger *l;
+	redis_reply_cb *cb;
+	void *opaque;
+};
+
+static void on_synced(void *opaque, redisReply *reply)
+{
+	struct sync_call *sc = opaque;
+	struct ledger *l = sc->l;
+	char err[256];
+	int rc = ledger_sync_result(reply, err, sizeof err);
+	if (rc == LEDGER_OK) {
+		l->sync = SYNC_DONE;
+	} else if (rc == LEDGER_UNREACHABLE) {
+		l->sync = SYNC_NONE; /* again before the next step */
+	} else {
+		/* Retrying would not help: the config conflicts with budgets set
+		 * in Redis. The steps use what Redis has. */
+		if (l->sync != SYNC_FAILED)
+			log_error("budgets not written to redis", "error", err, NULL);
+		l->sync = SYNC_FAILED;
+	}
+	if (sc->cb)
+		sc->cb(sc->opaque, reply);
+	free(sc);
+}
+
+void ledger_sync_budgets(struct ledger *l, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	struct sync_call *sc = xcalloc(1, sizeof *sc);
+	sc->l = l;
+	sc->cb = cb;
+	sc->opaque = opaque;
+	if (l->sync != SYNC_DONE)
+		l->sync = SYNC_SENT;
+	cmd_sync_config(&c, l, time_now_ms());
+	cmd_send(l, l->budget_sync, &c, on_synced, sc);
+}
+
+/* Before a budget step: the config's budgets go first, on the same connection,
+ * so Redis runs the sync before the step. */
+static void ensure_synced(struct ledger *l)
+{
+	if (l->sync == SYNC_NONE && l->cfg->n_budgets > 0)
+		ledger_sync_budgets(l, NULL, NULL);
+}
+
+static void send_state(struct ledger *l, const char *name, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	ensure_synced(l);
+	cmd_key(&c, l, "budgets");
+	cmd_base_windows(&c, l, time_now_ms());
+	if (name)
+		cmd_str(&c, name);
+	cmd_send(l, l->budget_state, &c, cb, opaque);
+}
+
+void ledger_budget_state(struct ledger *l, const char *name, redis_reply_cb *cb, void *opaque)
+{
+	send_state(l, name, cb, opaque);
+}
+
+void ledger_budget_list(struct ledger *l, redis_reply_cb *cb, void *opaque)
+{
+	send_state(l, NULL, cb, opaque);
+}
+
+int ledger_budget_result(const redisReply *reply, size_t i, struct ledger_budget *out, char *errstr,
+                         size_t errstr_size)
+{
+	int rc = check_array(reply, i + 1, "budget state", errstr, errstr_size);
+	if (rc != LEDGER_OK)
+		return rc;
+	const redisReply *e = reply->element[i];
+	int64_t since_ms = 0;
+	*out = (struct ledger_budget){0};
+	if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 || !elem_str(e, 0))
+		return fail(errstr, errstr_size, LEDGER_ERROR, "budget state: unexpected entry");
+	out->name = elem_str(e, 0);
+	if (e->elements == 1)
+		return LEDGER_OK;
+	out->known = true;
+	if (e->elements >= 8) {
+		out->parent = elem_str(e, 3);
+		out->window = elem_str(e, 4);
+	}
+	if (!out->parent || !out->window || elem_i64(e, 1, &out->limit_nusd) != 0 ||
+	    period_parse(elem_str(e, 2) ? elem_str(e, 2) : "", &out->period) != 0 ||
+	    elem_i64(e, 5, &out->spent_nusd) != 0 || elem_i64(e, 6, &out->reserved_nusd) != 0 ||
+	    elem_i64(e, 7, &since_ms) != 0 ||
+	    ledger_window_start_ms(out->window, since_ms, &out->window_start_ms) != 0)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "budget state: bad entry for \"%s\"",
+		            out->name);
+	return LEDGER_OK;
+}
+
+/* ------------------------------------------------------------ attempts */
+
+/* What a reserve carries to its reply. */
+struct reserve_call {
+	struct ledger *l;
+	redis_reply_cb *cb;
+	void *opaque;
+};
+
+/* A budget of the config that Redis does not know: Redis lost its data (a
+ * restart without persistence). The config's budgets go again before the
+ * next step; the caller's retry then finds them. */
+static void on_reserved(void *opaque, redisReply *reply)
+{
+	struct reserve_call *rc = opaque;
+	struct ledger *l = rc->l;
+	if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    elem_is(reply, 0, "unknown") && elem_str(reply, 1) &&
+	    config_budget_index(l->cfg, elem_str(reply, 1)) >= 0 && l->sync == SYNC_DONE) {
+		log_warn("budget missing in redis, writing the config's budgets again", "budget",
+		         elem_str(reply, 1), NULL);
+		l->sync = SYNC_NONE;
+	}
+	rc->cb(rc->opaque, reply);
+	free(rc);
+}
+
+void ledger_reserve(struct ledger *l, const struct ledger_reserve_req *req, redis_reply_cb *cb,
+                    void *opaque)
+{
+	struct cmd c = {0};
+	struct reserve_call *rc = xcalloc(1, sizeof *rc);
+	int64_t now = time_now_ms();
+	rc->l = l;
+	rc->cb = cb;
+	rc->opaque = opaque;
+	ensure_synced(l);
+	cmd_key(&c, l, "job:%s", req->job_id);
+	cmd_key(&c, l, "leases");
+	cmd_base_windows(&c, l, now);
+	cmd_str(&c, req->budget);
+	cmd_str(&c, req->job_id);
+	cmd_i64(&c, req->estimate_nusd);
+	cmd_i64(&c, now);
+	cmd_i64(&c, req->lease_ms);
+	cmd_str(&c, req->token ? req->token : "");
+	cmd_str(&c, req->model ? req->model : "");
+	cmd_str(&c, req->provider ? req->provider : "");
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, l->cfg->worker.dedupe_ttl_s);
+	cmd_send(l, l->reserve, &c, on_reserved, rc);
+}
+
+int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *out, char *errstr,
+                          size_t errstr_size)
+{
+	int rc = check_array(reply, 2, "reserve", errstr, errstr_size);
+	int64_t attempt = 0;
+	if (rc != LEDGER_OK)
+		return rc;
+	*out = (struct ledger_reservation){0};
+	if (elem_is(reply, 0, "reserved")) {
+		out->status = LEDGER_RESERVED;
+		if (reply->elements < 3 || elem_i64(reply, 1, &attempt) != 0 || attempt < 1 ||
+		    attempt > INT32_MAX || elem_i64(reply, 2, &out->expires_ms) != 0)
+			return fail(errstr, errstr_size, LEDGER_ERROR, "reserve: bad reply");
+		out->attempt = (int)attempt;
+		return LEDGER_OK;
+	}
+	out->budget = elem_str(reply, 1);
+	if (!out->budget)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "reserve: bad reply");
+	if (elem_is(reply, 0, "unknown")) {
+		out->status = LEDGER_UNKNOWN_BUDGET;
+		return LEDGER_OK;
+	}
+	if (elem_is(reply, 0, "wait"))
+		out->status = LEDGER_WAIT;
+	else if (elem_is(reply, 0, "exhausted"))
+		out->status = LEDGER_EXHAUSTED;
+	else
+		return fail(errstr, errstr_size, LEDGER_ERROR, "reserve: bad reply");
+	if (reply->elements < 5 || elem_i64(reply, 2, &out->limit_nusd) != 0 ||
+	    elem_i64(reply, 3, &out->spent_nusd) != 0 ||
+	    elem_i64(reply, 4, &out->reserved_nusd) != 0)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "reserve: bad reply");
+	return LEDGER_OK;
+}
+
+void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_id, int attempt,
+                          int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
+                          void *opaque)
+{
+	struct cmd c = {0};
+	ensure_synced(l);
+	cmd_key(&c, l, "settled:%s:%d", job_id, attempt);
+	cmd_key(&c, l, "job:%s", job_id);
+	cmd_key(&c, l, "leases");
+	cmd_key(&c, l, "lease:%s:%d", job_id, attempt);
+	cmd_base_windows(&c, l, time_now_ms());
+	cmd_str(&c, budget);
+	cmd_i64(&c, cost_nusd);
+	cmd_str(&c, SETTLE_MARKER_TTL_S);
+	cmd_fmt(&c, "%d", attempt);
+	cmd_i64(&c, l->cfg->worker.dedupe_ttl_s);
+	if (outputs && outputs->data)
+		cmd_mem(&c, outputs->data, outputs->len);
+	else
+		cmd_str(&c, "");
+	cmd_send(l, l->settle, &c, cb, opaque);
+}
+
+void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt, int64_t cost_nusd,
+                   const struct buf *outputs, redis_reply_cb *cb, void *opaque)
+{
+	const char *name = budget >= 0 && (size_t)budget < l->cfg->n_budgets
+	                           ? l->cfg->budgets[budget].name
+	                           : "";
+	ledger_settle_budget(l, name, job_id, attempt, cost_nusd, outputs, cb, opaque);
+}
+
+int ledger_settle_result(const redisReply *reply, struct ledger_settlement *out, char *errstr,
+                         size_t errstr_size)
+{
+	int rc = check_array(reply, 3, "settle", errstr, errstr_size);
+	if (rc != LEDGER_OK)
+		return rc;
+	*out = (struct ledger_settlement){0};
+	out->now = elem_is(reply, 0, "charged");
+	if (!out->now && !elem_is(reply, 0, "repeat"))
+		return fail(errstr, errstr_size, LEDGER_ERROR, "settle: bad reply");
+	if (elem_i64(reply, 1, &out->charged_nusd) != 0)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "settle: bad amount");
+	if (elem_is(reply, 2, "settled"))
+		out->how = LEDGER_CHARGED_ACTUAL;
+	else if (elem_is(reply, 2, "reaped"))
+		out->how = LEDGER_CHARGED_ESTIMATE;
+	else if (elem_is(reply, 2, "released"))
+		out->how = LEDGER_CHARGED_NOTHING;
+	else
+		return fail(errstr, errstr_size, LEDGER_ERROR, "settle: bad reply");
+	return LEDGER_OK;
+}
+
+void ledger_release(struct ledger *l, const char *job_id, int attempt, redis_reply_cb *cb,
+                    void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "settled:%s:%d", job_id, attempt);
+	cmd_key(&c, l, "leases");
+	cmd_key(&c, l, "lease:%s:%d", job_id, attempt);
+	cmd_str(&c, l->base);
+	cmd_str(&c, SETTLE_MARKER_TTL_S);
+	cmd_send(l, l->release, &c, cb, opaque);
+}
+
+/* ------------------------------------------------------------ orphaned leases */
+
+void ledger_reap(struct ledger *l, int max, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "leases");
+	cmd_str(&c, l->base);
+	cmd_i64(&c, time_now_ms());
+	cmd_fmt(&c, "%d", max > 0 ? max : 1);
+	cmd_str(&c, SETTLE_MARKER_TTL_S);
+	cmd_i64(&c, LEDGER_REAP_REPORT_MS);
+	cmd_send(l, l->reap, &c, cb, opaque);
+}
+
+int ledger_reaped_result(const redisReply *reply, size_t i, struct ledger_reaped *out, char *errstr,
+                         size_t errstr_size)
+{
+	int rc = check_array(reply, i + 1, "reap", errstr, errstr_size);
+	int64_t attempt = 0, first = 0;
+	if (rc != LEDGER_OK)
+		return rc;
+	const redisReply *e = reply->element[i];
+	*out = (struct ledger_reaped){0};
+	if (e->type == REDIS_REPLY_ARRAY && e->elements >= 8) {
+		out->job_id = elem_str(e, 0);
+		out->budget = elem_str(e, 2);
+		out->model = elem_str(e, 4);
+		out->provider = elem_str(e, 5);
+		out->worker = elem_str(e, 6);
+	}
+	if (!out->job_id || !out->budget || !out->model || !out->provider || !out->worker ||
+	    elem_i64(e, 1, &attempt) != 0 || attempt < 0 || attempt > INT32_MAX ||
+	    elem_i64(e, 3, &out->estimate_nusd) != 0 || elem_i64(e, 7, &first) != 0)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "reap: bad entry %zu", i);
+	out->attempt = (int)attempt;
+	out->first = first != 0;
+	return LEDGER_OK;
+}
+
+void ledger_reap_ack(struct ledger *l, const char *job_id, int attempt, redis_reply_cb *cb,
+                     void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "leases");
+	cmd_key(&c, l, "lease:%s:%d", job_id, attempt);
+	cmd_fmt(&c, "%s:%d", job_id, attempt);
+	cmd_send(l, l->reap_ack, &c, cb, opaque);
+}
+
+/* ------------------------------------------------------------ jobs */
+
+/* One script call over the job hashes of job_ids, with an optional trailing argument. */
+static void eval_jobs(struct ledger *l, size_t script, const char *const *job_ids, size_t n,
+                      const char *arg, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	for (size_t i = 0; i < n; i++)
+		cmd_key(&c, l, "job:%s", job_ids[i]);
+	if (arg)
+		cmd_str(&c, arg);
+	cmd_send(l, script, &c, cb, opaque);
+}
+
+void ledger_dedupe_check(struct ledger *l, const char *const *job_ids, size_t n, redis_reply_cb *cb,
+                         void *opaque)
 {
 	eval_jobs(l, l->dedupe_check, job_ids, n, NULL, cb, opaque);
 }
 
-void ledger_dedupe_done(struct ledger *l, const char *const *job_ids,
-			size_t n, redis_reply_cb *cb, void *opaque)
+void ledger_dedupe_done(struct ledger *l, const char *const *job_ids, size_t n, redis_reply_cb *cb,
+                        void *opaque)
 {
 	char ttl[24];
 	snprintf(ttl, sizeof ttl, "%lld", (long long)l->cfg->worker.dedupe_ttl_s);

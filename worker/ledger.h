@@ -1,16 +1,38 @@
-/* ledger: the budget keys in Redis and the atomic steps on them (SPEC §7).
+/* ledger: budgets, reservations and spend in Redis, and the atomic steps on
+ * them (SPEC §7), plus the jobs' dedupe hashes (SPEC §9).
  *
- * Key layout (every key of one atomic step carries the {ledger} hash tag, so
- * a Redis Cluster keeps them in one slot):
- *   <prefix>{ledger}:b:<budget>:<window>       hash: spent (nano-USD)
- *   <prefix>{ledger}:settled:<job_id>:<attempt> settle marker, with a TTL
- *   <prefix>{ledger}:job:<job_id>              dedupe hash: attempts used, state
- *                                              (pending|done), outputs; TTL
- *                                              worker.dedupe_ttl_s
- * The job hashes share the tag because the attempt that answers settles its
- * cost and stores its outputs in one atomic step.
+ * Key layout. <base> is "<redis.key_prefix>{ledger}:"; the {ledger} hash tag
+ * puts every key in one Redis Cluster slot, so each step is one script:
+ *   <base>budgets                     set: the names of all budgets
+ *   <base>meta:<name>                 hash: limit_nusd, period (none|day|month),
+ *                                     parent ("" for none), since_ms
+ *   <base>b:<name>:<window>           hash: spent, reserved (nano-USD), and
+ *                                     reset_nusd (spent zeroed by a reset)
+ *   <base>leases                      sorted set: "<job_id>:<attempt>" scored by
+ *                                     the lease's expiry (unix ms)
+ *   <base>lease:<job_id>:<attempt>    hash: the reservation (budget, estimate,
+ *                                     the chain's names and windows, model,
+ *                                     provider, worker, state live|reaped)
+ *   <base>settled:<job_id>:<attempt>  string: what the attempt was charged, a
+ *                                     week's TTL; makes every step on it once
+ *   <base>job:<job_id>                hash: attempts (numbers handed out), state
+ *                                     (pending|done), outputs; TTL
+ *                                     worker.dedupe_ttl_s
  * <window> is "all" for period none, "YYYY-MM-DD" for day, "YYYY-MM" for
- * month, in UTC. */
+ * month, in UTC by the worker's clock (time_now_ms(), which tests can shift).
+ * The scripts walk a budget's parent chain from the meta hashes (at most 4
+ * budgets), so a budget defined only with `promptyard budget set` works.
+ *
+ * Money is integer nano-USD. Counters change only by HINCRBY of decimal
+ * strings (exact int64); the scripts compare amounts as Lua doubles, exact up
+ * to LEDGER_MAX_NUSD (2^53 nano-USD, about $9.007M), and reject estimates
+ * and costs above it.
+ *
+ * Every step is asynchronous on the ledger's struct redis: cb gets the reply
+ * (borrowed for the call), or NULL when Redis could not be reached, and the
+ * caller retries: every step is idempotent (reserve through its token). The
+ * ledger_*_result() functions read the replies; strings they hand out are
+ * borrowed from the reply. */
 #ifndef PROMPTYARD_LEDGER_H
 #define PROMPTYARD_LEDGER_H
 
@@ -18,35 +40,199 @@
 #include "config.h"
 #include "redis.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#define LEDGER_MAX_NUSD INT64_C(9007199254740992) /* 2^53 */
+/* Room for a window string ("2026-11-22") and its NUL. */
+#define LEDGER_WINDOW_SIZE 16
+/* A reaped lease not acknowledged (ledger_reap_ack) is reported again after this. */
+#define LEDGER_REAP_REPORT_MS 60000
 
 struct ledger;
 
-/* A ledger on connection r (borrowed) for cfg (borrowed); registers its Lua
- * scripts with r, so it must be made before redis_start(). */
+/* What the ledger_*_result() functions return. */
+enum ledger_rc {
+	LEDGER_OK = 0,
+	LEDGER_UNREACHABLE = -1, /* reply NULL: Redis not reached; retry */
+	LEDGER_ERROR = -2,       /* an error reply or a malformed one (errstr says) */
+	LEDGER_REFUSED = -3,     /* budget definitions refused (errstr says why) */
+};
+
+/* A ledger on connection r (borrowed) for cfg (borrowed; both outlive the
+ * ledger); registers its Lua scripts with r, so it must be made before
+ * redis_start(). Before its first budget step the ledger writes the config's
+ * budgets to Redis (ledger_sync_budgets), again after a try Redis did not
+ * answer. Free the ledger after redis_free(r) (whose pending callbacks may
+ * still use it). */
 struct ledger *ledger_new(struct redis *r, const struct config *cfg);
+/* The worker named in leases (copied); default "<hostname>-<pid>". */
+void ledger_set_worker(struct ledger *l, const char *worker_id);
 void ledger_free(struct ledger *l);
+
+/* ------------------------------------------------------------ keys, windows */
 
 /* Writes the window of period p at unix_ms ("all", "2026-11-22", "2026-11"). */
 void ledger_window(enum period p, int64_t unix_ms, char *out, size_t out_size);
-/* Appends the spend key of budget b for the window holding unix_ms. */
+/* Writes the day and the month window of unix_ms (LEDGER_WINDOW_SIZE bytes each). */
+void ledger_windows(int64_t unix_ms, char *day, char *month);
+/* The start (unix ms) of a window: midnight UTC of a day, the first of a
+ * month, since_ms for "all". Returns 0, or -1 if window is none of those. */
+int ledger_window_start_ms(const char *window, int64_t since_ms, int64_t *start_ms);
+/* Appends "<prefix>{ledger}:", the start of every ledger key. */
+void ledger_key_base(struct buf *out, const struct config *cfg);
+/* Appends the spend key of config budget b for the window holding unix_ms. */
 void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, int64_t unix_ms);
 
-/* Charges cost_nusd of (job_id, attempt) to budget and its parents, once, and
- * records the attempt number as used. outputs (the job's finished outputs,
- * one JSON per line, result first) are kept for a re-send when not NULL.
- * cb gets the reply (integer 1 charged, 0 repeat) or NULL if Redis could not
- * be reached: the caller retries, the step being idempotent. */
-void ledger_settle(struct ledger *l, int budget, const char *job_id,
-		   int attempt, int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
-		   void *opaque);
+/* The scripts' texts, for a caller that sends them itself with EVAL over a
+ * blocking connection (the command line): their KEYS and ARGV are documented
+ * at the top of worker/<name>.lua. */
+extern const char lua_budget_sync[], lua_budget_state[], lua_budget_reset[];
+
+/* ------------------------------------------------------------ budgets */
+
+/* Writes limit, period and parent of every budget of the config to Redis,
+ * leaving spent and reserved alone (SPEC §7: the config's values win when a
+ * worker starts). Read the reply with ledger_sync_result(); cb may be NULL. */
+void ledger_sync_budgets(struct ledger *l, redis_reply_cb *cb, void *opaque);
+/* LEDGER_OK, or an error (LEDGER_REFUSED: a parent unknown, a chain longer
+ * than 4, a bad limit) with errstr set. */
+int ledger_sync_result(const redisReply *reply, char *errstr, size_t errstr_size);
+
+struct ledger_budget {
+	const char *name; /* borrowed from the reply */
+	bool known;       /* false: not in Redis (only name is set) */
+	enum period period;
+	const char *parent; /* "" for none; borrowed */
+	const char *window; /* "all", "2026-11-22" or "2026-11"; borrowed */
+	int64_t window_start_ms;
+	int64_t limit_nusd, spent_nusd, reserved_nusd; /* of that window */
+};
+
+/* Reads one budget (name borrowed) in its current window. */
+void ledger_budget_state(struct ledger *l, const char *name, redis_reply_cb *cb, void *opaque);
+/* Reads every budget in Redis, sorted by name. */
+void ledger_budget_list(struct ledger *l, redis_reply_cb *cb, void *opaque);
+/* The number of entries of a budget state, budget list or reap reply (0 for
+ * NULL or an error). */
+size_t ledger_reply_entries(const redisReply *reply);
+/* Entry i of a budget state or list reply. LEDGER_OK or LEDGER_ERROR. */
+int ledger_budget_result(const redisReply *reply, size_t i, struct ledger_budget *out, char *errstr,
+                         size_t errstr_size);
+
+/* ------------------------------------------------------------ attempts */
+
+struct ledger_reserve_req {
+	const char *budget; /* the job's budget, by name */
+	const char *job_id;
+	int64_t estimate_nusd; /* 0 .. LEDGER_MAX_NUSD */
+	int64_t lease_ms;      /* the attempt's timeout plus a margin; > 0 */
+	/* Identifies this reservation: the same string on a retry after a NULL
+	 * reply (the script may have run), so that it is not held twice; unique
+	 * otherwise, e.g. "<worker>:<task serial>:<n>". NULL: no retry safety. */
+	const char *token;
+	const char *model, *provider; /* for the cost record a reap would publish */
+};
+
+enum ledger_reserve_status {
+	LEDGER_RESERVED,       /* held: attempt and expires_ms are set */
+	LEDGER_WAIT,           /* only other reservations stand in the way: retry later */
+	LEDGER_EXHAUSTED,      /* spent + estimate > limit on budget: not this window */
+	LEDGER_UNKNOWN_BUDGET, /* budget (the job's or a parent) is not in Redis; for a
+				  budget of the config, Redis lost it (restarted empty):
+				  the ledger writes the config's budgets again before its
+				  next step, so retry */
+};
+
+struct ledger_reservation {
+	enum ledger_reserve_status status;
+	int attempt;        /* RESERVED: the attempt's number, unique for the job */
+	int64_t expires_ms; /* RESERVED: the lease's expiry, unix ms */
+	const char *budget; /* otherwise: the budget that refused; borrowed */
+	int64_t limit_nusd, spent_nusd, reserved_nusd; /* WAIT, EXHAUSTED: its window */
+};
+
+/* Reserves req->estimate_nusd for a new attempt of req->job_id on the budget
+ * and every parent, atomically, if spent + reserved + estimate <= limit on
+ * each (reserve.lua); the attempt number comes from the job's dedupe hash.
+ * The lease must then be ended by ledger_settle_budget() or ledger_release()
+ * before it expires, or a reap charges it at its estimate. All of req is
+ * borrowed for the call only. */
+void ledger_reserve(struct ledger *l, const struct ledger_reserve_req *req, redis_reply_cb *cb,
+                    void *opaque);
+/* LEDGER_OK with out filled, or an error (a chain longer than 4 or a cycle). */
+int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *out, char *errstr,
+                          size_t errstr_size);
+
+/* How a settled attempt was charged. */
+enum ledger_charge {
+	LEDGER_CHARGED_ACTUAL,   /* its actual cost (now or by an earlier settle) */
+	LEDGER_CHARGED_ESTIMATE, /* a reap charged its estimate first: report that */
+	LEDGER_CHARGED_NOTHING,  /* it was released */
+};
+
+struct ledger_settlement {
+	bool now;             /* charged by this call; false: a repeat */
+	int64_t charged_nusd; /* what the attempt is charged, now or before */
+	enum ledger_charge how;
+};
+
+/* Charges cost_nusd to (job_id, attempt), once however often it is sent
+ * (settle.lua): with a lease, spent += cost and reserved -= the lease's
+ * estimate on the windows the lease holds; without one (an attempt that
+ * reserved nothing), spent += cost on the chain of budget in the current
+ * windows. After a reap the attempt stays charged at its estimate (see
+ * settle.lua). Records the attempt number as used; outputs (the job's
+ * finished outputs, one JSON per line, result first; may be NULL) are kept
+ * for a re-send. Everything is borrowed for the call only. */
+void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_id, int attempt,
+                          int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
+                          void *opaque);
+/* The same with budget as an index into the config's budgets: what engine.c
+ * calls today; remove once it passes names. */
+void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt, int64_t cost_nusd,
+                   const struct buf *outputs, redis_reply_cb *cb, void *opaque);
+int ledger_settle_result(const redisReply *reply, struct ledger_settlement *out, char *errstr,
+                         size_t errstr_size);
+
+/* Gives back the reservation of an attempt that never reached the provider
+ * (release.lua): reserved -= estimate, lease removed, and a later settle or
+ * reap of the attempt charges nothing. Reply: integer 1 released now, 0
+ * nothing to release (done before, or already settled or reaped). */
+void ledger_release(struct ledger *l, const char *job_id, int attempt, redis_reply_cb *cb,
+                    void *opaque);
+
+/* ------------------------------------------------------------ orphaned leases */
+
+struct ledger_reaped {
+	const char *job_id, *budget, *model, *provider, *worker; /* borrowed */
+	int attempt;
+	int64_t estimate_nusd; /* charged: the cost record's cost_nusd */
+	bool first;            /* charged by this call (false: a repeated report) */
+};
+
+/* Charges up to max leases that expired before now at their estimate, each
+ * exactly once whichever workers call it (reap.lua), and returns them: for
+ * each, publish a cost record with "estimated": true, then call
+ * ledger_reap_ack() once Kafka acknowledged it. An unacknowledged one is
+ * returned again after LEDGER_REAP_REPORT_MS, uncharged, to whoever reaps. */
+void ledger_reap(struct ledger *l, int max, redis_reply_cb *cb, void *opaque);
+/* Entry i of a reap reply. LEDGER_OK or LEDGER_ERROR. */
+int ledger_reaped_result(const redisReply *reply, size_t i, struct ledger_reaped *out, char *errstr,
+                         size_t errstr_size);
+/* Forgets a reaped lease whose cost record is acknowledged. Reply: integer 1
+ * removed, 0 not a reaped lease (gone already, or live). */
+void ledger_reap_ack(struct ledger *l, const char *job_id, int attempt, redis_reply_cb *cb,
+                     void *opaque);
+
+/* ------------------------------------------------------------ jobs */
 
 /* Looks n jobs up (dedupe_check.lua): the reply is an array of n entries
  * {"new", attempts} | {"pending", outputs} | {"done"}. */
-void ledger_dedupe_check(struct ledger *l, const char *const *job_ids,
-			 size_t n, redis_reply_cb *cb, void *opaque);
+void ledger_dedupe_check(struct ledger *l, const char *const *job_ids, size_t n, redis_reply_cb *cb,
+                         void *opaque);
 /* Marks n jobs done (their ok result was acknowledged). */
-void ledger_dedupe_done(struct ledger *l, const char *const *job_ids,
-			size_t n, redis_reply_cb *cb, void *opaque);
+void ledger_dedupe_done(struct ledger *l, const char *const *job_ids, size_t n, redis_reply_cb *cb,
+                        void *opaque);
 
 #endif

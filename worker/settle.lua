@@ -1,40 +1,140 @@
--- settle: charge the actual cost of one attempt to a budget chain, once; and,
--- for the attempt that answered, keep the job's finished outputs until Kafka
--- has them (SPEC §9: a result finished but not acknowledged is re-sent, not
--- re-bought).
+-- settle: charge the actual cost of one attempt, once; and, for the attempt
+-- that answered, keep the job's finished outputs until Kafka has them (SPEC §9:
+-- a result finished but not acknowledged is re-sent, not re-bought).
 --
--- KEYS[1]    the settle marker of (job_id, attempt): {ledger}:settled:<job>:<attempt>
--- KEYS[2]    the job's dedupe hash: {ledger}:job:<job> (fields attempts, state, outputs)
--- KEYS[3..n] the spend hash of each budget of the chain for its current window:
---            {ledger}:b:<name>:<window>, field "spent" (integer nano-USD)
--- ARGV[1]    the actual cost in nano-USD (a non-negative integer)
--- ARGV[2]    the settle marker's time to live in seconds
--- ARGV[3]    the attempt number
--- ARGV[4]    the dedupe hash's time to live in seconds (worker.dedupe_ttl_s)
--- ARGV[5]    the job's outputs, one JSON per line (result first), or "" while
---            the job goes on
+-- KEYS[1]  the settle marker of (job_id, attempt): <base>settled:<job_id>:<attempt>
+--          (a string "<nano-USD charged>" or "<nano-USD> estimated" when a reap
+--          charged it, or "0 released"; with a time to live)
+-- KEYS[2]  the job's dedupe hash: <base>job:<job_id> (fields attempts, state, outputs)
+-- KEYS[3]  the lease index: <base>leases
+-- KEYS[4]  the attempt's lease: <base>lease:<job_id>:<attempt> (see reserve.lua)
+-- Keys derived (same {ledger} hash tag): <base>b:<name>:<window> (spent,
+--          reserved) and, without a lease, <base>meta:<name>
+-- ARGV[1]  base: "<prefix>{ledger}:"
+-- ARGV[2]  the day window now, "YYYY-MM-DD"; ARGV[3] the month window, "YYYY-MM"
+-- ARGV[4]  the budget name (used only when the attempt has no lease)
+-- ARGV[5]  the actual cost in nano-USD (a non-negative integer, at most 2^53)
+-- ARGV[6]  the settle marker's time to live in seconds
+-- ARGV[7]  the attempt number
+-- ARGV[8]  the dedupe hash's time to live in seconds (worker.dedupe_ttl_s)
+-- ARGV[9]  the job's outputs, one JSON per line (result first), or "" while
+--          the job goes on
 --
--- Returns 1 when the cost was charged now, 0 when this (job_id, attempt) was
--- settled before (nothing is charged again). All keys share the {ledger}
--- hash tag, so the script touches one Redis Cluster slot.
-local cost = tonumber(ARGV[1])
-if not cost or cost < 0 or cost ~= math.floor(cost) then
-  return redis.error_reply('settle: cost must be a non-negative integer')
+-- The first of settle, release and reap to reach an attempt decides it; the
+-- marker makes every later one a repeat that changes no counter:
+--   lease live:  on the budget windows recorded in the lease, spent += actual
+--                and reserved -= the lease's estimate (read from the lease, so
+--                it is subtracted once); the lease is removed.
+--   no lease, no marker: an attempt that reserved nothing (the classifier's
+--                attempt 0, a caller without reservations): spent += actual on
+--                the chain walked from the meta hashes, in the windows of now
+--                (an empty budget name charges no budget: a job that has none).
+--   marker:      a repeat. After a reap (the lease expired) the attempt stays
+--                charged at its estimate and the late actual cost is NOT added:
+--                the reap published the attempt's cost record with cost_nusd =
+--                estimate, and SPEC §4's invariant (spent = sum of cost_nusd
+--                over distinct (job_id, attempt) records) can hold for that
+--                (job_id, attempt) only if spent carries exactly the estimate.
+--                Any top-up would need a second, different record for the same
+--                key. The estimate is an upper bound by construction (§6), so
+--                the attempt is not under-counted. The caller reports the
+--                attempt at the amount returned, with "estimated": true, or
+--                publishes nothing more for it.
+--
+-- Returns {status, nano-USD, how}: status "charged" (now) or "repeat"; the
+-- amount charged to this attempt, now or before (a decimal string); how
+-- "settled", "reaped" (charged at its estimate) or "released" (never called:
+-- nothing charged). An error reply for bad arguments, an unknown budget or a
+-- budget chain longer than 4 or with a cycle (walked only without a lease).
+-- Reserved never goes below zero.
+
+-- A nano-USD amount: a decimal integer without leading zeros, at most 2^53.
+local function amount_ok(s)
+  return (s == '0' or string.match(s, '^[1-9]%d*$') ~= nil)
+     and (#s < 16 or (#s == 16 and s <= '9007199254740992'))
 end
-local charged = 0
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then
-  for i = 3, #KEYS do
-    redis.call('HINCRBY', KEYS[i], 'spent', ARGV[1])
+
+local base, day, month, budget = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local cost = ARGV[5]
+if not amount_ok(cost) then
+  return redis.error_reply('settle: cost must be an integer of nano-USD in [0, 2^53]')
+end
+
+local function unreserve(key, est)
+  if tonumber(redis.call('HINCRBY', key, 'reserved', '-' .. est)) < 0 then
+    redis.call('HSET', key, 'reserved', 0)
   end
-  charged = 1
 end
-local attempt = tonumber(ARGV[3])
-local used = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0')
-if attempt > used then
-  redis.call('HSET', KEYS[2], 'attempts', attempt)
+
+local status, amount, how
+local leased = false
+local marker = redis.call('GET', KEYS[1])
+if marker then
+  status, amount, how = 'repeat', string.match(marker, '^%d+') or '0', 'settled'
+  if string.find(marker, 'estimated', 1, true) then
+    how = 'reaped'
+  elseif string.find(marker, 'released', 1, true) then
+    how = 'released'
+  end
+else
+  -- One read for the lease and its chain (at most 4 budgets).
+  local lease = redis.call('HMGET', KEYS[4], 'state', 'estimate', 'n', 'name1', 'window1',
+                           'name2', 'window2', 'name3', 'window3', 'name4', 'window4')
+  if lease[1] == 'reaped' then
+    -- Reaped, and its marker expired since: still a repeat.
+    status, amount, how = 'repeat', lease[2], 'reaped'
+  elseif lease[1] == 'live' then
+    leased = true
+    for i = 1, tonumber(lease[3]) do
+      local key = base .. 'b:' .. lease[2 + 2 * i] .. ':' .. lease[3 + 2 * i]
+      redis.call('HINCRBY', key, 'spent', cost)
+      unreserve(key, lease[2])
+    end
+    redis.call('DEL', KEYS[4])
+    redis.call('ZREM', KEYS[3], string.sub(KEYS[4], #base + 7))
+    status, amount, how = 'charged', cost, 'settled'
+  else
+    local keys, seen, cur = {}, {}, budget
+    while cur and cur ~= '' do
+      if seen[cur] then
+        return redis.error_reply('settle: budget chain of "' .. budget .. '" has a cycle at "' .. cur .. '"')
+      end
+      if #keys == 4 then
+        return redis.error_reply('settle: budget chain of "' .. budget .. '" is longer than 4 budgets')
+      end
+      seen[cur] = true
+      local m = redis.call('HMGET', base .. 'meta:' .. cur, 'period', 'parent')
+      if not m[1] then
+        return redis.error_reply('settle: unknown budget "' .. cur .. '"')
+      end
+      local w = 'all'
+      if m[1] == 'day' then w = day elseif m[1] == 'month' then w = month end
+      keys[#keys + 1] = base .. 'b:' .. cur .. ':' .. w
+      cur = m[2]
+    end
+    for i = 1, #keys do
+      redis.call('HINCRBY', keys[i], 'spent', cost)
+    end
+    status, amount, how = 'charged', cost, 'settled'
+  end
+  if status == 'charged' then
+    redis.call('SET', KEYS[1], cost, 'EX', tonumber(ARGV[6]))
+  end
 end
-if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], 'state') ~= 'done' then
-  redis.call('HSET', KEYS[2], 'state', 'pending', 'outputs', ARGV[5])
+
+-- The job hash: reserve handed out this attempt number and set the time to
+-- live already; an attempt without a lease records its number here.
+if not leased then
+  local attempt = tonumber(ARGV[7])
+  local used = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0')
+  if attempt > used then
+    redis.call('HSET', KEYS[2], 'attempts', attempt)
+  end
 end
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-return charged
+if ARGV[9] ~= '' and redis.call('HGET', KEYS[2], 'state') ~= 'done' then
+  redis.call('HSET', KEYS[2], 'state', 'pending', 'outputs', ARGV[9])
+end
+if ARGV[9] ~= '' or not leased then
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
+end
+return {status, amount, how}

@@ -1,0 +1,146 @@
+-- reserve: hold an attempt's estimate on a budget and on every parent, in one
+-- atomic step (SPEC §7), and hand out the attempt's number.
+--
+-- KEYS[1]  the job's dedupe hash: <base>job:<job_id> (field "attempts": the
+--          attempt numbers handed out so far; "token:<token>": the attempt a
+--          reservation token got)
+-- KEYS[2]  the lease index: <base>leases (sorted set, member "<job_id>:<attempt>",
+--          score the lease's expiry in unix ms)
+-- Keys derived from ARGV (same {ledger} hash tag, so the same Cluster slot):
+--          <base>meta:<name>            limit_nusd, period, parent of a budget
+--          <base>b:<name>:<window>      spent, reserved of a budget's window
+--          <base>lease:<job_id>:<attempt>  the lease: job_id, attempt, budget,
+--                                       estimate, model, provider, worker,
+--                                       token, expires_ms, state (live|reaped),
+--                                       n, name1..nameN, window1..windowN
+-- ARGV[1]  base: "<prefix>{ledger}:"
+-- ARGV[2]  the day window now, "YYYY-MM-DD" (UTC, from the worker's clock)
+-- ARGV[3]  the month window now, "YYYY-MM"
+-- ARGV[4]  budget name
+-- ARGV[5]  job id
+-- ARGV[6]  estimate, nano-USD (a non-negative integer, at most 2^53)
+-- ARGV[7]  now, unix ms
+-- ARGV[8]  lease duration, ms
+-- ARGV[9]  reservation token: the same on a retry of this reservation (a lost
+--          reply), "" for none
+-- ARGV[10] model, ARGV[11] provider, ARGV[12] worker id (kept for the cost
+--          record a reap publishes)
+-- ARGV[13] the dedupe hash's time to live, s (worker.dedupe_ttl_s)
+--
+-- The chain is walked from the meta hashes: the budget, its parent, and so on,
+-- at most 4 budgets; each is checked in the window its period selects ("all",
+-- ARGV[2] or ARGV[3]). Nothing is written unless every budget of the chain
+-- has spent + reserved + estimate <= limit.
+--
+-- Returns one of
+--   {"reserved", attempt, expires_ms}   held; attempt is new (HINCRBY), unique
+--                                       for the job across crashes and re-runs
+--   {"wait", name, limit, spent, reserved}       does not fit only because of
+--                                       other reservations (spent + estimate <=
+--                                       limit everywhere): retry later
+--   {"exhausted", name, limit, spent, reserved}  spent + estimate > limit on
+--                                       budget name (the first such one from the
+--                                       budget up): it will not fit this window
+--   {"unknown", name}                   budget name (the job's or a parent) is
+--                                       not in Redis
+-- limit, spent and reserved are decimal strings (nano-USD) of the budget named.
+-- An error reply for bad arguments, a chain longer than 4 or a cycle.
+--
+-- A repeated call with the same token while its lease lives returns the same
+-- {"reserved", ...} and changes nothing; once that lease is gone (settled,
+-- released or reaped) the token reserves anew.
+--
+-- Amounts are strings added with HINCRBY (exact int64). Lua compares doubles:
+-- exact while every amount is at most 2^53 nano-USD (about $9.007M).
+
+-- A nano-USD amount: a decimal integer without leading zeros, at most 2^53.
+local function amount_ok(s)
+  return (s == '0' or string.match(s, '^[1-9]%d*$') ~= nil)
+     and (#s < 16 or (#s == 16 and s <= '9007199254740992'))
+end
+
+local base, day, month = ARGV[1], ARGV[2], ARGV[3]
+local budget, job_id, est = ARGV[4], ARGV[5], ARGV[6]
+local now, lease_ms, token = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+
+if not amount_ok(est) then
+  return redis.error_reply('reserve: estimate must be an integer of nano-USD in [0, 2^53]')
+end
+if not now or not lease_ms or lease_ms <= 0 then
+  return redis.error_reply('reserve: now and lease_ms must be numbers, lease_ms > 0')
+end
+
+if token ~= '' then
+  local prior = redis.call('HGET', KEYS[1], 'token:' .. token)
+  if prior then
+    local lease = redis.call('HMGET', base .. 'lease:' .. job_id .. ':' .. prior,
+                             'state', 'expires_ms')
+    if lease[1] == 'live' then
+      return {'reserved', tonumber(prior), tonumber(lease[2])}
+    end
+  end
+end
+
+-- The chain, budget first.
+local chain = {}
+local cur = budget
+while cur and cur ~= '' do
+  for i = 1, #chain do
+    if chain[i].name == cur then
+      return redis.error_reply('reserve: budget chain of "' .. budget .. '" has a cycle at "' .. cur .. '"')
+    end
+  end
+  if #chain == 4 then
+    return redis.error_reply('reserve: budget chain of "' .. budget .. '" is longer than 4 budgets')
+  end
+  local m = redis.call('HMGET', base .. 'meta:' .. cur, 'limit_nusd', 'period', 'parent')
+  if not m[1] then
+    return {'unknown', cur}
+  end
+  local w = 'all'
+  if m[2] == 'day' then w = day elseif m[2] == 'month' then w = month end
+  chain[#chain + 1] = {name = cur, limit = m[1], window = w, key = base .. 'b:' .. cur .. ':' .. w}
+  cur = m[3]
+end
+
+local e = tonumber(est)
+local wait
+for i = 1, #chain do
+  local c = chain[i]
+  local v = redis.call('HMGET', c.key, 'spent', 'reserved')
+  local spent, reserved = v[1] or '0', v[2] or '0'
+  local lim, s, r = tonumber(c.limit), tonumber(spent), tonumber(reserved)
+  if s + e > lim then
+    return {'exhausted', c.name, c.limit, spent, reserved}
+  end
+  if not wait and s + r + e > lim then
+    wait = {'wait', c.name, c.limit, spent, reserved}
+  end
+end
+if wait then
+  return wait
+end
+
+for i = 1, #chain do
+  redis.call('HINCRBY', chain[i].key, 'reserved', est)
+end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if token ~= '' then
+  redis.call('HSET', KEYS[1], 'token:' .. token, attempt)
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[13]))
+
+local member = job_id .. ':' .. attempt
+local expires = now + lease_ms
+local lease = {'job_id', job_id, 'attempt', attempt, 'budget', budget, 'estimate', est,
+               'model', ARGV[10], 'provider', ARGV[11], 'worker', ARGV[12], 'token', token,
+               'expires_ms', expires, 'state', 'live', 'n', #chain}
+for i = 1, #chain do
+  lease[#lease + 1] = 'name' .. i
+  lease[#lease + 1] = chain[i].name
+  lease[#lease + 1] = 'window' .. i
+  lease[#lease + 1] = chain[i].window
+end
+redis.call('HSET', base .. 'lease:' .. member, unpack(lease))
+redis.call('ZADD', KEYS[2], expires, member)
+return {'reserved', attempt, expires}
