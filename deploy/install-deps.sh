@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config
 librdkafka-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev
 libconfig-dev libuv1-dev libmicrohttpd-dev
 redis-server
-python3 python3-jsonschema python3-confluent-kafka python3-redis"
+python3 python3-jsonschema python3-confluent-kafka python3-redis python3-prometheus-client python3-yaml"
 
 missing=""
 for p in $PKGS; do

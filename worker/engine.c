@@ -17,6 +17,7 @@
 #include "kafka.h"
 #include "ledger.h"
 #include "log.h"
+#include "metrics.h"
 #include "offsets.h"
 #include "output.h"
 #include "provider.h"
@@ -36,13 +37,21 @@ struct task;
 /* One message to produce for a task, kept until Kafka acknowledged it so that
  * it can be produced again after a failure. */
 struct out_msg {
-	struct task *task;
+	struct task *task; /* NULL for a reaped lease's cost record (see reaper) */
 	const char *topic;
 	char *value;
 	size_t len;
 	bool is_result;
 	bool acked;
 	struct out_msg *next_unacked, *prev_unacked;
+};
+
+/* The cost record of a lease this worker reaped: produced on its own, and
+ * acknowledged to the ledger once Kafka has it. */
+struct reaped_out {
+	struct out_msg out; /* first: an out_msg with task == NULL is one of these */
+	char *job_id;
+	int attempt;
 };
 
 struct task {
@@ -61,6 +70,17 @@ struct task {
 	int64_t started_mono_ms;
 
 	int attempt_base; /* attempt numbers used by earlier runs of this job */
+	uint64_t serial;  /* for reservation tokens */
+	int reserve_seq;
+	int waits; /* reservations deferred for others in a row */
+	char token[192];                 /* the reservation being asked for */
+	struct http_request pending_req; /* built, waiting for its reservation */
+	int pending_model;               /* -1 when none */
+	int64_t refused_estimate_nusd;   /* the budget refused this estimate: any
+	                                    model at least as costly cannot fit */
+	enum error_code last_skip;       /* why the last model was passed over */
+	char *skip_message;
+	bool parked;                     /* budget exhausted, waiting (pause mode) */
 	bool replayed;    /* outputs re-sent from Redis, no call made */
 
 	struct route route;
@@ -91,6 +111,7 @@ struct task {
 	uv_timer_t *timer;        /* for delays (Retry-After, retries); NULL when unused */
 	struct task *next, *prev; /* the engine's live list */
 	struct task *next_wait;   /* waiting for Redis */
+	struct task *next_slot;   /* waiting for a connection to its provider */
 };
 
 /* Partitions being revoked: they take no new jobs, and are released once
@@ -109,6 +130,13 @@ struct engine {
 	struct redis *redis;
 	struct ledger *ledger;
 	struct http_pool **pools; /* per provider */
+	int *calls;                 /* per provider: calls under way */
+	int *slots;                 /* per provider: how many may be (connections,
+	                               times streams when HTTP/2 may multiplex) */
+	struct task **slot_head, **slot_tail; /* per provider: calls waiting, FIFO */
+	struct metrics *metrics;
+	struct metrics_server *metrics_server;
+	struct metrics_series *m_in_flight;
 	char worker_id[128];
 
 	struct partition_track **tracks; /* assigned partitions */
@@ -136,6 +164,11 @@ struct engine {
 	bool closing;
 	int exit_code;
 	uint64_t jobs_ok, jobs_error, jobs_skipped, jobs_resent;
+	uint64_t serial;
+	int n_parked;           /* jobs waiting for budget (on_budget_exhausted = pause) */
+	uv_timer_t reaper;      /* reaps expired leases of dead workers */
+	bool reaping;
+	uv_timer_t budget_poll; /* budget gauges */
 };
 
 static void task_attempt(struct task *t);
@@ -173,6 +206,10 @@ static void task_free(struct task *t)
 	job_clear(&t->job);
 	router_route_clear(&t->route);
 	completion_clear(&t->completion);
+	http_request_clear(&t->pending_req);
+	free(t->skip_message);
+	if (t->parked)
+		e->n_parked--;
 	free(t->tried);
 	free(t->attempts);
 	free(t->error_message);
@@ -272,6 +309,9 @@ static void flow_check(struct engine *e)
 		return;
 	if (e->in_flight >= max) {
 		kafka_pause(e->kafka);
+	} else if (e->n_parked > 0) {
+		/* Out of budget (pause mode): leave the jobs in Kafka. */
+		kafka_pause(e->kafka);
 	} else if (kafka_paused(e->kafka) && e->in_flight <= max - max / 10 - 1) {
 		/* Hysteresis: resume once a tenth of the slots are free again. */
 		kafka_resume(e->kafka);
@@ -330,11 +370,17 @@ static void task_done(struct task *t)
 		e->jobs_ok++;
 	else
 		e->jobs_error++;
+	if (!t->replayed) {
+		const char *labels[] = {t->error == ERR_NONE ? "ok" : "error",
+					t->error == ERR_NONE ? "" : error_code_name(t->error)};
+		metrics_add(e->metrics, METRIC_JOBS_TOTAL, labels, 1);
+	}
 	struct partition_track *pt = t->track;
 	track_done(pt, t->ticket);
 	release_dups(t);
 	task_free(t);
 	e->in_flight--;
+	metrics_series_set(e->m_in_flight, e->in_flight);
 	if (e->revokes && track_in_flight(pt) == 0)
 		revokes_check(e);
 	flow_check(e);
@@ -389,6 +435,14 @@ static void produce_later(struct engine *e, struct out_msg *o, int64_t delay_ms)
 static void produce_out(struct engine *e, struct out_msg *o)
 {
 	struct task *t = o->task;
+	if (!t) {
+		struct reaped_out *r = (struct reaped_out *)o;
+		rd_kafka_resp_err_t err = kafka_produce(e->kafka, o->topic, r->job_id,
+		                                        strlen(r->job_id), o->value, o->len, NULL, o);
+		if (err)
+			produce_later(e, o, 100);
+		return;
+	}
 	const char *key = t->key ? t->key : t->id;
 	size_t key_len = t->key ? t->key_len : strlen(t->id);
 	rd_kafka_headers_t *h = NULL;
@@ -410,6 +464,8 @@ static void produce_out(struct engine *e, struct out_msg *o)
 	}
 }
 
+static void reaped_acked(struct engine *e, struct reaped_out *r);
+
 static void on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err)
 {
 	struct engine *e = opaque;
@@ -427,6 +483,10 @@ static void on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err
 	o->acked = true;
 	unacked_unlink(e, o);
 	struct task *t = o->task;
+	if (!t) {
+		reaped_acked(e, (struct reaped_out *)o);
+		return;
+	}
 	if (--t->acks_pending == 0) {
 		if (t->error == ERR_NONE) {
 			if (e->n_done == e->cap_done) {
@@ -549,44 +609,9 @@ static void task_finish(struct task *t)
 
 /* ---------------------------------------------------------------- attempts */
 
-static void on_settled(void *opaque, redisReply *reply);
-
-/* Settles the last attempt; the one that answered carries the job's outputs. */
-static void settle_attempt(struct task *t)
-{
-	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
-	struct buf blob = {0};
-	if (a->outcome == OUTCOME_OK)
-		outputs_blob(t, &blob);
-	ledger_settle(t->e->ledger, t->job.budget, t->id, a->number, a->cost_nusd,
-	              a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
-	buf_free(&blob);
-}
-
-static void on_settle_retry(uv_timer_t *timer)
-{
-	struct task *t = timer->data;
-	settle_attempt(t);
-}
-
+static void settle_attempt(struct task *t);
 static void task_decide(struct task *t);
-
-static void on_settled(void *opaque, redisReply *reply)
-{
-	struct task *t = opaque;
-	if (t->e->closing)
-		return;
-	if (!reply || reply->type == REDIS_REPLY_ERROR) {
-		/* Fail closed: the spend must be recorded before anything else
-		 * happens to the job. Settling is idempotent, so retry until
-		 * Redis answers. */
-		if (t->settle_tries++ % 50 == 0)
-			log_warn("settle pending, redis unavailable", "id", t->id, NULL);
-		task_later(t, t->settle_tries < 10 ? 100 : 500, on_settle_retry);
-		return;
-	}
-	task_decide(t);
-}
+static void slot_release(struct engine *e, int p);
 
 static enum outcome outcome_of(const struct http_response *resp, enum response_class cls)
 {
@@ -612,6 +637,7 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
 	const struct model_conf *m = &e->cfg->models[a->model];
 	const struct provider *ops = e->cfg->providers[m->provider].ops;
+	slot_release(e, m->provider);
 
 	completion_clear(&t->completion);
 	t->cls = RESPONSE_RETRYABLE;
@@ -622,11 +648,21 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	a->http_status = resp->error == HTTP_OK ? resp->status : 0;
 	a->latency_ms = resp->latency_ms;
 	t->retry_after_ms = resp->retry_after_ms;
+	const char *provider = e->cfg->providers[m->provider].name;
+	char outcome[32];
+	output_outcome(outcome, sizeof outcome, a);
+	metrics_add(e->metrics, METRIC_ATTEMPTS_TOTAL, (const char *[]){provider, m->name, outcome}, 1);
+	metrics_observe(e->metrics, METRIC_PROVIDER_LATENCY, (const char *[]){provider, m->name},
+			a->latency_ms);
 	if (t->completion.has_usage) {
 		a->billed = true;
 		a->usage = t->completion.usage;
 		a->cost_nusd = money_cost_nusd(&m->price, &a->usage);
 		t->cost_nusd += a->cost_nusd;
+		metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
+			    (const char *[]){e->cfg->budgets[t->job.budget].name, provider, m->name},
+			    a->cost_nusd);
+		metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"false"}, 1);
 		t->settle_tries = 0;
 		if (a->outcome == OUTCOME_OK)
 			task_build_outputs(t);
@@ -636,9 +672,352 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	task_decide(t);
 }
 
+
+
+/* ---------------------------------------------------------------- attempts: money */
+
+/* Why a model was passed over; when the chain runs out, the last one is the
+ * job's error. */
+static void task_skip(struct task *t, int model, enum error_code why, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void task_skip(struct task *t, int model, enum error_code why, const char *fmt, ...)
+{
+	struct buf b = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	free(t->skip_message);
+	t->skip_message = buf_take(&b);
+	t->last_skip = why;
+	t->tried[model] = true;
+}
+
+/* Drops a job without an outcome: its offset is never stored, so it stays in
+ * Kafka for a later run (a drain while out of budget in pause mode). Copies
+ * that waited for it go with it. */
+static void task_abandon(struct task *t)
+{
+	struct engine *e = t->e;
+	/* It stays on the live list, inert and not counted, until the stop
+	 * frees what is left. */
+	for (struct task *d = t->dups; d; d = d->next_dup)
+		e->in_flight--;
+	t->dups = NULL;
+	if (t->timer)
+		uv_timer_stop(t->timer);
+	e->in_flight--;
+	metrics_series_set(e->m_in_flight, e->in_flight);
+	maybe_finish_stop(e);
+}
+
+static void on_unpark(uv_timer_t *timer)
+{
+	struct task *t = timer->data;
+	struct engine *e = t->e;
+	t->parked = false;
+	e->n_parked--;
+	if (e->draining) {
+		task_abandon(t);
+		return;
+	}
+	/* The budget may have been raised, reset or rolled over: start again
+	 * from the top of the chain with the models it refused. */
+	t->refused_estimate_nusd = 0;
+	memset(t->tried, 0, e->cfg->n_models * sizeof *t->tried);
+	t->chain_pos = 0;
+	t->last_skip = ERR_NONE;
+	flow_check(e);
+	task_attempt(t);
+}
+
+/* The chain ran out: fail with the last reason, or, when that is the budget
+ * and the worker is to pause, wait for money with the job still in flight. */
+static void task_out_of_models(struct task *t)
+{
+	struct engine *e = t->e;
+	bool pause = e->cfg->worker.on_budget_exhausted == ON_EXHAUSTED_PAUSE;
+	if (t->last_skip == ERR_BUDGET_EXHAUSTED && pause && e->draining) {
+		task_abandon(t);
+		return;
+	}
+	if (t->last_skip == ERR_BUDGET_EXHAUSTED && pause) {
+		if (!t->parked) {
+			t->parked = true;
+			if (e->n_parked++ == 0)
+				log_warn("budget exhausted: pausing consumption", "budget",
+				         e->cfg->budgets[t->job.budget].name, NULL);
+			flow_check(e);
+		}
+		task_later(t, 2000, on_unpark);
+		return;
+	}
+	enum error_code code = t->last_skip != ERR_NONE ? t->last_skip : ERR_PROVIDERS_FAILED;
+	task_fail(t, code, "%s", t->skip_message ? t->skip_message : "no model left to try");
+}
+
+static void on_reserved(void *opaque, redisReply *reply);
+static void send_reserve(struct task *t);
+
+/* A call reserves its budget only once it can go out at once: curl never
+ * times out a transfer waiting for a connection, and a lease should cover a
+ * call that is running, not one in a queue. So calls wait here, per provider,
+ * for one of its slots. */
+static void slot_acquire(struct task *t)
+{
+	struct engine *e = t->e;
+	int p = e->cfg->models[t->pending_model].provider;
+	if (e->calls[p] < e->slots[p] && !e->slot_head[p]) {
+		e->calls[p]++;
+		send_reserve(t);
+		return;
+	}
+	t->next_slot = NULL;
+	if (e->slot_tail[p])
+		e->slot_tail[p]->next_slot = t;
+	else
+		e->slot_head[p] = t;
+	e->slot_tail[p] = t;
+}
+
+/* A call of provider p is over (or never went out): the next one may go. */
+static void slot_release(struct engine *e, int p)
+{
+	e->calls[p]--;
+	struct task *t = e->slot_head[p];
+	if (!t || e->closing)
+		return;
+	e->slot_head[p] = t->next_slot;
+	if (!e->slot_head[p])
+		e->slot_tail[p] = NULL;
+	t->next_slot = NULL;
+	e->calls[p]++;
+	send_reserve(t);
+}
+
+static void send_reserve(struct task *t)
+{
+	struct engine *e = t->e;
+	int mi = t->pending_model;
+	const struct model_conf *m = &e->cfg->models[mi];
+	const struct provider_conf *p = &e->cfg->providers[m->provider];
+	struct ledger_reserve_req req = {
+		.budget = e->cfg->budgets[t->job.budget].name,
+		.job_id = t->id,
+		.estimate_nusd = t->route.entries[mi].estimate_nusd,
+		/* The attempt's timeout, plus room for settling it afterwards. */
+		.lease_ms = p->timeout_ms + 15000,
+		.token = t->token,
+		.model = m->name,
+		.provider = p->name,
+	};
+	ledger_reserve(e->ledger, &req, on_reserved, t);
+}
+
+static void on_reserve_retry(uv_timer_t *timer)
+{
+	struct task *t = timer->data;
+	if (t->pending_model < 0)
+		return;
+	if (!redis_ready(t->e->redis)) {
+		task_later(t, 200, on_reserve_retry);
+		return;
+	}
+	send_reserve(t);
+}
+
 static void on_attempt_timer(uv_timer_t *timer)
 {
 	task_attempt(timer->data);
+}
+
+static void on_reserved(void *opaque, redisReply *reply)
+{
+	struct task *t = opaque;
+	struct engine *e = t->e;
+	if (e->closing)
+		return;
+	struct ledger_reservation res;
+	char err[256];
+	int rc = ledger_reserve_result(reply, &res, err, sizeof err);
+	if (rc == LEDGER_UNREACHABLE) {
+		/* The script may have run: ask again with the same token. */
+		task_later(t, 200, on_reserve_retry);
+		return;
+	}
+	int mi = t->pending_model;
+	const struct model_conf *m = &e->cfg->models[mi];
+	if (rc != LEDGER_OK) {
+		log_error("reservation failed", "id", t->id, "error", err, NULL);
+		task_later(t, 1000, on_reserve_retry);
+		return;
+	}
+	switch (res.status) {
+	case LEDGER_RESERVED:
+		t->waits = 0;
+		break;
+	case LEDGER_WAIT:
+		/* Only other jobs' reservations stand in the way: they settle
+		 * below their estimates, so wait for them (SPEC §7). The slot is
+		 * kept: the call goes out as soon as the money is there. */
+		snprintf(t->token, sizeof t->token, "%s:%llu:%d", e->worker_id,
+		         (unsigned long long)t->serial, ++t->reserve_seq);
+		/* Back off (50 ms doubling to 800 ms, with jitter) so that a crowd
+		 * of waiting jobs does not flood Redis. */
+		int shift = t->waits < 4 ? t->waits : 4;
+		t->waits++;
+		task_later(t, (50 << shift) + (int64_t)(t->serial % 50), on_reserve_retry);
+		return;
+	case LEDGER_UNKNOWN_BUDGET:
+		/* Redis lost the config's budgets; the ledger writes them again. */
+		task_later(t, 500, on_reserve_retry);
+		return;
+	case LEDGER_EXHAUSTED: {
+		char spent[32], limit[32], est[32];
+		money_format_usd(res.spent_nusd, spent, sizeof spent);
+		money_format_usd(res.limit_nusd, limit, sizeof limit);
+		money_format_usd(t->route.entries[mi].estimate_nusd, est, sizeof est);
+		task_skip(t, mi, ERR_BUDGET_EXHAUSTED,
+		          "budget: %s cannot cover %s's estimate (spent $%s + estimate $%s > limit $%s)",
+		          res.budget ? res.budget : "?", m->name, spent, est, limit);
+		int64_t estimate = t->route.entries[mi].estimate_nusd;
+		if (!t->refused_estimate_nusd || estimate < t->refused_estimate_nusd)
+			t->refused_estimate_nusd = estimate;
+		http_request_clear(&t->pending_req);
+		t->pending_model = -1;
+		slot_release(e, m->provider);
+		task_attempt(t); /* a cheaper model may still fit */
+		return;
+	}
+	}
+	if (t->n_attempts == MAX_CHAIN_ATTEMPTS) {
+		/* Cannot happen with max_attempts <= 20; keep the lease honest anyway. */
+		ledger_release(e->ledger, t->id, res.attempt, NULL, NULL);
+		http_request_clear(&t->pending_req);
+		t->pending_model = -1;
+		slot_release(e, m->provider);
+		task_fail(t, ERR_PROVIDERS_FAILED, "too many attempts");
+		return;
+	}
+	struct attempt_rec *a = &t->attempts[t->n_attempts++];
+	memset(a, 0, sizeof *a);
+	a->number = res.attempt;
+	a->model = mi;
+	struct http_request req = t->pending_req;
+	memset(&t->pending_req, 0, sizeof t->pending_req);
+	t->pending_model = -1;
+	http_pool_start(e->pools[m->provider], &req, e->cfg->providers[m->provider].timeout_ms,
+	                on_http_done, t);
+}
+
+/* Starts the next attempt: the model at route.chain[chain_pos] or the first
+ * after it that can still be tried, reserved on the budget first. */
+static void task_attempt(struct task *t)
+{
+	struct engine *e = t->e;
+	const struct config *cfg = e->cfg;
+	if (!redis_ready(e->redis)) {
+		/* Fail closed: no attempt starts while the spend cannot be recorded. */
+		t->next_wait = e->wait_redis;
+		e->wait_redis = t;
+		return;
+	}
+	for (; t->chain_pos < t->route.n_chain; t->chain_pos++) {
+		int mi = t->route.chain[t->chain_pos];
+		const struct model_conf *m = &cfg->models[mi];
+		const struct provider_conf *p = &cfg->providers[m->provider];
+		int64_t estimate = t->route.entries[mi].estimate_nusd;
+		if (t->tried[mi])
+			continue;
+		if (t->job.max_cost_nusd && t->cost_nusd + estimate > t->job.max_cost_nusd) {
+			task_skip(t, mi, ERR_COST_CAP_EXCEEDED,
+			          "max_cost_usd: %s's estimate exceeds what is left of the cap", m->name);
+			continue;
+		}
+		if (t->refused_estimate_nusd && estimate >= t->refused_estimate_nusd) {
+			task_skip(t, mi, ERR_BUDGET_EXHAUSTED,
+			          "budget: %s cannot cover %s's estimate either",
+			          cfg->budgets[t->job.budget].name, m->name);
+			continue;
+		}
+		char err[256];
+		http_request_clear(&t->pending_req);
+		if (p->ops->build_request(p, m, &t->job, t->route.entries[mi].max_tokens,
+		                          &t->pending_req, err, sizeof err)) {
+			/* This format cannot express the job (e.g. only system
+			 * messages for Anthropic): skip the model. */
+			http_request_clear(&t->pending_req);
+			task_skip(t, mi, ERR_NO_ELIGIBLE_MODEL, "%s cannot take this job: %s", m->name,
+			          err);
+			continue;
+		}
+		t->pending_model = mi;
+		snprintf(t->token, sizeof t->token, "%s:%llu:%d", e->worker_id,
+		         (unsigned long long)t->serial, ++t->reserve_seq);
+		slot_acquire(t);
+		return;
+	}
+	task_out_of_models(t);
+}
+
+/* ---------------------------------------------------------------- attempts: outcome */
+
+static void on_settled(void *opaque, redisReply *reply);
+
+/* Settles the last attempt (its actual cost, 0 when unbilled, which frees its
+ * reservation); the one that answered carries the job's outputs. */
+static void settle_attempt(struct task *t)
+{
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	struct buf blob = {0};
+	if (a->outcome == OUTCOME_OK)
+		outputs_blob(t, &blob);
+	ledger_settle_budget(t->e->ledger, t->e->cfg->budgets[t->job.budget].name, t->id,
+	                     a->number, a->cost_nusd, a->outcome == OUTCOME_OK ? &blob : NULL,
+	                     on_settled, t);
+	buf_free(&blob);
+}
+
+static void on_settle_retry(uv_timer_t *timer)
+{
+	settle_attempt(timer->data);
+}
+
+static void on_settled(void *opaque, redisReply *reply)
+{
+	struct task *t = opaque;
+	if (t->e->closing)
+		return;
+	struct ledger_settlement st;
+	char err[256];
+	int rc = ledger_settle_result(reply, &st, err, sizeof err);
+	if (rc != LEDGER_OK) {
+		/* Fail closed: the spend must be recorded before anything else
+		 * happens to the job. Settling is idempotent, so retry until
+		 * Redis answers. */
+		if (t->settle_tries++ % 50 == 0)
+			log_warn("settle pending", "id", t->id, "error",
+			         rc == LEDGER_UNREACHABLE ? "redis unreachable" : err, NULL);
+		task_later(t, t->settle_tries < 10 ? 100 : 500, on_settle_retry);
+		return;
+	}
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	if (st.how == LEDGER_CHARGED_ESTIMATE) {
+		/* The lease expired first and a reaper charged (and reported) its
+		 * estimate: that is what this attempt cost; publish no second record. */
+		t->cost_nusd += st.charged_nusd - a->cost_nusd;
+		a->cost_nusd = st.charged_nusd;
+		a->billed = false;
+		if (t->outs) {
+			for (size_t i = 0; i < t->n_outs; i++)
+				free(t->outs[i].value);
+			free(t->outs);
+			t->outs = NULL;
+			t->n_outs = 0;
+		}
+	}
+	task_decide(t);
 }
 
 /* After an attempt (and its settlement): done, or where to go next. */
@@ -672,23 +1051,18 @@ static void task_decide(struct task *t)
 		task_later(t, delay, on_attempt_timer);
 		return;
 	}
-	/* Move along the chain; a context overflow only to a larger context. */
-	t->tried[a->model] = true;
+	/* Move along the chain; after a context overflow, only to a larger context. */
+	char outcome[32];
+	output_outcome(outcome, sizeof outcome, a);
+	task_skip(t, a->model, ERR_PROVIDERS_FAILED, "every candidate model failed (last: %s, %s)",
+	          m->name, outcome);
 	t->same_retries = 0;
-	for (t->chain_pos++; t->chain_pos < t->route.n_chain; t->chain_pos++) {
-		int next = t->route.chain[t->chain_pos];
-		if (t->tried[next])
-			continue;
-		if (t->cls == RESPONSE_CONTEXT_OVERFLOW &&
-		    cfg->models[next].context_tokens <= m->context_tokens)
-			continue;
-		break;
-	}
-	if (t->chain_pos >= t->route.n_chain) {
-		task_fail(t, ERR_PROVIDERS_FAILED, "every candidate model failed (last: %s, %s)",
-		          m->name,
-		          t->completion.error_message ? "provider error" : "transport error");
-		return;
+	if (t->cls == RESPONSE_CONTEXT_OVERFLOW) {
+		for (size_t i = 0; i < t->route.n_chain; i++) {
+			int next = t->route.chain[i];
+			if (cfg->models[next].context_tokens <= m->context_tokens)
+				t->tried[next] = true;
+		}
 	}
 	task_attempt(t);
 }
@@ -708,49 +1082,6 @@ static void on_redis_state(void *opaque, bool ready)
 	}
 }
 
-/* Starts the attempt on route.chain[chain_pos]. */
-static void task_attempt(struct task *t)
-{
-	struct engine *e = t->e;
-	const struct config *cfg = e->cfg;
-	if (!redis_ready(e->redis)) {
-		/* Fail closed: no attempt starts while the spend cannot be recorded. */
-		t->next_wait = e->wait_redis;
-		e->wait_redis = t;
-		return;
-	}
-	int mi = t->route.chain[t->chain_pos];
-	const struct model_conf *m = &cfg->models[mi];
-	const struct provider_conf *p = &cfg->providers[m->provider];
-	struct http_request req = {0};
-	char err[256];
-	if (p->ops->build_request(p, m, &t->job, t->route.entries[mi].max_tokens, &req, err,
-	                          sizeof err)) {
-		/* This format cannot express the job (e.g. only system messages for
-		 * Anthropic): the model is skipped, the chain goes on. */
-		http_request_clear(&req);
-		t->tried[mi] = true;
-		while (t->chain_pos < t->route.n_chain && t->tried[t->route.chain[t->chain_pos]])
-			t->chain_pos++;
-		if (t->chain_pos >= t->route.n_chain) {
-			task_fail(t, ERR_NO_ELIGIBLE_MODEL, "%s cannot take this job: %s", m->name,
-			          err);
-			return;
-		}
-		task_attempt(t);
-		return;
-	}
-	if (t->n_attempts == MAX_CHAIN_ATTEMPTS) {
-		http_request_clear(&req);
-		task_fail(t, ERR_PROVIDERS_FAILED, "too many attempts");
-		return;
-	}
-	struct attempt_rec *a = &t->attempts[t->n_attempts++];
-	memset(a, 0, sizeof *a);
-	a->number = t->attempt_base + (int)t->n_attempts;
-	a->model = mi;
-	http_pool_start(e->pools[m->provider], &req, p->timeout_ms, on_http_done, t);
-}
 
 static void task_begin(struct task *t)
 {
@@ -781,6 +1112,92 @@ static void task_begin(struct task *t)
 	task_attempt(t);
 }
 
+/* ---------------------------------------------------------------- leases of dead workers */
+
+static void on_reap_timer(uv_timer_t *timer);
+
+static void reaped_acked(struct engine *e, struct reaped_out *r)
+{
+	/* The record is in Kafka: the lease can be forgotten. */
+	ledger_reap_ack(e->ledger, r->job_id, r->attempt, NULL, NULL);
+	free(r->out.value);
+	free(r->job_id);
+	free(r);
+}
+
+static void on_reaped(void *opaque, redisReply *reply)
+{
+	struct engine *e = opaque;
+	e->reaping = false;
+	if (e->closing || !reply)
+		return;
+	size_t n = ledger_reply_entries(reply);
+	for (size_t i = 0; i < n; i++) {
+		struct ledger_reaped lr;
+		char err[256];
+		if (ledger_reaped_result(reply, i, &lr, err, sizeof err) != LEDGER_OK) {
+			log_error("reap reply", "error", err, NULL);
+			continue;
+		}
+		/* Charged at its estimate: spend is never under-counted (SPEC §7). */
+		struct cost_info c = {.job_id = lr.job_id, .attempt = lr.attempt,
+		                      .provider = lr.provider, .model = lr.model, .budget = lr.budget,
+		                      .cost_nusd = lr.estimate_nusd, .estimated = true,
+		                      .ts_ms = time_now_ms()};
+		struct buf b = {0};
+		output_cost_record(&b, &c);
+		struct reaped_out *r = xcalloc(1, sizeof *r);
+		r->job_id = xstrdup(lr.job_id);
+		r->attempt = lr.attempt;
+		r->out.topic = e->cfg->kafka.costs_topic;
+		r->out.len = b.len;
+		r->out.value = buf_take(&b);
+		char attempt[16];
+		snprintf(attempt, sizeof attempt, "%d", lr.attempt);
+		log_warn("lease of a dead worker reaped at its estimate", "id", lr.job_id, "attempt",
+		         attempt, "worker", lr.worker, NULL);
+		metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"true"}, 1);
+		metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
+		            (const char *[]){lr.budget, lr.provider, lr.model}, lr.estimate_nusd);
+		unacked_link(e, &r->out);
+		produce_out(e, &r->out);
+	}
+	if (n == 100) /* more may have expired: go on at once */
+		uv_timer_start(&e->reaper, on_reap_timer, 0, 1000);
+}
+
+static void on_reap_timer(uv_timer_t *timer)
+{
+	struct engine *e = timer->data;
+	if (e->closing || e->reaping || !redis_ready(e->redis))
+		return;
+	e->reaping = true;
+	ledger_reap(e->ledger, 100, on_reaped, e);
+}
+
+static void on_budgets(void *opaque, redisReply *reply)
+{
+	struct engine *e = opaque;
+	if (e->closing)
+		return;
+	size_t n = ledger_reply_entries(reply);
+	for (size_t i = 0; i < n; i++) {
+		struct ledger_budget b;
+		char err[128];
+		if (ledger_budget_result(reply, i, &b, err, sizeof err) != LEDGER_OK || !b.known)
+			continue;
+		metrics_set(e->metrics, METRIC_BUDGET_REMAINING_USD, (const char *[]){b.name},
+		            b.limit_nusd - b.spent_nusd - b.reserved_nusd);
+	}
+}
+
+static void on_budget_poll(uv_timer_t *timer)
+{
+	struct engine *e = timer->data;
+	if (!e->closing && redis_ready(e->redis))
+		ledger_budget_list(e->ledger, on_budgets, e);
+}
+
 /* ---------------------------------------------------------------- consuming */
 
 static void on_message(void *opaque, rd_kafka_message_t *m)
@@ -792,6 +1209,8 @@ static void on_message(void *opaque, rd_kafka_message_t *m)
 	char err[512];
 
 	t->e = e;
+	t->serial = ++e->serial;
+	t->pending_model = -1;
 	t->started_mono_ms = time_mono_ms();
 	t->track = track_get(e, topic, m->partition);
 	t->ticket = track_add(t->track, m->offset);
@@ -809,6 +1228,7 @@ static void on_message(void *opaque, rd_kafka_message_t *m)
 		e->live->prev = t;
 	e->live = t;
 	e->in_flight++;
+	metrics_series_set(e->m_in_flight, e->in_flight);
 
 	int rc = job_decode(cfg, m->payload ? m->payload : "", m->len, &t->job, err, sizeof err);
 	if (t->job.id) {
@@ -1063,6 +1483,27 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
 
 /* ---------------------------------------------------------------- life cycle */
 
+/* /readyz: a partition assignment or an idle group member, Redis reachable,
+ * the producer healthy (SPEC §11). */
+static bool engine_ready(void *opaque, char *reason, size_t reason_size)
+{
+	struct engine *e = opaque;
+	const char *why = NULL;
+	if (e->draining)
+		why = "draining";
+	else if (!e->redis || !redis_ready(e->redis))
+		why = "redis unreachable";
+	else if (!e->kafka || !kafka_producer_healthy(e->kafka))
+		why = "kafka producer rebuilding";
+	else if (!kafka_member(e->kafka))
+		why = "not yet a member of the consumer group";
+	metrics_set(e->metrics, METRIC_REDIS_CONNECTED, NULL, e->redis && redis_ready(e->redis));
+	metrics_set(e->metrics, METRIC_ASSIGNED_PARTITIONS, NULL, e->kafka ? kafka_assigned(e->kafka) : 0);
+	if (why)
+		snprintf(reason, reason_size, "%s", why);
+	return why == NULL;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct engine *e = s->data;
@@ -1083,6 +1524,8 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	e->loop = loop;
 	e->cfg = cfg;
 	e->ids = idmap_new();
+	e->metrics = metrics_new();
+	e->m_in_flight = metrics_series(e->metrics, METRIC_IN_FLIGHT_JOBS, NULL);
 	char host[64] = "worker";
 	gethostname(host, sizeof host - 1);
 	snprintf(e->worker_id, sizeof e->worker_id, "%s-%d", host, (int)getpid());
@@ -1110,7 +1553,17 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 		goto fail;
 	e->redis = redis_new(loop, &ropt, on_redis_state, e);
 	e->ledger = ledger_new(e->redis, cfg);
+	ledger_set_worker(e->ledger, e->worker_id);
 	e->pools = xcalloc(cfg->n_providers, sizeof *e->pools);
+	e->calls = xcalloc(cfg->n_providers, sizeof *e->calls);
+	e->slots = xcalloc(cfg->n_providers, sizeof *e->slots);
+	e->slot_head = xcalloc(cfg->n_providers, sizeof *e->slot_head);
+	e->slot_tail = xcalloc(cfg->n_providers, sizeof *e->slot_tail);
+	for (size_t i = 0; i < cfg->n_providers; i++) {
+		bool tls = strncmp(cfg->providers[i].base_url, "https://", 8) == 0;
+		/* Over TLS HTTP/2 may carry up to 100 streams per connection. */
+		e->slots[i] = cfg->providers[i].max_connections * (tls ? 100 : 1);
+	}
 	for (size_t i = 0; i < cfg->n_providers; i++) {
 		e->pools[i] =
 		        http_pool_new(loop, cfg->providers[i].max_connections,
@@ -1134,6 +1587,12 @@ fail:
 
 int engine_start(struct engine *e, char *errstr, size_t errstr_size)
 {
+	if (e->cfg->worker.metrics_listen[0]) {
+		e->metrics_server = metrics_server_start(e->loop, e->metrics, e->cfg->worker.metrics_listen,
+							 engine_ready, e, errstr, errstr_size);
+		if (!e->metrics_server)
+			return -1;
+	}
 	redis_start(e->redis);
 	if (kafka_start(e->kafka, errstr, errstr_size) != 0)
 		return -1;
@@ -1147,6 +1606,12 @@ int engine_start(struct engine *e, char *errstr, size_t errstr_size)
 	uv_signal_start(&e->sigint, on_signal, SIGINT);
 	uv_timer_init(e->loop, &e->drain_timer);
 	e->drain_timer.data = e;
+	uv_timer_init(e->loop, &e->reaper);
+	e->reaper.data = e;
+	uv_timer_start(&e->reaper, on_reap_timer, 1000, 1000);
+	uv_timer_init(e->loop, &e->budget_poll);
+	e->budget_poll.data = e;
+	uv_timer_start(&e->budget_poll, on_budget_poll, 500, 5000);
 	log_info("worker started", "worker", e->worker_id, "group", e->cfg->kafka.group, NULL);
 	return 0;
 }
@@ -1165,18 +1630,37 @@ static void finish_stop(struct engine *e)
 	 * offsets are not stored, so another worker takes them again. */
 	kafka_close(e->kafka);
 	e->kafka = NULL;
+	/* Reaped leases' records never acknowledged: a later reap reports them again. */
+	for (struct out_msg *o = e->unacked, *next; o; o = next) {
+		next = o->next_unacked;
+		if (!o->task) {
+			unacked_unlink(e, o);
+			struct reaped_out *r = (struct reaped_out *)o;
+			free(r->out.value);
+			free(r->job_id);
+			free(r);
+		}
+	}
 	redis_free(e->redis);
 	e->redis = NULL;
 	for (size_t i = 0; i < e->cfg->n_providers; i++) {
 		http_pool_free(e->pools[i]);
 		e->pools[i] = NULL;
 	}
-	while (e->live)
+	/* What is left never finished: its offsets were not stored. Its ticket
+	 * is closed only so that a revoked partition's track can be freed. */
+	while (e->live) {
+		track_done(e->live->track, e->live->ticket);
 		task_free(e->live);
+	}
+	metrics_server_stop(e->metrics_server);
+	e->metrics_server = NULL;
 	uv_close((uv_handle_t *)&e->store_offsets, NULL);
 	uv_close((uv_handle_t *)&e->sigterm, NULL);
 	uv_close((uv_handle_t *)&e->sigint, NULL);
 	uv_close((uv_handle_t *)&e->drain_timer, NULL);
+	uv_close((uv_handle_t *)&e->reaper, NULL);
+	uv_close((uv_handle_t *)&e->budget_poll, NULL);
 	char ok[24], bad[24];
 	snprintf(ok, sizeof ok, "%llu", (unsigned long long)e->jobs_ok);
 	snprintf(bad, sizeof bad, "%llu", (unsigned long long)e->jobs_error);
@@ -1236,12 +1720,17 @@ void engine_free(struct engine *e)
 			http_pool_free(e->pools[i]);
 		free(e->pools);
 	}
+	free(e->calls);
+	free(e->slots);
+	free(e->slot_head);
+	free(e->slot_tail);
 	for (size_t i = 0; i < e->n_tracks; i++)
 		track_release(e->tracks[i]);
 	free(e->tracks);
 	free(e->revoking_flags);
 	free(e->check);
 	idmap_free(e->ids);
+	metrics_free(e->metrics);
 	ledger_free(e->ledger);
 	for (size_t i = 0; i < e->n_done; i++)
 		free(e->done_ids[i]);

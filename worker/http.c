@@ -330,7 +330,11 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	/* Waiting to learn whether a connection multiplexes pays off only with
+	 * TLS, where ALPN tells at connect time; on plain HTTP curl learns it from
+	 * the first response, and every call would queue behind a slow one. */
+	if (strncmp(t->req.url.data, "https://", 8) == 0)
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16384L);

@@ -583,6 +583,16 @@ void kafka_stop_fetching(struct kafka *k)
 	}
 }
 
+bool kafka_producer_healthy(const struct kafka *k)
+{
+	return !k->producer_fatal;
+}
+
+int kafka_assigned(const struct kafka *k)
+{
+	return k->assigned;
+}
+
 bool kafka_member(const struct kafka *k)
 {
 	return k->member;

@@ -68,6 +68,10 @@ void kafka_release(struct kafka *k, const rd_kafka_topic_partition_list_t *parts
 
 /* Whether the consumer has a non-empty assignment or is an idle member of the group. */
 bool kafka_member(const struct kafka *k);
+/* The producer works (it is not being rebuilt after a fatal error). */
+bool kafka_producer_healthy(const struct kafka *k);
+/* Partitions assigned to this member. */
+int kafka_assigned(const struct kafka *k);
 /* Messages produced and not yet reported. */
 int kafka_outq_len(const struct kafka *k);
 

@@ -121,27 +121,43 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 	buf_puts(b, "}");
 }
 
+void output_cost_record(struct buf *b, const struct cost_info *c)
+{
+	buf_puts(b, "{");
+	put_str(b, "job_id", c->job_id);
+	buf_printf(b, ",\"attempt\":%d,", c->attempt);
+	put_str(b, "provider", c->provider);
+	buf_puts(b, ",");
+	put_str(b, "model", c->model);
+	buf_puts(b, ",");
+	put_str(b, "budget", c->budget);
+	buf_printf(b,
+	           ",\"input_tokens\":%lld,\"output_tokens\":%lld,\"cached_input_tokens\":%lld,"
+	           "\"cost_nusd\":%lld,",
+	           (long long)c->usage.input_tokens, (long long)c->usage.output_tokens,
+	           (long long)c->usage.cached_input_tokens, (long long)c->cost_nusd);
+	put_usd(b, "cost_usd", c->cost_nusd);
+	buf_printf(b, ",\"estimated\":%s,", c->estimated ? "true" : "false");
+	put_time(b, "ts", c->ts_ms);
+	buf_puts(b, "}");
+}
+
 void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
                  const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms)
 {
 	const struct model_conf *m = &cfg->models[a->model];
-	buf_puts(b, "{");
-	put_str(b, "job_id", job_id);
-	buf_printf(b, ",\"attempt\":%d,", a->number);
-	put_str(b, "provider", cfg->providers[m->provider].name);
-	buf_puts(b, ",");
-	put_str(b, "model", m->name);
-	buf_puts(b, ",");
-	put_str(b, "budget", cfg->budgets[budget].name);
-	buf_printf(b,
-	           ",\"input_tokens\":%lld,\"output_tokens\":%lld,\"cached_input_tokens\":%lld,"
-	           "\"cost_nusd\":%lld,",
-	           (long long)a->usage.input_tokens, (long long)a->usage.output_tokens,
-	           (long long)a->usage.cached_input_tokens, (long long)a->cost_nusd);
-	put_usd(b, "cost_usd", a->cost_nusd);
-	buf_printf(b, ",\"estimated\":%s,", estimated ? "true" : "false");
-	put_time(b, "ts", ts_ms);
-	buf_puts(b, "}");
+	struct cost_info c = {
+		.job_id = job_id,
+		.provider = cfg->providers[m->provider].name,
+		.model = m->name,
+		.budget = cfg->budgets[budget].name,
+		.attempt = a->number,
+		.usage = a->usage,
+		.cost_nusd = a->cost_nusd,
+		.estimated = estimated,
+		.ts_ms = ts_ms,
+	};
+	output_cost_record(b, &c);
 }
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one. */

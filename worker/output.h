@@ -75,6 +75,18 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
                  const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms);
 
+/* A cost record of SPEC §4 from names: for a lease reaped from any worker,
+ * whose model need not be in this worker's catalog. */
+struct cost_info {
+	const char *job_id, *provider, *model, *budget;
+	int attempt;
+	struct usage usage;
+	int64_t cost_nusd;
+	bool estimated;
+	int64_t ts_ms;
+};
+void output_cost_record(struct buf *b, const struct cost_info *c);
+
 /* job: the parsed value (any JSON) or NULL, then raw is written as a string. */
 void output_dlq(struct buf *b, const json_t *job, const char *raw, size_t raw_len,
                 enum error_code code, const char *message, const char *topic, int32_t partition,

@@ -104,7 +104,8 @@ static void later_fire(uv_timer_t *t)
 		r->laters = l->next;
 	if (l->next)
 		l->next->prev = l->prev;
-	l->call->cb(l->call->opaque, NULL);
+	if (l->call->cb)
+		l->call->cb(l->call->opaque, NULL);
 	call_free(l->call);
 	uv_close((uv_handle_t *)t, later_closed);
 }
@@ -149,14 +150,30 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	schedule_reconnect(r);
 }
 
-static void drop_connection(struct redis *r, const char *why)
+/* Gives up on the connection. From the watchdog (not inside a hiredis
+ * callback) the context is freed at once: every pending callback gets NULL
+ * now, even if the server hangs and would never answer a polite disconnect.
+ * A context that never connected gets no disconnect callback from hiredis
+ * 0.14, so the state is reset here. Inside a hiredis callback (a failed
+ * handshake), the server is answering: a polite disconnect is enough. */
+static void drop_connection(struct redis *r, const char *why, bool in_callback)
 {
 	if (!r->ac)
 		return;
 	log_warn("redis connection dropped", "reason", why, NULL);
 	redisAsyncContext *ac = r->ac;
-	/* Pending callbacks get NULL; on_disconnect runs and reconnects. */
-	redisAsyncDisconnect(ac);
+	if (in_callback) {
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	bool connected = r->state != R_CONNECTING;
+	r->ac = NULL;
+	redisAsyncFree(ac); /* on_disconnect runs only if it had connected */
+	if (!connected) {
+		r->pending = 0;
+		set_state(r, R_DOWN);
+		schedule_reconnect(r);
+	}
 }
 
 static void on_handshake_reply(redisAsyncContext *ac, void *reply_, void *privdata)
@@ -173,7 +190,7 @@ static void on_handshake_reply(redisAsyncContext *ac, void *reply_, void *privda
 		char msg[256];
 		snprintf(msg, sizeof msg, "%.*s", (int)reply->len, reply->str);
 		log_error("redis handshake failed", "error", msg, NULL);
-		drop_connection(r, "handshake failed");
+		drop_connection(r, "handshake failed", true);
 		return;
 	}
 	if (script != SIZE_MAX && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
@@ -289,7 +306,7 @@ static void on_watchdog(uv_timer_t *t)
 		r->suspect = true;
 	} else if (stalled) {
 		r->suspect = false;
-		drop_connection(r, "no reply within redis.timeout_ms");
+		drop_connection(r, "no reply within redis.timeout_ms", false);
 	} else if (r->state == R_READY && r->pending == 0 && idle > 1000) {
 		/* Idle: a PING keeps the liveness view fresh for /readyz. */
 		redisAsyncCommand(r->ac, on_aux_reply, (void *)(uintptr_t)SIZE_MAX, "PING");
@@ -408,7 +425,8 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 		send_eval(r, c);
 		return;
 	}
-	c->cb(c->opaque, reply);
+	if (c->cb)
+		c->cb(c->opaque, reply);
 	call_free(c);
 }
 

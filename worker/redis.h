@@ -43,7 +43,8 @@ bool redis_ready(const struct redis *r);
 /* Commands sent and not yet answered. */
 int redis_pending(const struct redis *r);
 
-/* Sends a command. cb runs exactly once, on the loop. */
+/* Sends a command. cb runs exactly once, on the loop; it may be NULL when
+ * the caller does not care about the reply. */
 void redis_command(struct redis *r, redis_reply_cb *cb, void *opaque, int argc, const char **argv,
                    const size_t *argvlen);
 /* EVALSHA of scripts[script] with nkeys keys among argv (which holds only the

@@ -1,0 +1,193 @@
+"""Budgets under full concurrency (issue 4, SPEC §4 and §7): hard caps to the
+nano-USD across workers, parents that bind, Redis outages, crashed workers'
+leases, and day windows that roll over."""
+import json
+import subprocess
+import time
+
+from tests.lib import procs
+from tests.lib.stack import Stack, bin_path, end_offsets
+
+TIMEOUT = 400
+
+# Every call costs exactly 100 input x 1000 + 50 output x 2000 = 200,000 nano-USD;
+# the estimate of a job below is 102 x 1000 + 50 x 2000 = 202,000 (1% over).
+MODEL = {"name": "m1", "provider": "openai", "id": "m1", "input_usd_per_mtok": 1.0,
+         "cached_input_usd_per_mtok": 1.0, "output_usd_per_mtok": 2.0, "context_tokens": 128000,
+         "default_max_tokens": 50, "quality": 0.6, "latency_ms": 500}
+CALL_NUSD = 200_000
+ESTIMATE_NUSD = 202_000
+PROMPT = "x" * 285  # ceil(285/3) + 4 + 3 = 102 estimated input tokens
+
+
+def calls_that_fit(limit_nusd):
+    """Calls a budget admits one after another: the next needs spent + estimate <= limit."""
+    return (limit_nusd - ESTIMATE_NUSD) // CALL_NUSD + 1
+
+
+def budget_stack(budgets, latency_ms=100, max_in_flight=500, on_exhausted="fail", **kw):
+    s = Stack(partitions=6, models=[dict(MODEL)], providers=[], budgets=budgets, **kw)
+    s.providers[:] = [{"name": "openai", "type": "openai", "base_url": s.fake.url("/openai/v1"),
+                       "api_key_env": "FAKE_OPENAI_KEY", "timeout_ms": 20000,
+                       "max_connections": max_in_flight}]
+    s.config["providers"] = s.providers
+    s.config["worker"].update({"max_in_flight": max_in_flight, "metrics_listen": "",
+                               "default_budget": budgets[0]["name"],
+                               "on_budget_exhausted": on_exhausted})
+    s.config["kafka"]["properties"] = ["session.timeout.ms=6000", "heartbeat.interval.ms=500"]
+    s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": latency_ms,
+                       "input_tokens": 100, "output_tokens": 50}])
+    s.write_config()
+    return s
+
+
+def produce(s, n, prefix="b", budget=None):
+    jobs = []
+    for i in range(n):
+        j = {"id": f"{prefix}-{i}", "prompt": PROMPT}
+        if budget:
+            j["budget"] = budget
+        jobs.append(json.dumps(j).encode())
+    s.produce_jobs(jobs, keys=[f"{prefix}-{i}".encode() for i in range(n)])
+
+
+def budget_show(s):
+    p = subprocess.run([bin_path("promptyard"), "budget", "show", "--json", "-c", str(s.config_path)],
+                       capture_output=True, timeout=30, env=procs.child_env(s.env))
+    assert p.returncode == 0, p.stderr.decode()
+    return {b["name"]: b for b in json.loads(p.stdout)["budgets"]}
+
+
+def final_results(s, n, timeout_s):
+    """One terminal result per id (the last one seen), polled until n ids are in."""
+    deadline = time.monotonic() + timeout_s
+    by_id = {}
+    while time.monotonic() < deadline:
+        by_id = {r["id"]: r for r in s.results(timeout_s=5)}
+        if len(by_id) >= n:
+            break
+        time.sleep(1)
+    return by_id
+
+
+def distinct_costs(s):
+    costs = {}
+    for c in s.costs(timeout_s=10):
+        key = (c["job_id"], c["attempt"])
+        assert costs.get(key, c) == c or costs[key]["cost_nusd"] == c["cost_nusd"], key
+        costs[key] = c
+    return costs
+
+
+def test_three_workers_hold_a_hard_cap():
+    limit = 0.36  # 60% of 3000 calls of $0.0002
+    with budget_stack([{"name": "nightly", "limit_usd": limit, "period": "none", "parent": ""}]) as s:
+        produce(s, 3000)
+        workers = [s.worker(name=f"w{k}") for k in range(3)]
+        res = final_results(s, 3000, 300)
+        assert len(res) == 3000, len(res)
+        ok = [r for r in res.values() if r["status"] == "ok"]
+        exhausted = [r for r in res.values() if r["status"] == "error"
+                     and r["error"]["code"] == "budget_exhausted"]
+        assert len(ok) + len(exhausted) == 3000, (len(ok), len(exhausted))
+        b = budget_show(s)["nightly"]
+        limit_nusd = 360_000_000
+        assert b["limit_nusd"] == limit_nusd
+        assert b["spent_nusd"] <= limit_nusd, b
+        assert b["spent_nusd"] >= limit_nusd * 95 // 100, b
+        assert b["reserved_nusd"] == 0, b
+        costs = distinct_costs(s)
+        assert sum(c["cost_nusd"] for c in costs.values()) == b["spent_nusd"]
+        for w in workers:
+            w.sigterm()
+        for w in workers:
+            assert w.wait(60) == 0
+
+
+def test_parent_smaller_than_child_binds():
+    budgets = [{"name": "team", "limit_usd": 1.0, "period": "none", "parent": "org"},
+               {"name": "org", "limit_usd": 0.02, "period": "none", "parent": ""}]
+    with budget_stack(budgets) as s:
+        produce(s, 200)
+        w = s.worker()
+        res = final_results(s, 200, 120)
+        assert len(res) == 200
+        ok = sum(1 for r in res.values() if r["status"] == "ok")
+        assert ok == calls_that_fit(20_000_000) == 99, ok  # the parent's $0.02 binds
+        assert all(r["error"]["code"] == "budget_exhausted" for r in res.values()
+                   if r["status"] == "error")
+        b = budget_show(s)
+        assert b["org"]["spent_nusd"] == ok * CALL_NUSD == b["team"]["spent_nusd"]
+        assert b["org"]["spent_nusd"] <= 20_000_000
+        w.sigterm()
+        assert w.wait(60) == 0
+
+
+def test_redis_killed_for_five_seconds():
+    with budget_stack([{"name": "default", "limit_usd": 0.3, "period": "none", "parent": ""}],
+                      latency_ms=200, redis_appendonly=True) as s:
+        produce(s, 2000)
+        w = s.worker()
+        procs.wait_until(lambda: s.fake.stats()["requests"] >= 500, 120, interval=0.2)
+        s.redis.kill()
+        time.sleep(5)
+        s.redis.start()
+        res = final_results(s, 2000, 300)
+        assert len(res) == 2000, len(res)
+        codes = {r["error"]["code"] for r in res.values() if r["status"] == "error"}
+        assert codes <= {"budget_exhausted"}, codes
+        b = budget_show(s)["default"]
+        assert b["spent_nusd"] <= 300_000_000
+        costs = distinct_costs(s)
+        assert sum(c["cost_nusd"] for c in costs.values()) == b["spent_nusd"]
+        w.sigterm()
+        assert w.wait(90) == 0
+
+
+def test_killed_worker_leases_are_reaped_once():
+    with budget_stack([{"name": "default", "limit_usd": 100.0, "period": "none", "parent": ""}],
+                      latency_ms=60000, max_in_flight=200) as s:
+        # Calls hang at the provider; the worker dies within their 5 s timeout,
+        # so its leases (timeout + 15 s) expire about 20 s later.
+        s.config["providers"][0]["timeout_ms"] = 5000
+        s.write_config()
+        produce(s, 200, "k")
+        victim = s.worker(name="victim")
+        procs.wait_until(lambda: s.fake.stats()["requests"] >= 200, 60, interval=0.1)
+        victim.sigkill()
+        victim.wait(10)
+        s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": 0,
+                           "input_tokens": 100, "output_tokens": 50}])
+        w = s.worker(name="reaper")
+        res = final_results(s, 200, 120)
+        assert len(res) == 200 and all(r["status"] == "ok" for r in res.values())
+        procs.wait_until(lambda: sum(1 for c in s.costs(timeout_s=2) if c["estimated"]) >= 200, 60)
+        costs = distinct_costs(s)
+        estimated = [c for c in costs.values() if c["estimated"]]
+        assert len(estimated) == 200, len(estimated)  # each lease reaped once
+        assert all(c["cost_nusd"] == 202_000 for c in estimated)  # charged at the estimate
+        b = budget_show(s)["default"]
+        assert sum(c["cost_nusd"] for c in costs.values()) == b["spent_nusd"]
+        assert b["reserved_nusd"] == 0
+        w.sigterm()
+        assert w.wait(60) == 0
+
+
+def test_day_budget_rolls_over_at_midnight():
+    # The worker's clock starts at 23:59:50 UTC (PROMPTYARD_CLOCK_OFFSET_MS).
+    now_ms = int(time.time() * 1000)
+    day_ms = 86_400_000
+    offset = (now_ms // day_ms + 1) * day_ms - 10_000 - now_ms
+    with budget_stack([{"name": "daily", "limit_usd": 0.003, "period": "day", "parent": ""}],
+                      latency_ms=0, on_exhausted="pause") as s:
+        env = {"PROMPTYARD_CLOCK_OFFSET_MS": str(offset)}
+        produce(s, 20, "d")
+        w = s.worker(env=env)
+        # $0.003 buys 14 calls before midnight; the other 6 wait (pause) for the new day.
+        assert calls_that_fit(3_000_000) == 14
+        res = final_results(s, 20, 60)
+        assert len(res) == 20, len(res)
+        assert all(r["status"] == "ok" for r in res.values())
+        assert s.fake.stats()["requests"] == 20
+        w.sigterm()
+        assert w.wait(60) == 0
