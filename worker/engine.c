@@ -11,6 +11,7 @@
 #include "engine.h"
 
 #include "buf.h"
+#include "health.h"
 #include "http.h"
 #include "idmap.h"
 #include "job.h"
@@ -72,7 +73,10 @@ struct task {
 	int attempt_base; /* attempt numbers used by earlier runs of this job */
 	uint64_t serial;  /* for reservation tokens */
 	int reserve_seq;
-	int waits; /* reservations deferred for others in a row */
+	int waits;          /* reservations deferred for others in a row */
+	size_t n_calls;     /* attempts that went to a provider (max_attempts) */
+	int admitted_model; /* health said GO for this model (-1: none yet) */
+	bool admit_pending;
 	char token[192];                 /* the reservation being asked for */
 	struct http_request pending_req; /* built, waiting for its reservation */
 	int pending_model;               /* -1 when none */
@@ -80,8 +84,8 @@ struct task {
 	                                    model at least as costly cannot fit */
 	enum error_code last_skip;       /* why the last model was passed over */
 	char *skip_message;
-	bool parked;                     /* budget exhausted, waiting (pause mode) */
-	bool replayed;    /* outputs re-sent from Redis, no call made */
+	bool parked;   /* budget exhausted, waiting (pause mode) */
+	bool replayed; /* outputs re-sent from Redis, no call made */
 
 	struct route route;
 	size_t chain_pos;
@@ -129,9 +133,10 @@ struct engine {
 	struct kafka *kafka;
 	struct redis *redis;
 	struct ledger *ledger;
-	struct http_pool **pools; /* per provider */
-	int *calls;                 /* per provider: calls under way */
-	int *slots;                 /* per provider: how many may be (connections,
+	struct health *health;
+	struct http_pool **pools;             /* per provider */
+	int *calls;                           /* per provider: calls under way */
+	int *slots;                           /* per provider: how many may be (connections,
 	                               times streams when HTTP/2 may multiplex) */
 	struct task **slot_head, **slot_tail; /* per provider: calls waiting, FIFO */
 	struct metrics *metrics;
@@ -165,8 +170,8 @@ struct engine {
 	int exit_code;
 	uint64_t jobs_ok, jobs_error, jobs_skipped, jobs_resent;
 	uint64_t serial;
-	int n_parked;           /* jobs waiting for budget (on_budget_exhausted = pause) */
-	uv_timer_t reaper;      /* reaps expired leases of dead workers */
+	int n_parked;      /* jobs waiting for budget (on_budget_exhausted = pause) */
+	uv_timer_t reaper; /* reaps expired leases of dead workers */
 	bool reaping;
 	uv_timer_t budget_poll; /* budget gauges */
 };
@@ -208,6 +213,8 @@ static void task_free(struct task *t)
 	completion_clear(&t->completion);
 	http_request_clear(&t->pending_req);
 	free(t->skip_message);
+	if (t->admit_pending && e->health)
+		health_admit_cancel(e->health, t);
 	if (t->parked)
 		e->n_parked--;
 	free(t->tried);
@@ -372,7 +379,7 @@ static void task_done(struct task *t)
 		e->jobs_error++;
 	if (!t->replayed) {
 		const char *labels[] = {t->error == ERR_NONE ? "ok" : "error",
-					t->error == ERR_NONE ? "" : error_code_name(t->error)};
+		                        t->error == ERR_NONE ? "" : error_code_name(t->error)};
 		metrics_add(e->metrics, METRIC_JOBS_TOTAL, labels, 1);
 	}
 	struct partition_track *pt = t->track;
@@ -437,8 +444,9 @@ static void produce_out(struct engine *e, struct out_msg *o)
 	struct task *t = o->task;
 	if (!t) {
 		struct reaped_out *r = (struct reaped_out *)o;
-		rd_kafka_resp_err_t err = kafka_produce(e->kafka, o->topic, r->job_id,
-		                                        strlen(r->job_id), o->value, o->len, NULL, o);
+		rd_kafka_resp_err_t err =
+		        kafka_produce(e->kafka, o->topic, r->job_id, strlen(r->job_id), o->value,
+		                      o->len, NULL, o);
 		if (err)
 			produce_later(e, o, 100);
 		return;
@@ -611,6 +619,10 @@ static void task_finish(struct task *t)
 
 static void settle_attempt(struct task *t);
 static void task_decide(struct task *t);
+static void on_attempt_timer(uv_timer_t *timer);
+static void record_health(struct task *t, const struct attempt_rec *a, const struct model_conf *m);
+static void task_skip(struct task *t, int model, enum error_code why, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 static void slot_release(struct engine *e, int p);
 
 static enum outcome outcome_of(const struct http_response *resp, enum response_class cls)
@@ -648,20 +660,23 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	a->http_status = resp->error == HTTP_OK ? resp->status : 0;
 	a->latency_ms = resp->latency_ms;
 	t->retry_after_ms = resp->retry_after_ms;
+	record_health(t, a, m);
 	const char *provider = e->cfg->providers[m->provider].name;
 	char outcome[32];
 	output_outcome(outcome, sizeof outcome, a);
-	metrics_add(e->metrics, METRIC_ATTEMPTS_TOTAL, (const char *[]){provider, m->name, outcome}, 1);
+	metrics_add(e->metrics, METRIC_ATTEMPTS_TOTAL, (const char *[]){provider, m->name, outcome},
+	            1);
 	metrics_observe(e->metrics, METRIC_PROVIDER_LATENCY, (const char *[]){provider, m->name},
-			a->latency_ms);
+	                a->latency_ms);
 	if (t->completion.has_usage) {
 		a->billed = true;
 		a->usage = t->completion.usage;
 		a->cost_nusd = money_cost_nusd(&m->price, &a->usage);
 		t->cost_nusd += a->cost_nusd;
-		metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
-			    (const char *[]){e->cfg->budgets[t->job.budget].name, provider, m->name},
-			    a->cost_nusd);
+		metrics_add(
+		        e->metrics, METRIC_SPEND_USD_TOTAL,
+		        (const char *[]){e->cfg->budgets[t->job.budget].name, provider, m->name},
+		        a->cost_nusd);
 		metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"false"}, 1);
 		t->settle_tries = 0;
 		if (a->outcome == OUTCOME_OK)
@@ -672,14 +687,12 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	task_decide(t);
 }
 
-
-
 /* ---------------------------------------------------------------- attempts: money */
 
 /* Why a model was passed over; when the chain runs out, the last one is the
  * job's error. */
 static void task_skip(struct task *t, int model, enum error_code why, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 static void task_skip(struct task *t, int model, enum error_code why, const char *fmt, ...)
 {
@@ -803,14 +816,14 @@ static void send_reserve(struct task *t)
 	const struct model_conf *m = &e->cfg->models[mi];
 	const struct provider_conf *p = &e->cfg->providers[m->provider];
 	struct ledger_reserve_req req = {
-		.budget = e->cfg->budgets[t->job.budget].name,
-		.job_id = t->id,
-		.estimate_nusd = t->route.entries[mi].estimate_nusd,
-		/* The attempt's timeout, plus room for settling it afterwards. */
-		.lease_ms = p->timeout_ms + 15000,
-		.token = t->token,
-		.model = m->name,
-		.provider = p->name,
+	        .budget = e->cfg->budgets[t->job.budget].name,
+	        .job_id = t->id,
+	        .estimate_nusd = t->route.entries[mi].estimate_nusd,
+	        /* The attempt's timeout, plus room for settling it afterwards. */
+	        .lease_ms = p->timeout_ms + 15000,
+	        .token = t->token,
+	        .model = m->name,
+	        .provider = p->name,
 	};
 	ledger_reserve(e->ledger, &req, on_reserved, t);
 }
@@ -854,9 +867,7 @@ static void on_reserved(void *opaque, redisReply *reply)
 		return;
 	}
 	switch (res.status) {
-	case LEDGER_RESERVED:
-		t->waits = 0;
-		break;
+	case LEDGER_RESERVED: t->waits = 0; break;
 	case LEDGER_WAIT:
 		/* Only other jobs' reservations stand in the way: they settle
 		 * below their estimates, so wait for them (SPEC §7). The slot is
@@ -879,7 +890,8 @@ static void on_reserved(void *opaque, redisReply *reply)
 		money_format_usd(res.limit_nusd, limit, sizeof limit);
 		money_format_usd(t->route.entries[mi].estimate_nusd, est, sizeof est);
 		task_skip(t, mi, ERR_BUDGET_EXHAUSTED,
-		          "budget: %s cannot cover %s's estimate (spent $%s + estimate $%s > limit $%s)",
+		          "budget: %s cannot cover %s's estimate (spent $%s + estimate $%s > limit "
+		          "$%s)",
 		          res.budget ? res.budget : "?", m->name, spent, est, limit);
 		int64_t estimate = t->route.entries[mi].estimate_nusd;
 		if (!t->refused_estimate_nusd || estimate < t->refused_estimate_nusd)
@@ -887,6 +899,7 @@ static void on_reserved(void *opaque, redisReply *reply)
 		http_request_clear(&t->pending_req);
 		t->pending_model = -1;
 		slot_release(e, m->provider);
+		health_release(e->health, mi);
 		task_attempt(t); /* a cheaper model may still fit */
 		return;
 	}
@@ -904,11 +917,120 @@ static void on_reserved(void *opaque, redisReply *reply)
 	memset(a, 0, sizeof *a);
 	a->number = res.attempt;
 	a->model = mi;
+	t->n_calls++;
 	struct http_request req = t->pending_req;
 	memset(&t->pending_req, 0, sizeof t->pending_req);
 	t->pending_model = -1;
 	http_pool_start(e->pools[m->provider], &req, e->cfg->providers[m->provider].timeout_ms,
 	                on_http_done, t);
+}
+
+/* ---------------------------------------------------------------- attempts: health */
+
+/* Lists a model passed over without a call (circuit open, rate limited). */
+static void add_skipped_attempt(struct task *t, int model, enum outcome outcome)
+{
+	if (t->n_attempts == MAX_CHAIN_ATTEMPTS)
+		return;
+	struct attempt_rec *a = &t->attempts[t->n_attempts++];
+	memset(a, 0, sizeof *a);
+	a->model = model;
+	a->outcome = outcome;
+	const struct model_conf *m = &t->e->cfg->models[model];
+	char name[32];
+	output_outcome(name, sizeof name, a);
+	metrics_add(t->e->metrics, METRIC_ATTEMPTS_TOTAL,
+	            (const char *[]){t->e->cfg->providers[m->provider].name, m->name, name}, 1);
+}
+
+/* Is there a model after chain_pos that could be called now? */
+static bool other_model_free(struct task *t, int model)
+{
+	int64_t now = time_mono_ms();
+	for (size_t i = t->chain_pos + 1; i < t->route.n_chain; i++) {
+		int mi = t->route.chain[i];
+		int64_t tokens = t->route.est_input + t->route.entries[mi].max_tokens;
+		if (mi != model && !t->tried[mi] &&
+		    health_circuit(t->e->health, mi, now) != HEALTH_OPEN &&
+		    !health_limited(t->e->health, mi, tokens, now))
+			return true;
+	}
+	return false;
+}
+
+/* Acts on health's verdict for model: 1 go, 0 skipped (the caller moves on),
+ * -1 the task waits (a timer calls task_attempt again). */
+static int admit_verdict(struct task *t, int model, enum health_verdict v, int64_t retry_ms)
+{
+	const struct model_conf *m = &t->e->cfg->models[model];
+	switch (v) {
+	case HEALTH_GO: return 1;
+	case HEALTH_CIRCUIT_OPEN:
+		add_skipped_attempt(t, model, OUTCOME_CIRCUIT_OPEN);
+		task_skip(t, model, ERR_PROVIDERS_FAILED,
+		          "every candidate model failed (last: %s, %s)", m->name, "circuit_open");
+		return 0;
+	case HEALTH_LIMITED:
+		if (other_model_free(t, model)) {
+			add_skipped_attempt(t, model, OUTCOME_RATE_LIMITED);
+			task_skip(t, model, ERR_PROVIDERS_FAILED,
+			          "every candidate model failed (last: %s, %s)", m->name,
+			          "rate_limited");
+			return 0;
+		}
+		/* The only way left: the job waits for the limit (SPEC §6). */
+		task_later(t, retry_ms > 0 ? (retry_ms < 5000 ? retry_ms : 5000) : 100,
+		           on_attempt_timer);
+		return -1;
+	case HEALTH_PENDING: break;
+	}
+	return -1;
+}
+
+static void on_admitted(void *opaque, enum health_verdict v, int64_t retry_ms)
+{
+	struct task *t = opaque;
+	t->admit_pending = false;
+	int model = t->route.chain[t->chain_pos];
+	int rc = admit_verdict(t, model, v, retry_ms);
+	if (rc == 1)
+		t->admitted_model = model;
+	if (rc >= 0)
+		task_attempt(t);
+}
+
+/* Asks health whether model may be called now. */
+static int task_admit(struct task *t, int model)
+{
+	int64_t tokens = t->route.est_input + t->route.entries[model].max_tokens;
+	int64_t retry_ms = 0;
+	enum health_verdict v =
+	        health_admit(t->e->health, model, tokens, on_admitted, t, &retry_ms);
+	if (v == HEALTH_PENDING) {
+		t->admit_pending = true;
+		return -1;
+	}
+	return admit_verdict(t, model, v, retry_ms);
+}
+
+/* What a call's outcome says of the model's health. */
+static void record_health(struct task *t, const struct attempt_rec *a, const struct model_conf *m)
+{
+	struct health *h = t->e->health;
+	int64_t tokens = a->usage.input_tokens + a->usage.output_tokens;
+	if (a->outcome == OUTCOME_OK) {
+		health_record(h, a->model, true, a->latency_ms, tokens);
+	} else if (t->cls == RESPONSE_AUTH) {
+		health_open_provider(h, m->provider);
+		health_release(h, a->model);
+	} else if (a->http_status == 429) {
+		health_throttle(h, m->provider, t->retry_after_ms);
+		health_release(h, a->model);
+	} else if (t->cls == RESPONSE_REJECTED || t->cls == RESPONSE_CONTEXT_OVERFLOW) {
+		health_release(h, a->model); /* the job's fault, not the model's */
+	} else {
+		health_record(h, a->model, false, a->latency_ms, tokens);
+	}
 }
 
 /* Starts the next attempt: the model at route.chain[chain_pos] or the first
@@ -932,7 +1054,8 @@ static void task_attempt(struct task *t)
 			continue;
 		if (t->job.max_cost_nusd && t->cost_nusd + estimate > t->job.max_cost_nusd) {
 			task_skip(t, mi, ERR_COST_CAP_EXCEEDED,
-			          "max_cost_usd: %s's estimate exceeds what is left of the cap", m->name);
+			          "max_cost_usd: %s's estimate exceeds what is left of the cap",
+			          m->name);
 			continue;
 		}
 		if (t->refused_estimate_nusd && estimate >= t->refused_estimate_nusd) {
@@ -941,6 +1064,14 @@ static void task_attempt(struct task *t)
 			          cfg->budgets[t->job.budget].name, m->name);
 			continue;
 		}
+		if (t->admitted_model != mi) {
+			int rc = task_admit(t, mi);
+			if (rc < 0)
+				return; /* waiting: for Redis, or for the rate limit */
+			if (rc == 0)
+				continue; /* skipped: circuit open, or limited with others left */
+		}
+		t->admitted_model = -1;
 		char err[256];
 		http_request_clear(&t->pending_req);
 		if (p->ops->build_request(p, m, &t->job, t->route.entries[mi].max_tokens,
@@ -948,8 +1079,9 @@ static void task_attempt(struct task *t)
 			/* This format cannot express the job (e.g. only system
 			 * messages for Anthropic): skip the model. */
 			http_request_clear(&t->pending_req);
-			task_skip(t, mi, ERR_NO_ELIGIBLE_MODEL, "%s cannot take this job: %s", m->name,
-			          err);
+			health_release(e->health, mi);
+			task_skip(t, mi, ERR_NO_ELIGIBLE_MODEL, "%s cannot take this job: %s",
+			          m->name, err);
 			continue;
 		}
 		t->pending_model = mi;
@@ -973,9 +1105,8 @@ static void settle_attempt(struct task *t)
 	struct buf blob = {0};
 	if (a->outcome == OUTCOME_OK)
 		outputs_blob(t, &blob);
-	ledger_settle_budget(t->e->ledger, t->e->cfg->budgets[t->job.budget].name, t->id,
-	                     a->number, a->cost_nusd, a->outcome == OUTCOME_OK ? &blob : NULL,
-	                     on_settled, t);
+	ledger_settle_budget(t->e->ledger, t->e->cfg->budgets[t->job.budget].name, t->id, a->number,
+	                     a->cost_nusd, a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
 	buf_free(&blob);
 }
 
@@ -1037,9 +1168,9 @@ static void task_decide(struct task *t)
 		          m->name, cfg->providers[m->provider].name, a->http_status);
 		return;
 	}
-	if ((int)t->n_attempts >= cfg->worker.max_attempts) {
+	if ((int)t->n_calls >= cfg->worker.max_attempts) {
 		task_fail(t, ERR_PROVIDERS_FAILED, "%zu attempts failed (worker.max_attempts)",
-		          t->n_attempts);
+		          t->n_calls);
 		return;
 	}
 	bool retryable = t->cls == RESPONSE_RETRYABLE || t->cls == RESPONSE_INVALID;
@@ -1082,7 +1213,6 @@ static void on_redis_state(void *opaque, bool ready)
 	}
 }
 
-
 static void task_begin(struct task *t)
 {
 	struct engine *e = t->e;
@@ -1092,7 +1222,9 @@ static void task_begin(struct task *t)
 		return;
 	}
 	struct route_context ctx = {.cost_left_nusd =
-	                                    t->job.max_cost_nusd ? t->job.max_cost_nusd : -1};
+	                                    t->job.max_cost_nusd ? t->job.max_cost_nusd : -1,
+	                            .health = e->health,
+	                            .now_ms = time_mono_ms()};
 	router_route(cfg, &t->job, &ctx, &t->route);
 	if (t->route.n_chain == 0) {
 		enum drop_reason why = router_empty_reason(cfg, &t->route);
@@ -1140,9 +1272,13 @@ static void on_reaped(void *opaque, redisReply *reply)
 			continue;
 		}
 		/* Charged at its estimate: spend is never under-counted (SPEC §7). */
-		struct cost_info c = {.job_id = lr.job_id, .attempt = lr.attempt,
-		                      .provider = lr.provider, .model = lr.model, .budget = lr.budget,
-		                      .cost_nusd = lr.estimate_nusd, .estimated = true,
+		struct cost_info c = {.job_id = lr.job_id,
+		                      .attempt = lr.attempt,
+		                      .provider = lr.provider,
+		                      .model = lr.model,
+		                      .budget = lr.budget,
+		                      .cost_nusd = lr.estimate_nusd,
+		                      .estimated = true,
 		                      .ts_ms = time_now_ms()};
 		struct buf b = {0};
 		output_cost_record(&b, &c);
@@ -1154,8 +1290,8 @@ static void on_reaped(void *opaque, redisReply *reply)
 		r->out.value = buf_take(&b);
 		char attempt[16];
 		snprintf(attempt, sizeof attempt, "%d", lr.attempt);
-		log_warn("lease of a dead worker reaped at its estimate", "id", lr.job_id, "attempt",
-		         attempt, "worker", lr.worker, NULL);
+		log_warn("lease of a dead worker reaped at its estimate", "id", lr.job_id,
+		         "attempt", attempt, "worker", lr.worker, NULL);
 		metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"true"}, 1);
 		metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
 		            (const char *[]){lr.budget, lr.provider, lr.model}, lr.estimate_nusd);
@@ -1194,6 +1330,11 @@ static void on_budgets(void *opaque, redisReply *reply)
 static void on_budget_poll(uv_timer_t *timer)
 {
 	struct engine *e = timer->data;
+	int64_t now = time_mono_ms();
+	for (size_t i = 0; i < e->cfg->n_models && e->health; i++)
+		metrics_set(e->metrics, METRIC_CIRCUIT_OPEN,
+		            (const char *[]){e->cfg->models[i].name},
+		            health_circuit(e->health, (int)i, now) == HEALTH_OPEN);
 	if (!e->closing && redis_ready(e->redis))
 		ledger_budget_list(e->ledger, on_budgets, e);
 }
@@ -1211,6 +1352,7 @@ static void on_message(void *opaque, rd_kafka_message_t *m)
 	t->e = e;
 	t->serial = ++e->serial;
 	t->pending_model = -1;
+	t->admitted_model = -1;
 	t->started_mono_ms = time_mono_ms();
 	t->track = track_get(e, topic, m->partition);
 	t->ticket = track_add(t->track, m->offset);
@@ -1498,7 +1640,8 @@ static bool engine_ready(void *opaque, char *reason, size_t reason_size)
 	else if (!kafka_member(e->kafka))
 		why = "not yet a member of the consumer group";
 	metrics_set(e->metrics, METRIC_REDIS_CONNECTED, NULL, e->redis && redis_ready(e->redis));
-	metrics_set(e->metrics, METRIC_ASSIGNED_PARTITIONS, NULL, e->kafka ? kafka_assigned(e->kafka) : 0);
+	metrics_set(e->metrics, METRIC_ASSIGNED_PARTITIONS, NULL,
+	            e->kafka ? kafka_assigned(e->kafka) : 0);
 	if (why)
 		snprintf(reason, reason_size, "%s", why);
 	return why == NULL;
@@ -1553,6 +1696,10 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 		goto fail;
 	e->redis = redis_new(loop, &ropt, on_redis_state, e);
 	e->ledger = ledger_new(e->redis, cfg);
+	const char *period = getenv("PROMPTYARD_TEST_RATE_PERIOD_MS");
+	struct health_options hopt = {.worker_id = e->worker_id,
+	                              .rate_period_ms = period ? atoll(period) : 0};
+	e->health = health_new(loop, e->redis, cfg, &hopt);
 	ledger_set_worker(e->ledger, e->worker_id);
 	e->pools = xcalloc(cfg->n_providers, sizeof *e->pools);
 	e->calls = xcalloc(cfg->n_providers, sizeof *e->calls);
@@ -1577,6 +1724,8 @@ fail:
 		kafka_close(e->kafka);
 		e->kafka = NULL;
 	}
+	health_free(e->health);
+	e->health = NULL;
 	redis_free(e->redis);
 	e->redis = NULL;
 	ledger_free(e->ledger);
@@ -1588,8 +1737,9 @@ fail:
 int engine_start(struct engine *e, char *errstr, size_t errstr_size)
 {
 	if (e->cfg->worker.metrics_listen[0]) {
-		e->metrics_server = metrics_server_start(e->loop, e->metrics, e->cfg->worker.metrics_listen,
-							 engine_ready, e, errstr, errstr_size);
+		e->metrics_server =
+		        metrics_server_start(e->loop, e->metrics, e->cfg->worker.metrics_listen,
+		                             engine_ready, e, errstr, errstr_size);
 		if (!e->metrics_server)
 			return -1;
 	}
@@ -1641,6 +1791,8 @@ static void finish_stop(struct engine *e)
 			free(r);
 		}
 	}
+	health_free(e->health);
+	e->health = NULL;
 	redis_free(e->redis);
 	e->redis = NULL;
 	for (size_t i = 0; i < e->cfg->n_providers; i++) {

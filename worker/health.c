@@ -48,12 +48,26 @@ struct hmodel {
 	uint64_t local_open_gen;  /* the batch that carries the opening */
 	bool claiming;            /* a probe claim is in flight */
 	bool probe_held;          /* this worker holds the probe: the next record is its outcome */
+	/* Slow start: a model with no success in the window ("cold") takes one
+	 * call at a time across all workers, claimed like a probe, so a provider
+	 * that fails from the start gets breaker_failures calls, not a burst. */
+	bool warm;          /* a success was seen here */
+	bool cold_claiming; /* a cold claim is in flight */
+	bool cold_held;     /* this worker holds the cold call: the next record is its outcome */
 
 	bool dirty;
 	struct hbatch pend;
 	char *ckey, *wkey; /* circuit and window keys */
 	size_t ckey_len, wkey_len;
 };
+
+static bool is_cold(const struct hmodel *m)
+{
+	return !m->warm && m->ok == 0 && m->open_until == 0;
+}
+
+/* How soon to ask again while another call holds a cold model. */
+#define COLD_RETRY_MS 50
 
 /* An admission waiting for Redis: rate credits, then possibly a probe claim. */
 struct admit {
@@ -65,6 +79,7 @@ struct admit {
 	int64_t req, tok; /* credits taken, given back if the call does not happen */
 	bool cancelled;
 	bool in_claim;             /* a probe claim for it is in flight */
+	bool cold;                 /* the claim is a slow-start (cold) one */
 	struct admit *qnext;       /* in a provider's queue */
 	struct admit *next, *prev; /* every live admission, for cancel */
 };
@@ -474,6 +489,16 @@ void health_record(struct health *h, int model, bool ok, int64_t latency_ms, int
 	if (tokens > 0)
 		b->tokens += tokens;
 	m->dirty = true;
+	if (ok)
+		m->warm = true;
+	if (m->cold_held) {
+		/* The outcome of a slow-start call: a success warms the model for
+		 * everyone; a failure gives the turn back and counts toward the
+		 * breaker (health_flush.lua, probe outcome 4). */
+		m->cold_held = false;
+		b->probe = ok ? 1 : 4;
+		flush_soon(h);
+	}
 	if (m->probe_held) {
 		m->probe_held = false;
 		b->probe = ok ? 1 : 2;
@@ -513,6 +538,13 @@ void health_open_provider(struct health *h, int provider)
 void health_release(struct health *h, int model)
 {
 	struct hmodel *m = &h->models[model];
+	if (m->cold_held) {
+		m->cold_held = false;
+		if (!m->pend.probe)
+			m->pend.probe = 3;
+		m->dirty = true;
+		flush_soon(h);
+	}
 	if (!m->probe_held)
 		return;
 	m->probe_held = false;
@@ -789,6 +821,9 @@ static void credits_refund(struct health *h, struct admit *a)
 
 bool health_limited(const struct health *h, int model, int64_t tokens, int64_t now_ms)
 {
+	const struct hmodel *m = &h->models[model];
+	if (is_cold(m) && (m->cold_claiming || m->cold_held))
+		return true; /* its one slow-start call is out */
 	const struct hprov *p = &h->provs[h->cfg->models[model].provider];
 	if (p->throttled_until > now_ms)
 		return true;
@@ -976,7 +1011,10 @@ static void on_claim(void *opaque, redisReply *reply)
 	struct health *h = a->h;
 	struct hmodel *m = &h->models[a->model];
 	h->calls--;
-	m->claiming = false;
+	if (a->cold)
+		m->cold_claiming = false;
+	else
+		m->claiming = false;
 	if (h->dead) {
 		admit_unlink(h, a);
 		maybe_free(h);
@@ -984,6 +1022,18 @@ static void on_claim(void *opaque, redisReply *reply)
 	}
 	int64_t now = time_mono_ms();
 	long long r = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+	if (a->cold) {
+		if (r == 1) {
+			m->cold_held = !a->cancelled;
+			admit_done(h, a, HEALTH_GO, 0);
+		} else {
+			/* Another worker's call on the cold model is out (or Redis is
+			 * away): wait for its outcome rather than pile on. */
+			credits_refund(h, a);
+			admit_done(h, a, HEALTH_LIMITED, COLD_RETRY_MS);
+		}
+		return;
+	}
 	if (r == 1) {
 		/* Held: other calls here wait for its outcome (health_record). */
 		const struct config *cfg = h->cfg;
@@ -1012,12 +1062,17 @@ static void claim_send(struct health *h, struct admit *a)
 	snprintf(lease, sizeof lease, "%lld",
 	         (long long)(cfg->providers[cfg->models[a->model].provider].timeout_ms +
 	                     PROBE_LEASE_MARGIN_MS));
-	const char *argv[4] = {m->ckey, h->view_key, h->worker_id, lease};
-	size_t lens[4] = {m->ckey_len, h->view_key_len, strlen(h->worker_id), strlen(lease)};
-	m->claiming = true;
+	const char *mode = a->cold ? "cold" : "probe";
+	const char *argv[5] = {m->ckey, h->view_key, h->worker_id, lease, mode};
+	size_t lens[5] = {m->ckey_len, h->view_key_len, strlen(h->worker_id), strlen(lease),
+	                  strlen(mode)};
+	if (a->cold)
+		m->cold_claiming = true;
+	else
+		m->claiming = true;
 	a->in_claim = true;
 	h->calls++;
-	redis_eval(h->r, h->s_probe, on_claim, a, 2, 4, argv, lens);
+	redis_eval(h->r, h->s_probe, on_claim, a, 2, 5, argv, lens);
 }
 
 enum health_verdict health_admit(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
@@ -1055,6 +1110,21 @@ enum health_verdict health_admit(struct health *h, int model, int64_t tokens, he
 		req = p->rpm ? 1 : 0;
 		tok = p->tpm ? tokens : 0;
 		credits_take(p, NULL, tokens);
+	}
+	struct hmodel *hm = &h->models[model];
+	if (c == HEALTH_CLOSED && is_cold(hm)) {
+		if (hm->cold_claiming || hm->cold_held || !redis_up(h)) {
+			p->credit_req += req;
+			p->credit_tok += tok;
+			*retry_after_ms = COLD_RETRY_MS;
+			return HEALTH_LIMITED;
+		}
+		struct admit *a = admit_new(h, model, tokens, cb, opaque);
+		a->req = req;
+		a->tok = tok;
+		a->cold = true;
+		claim_send(h, a);
+		return HEALTH_PENDING;
 	}
 	if (c == HEALTH_PROBE_ALLOWED) {
 		if (!redis_up(h)) {

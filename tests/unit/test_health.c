@@ -755,6 +755,9 @@ TEST(redis_gone_keeps_the_view_and_the_samples)
 		health_record(w.h[0], m, true, 700, 0);
 	struct counts_want cw = {m, 10, 0};
 	CHECK(run_until(&w, both_counts, &cw, 2000));
+	/* Models 0 and 1 have answered before: past their slow start. */
+	health_record(w.h[0], 0, true, 100, 0);
+	health_record(w.h[0], 1, true, 100, 0);
 	redis_stop();
 	CHECK(run_until(&w, redis_down, NULL, 500));
 	for (int i = 0; i < 5; i++)
@@ -781,6 +784,9 @@ TEST(admission_on_a_dry_bucket_and_cancel)
 	/* rpm 600 per 10 minutes: a burst of 10, then one a second. */
 	world_open_period(&w, 600000);
 	CHECK(run_until(&w, both_ready, NULL, 3000));
+	/* Both models have answered before: past their slow start. */
+	health_record(w.h[0], 0, true, 100, 0);
+	health_record(w.h[0], 1, true, 100, 0);
 	/* Drain provider p's bucket from worker 1 until it says wait. */
 	struct tally t = {0};
 	int64_t retry = 0;
@@ -833,6 +839,52 @@ TEST(admission_on_a_dry_bucket_and_cancel)
 	world_close(&w);
 }
 
+static void admit_wait(struct world *w, struct tally *t, struct health *h, int model,
+                       enum health_verdict *v)
+{
+	int64_t retry;
+	*v = health_admit(h, model, 10, on_admit, t, &retry);
+	if (*v == HEALTH_PENDING) {
+		t->pending++;
+		int before = t->go + t->limited + t->open;
+		for (int i = 0; i < 100 && t->go + t->limited + t->open == before; i++)
+			run_for(w, 10);
+		*v = t->go + t->limited + t->open > before ? HEALTH_GO : HEALTH_PENDING;
+	}
+}
+
+/* A model with no success yet takes one call at a time across workers; a
+ * failure passes the turn on, a success opens it to everyone. */
+TEST(slow_start_takes_one_call_at_a_time_across_workers)
+{
+	struct world w;
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
+	const int m = 2;
+	struct tally t = {0};
+	enum health_verdict v;
+	int64_t retry;
+	admit_wait(&w, &t, w.h[0], m, &v);
+	CHECK_INT(t.go, 1); /* worker 0 holds the cold model's turn */
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_LIMITED);
+	CHECK(health_limited(w.h[0], m, 10, time_mono_ms()));
+	struct tally t1 = {0};
+	admit_wait(&w, &t1, w.h[1], m, &v);
+	CHECK_INT(t1.go, 0); /* worker 1 must wait for it */
+	CHECK_INT(t1.limited, 1);
+	health_record(w.h[0], m, false, 0, 0); /* it failed: the turn passes on */
+	run_for(&w, 100);
+	struct tally t2 = {0};
+	admit_wait(&w, &t2, w.h[1], m, &v);
+	CHECK_INT(t2.go, 1);
+	health_record(w.h[1], m, true, 120, 0); /* it answered: warm for everyone */
+	run_for(&w, 1500);
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	world_close(&w);
+}
+
 int main(void)
 {
 	setup();
@@ -852,6 +904,7 @@ int main(void)
 	RUN(medians_and_success_rates_converge);
 	RUN(fastest_follows_observed_latency);
 	RUN(admission_on_a_dry_bucket_and_cancel);
+	RUN(slow_start_takes_one_call_at_a_time_across_workers);
 	RUN(redis_hung_keeps_the_view_and_the_samples);
 	RUN(redis_gone_keeps_the_view_and_the_samples);
 	return unit_done();

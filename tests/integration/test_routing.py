@@ -1,0 +1,175 @@
+"""Routing and failover across real workers (issue 5, SPEC §6): failover on
+500, 429 with Retry-After and timeouts; a circuit breaker shared by two
+workers; an rpm limit shared by two workers; `fastest` following latency."""
+import json
+import time
+
+from tests.lib import procs
+from tests.lib.stack import Stack
+
+TIMEOUT = 300
+
+
+def model(name, provider, price_in, latency_ms=800, quality=0.6):
+    return {"name": name, "provider": provider, "id": name, "input_usd_per_mtok": price_in,
+            "cached_input_usd_per_mtok": price_in, "output_usd_per_mtok": price_in * 4,
+            "context_tokens": 128000, "default_max_tokens": 32, "quality": quality,
+            "latency_ms": latency_ms}
+
+
+def two_provider_stack(models, timeout_ms=10000, connections=200, **config):
+    s = Stack(partitions=4, models=models, providers=[])
+    s.providers[:] = [
+        {"name": name, "type": "openai", "base_url": s.fake.url(f"/{name}/v1"),
+         "api_key_env": "FAKE_OPENAI_KEY", "timeout_ms": timeout_ms,
+         "max_connections": connections}
+        for name in ("a", "b")]
+    s.config["providers"] = s.providers
+    s.config["worker"].update({"metrics_listen": "", "default_strategy": "cheapest"})
+    s.config["kafka"]["properties"] = ["session.timeout.ms=6000", "heartbeat.interval.ms=500"]
+    for section, values in config.items():
+        s.config[section].update(values)
+    s.write_config()
+    return s
+
+
+def produce(s, n, prefix, extra=None):
+    jobs = []
+    for i in range(n):
+        j = {"id": f"{prefix}-{i}", "prompt": f"question {i}"}
+        j.update(extra or {})
+        jobs.append(json.dumps(j).encode())
+    s.produce_jobs(jobs, keys=[f"{prefix}-{i}".encode() for i in range(n)])
+
+
+def results_for(s, prefix, n, timeout_s=60):
+    def got():
+        rs = [r for r in s.results(timeout_s=3) if r["id"].startswith(prefix + "-")]
+        return rs if len(rs) >= n else None
+    return procs.wait_until(got, timeout_s, interval=0.5, what=f"{n} results for {prefix}")
+
+
+def calls_at(s, prefix):
+    return sum(1 for q in s.fake.requests() if q["prefix"] == prefix)
+
+
+def test_failover_on_500_then_429_then_timeout():
+    # a1 is cheaper: tried first; b1 answers. A high breaker threshold keeps
+    # the circuit out of this test.
+    with two_provider_stack([model("a1", "a", 0.1), model("b1", "b", 1.0)], timeout_ms=1500,
+                            router={"breaker_failures": 1000}) as s:
+        w = s.worker()
+        phases = [("p500", {"status": 500}, "http_500"),
+                  ("p429", {"status": 429, "retry_after_s": 1}, "http_429"),
+                  ("ptimeout", {"hang": True}, "timeout")]
+        for prefix, rule, outcome in phases:
+            s.set_fake_rules([{"prefix": "/a/v1", "model": "*", **rule},
+                              {"prefix": "/b/v1", "model": "*", "latency_ms": 10}])
+            produce(s, 10, prefix)
+            rs = results_for(s, prefix, 10)
+            seen = 0
+            for r in rs:
+                assert r["status"] == "ok", r
+                assert r["model"] == "b1" and r["provider"] == "b"
+                kinds = [(a["model"], a["outcome"]) for a in r["attempts"]]
+                assert kinds[-1] == ("b1", "ok"), kinds
+                # A job either met A's failure, or was kept off A by what
+                # earlier ones taught (Retry-After, A's one slow-start call).
+                for k in kinds[:-1]:
+                    assert k in {("a1", outcome), ("a1", "rate_limited"),
+                                 ("a1", "circuit_open")}, kinds
+                seen += ("a1", outcome) in kinds
+            assert seen >= 1, (prefix, [r["attempts"] for r in rs][:2])
+            s.fake.release()
+            time.sleep(1.5)  # A's Retry-After (1 s) passes before the next phase
+        w.sigterm()
+        assert w.wait(60) == 0
+
+
+def test_breaker_shared_by_two_workers():
+    failures, cooldown_ms, run_s = 5, 5000, 20
+    with two_provider_stack([model("a1", "a", 0.1), model("b1", "b", 1.0)],
+                            router={"breaker_failures": failures,
+                                    "breaker_cooldown_ms": cooldown_ms}) as s:
+        s.set_fake_rules([{"prefix": "/a/v1", "model": "*", "status": 500},
+                          {"prefix": "/b/v1", "model": "*", "latency_ms": 20}])
+        workers = [s.worker(name=f"w{k}") for k in range(2)]
+        t0 = time.monotonic()
+        # A steady stream of jobs for the whole run.
+        n = 0
+        while time.monotonic() - t0 < run_s:
+            produce(s, 20, f"br{n}")
+            n += 1
+            time.sleep(0.5)
+        elapsed = time.monotonic() - t0
+        a_calls = calls_at(s, "/a/v1")
+        # The breaker opens after `failures` consecutive failures; afterwards
+        # one probe per cooldown across both workers.
+        allowed = failures + int(elapsed * 1000 // cooldown_ms) + 1
+        assert a_calls <= allowed, (a_calls, allowed)
+        assert a_calls >= failures
+        results_for(s, f"br{n - 1}", 20)
+        for w in workers:
+            w.sigterm()
+        for w in workers:
+            assert w.wait(60) == 0
+
+
+def test_rpm_limit_shared_by_two_workers():
+    # rpm = 600 per "minute"; the tests shorten the minute to 6 s
+    # (PROMPTYARD_TEST_RATE_PERIOD_MS), so the limit is 100 calls/s.
+    period_ms, window_s = 6000, 12
+    with two_provider_stack([model("a1", "a", 0.1)], timeout_ms=5000) as s:
+        s.providers[0]["rpm"] = 600
+        s.write_config()
+        s.set_fake_rules([{"prefix": "/a/v1", "model": "*", "latency_ms": 0}])
+        produce(s, 4000, "rl")
+        env = {"PROMPTYARD_TEST_RATE_PERIOD_MS": str(period_ms)}
+        workers = [s.worker(name=f"w{k}", env=env) for k in range(2)]
+        procs.wait_until(lambda: s.fake.stats()["requests"] >= 200, 60, interval=0.2)
+        c0, t0 = s.fake.stats()["requests"], time.monotonic()
+        time.sleep(window_s)
+        c1, t1 = s.fake.stats()["requests"], time.monotonic()
+        rate = (c1 - c0) / (t1 - t0)
+        expected = 600 / (period_ms / 1000)
+        assert abs(rate - expected) <= 0.05 * expected, (rate, expected)
+        for w in workers:
+            w.sigterm()
+        for w in workers:
+            assert w.wait(60) == 0
+
+
+def test_fastest_follows_latency():
+    models = [model("f1", "a", 0.1, latency_ms=300), model("f2", "b", 0.1, latency_ms=300)]
+    with two_provider_stack(models, router={"window_s": 10},
+                            worker={"default_strategy": "fastest"}) as s:
+        s.set_fake_rules([{"prefix": "/a/v1", "model": "*", "latency_ms": 100},
+                          {"prefix": "/b/v1", "model": "*", "latency_ms": 500}])
+        w = s.worker()
+        stop = time.monotonic() + 60
+
+        def feed(tag, seconds):
+            end = time.monotonic() + seconds
+            k = 0
+            while time.monotonic() < end and time.monotonic() < stop:
+                produce(s, 10, f"{tag}{k}")
+                k += 1
+                time.sleep(0.25)
+
+        feed("warm", 8)
+        before = s.fake.requests()
+        a_before = sum(1 for q in before if q["prefix"] == "/a/v1")
+        b_before = sum(1 for q in before if q["prefix"] == "/b/v1")
+        assert a_before > 3 * b_before, (a_before, b_before)  # f1 is the fast one
+        # f1 slows down to 2 s: within 10 s traffic has moved to f2.
+        s.set_fake_rules([{"prefix": "/a/v1", "model": "*", "latency_ms": 2000},
+                          {"prefix": "/b/v1", "model": "*", "latency_ms": 500}])
+        feed("shift", 10)
+        mark = len(s.fake.requests())
+        feed("after", 4)
+        later = s.fake.requests()[mark:]
+        a_after = sum(1 for q in later if q["prefix"] == "/a/v1")
+        b_after = sum(1 for q in later if q["prefix"] == "/b/v1")
+        assert b_after > 3 * a_after, (a_after, b_after)
+        w.sigterm()
+        assert w.wait(60) == 0
