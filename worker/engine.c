@@ -11,6 +11,7 @@
 #include "engine.h"
 
 #include "buf.h"
+#include "complexity.h"
 #include "health.h"
 #include "http.h"
 #include "idmap.h"
@@ -84,15 +85,16 @@ struct task {
 	                                    model at least as costly cannot fit */
 	enum error_code last_skip;       /* why the last model was passed over */
 	char *skip_message;
-	bool parked;   /* budget exhausted, waiting (pause mode) */
-	bool replayed; /* outputs re-sent from Redis, no call made */
+	bool parked;                /* budget exhausted, waiting (pause mode) */
+	struct job *classifier_job; /* auto's classifier call (attempt 0), in flight */
+	bool replayed;              /* outputs re-sent from Redis, no call made */
 
 	struct route route;
 	size_t chain_pos;
 	int same_retries;
-	bool *tried; /* per model */
-	struct attempt_rec *attempts;
-	size_t n_attempts;
+	bool *tried;                  /* per model */
+	struct attempt_rec *attempts; /* grown on demand, at most MAX_CHAIN_ATTEMPTS */
+	size_t n_attempts, cap_attempts;
 	int64_t cost_nusd;
 
 	/* The attempt being decided. */
@@ -174,6 +176,7 @@ struct engine {
 	uv_timer_t reaper; /* reaps expired leases of dead workers */
 	bool reaping;
 	uv_timer_t budget_poll; /* budget gauges */
+	uv_timer_t hold_timer;  /* turns a long hold into a pause */
 };
 
 static void task_attempt(struct task *t);
@@ -213,6 +216,10 @@ static void task_free(struct task *t)
 	completion_clear(&t->completion);
 	http_request_clear(&t->pending_req);
 	free(t->skip_message);
+	if (t->classifier_job) {
+		job_clear(t->classifier_job);
+		free(t->classifier_job);
+	}
 	if (t->admit_pending && e->health)
 		health_admit_cancel(e->health, t);
 	if (t->parked)
@@ -224,6 +231,21 @@ static void task_free(struct task *t)
 	free(t->raw);
 	free(t->id);
 	free(t);
+}
+
+/* The next attempt record (zeroed), or NULL when the job has had
+ * MAX_CHAIN_ATTEMPTS. Most jobs need one or two: the array grows. */
+static struct attempt_rec *attempt_new(struct task *t)
+{
+	if (t->n_attempts == MAX_CHAIN_ATTEMPTS)
+		return NULL;
+	if (t->n_attempts == t->cap_attempts) {
+		t->cap_attempts = t->cap_attempts ? t->cap_attempts * 2 : 2;
+		t->attempts = xrealloc(t->attempts, t->cap_attempts * sizeof *t->attempts);
+	}
+	struct attempt_rec *a = &t->attempts[t->n_attempts++];
+	memset(a, 0, sizeof *a);
+	return a;
 }
 
 /* Runs fn(t) after delay_ms on the loop. */
@@ -309,20 +331,45 @@ static void on_before_sleep(uv_prepare_t *p)
 
 /* ---------------------------------------------------------------- flow control */
 
+static void on_held_too_long(uv_timer_t *timer)
+{
+	struct engine *e = timer->data;
+	if (!kafka_held(e->kafka))
+		return;
+	/* Full for long: pause the partitions (what was fetched is dropped and
+	 * fetched again later) so that polling, and with it rebalances and
+	 * max.poll.interval.ms, goes on. */
+	kafka_pause(e->kafka);
+	kafka_hold(e->kafka, false);
+}
+
+/* Backpressure. At max_in_flight the worker holds: it stops taking messages
+ * but keeps librdkafka's prefetch, and takes again the moment a job ends.
+ * A hold that lasts becomes a pause, resumed with hysteresis once a tenth of
+ * the slots are free. Out of budget in pause mode, the partitions pause. */
 static void flow_check(struct engine *e)
 {
 	int max = e->cfg->worker.max_in_flight;
-	if (e->draining)
+	if (e->draining || e->closing)
 		return;
-	if (e->in_flight >= max) {
-		kafka_pause(e->kafka);
-	} else if (e->n_parked > 0) {
+	if (e->n_parked > 0) {
 		/* Out of budget (pause mode): leave the jobs in Kafka. */
 		kafka_pause(e->kafka);
-	} else if (kafka_paused(e->kafka) && e->in_flight <= max - max / 10 - 1) {
-		/* Hysteresis: resume once a tenth of the slots are free again. */
-		kafka_resume(e->kafka);
+		return;
 	}
+	if (e->in_flight >= max) {
+		if (!kafka_held(e->kafka) && !kafka_paused(e->kafka)) {
+			kafka_hold(e->kafka, true);
+			uv_timer_start(&e->hold_timer, on_held_too_long, 10000, 0);
+		}
+		return;
+	}
+	if (kafka_held(e->kafka)) {
+		kafka_hold(e->kafka, false);
+		uv_timer_stop(&e->hold_timer);
+	}
+	if (kafka_paused(e->kafka) && e->in_flight <= max - max / 10 - 1)
+		kafka_resume(e->kafka);
 }
 
 static void revokes_check(struct engine *e);
@@ -621,6 +668,7 @@ static void settle_attempt(struct task *t);
 static void task_decide(struct task *t);
 static void on_attempt_timer(uv_timer_t *timer);
 static void record_health(struct task *t, const struct attempt_rec *a, const struct model_conf *m);
+static enum outcome outcome_of(const struct http_response *resp, enum response_class cls);
 static void task_skip(struct task *t, int model, enum error_code why, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 static void slot_release(struct engine *e, int p);
@@ -904,8 +952,9 @@ static void on_reserved(void *opaque, redisReply *reply)
 		return;
 	}
 	}
-	if (t->n_attempts == MAX_CHAIN_ATTEMPTS) {
-		/* Cannot happen with max_attempts <= 20; keep the lease honest anyway. */
+	struct attempt_rec *a = attempt_new(t);
+	if (!a) {
+		/* Skipped models fill the record too; give the lease back. */
 		ledger_release(e->ledger, t->id, res.attempt, NULL, NULL);
 		http_request_clear(&t->pending_req);
 		t->pending_model = -1;
@@ -913,8 +962,6 @@ static void on_reserved(void *opaque, redisReply *reply)
 		task_fail(t, ERR_PROVIDERS_FAILED, "too many attempts");
 		return;
 	}
-	struct attempt_rec *a = &t->attempts[t->n_attempts++];
-	memset(a, 0, sizeof *a);
 	a->number = res.attempt;
 	a->model = mi;
 	t->n_calls++;
@@ -925,15 +972,130 @@ static void on_reserved(void *opaque, redisReply *reply)
 	                on_http_done, t);
 }
 
+/* ---------------------------------------------------------------- auto's classifier */
+
+/* Routes again on the classifier's score (or keeps the heuristic route) and
+ * starts the first real attempt. */
+static void classifier_done(struct task *t, bool have_score, double score)
+{
+	if (t->classifier_job) {
+		job_clear(t->classifier_job);
+		free(t->classifier_job);
+		t->classifier_job = NULL;
+	}
+	if (have_score) {
+		struct route_context ctx = {
+		        .cost_left_nusd =
+		                t->job.max_cost_nusd ? t->job.max_cost_nusd - t->cost_nusd : -1,
+		        .health = t->e->health,
+		        .now_ms = time_mono_ms(),
+		        .has_complexity = true,
+		        .complexity = score,
+		};
+		router_route(t->e->cfg, &t->job, &ctx, &t->route);
+	}
+	task_attempt(t);
+}
+
+static void on_classifier_settled(void *opaque, redisReply *reply);
+
+static void settle_classifier(struct task *t)
+{
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	ledger_settle_budget(t->e->ledger, t->e->cfg->budgets[t->job.budget].name, t->id, 0,
+	                     a->cost_nusd, NULL, on_classifier_settled, t);
+}
+
+static void on_classifier_settle_retry(uv_timer_t *timer)
+{
+	settle_classifier(timer->data);
+}
+
+static void on_classifier_settled(void *opaque, redisReply *reply)
+{
+	struct task *t = opaque;
+	if (t->e->closing)
+		return;
+	struct ledger_settlement st;
+	char err[256];
+	if (ledger_settle_result(reply, &st, err, sizeof err) != LEDGER_OK) {
+		task_later(t, 200, on_classifier_settle_retry);
+		return;
+	}
+	double score = 0;
+	bool have = t->completion.content &&
+	            complexity_parse_reply(t->completion.content, strlen(t->completion.content),
+	                                   &score) == 0;
+	completion_clear(&t->completion);
+	classifier_done(t, have, score);
+}
+
+static void on_classified(void *opaque, const struct http_response *resp)
+{
+	struct task *t = opaque;
+	struct engine *e = t->e;
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	const struct model_conf *m = &e->cfg->models[a->model];
+	completion_clear(&t->completion);
+	t->cls = RESPONSE_RETRYABLE;
+	if (resp->error == HTTP_OK)
+		t->cls = e->cfg->providers[m->provider].ops->parse_response(
+		        m, resp->status, resp->body, resp->body_len, &t->completion);
+	a->outcome = outcome_of(resp, t->cls);
+	a->http_status = resp->error == HTTP_OK ? resp->status : 0;
+	a->latency_ms = resp->latency_ms;
+	record_health(t, a, m);
+	if (!t->completion.has_usage) {
+		completion_clear(&t->completion);
+		classifier_done(t, false, 0);
+		return;
+	}
+	/* Charged to the job as attempt 0 (SPEC §6). */
+	a->billed = true;
+	a->usage = t->completion.usage;
+	a->cost_nusd = money_cost_nusd(&m->price, &a->usage);
+	t->cost_nusd += a->cost_nusd;
+	metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
+	            (const char *[]){e->cfg->budgets[t->job.budget].name,
+	                             e->cfg->providers[m->provider].name, m->name},
+	            a->cost_nusd);
+	settle_classifier(t);
+}
+
+/* Asks router.classifier_model how hard the job is; false when it cannot be
+ * asked (the heuristic's route stands). */
+static bool task_classify(struct task *t, int ci)
+{
+	struct engine *e = t->e;
+	const struct model_conf *m = &e->cfg->models[ci];
+	const struct provider_conf *p = &e->cfg->providers[m->provider];
+	char err[256];
+	struct http_request req = {0};
+	t->classifier_job = xcalloc(1, sizeof *t->classifier_job);
+	if (complexity_classifier_job(e->cfg, &t->job, t->classifier_job, err, sizeof err) != 0 ||
+	    p->ops->build_request(p, m, t->classifier_job, COMPLEXITY_CLASSIFIER_MAX_TOKENS, &req,
+	                          err, sizeof err) != 0) {
+		http_request_clear(&req);
+		job_clear(t->classifier_job);
+		free(t->classifier_job);
+		t->classifier_job = NULL;
+		return false;
+	}
+	struct attempt_rec *a = attempt_new(t); /* the first: never NULL */
+	a->number = 0;
+	a->model = ci;
+	http_pool_start(e->pools[m->provider], &req, p->timeout_ms, on_classified, t);
+	return true;
+}
+
 /* ---------------------------------------------------------------- attempts: health */
 
 /* Lists a model passed over without a call (circuit open, rate limited). */
 static void add_skipped_attempt(struct task *t, int model, enum outcome outcome)
 {
-	if (t->n_attempts == MAX_CHAIN_ATTEMPTS)
+	struct attempt_rec *a = attempt_new(t);
+	if (!a)
 		return;
-	struct attempt_rec *a = &t->attempts[t->n_attempts++];
-	memset(a, 0, sizeof *a);
 	a->model = model;
 	a->outcome = outcome;
 	const struct model_conf *m = &t->e->cfg->models[model];
@@ -971,7 +1133,7 @@ static int admit_verdict(struct task *t, int model, enum health_verdict v, int64
 		          "every candidate model failed (last: %s, %s)", m->name, "circuit_open");
 		return 0;
 	case HEALTH_LIMITED:
-		if (other_model_free(t, model)) {
+		if (!health_cold(t->e->health, model) && other_model_free(t, model)) {
 			add_skipped_attempt(t, model, OUTCOME_RATE_LIMITED);
 			task_skip(t, model, ERR_PROVIDERS_FAILED,
 			          "every candidate model failed (last: %s, %s)", m->name,
@@ -1240,7 +1402,9 @@ static void task_begin(struct task *t)
 		return;
 	}
 	t->tried = xcalloc(cfg->n_models, sizeof *t->tried);
-	t->attempts = xcalloc(MAX_CHAIN_ATTEMPTS, sizeof *t->attempts);
+	int ci = router_classifier(cfg, &t->job, &t->route);
+	if (ci >= 0 && task_classify(t, ci))
+		return;
 	task_attempt(t);
 }
 
@@ -1759,9 +1923,11 @@ int engine_start(struct engine *e, char *errstr, size_t errstr_size)
 	uv_timer_init(e->loop, &e->reaper);
 	e->reaper.data = e;
 	uv_timer_start(&e->reaper, on_reap_timer, 1000, 1000);
+	uv_timer_init(e->loop, &e->hold_timer);
+	e->hold_timer.data = e;
 	uv_timer_init(e->loop, &e->budget_poll);
 	e->budget_poll.data = e;
-	uv_timer_start(&e->budget_poll, on_budget_poll, 500, 5000);
+	uv_timer_start(&e->budget_poll, on_budget_poll, 500, 1000);
 	log_info("worker started", "worker", e->worker_id, "group", e->cfg->kafka.group, NULL);
 	return 0;
 }
@@ -1813,6 +1979,7 @@ static void finish_stop(struct engine *e)
 	uv_close((uv_handle_t *)&e->drain_timer, NULL);
 	uv_close((uv_handle_t *)&e->reaper, NULL);
 	uv_close((uv_handle_t *)&e->budget_poll, NULL);
+	uv_close((uv_handle_t *)&e->hold_timer, NULL);
 	char ok[24], bad[24];
 	snprintf(ok, sizeof ok, "%llu", (unsigned long long)e->jobs_ok);
 	snprintf(bad, sizeof bad, "%llu", (unsigned long long)e->jobs_error);
@@ -1853,6 +2020,8 @@ void engine_stop(struct engine *e)
 		return;
 	e->draining = true;
 	kafka_stop_fetching(e->kafka);
+	kafka_hold(e->kafka, false); /* paused now: serve what librdkafka hands over */
+	uv_timer_stop(&e->hold_timer);
 	uv_timer_start(&e->drain_timer, on_drain_timeout, (uint64_t)e->cfg->worker.drain_timeout_ms,
 	               0);
 	maybe_finish_stop(e);

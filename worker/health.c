@@ -819,11 +819,13 @@ static void credits_refund(struct health *h, struct admit *a)
 	a->req = a->tok = 0;
 }
 
+bool health_cold(const struct health *h, int model)
+{
+	return is_cold(&h->models[model]);
+}
+
 bool health_limited(const struct health *h, int model, int64_t tokens, int64_t now_ms)
 {
-	const struct hmodel *m = &h->models[model];
-	if (is_cold(m) && (m->cold_claiming || m->cold_held))
-		return true; /* its one slow-start call is out */
 	const struct hprov *p = &h->provs[h->cfg->models[model].provider];
 	if (p->throttled_until > now_ms)
 		return true;

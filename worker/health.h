@@ -156,6 +156,12 @@ bool health_success_counts(const struct health *h, int model, int64_t *ok, int64
  * it. False when nothing is known: the admission will ask Redis. */
 bool health_limited(const struct health *h, int model, int64_t tokens, int64_t now_ms);
 
+/* Is model in its slow start (no success in the window, none seen here)?
+ * Then health_admit() lets one call at a time through, across workers, and
+ * answers LIMITED to the others: they should wait for that call's outcome,
+ * not turn to another model. health_limited() does not count this. */
+bool health_cold(const struct health *h, int model);
+
 /* Whether any model of provider may be rate-limited now (throttled, or its
  * shared bucket known to be dry): when false, health_limited() is false for
  * all of them and need not be asked. */

@@ -38,6 +38,7 @@ struct kafka {
 	long fatal_after; /* test hook: raise a fatal error after this many reports */
 	long reports;
 	rd_kafka_topic_partition_list_t *paused;
+	bool held;
 	bool fetching;
 	bool member; /* joined the group (assignment may be empty) */
 	int assigned;
@@ -287,6 +288,8 @@ void kafka_release(struct kafka *k, const rd_kafka_topic_partition_list_t *parts
 static void serve_consumer(struct kafka *k)
 {
 	for (int n = 0; n < SERVE_BATCH; n++) {
+		if (k->held)
+			return;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
 		if (!m)
 			return;
@@ -551,6 +554,20 @@ void kafka_commit_async(struct kafka *k, const rd_kafka_topic_partition_list_t *
 	rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, offsets, 1);
 	if (err)
 		log_warn("kafka commit failed", "error", rd_kafka_err2str(err), NULL);
+}
+
+void kafka_hold(struct kafka *k, bool hold)
+{
+	if (k->held == hold)
+		return;
+	k->held = hold;
+	if (!hold && k->open_handles)
+		uv_timer_start(&k->again, on_again, 0, 0); /* take what waited */
+}
+
+bool kafka_held(const struct kafka *k)
+{
+	return k->held;
 }
 
 void kafka_resume(struct kafka *k)

@@ -173,3 +173,38 @@ def test_fastest_follows_latency():
         assert b_after > 3 * a_after, (a_after, b_after)
         w.sigterm()
         assert w.wait(60) == 0
+
+
+def test_auto_asks_the_classifier_as_attempt_zero():
+    # A trivial prompt: the heuristic would pick the cheap model; the
+    # classifier says 0.9, so auto must take the strong one.
+    models = [model("cls", "a", 0.05, quality=0.3), model("cheap", "a", 0.1, quality=0.4),
+              model("strong", "b", 2.0, quality=0.95)]
+    with two_provider_stack(models, router={"classifier_model": "cls", "auto_floor": 0.3},
+                            worker={"default_strategy": "auto"}) as s:
+        answer = {"id": "chatcmpl-c", "object": "chat.completion", "created": 1, "model": "cls",
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "0.9"},
+                               "finish_reason": "stop"}],
+                  "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42}}
+        s.set_fake_rules([{"prefix": "/a/v1", "model": "cls", "status": 200,
+                           "body": json.dumps(answer)},
+                          {"prefix": "/a/v1", "model": "*", "latency_ms": 5},
+                          {"prefix": "/b/v1", "model": "*", "latency_ms": 5}])
+        produce(s, 5, "auto")
+        w = s.worker()
+        rs = results_for(s, "auto", 5)
+        for r in rs:
+            assert r["status"] == "ok", r
+            assert [(a["model"], a["outcome"]) for a in r["attempts"]] == \
+                [("cls", "ok"), ("strong", "ok")], r["attempts"]
+            assert r["model"] == "strong"
+        costs = [c for c in s.costs(timeout_s=5) if c["job_id"].startswith("auto-")]
+        zero = [c for c in costs if c["attempt"] == 0]
+        assert len(zero) == 5 and all(c["model"] == "cls" for c in zero)
+        # 40 x 50 + 2 x 200 nano-USD per classifier call, charged to the job.
+        assert all(c["cost_nusd"] == 40 * 50 + 2 * 200 for c in zero)
+        for r in rs:
+            job_costs = sum(c["cost_nusd"] for c in costs if c["job_id"] == r["id"])
+            assert round(r["cost_usd"] * 1e9) == job_costs
+        w.sigterm()
+        assert w.wait(60) == 0

@@ -868,7 +868,8 @@ TEST(slow_start_takes_one_call_at_a_time_across_workers)
 	admit_wait(&w, &t, w.h[0], m, &v);
 	CHECK_INT(t.go, 1); /* worker 0 holds the cold model's turn */
 	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_LIMITED);
-	CHECK(health_limited(w.h[0], m, 10, time_mono_ms()));
+	CHECK(health_cold(w.h[0], m));
+	CHECK(!health_limited(w.h[0], m, 10, time_mono_ms())); /* the router keeps it */
 	struct tally t1 = {0};
 	admit_wait(&w, &t1, w.h[1], m, &v);
 	CHECK_INT(t1.go, 0); /* worker 1 must wait for it */
@@ -880,6 +881,7 @@ TEST(slow_start_takes_one_call_at_a_time_across_workers)
 	CHECK_INT(t2.go, 1);
 	health_record(w.h[1], m, true, 120, 0); /* it answered: warm for everyone */
 	run_for(&w, 1500);
+	CHECK(!health_cold(w.h[0], m));
 	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
 	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
 	world_close(&w);
