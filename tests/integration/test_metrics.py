@@ -43,15 +43,18 @@ def value(samples, name, **labels):
 
 
 def test_metrics_agree_with_results():
-    s = Stack(partitions=2, models=[dict(MODEL)], providers=[])
+    second = dict(MODEL, name="mini2", id="gpt-4o-mini-2", input_usd_per_mtok=0.2)
+    s = Stack(partitions=2, models=[dict(MODEL), second], providers=[])
     with s:
         s.providers[:] = [{"name": "openai", "type": "openai", "base_url": s.fake.url("/openai/v1"),
                            "api_key_env": "FAKE_OPENAI_KEY", "timeout_ms": 10000,
                            "max_connections": 64}]
         s.config["providers"] = s.providers
-        s.config["worker"]["retry_same"] = 1  # a 503 is retried on the same model
-        s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": 20,
-                           "fail_first": 20, "status": 503}])
+        s.config["worker"]["default_strategy"] = "cheapest"  # mini, then mini2
+        s.config["router"]["breaker_failures"] = 1000  # not a breaker test
+        s.set_fake_rules([{"prefix": "/openai/v1", "model": "gpt-4o-mini", "latency_ms": 20,
+                           "fail_first": 20, "status": 503},
+                          {"prefix": "/openai/v1", "model": "*", "latency_ms": 20}])
         s.write_config()
         jobs = [json.dumps({"id": f"m-{i}", "prompt": f"doc {i}"}).encode() for i in range(300)]
         jobs += [b'{"id": "bad-1"}', b"not json"]
@@ -75,14 +78,17 @@ def test_metrics_agree_with_results():
             return value(smp, "promptyard_jobs_total", status="ok", code="") == ok and smp
         samples = procs.wait_until(settled, 20, interval=0.2, what="counters caught up")
         assert value(samples, "promptyard_jobs_total", status="error", code="invalid_job") == invalid
-        assert value(samples, "promptyard_attempts_total", provider="openai", model="mini",
-                     outcome="ok") == sum(1 for a in attempts if a["outcome"] == "ok")
-        assert value(samples, "promptyard_attempts_total", provider="openai", model="mini",
-                     outcome="http_503") == sum(1 for a in attempts if a["outcome"] == "http_503")
-        assert abs(value(samples, "promptyard_spend_usd_total", budget="default", provider="openai",
-                         model="mini") - spend) < 1e-9
-        assert value(samples, "promptyard_provider_latency_seconds_count", provider="openai",
-                     model="mini") == len(attempts)
+        assert sum(1 for a in attempts if a["outcome"] == "http_503") == 20
+        for name in ("mini", "mini2"):
+            mine = [a for a in attempts if a["model"] == name]
+            for outcome in ("ok", "http_503"):
+                assert value(samples, "promptyard_attempts_total", provider="openai", model=name,
+                             outcome=outcome) == sum(1 for a in mine if a["outcome"] == outcome)
+            assert value(samples, "promptyard_provider_latency_seconds_count", provider="openai",
+                         model=name) == len(mine)
+        spent = sum(value(samples, "promptyard_spend_usd_total", budget="default",
+                          provider="openai", model=name) for name in ("mini", "mini2"))
+        assert abs(spent - spend) < 1e-9
         assert value(samples, "promptyard_in_flight_jobs") == 0
 
         # /readyz: 200 with an assignment and Redis up; 503 while Redis is down.
