@@ -726,13 +726,13 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 		        (const char *[]){e->cfg->budgets[t->job.budget].name, provider, m->name},
 		        a->cost_nusd);
 		metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"false"}, 1);
-		t->settle_tries = 0;
 		if (a->outcome == OUTCOME_OK)
 			task_build_outputs(t);
-		settle_attempt(t);
-		return;
 	}
-	task_decide(t);
+	/* Every call settles, an unbilled one at 0: that frees its reservation
+	 * now, rather than leaving it for a reaper to charge at its estimate. */
+	t->settle_tries = 0;
+	settle_attempt(t);
 }
 
 /* ---------------------------------------------------------------- attempts: money */

@@ -198,3 +198,28 @@ def test_day_budget_rolls_over_at_midnight():
         assert s.fake.stats()["requests"] == 20
         w.sigterm()
         assert w.wait(60) == 0
+
+
+def test_failed_calls_free_their_reservations():
+    with budget_stack([{"name": "default", "limit_usd": 1.0, "period": "none", "parent": ""}],
+                      latency_ms=0) as s:
+        s.config["router"]["breaker_failures"] = 1000  # not a breaker test
+        s.write_config()
+        s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "fail_first": 8, "status": 500,
+                           "input_tokens": 100, "output_tokens": 50}])
+        produce(s, 20, "f")
+        w = s.worker()
+        res = final_results(s, 20, 60)
+        assert len(res) == 20
+        failed = [r for r in res.values() if r["status"] == "error"]
+        assert len(failed) == 8 and all(r["error"]["code"] == "providers_failed" for r in failed)
+        # Unbilled failures settle at 0 at once: nothing stays reserved, and
+        # no reaper will charge them later.
+        b = budget_show(s)["default"]
+        assert b["reserved_nusd"] == 0, b
+        assert b["spent_nusd"] == 12 * CALL_NUSD, b
+        costs = distinct_costs(s)
+        assert not [c for c in costs.values() if c["estimated"]]
+        assert sum(c["cost_nusd"] for c in costs.values()) == b["spent_nusd"]
+        w.sigterm()
+        assert w.wait(60) == 0

@@ -77,12 +77,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_BODY_BYTES (16u << 20)
-#define DEFAULT_MAX_LOG 1000000
-#define HANG_MAX_MS (600 * 1000)
+#define MAX_BODY_BYTES        (16u << 20)
+#define DEFAULT_MAX_LOG       1000000
+#define HANG_MAX_MS           (600 * 1000)
 #define DEFAULT_OUTPUT_TOKENS 16
-#define IDLE_TIMEOUT_S 300
-#define STOP_WAIT_MS 3000
+#define IDLE_TIMEOUT_S        300
+#define STOP_WAIT_MS          3000
 
 enum format { FMT_NONE, FMT_OPENAI, FMT_ANTHROPIC, FMT_GEMINI };
 static const char *format_names[] = {"none", "openai", "anthropic", "gemini"};
@@ -90,11 +90,11 @@ static const char *format_names[] = {"none", "openai", "anthropic", "gemini"};
 /* ------------------------------------------------------------------ rules */
 
 struct rule {
-	char *prefix;        /* fnmatch pattern */
-	char *model;         /* fnmatch pattern */
+	char *prefix; /* fnmatch pattern */
+	char *model;  /* fnmatch pattern */
 	int64_t latency_ms;
 	int64_t jitter_ms;
-	int status;          /* 0 = not given */
+	int status;            /* 0 = not given */
 	int64_t retry_after_s; /* -1 = none */
 	int64_t fail_first;
 	int64_t fail_every;
@@ -104,8 +104,8 @@ struct rule {
 	char *content_type;  /* for body; NULL = application/json */
 	bool hang;
 	int64_t input_tokens, output_tokens, cached_tokens; /* -1 = computed */
-	char *api_key;       /* NULL = no check */
-	uint64_t hits;       /* matching requests that passed auth and validation */
+	char *api_key;                                      /* NULL = no check */
+	uint64_t hits; /* matching requests that passed auth and validation */
 };
 
 struct rules {
@@ -130,11 +130,12 @@ static void rules_clear(struct rules *rs)
 }
 
 static int get_int(json_t *v, const char *key, int64_t lo, int64_t hi, int64_t *out, char *err,
-		   size_t err_size, size_t idx)
+                   size_t err_size, size_t idx)
 {
 	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		snprintf(err, err_size, "rules[%zu].%s: must be an integer in [%" PRId64 ", %" PRId64 "]",
-			 idx, key, lo, hi);
+		snprintf(err, err_size,
+		         "rules[%zu].%s: must be an integer in [%" PRId64 ", %" PRId64 "]", idx,
+		         key, lo, hi);
 		return -1;
 	}
 	*out = json_integer_value(v);
@@ -170,8 +171,7 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 		snprintf(err, err_size, "rules[%zu]: must be an object", idx);
 		return -1;
 	}
-	json_object_foreach(obj, key, v)
-	{
+	json_object_foreach (obj, key, v) {
 		int rc = 0;
 
 		if (strcmp(key, "prefix") == 0) {
@@ -194,11 +194,14 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 		} else if (strcmp(key, "max_context") == 0) {
 			rc = get_int(v, key, 1, INT64_MAX / 2, &r->max_context, err, err_size, idx);
 		} else if (strcmp(key, "input_tokens") == 0) {
-			rc = get_int(v, key, 0, INT64_MAX / 4, &r->input_tokens, err, err_size, idx);
+			rc = get_int(v, key, 0, INT64_MAX / 4, &r->input_tokens, err, err_size,
+			             idx);
 		} else if (strcmp(key, "output_tokens") == 0) {
-			rc = get_int(v, key, 0, INT64_MAX / 4, &r->output_tokens, err, err_size, idx);
+			rc = get_int(v, key, 0, INT64_MAX / 4, &r->output_tokens, err, err_size,
+			             idx);
 		} else if (strcmp(key, "cached_tokens") == 0) {
-			rc = get_int(v, key, 0, INT64_MAX / 4, &r->cached_tokens, err, err_size, idx);
+			rc = get_int(v, key, 0, INT64_MAX / 4, &r->cached_tokens, err, err_size,
+			             idx);
 		} else if (strcmp(key, "body") == 0) {
 			rc = get_str(v, key, &r->body, err, err_size, idx);
 		} else if (strcmp(key, "content_type") == 0) {
@@ -207,14 +210,16 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 			rc = get_str(v, key, &r->api_key, err, err_size, idx);
 		} else if (strcmp(key, "hang") == 0) {
 			if (!json_is_boolean(v)) {
-				snprintf(err, err_size, "rules[%zu].hang: must be true or false", idx);
+				snprintf(err, err_size, "rules[%zu].hang: must be true or false",
+				         idx);
 				rc = -1;
 			}
 			r->hang = json_is_true(v);
 		} else if (strcmp(key, "error_type") == 0) {
-			if (!json_is_string(v) || strcmp(json_string_value(v), "context_overflow") != 0) {
-				snprintf(err, err_size, "rules[%zu].error_type: only \"context_overflow\"",
-					 idx);
+			if (!json_is_string(v) ||
+			    strcmp(json_string_value(v), "context_overflow") != 0) {
+				snprintf(err, err_size,
+				         "rules[%zu].error_type: only \"context_overflow\"", idx);
 				rc = -1;
 			}
 			r->context_overflow = true;
@@ -266,7 +271,7 @@ static int rules_parse(json_t *doc, struct rules *out, char *err, size_t err_siz
 
 struct log_entry {
 	uint64_t seq;
-	double ts;           /* unix seconds */
+	double ts; /* unix seconds */
 	char *path;
 	char *prefix;
 	char *model;
@@ -275,10 +280,10 @@ struct log_entry {
 	const char *outcome; /* static: ok, error, hang, body, unauthorized, invalid */
 	int64_t input_tokens, output_tokens, cached_tokens;
 	int64_t latency_ms;
-	int64_t max_tokens;  /* -1 = none sent */
+	int64_t max_tokens; /* -1 = none sent */
 	bool billed;
-	char *body;          /* --log-bodies only */
-	json_t *headers;     /* --log-bodies only (new reference, secrets redacted) */
+	char *body;      /* --log-bodies only */
+	json_t *headers; /* --log-bodies only (new reference, secrets redacted) */
 };
 
 /* Everything the handler threads share, behind one mutex; every critical
@@ -365,7 +370,7 @@ struct req {
 	char *body;
 	size_t len, cap;
 	bool too_large;
-	bool suspended;               /* waiting in the timer heap */
+	bool suspended; /* waiting in the timer heap */
 	bool answered;
 	struct MHD_Response *response; /* NULL while suspended = close unanswered */
 	unsigned status;
@@ -482,7 +487,7 @@ static void *timer_main(void *arg)
 		} else {
 			uint64_t due = tm.heap[0].due_ns;
 			struct timespec ts = {.tv_sec = (time_t)(due / 1000000000ull),
-					      .tv_nsec = (long)(due % 1000000000ull)};
+			                      .tv_nsec = (long)(due % 1000000000ull)};
 
 			pthread_cond_timedwait(&tm.cond, &tm.mu, &ts);
 		}
@@ -503,9 +508,9 @@ struct call {
 	int invalid_status;  /* 400, or 413 for a body over MAX_BODY_BYTES */
 	int64_t text_bytes;
 	int64_t messages;
-	int64_t max_tokens;  /* -1 = none */
+	int64_t max_tokens; /* -1 = none */
 	bool json_mode;
-	uint32_t hash;       /* of all text, for a per-prompt answer */
+	uint32_t hash; /* of all text, for a per-prompt answer */
 };
 
 static void text_add(struct call *c, const char *s)
@@ -532,8 +537,7 @@ static int content_add(struct call *c, json_t *content)
 	}
 	if (!json_is_array(content))
 		return -1;
-	json_array_foreach(content, i, part)
-	{
+	json_array_foreach (content, i, part) {
 		json_t *text = json_object_get(part, "text");
 
 		if (!json_is_object(part))
@@ -568,13 +572,12 @@ static void parse_openai(struct call *c)
 		c->invalid = "'messages' must be a non-empty array";
 		return;
 	}
-	json_array_foreach(msgs, i, m)
-	{
+	json_array_foreach (msgs, i, m) {
 		const char *role = json_string_value(json_object_get(m, "role"));
 
 		if (role == NULL || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
-				     strcmp(role, "assistant") != 0 && strcmp(role, "developer") != 0 &&
-				     strcmp(role, "tool") != 0)) {
+		                     strcmp(role, "assistant") != 0 &&
+		                     strcmp(role, "developer") != 0 && strcmp(role, "tool") != 0)) {
 			c->invalid = "Invalid value for 'messages[].role'";
 			return;
 		}
@@ -585,18 +588,20 @@ static void parse_openai(struct call *c)
 		c->messages++;
 	}
 	if ((mct != NULL && (!json_is_integer(mct) || json_integer_value(mct) < 1)) ||
-	    (mt != NULL && !json_is_null(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1))) {
+	    (mt != NULL && !json_is_null(mt) &&
+	     (!json_is_integer(mt) || json_integer_value(mt) < 1))) {
 		c->invalid = "max_tokens must be a positive integer";
 		return;
 	}
 	c->max_tokens = int_or(mct, int_or(mt, -1));
 	c->json_mode = json_is_object(rf) && json_is_string(json_object_get(rf, "type")) &&
-		       strncmp(json_string_value(json_object_get(rf, "type")), "json", 4) == 0;
+	               strncmp(json_string_value(json_object_get(rf, "type")), "json", 4) == 0;
 }
 
 static void parse_anthropic(struct call *c, struct MHD_Connection *conn)
 {
-	const char *version = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "anthropic-version");
+	const char *version =
+	        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "anthropic-version");
 	json_t *model = json_object_get(c->body, "model");
 	json_t *msgs = json_object_get(c->body, "messages");
 	json_t *mt = json_object_get(c->body, "max_tokens");
@@ -629,7 +634,8 @@ static void parse_anthropic(struct call *c, struct MHD_Connection *conn)
 	c->max_tokens = json_integer_value(mt);
 	if (system != NULL) {
 		if (content_add(c, system) != 0) {
-			c->invalid = "system: Input should be a valid string or list of text blocks";
+			c->invalid =
+			        "system: Input should be a valid string or list of text blocks";
 			return;
 		}
 		c->messages++;
@@ -638,13 +644,13 @@ static void parse_anthropic(struct call *c, struct MHD_Connection *conn)
 		c->invalid = "messages: Field required";
 		return;
 	}
-	json_array_foreach(msgs, i, m)
-	{
+	json_array_foreach (msgs, i, m) {
 		const char *role = json_string_value(json_object_get(m, "role"));
 
 		if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
-			c->invalid = "messages: Unexpected role. The Messages API accepts a top-level "
-				     "`system` parameter, not \"system\" as an input message role.";
+			c->invalid =
+			        "messages: Unexpected role. The Messages API accepts a top-level "
+			        "`system` parameter, not \"system\" as an input message role.";
 			return;
 		}
 		if (content_add(c, json_object_get(m, "content")) != 0) {
@@ -669,7 +675,8 @@ static void parse_gemini(struct call *c)
 		sys = json_object_get(c->body, "system_instruction");
 	if (sys != NULL) {
 		if (!json_is_object(sys) || content_add(c, json_object_get(sys, "parts")) != 0) {
-			c->invalid = "Invalid JSON payload received. Invalid value at 'system_instruction'";
+			c->invalid = "Invalid JSON payload received. Invalid value at "
+			             "'system_instruction'";
 			return;
 		}
 		c->messages++;
@@ -678,8 +685,7 @@ static void parse_gemini(struct call *c)
 		c->invalid = "* GenerateContentRequest.contents: contents is not specified";
 		return;
 	}
-	json_array_foreach(contents, i, m)
-	{
+	json_array_foreach (contents, i, m) {
 		const char *role = json_string_value(json_object_get(m, "role"));
 
 		if (role != NULL && strcmp(role, "user") != 0 && strcmp(role, "model") != 0) {
@@ -687,7 +693,8 @@ static void parse_gemini(struct call *c)
 			return;
 		}
 		if (!json_is_object(m) || content_add(c, json_object_get(m, "parts")) != 0) {
-			c->invalid = "* GenerateContentRequest.contents[].parts: contents.parts must not be empty.";
+			c->invalid = "* GenerateContentRequest.contents[].parts: contents.parts "
+			             "must not be empty.";
 			return;
 		}
 		c->messages++;
@@ -697,7 +704,8 @@ static void parse_gemini(struct call *c)
 		return;
 	}
 	c->max_tokens = int_or(mt, -1);
-	c->json_mode = json_is_string(mime) && strcmp(json_string_value(mime), "application/json") == 0;
+	c->json_mode =
+	        json_is_string(mime) && strcmp(json_string_value(mime), "application/json") == 0;
 }
 
 /* Splits an API path into format, prefix and (Gemini) model. Returns the
@@ -719,13 +727,14 @@ static enum format route(const char *url, struct call *c)
 	if (n >= sizeof(ge) - 1 && strcmp(url + n - (sizeof(ge) - 1), ge) == 0) {
 		/* the last "/models/" before the suffix: ids have no slash */
 		models = NULL;
-		for (const char *p = strstr(url, "/models/"); p != NULL; p = strstr(p + 1, "/models/"))
+		for (const char *p = strstr(url, "/models/"); p != NULL;
+		     p = strstr(p + 1, "/models/"))
 			models = p;
 		if (models == NULL)
 			return FMT_NONE;
 		snprintf(c->prefix, sizeof(c->prefix), "%.*s", (int)(models - url), url);
 		snprintf(c->model, sizeof(c->model), "%.*s",
-			 (int)(url + n - (sizeof(ge) - 1) - (models + 8)), models + 8);
+		         (int)(url + n - (sizeof(ge) - 1) - (models + 8)), models + 8);
 		if (c->model[0] == '\0')
 			return FMT_NONE;
 		return FMT_GEMINI;
@@ -736,7 +745,7 @@ static enum format route(const char *url, struct call *c)
 /* The format's error body for status; message is what the provider would
  * say (never containing a key). Returns a new reference. */
 static json_t *error_body(enum format fmt, int status, const char *message, const char *oa_code,
-			  const char *oa_param)
+                          const char *oa_param)
 {
 	const char *type;
 
@@ -751,8 +760,8 @@ static json_t *error_body(enum format fmt, int status, const char *message, cons
 		case 529: type = "overloaded_error"; break;
 		default: type = "api_error"; break;
 		}
-		return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type, "message",
-				 message);
+		return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type,
+		                 "message", message);
 	}
 	if (fmt == FMT_GEMINI) {
 		switch (status) {
@@ -770,15 +779,19 @@ static json_t *error_body(enum format fmt, int status, const char *message, cons
 		default: type = "UNKNOWN"; break;
 		}
 		return json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status, "message", message,
-				 "status", type);
+		                 "status", type);
 	}
 	switch (status) {
 	case 429: type = "requests"; break;
-	case 500: case 502: case 503: case 504: case 529: type = "server_error"; break;
+	case 500:
+	case 502:
+	case 503:
+	case 504:
+	case 529: type = "server_error"; break;
 	default: type = status < 500 ? "invalid_request_error" : "api_error"; break;
 	}
 	return json_pack("{s:{s:s, s:s?, s:s?, s:s?}}", "error", "message", message, "type", type,
-			 "param", oa_param, "code", oa_code);
+	                 "param", oa_param, "code", oa_code);
 }
 
 static const char *status_message(enum format fmt, int status)
@@ -826,8 +839,8 @@ static const char *oa_code_for(int status)
 }
 
 /* The success body with the decided usage. Returns a new reference. */
-static json_t *success_body(const struct call *c, uint64_t seq, int64_t in, int64_t out, int64_t cached,
-			    bool truncated)
+static json_t *success_body(const struct call *c, uint64_t seq, int64_t in, int64_t out,
+                            int64_t cached, bool truncated)
 {
 	char answer[512], id[64];
 	char *dumped = NULL;
@@ -848,34 +861,37 @@ static json_t *success_body(const struct call *c, uint64_t seq, int64_t in, int6
 
 	if (c->fmt == FMT_ANTHROPIC) {
 		snprintf(id, sizeof(id), "msg_fake%016" PRIx64, seq);
-		doc = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s}], s:s, s:n, s:{s:I, s:I, s:I, s:I}}",
-				"id", id, "type", "message", "role", "assistant", "model", c->model,
-				"content", "type", "text", "text", text, "stop_reason",
-				truncated ? "max_tokens" : "end_turn", "stop_sequence", "usage",
-				"input_tokens", (json_int_t)(in - cached), "output_tokens", (json_int_t)out,
-				"cache_creation_input_tokens", (json_int_t)0, "cache_read_input_tokens",
-				(json_int_t)cached);
+		doc = json_pack(
+		        "{s:s, s:s, s:s, s:s, s:[{s:s, s:s}], s:s, s:n, s:{s:I, s:I, s:I, s:I}}",
+		        "id", id, "type", "message", "role", "assistant", "model", c->model,
+		        "content", "type", "text", "text", text, "stop_reason",
+		        truncated ? "max_tokens" : "end_turn", "stop_sequence", "usage",
+		        "input_tokens", (json_int_t)(in - cached), "output_tokens", (json_int_t)out,
+		        "cache_creation_input_tokens", (json_int_t)0, "cache_read_input_tokens",
+		        (json_int_t)cached);
 	} else if (c->fmt == FMT_GEMINI) {
 		snprintf(id, sizeof(id), "fake%016" PRIx64, seq);
-		doc = json_pack("{s:[{s:{s:[{s:s}], s:s}, s:s, s:i}], s:{s:I, s:I, s:I, s:I}, s:s, s:s}",
-				"candidates", "content", "parts", "text", text, "role", "model",
-				"finishReason", truncated ? "MAX_TOKENS" : "STOP", "index", 0,
-				"usageMetadata", "promptTokenCount", (json_int_t)in,
-				"candidatesTokenCount", (json_int_t)out, "totalTokenCount",
-				(json_int_t)(in + out), "cachedContentTokenCount", (json_int_t)cached,
-				"modelVersion", c->model, "responseId", id);
+		doc = json_pack(
+		        "{s:[{s:{s:[{s:s}], s:s}, s:s, s:i}], s:{s:I, s:I, s:I, s:I}, s:s, s:s}",
+		        "candidates", "content", "parts", "text", text, "role", "model",
+		        "finishReason", truncated ? "MAX_TOKENS" : "STOP", "index", 0,
+		        "usageMetadata", "promptTokenCount", (json_int_t)in, "candidatesTokenCount",
+		        (json_int_t)out, "totalTokenCount", (json_int_t)(in + out),
+		        "cachedContentTokenCount", (json_int_t)cached, "modelVersion", c->model,
+		        "responseId", id);
 	} else {
 		snprintf(id, sizeof(id), "chatcmpl-fake%016" PRIx64, seq);
 		doc = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s, s:n}, s:n, s:s}], "
-				"s:{s:I, s:I, s:I, s:{s:I, s:i}, s:{s:i, s:i}}, s:s}",
-				"id", id, "object", "chat.completion", "created", (json_int_t)time(NULL),
-				"model", c->model, "choices", "index", 0, "message", "role", "assistant",
-				"content", text, "refusal", "logprobs", "finish_reason",
-				truncated ? "length" : "stop", "usage", "prompt_tokens", (json_int_t)in,
-				"completion_tokens", (json_int_t)out, "total_tokens", (json_int_t)(in + out),
-				"prompt_tokens_details", "cached_tokens", (json_int_t)cached, "audio_tokens", 0,
-				"completion_tokens_details", "reasoning_tokens", 0, "audio_tokens", 0,
-				"system_fingerprint", "fp_fake");
+		                "s:{s:I, s:I, s:I, s:{s:I, s:i}, s:{s:i, s:i}}, s:s}",
+		                "id", id, "object", "chat.completion", "created",
+		                (json_int_t)time(NULL), "model", c->model, "choices", "index", 0,
+		                "message", "role", "assistant", "content", text, "refusal",
+		                "logprobs", "finish_reason", truncated ? "length" : "stop", "usage",
+		                "prompt_tokens", (json_int_t)in, "completion_tokens",
+		                (json_int_t)out, "total_tokens", (json_int_t)(in + out),
+		                "prompt_tokens_details", "cached_tokens", (json_int_t)cached,
+		                "audio_tokens", 0, "completion_tokens_details", "reasoning_tokens",
+		                0, "audio_tokens", 0, "system_fingerprint", "fp_fake");
 	}
 	free(dumped);
 	return doc;
@@ -920,7 +936,7 @@ static struct MHD_Response *response_json(json_t *doc)
 }
 
 static enum MHD_Result send_now(struct MHD_Connection *conn, struct req *r, unsigned status,
-				struct MHD_Response *resp)
+                                struct MHD_Response *resp)
 {
 	enum MHD_Result ret;
 
@@ -932,7 +948,8 @@ static enum MHD_Result send_now(struct MHD_Connection *conn, struct req *r, unsi
 	return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, struct req *r, unsigned status, json_t *doc)
+static enum MHD_Result send_json(struct MHD_Connection *conn, struct req *r, unsigned status,
+                                 json_t *doc)
 {
 	return send_now(conn, r, status, response_json(doc));
 }
@@ -950,7 +967,8 @@ static bool is_secret_header(const char *key)
 	       strcasecmp(key, "proxy-authorization") == 0 || strcasecmp(key, "cookie") == 0;
 }
 
-static enum MHD_Result header_collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result header_collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
 {
 	struct header_ctx *h = cls;
 	char lower[128];
@@ -960,25 +978,26 @@ static enum MHD_Result header_collect(void *cls, enum MHD_ValueKind kind, const 
 	for (i = 0; key[i] != '\0' && i < sizeof(lower) - 1; i++)
 		lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
 	lower[i] = '\0';
-	json_object_set_new(h->obj, lower,
-			    json_string(is_secret_header(key) ? "[redacted]" : (value ? value : "")));
+	json_object_set_new(
+	        h->obj, lower,
+	        json_string(is_secret_header(key) ? "[redacted]" : (value ? value : "")));
 	return MHD_YES;
 }
 
 static json_t *log_entry_json(const struct log_entry *e, bool bodies)
 {
-	json_t *o = json_pack("{s:I, s:f, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:b}",
-			      "seq", (json_int_t)e->seq, "ts", e->ts, "path", e->path, "prefix", e->prefix,
-			      "format", format_names[e->fmt], "model", e->model, "status", e->status,
-			      "outcome", e->outcome, "input_tokens", (json_int_t)e->input_tokens,
-			      "output_tokens", (json_int_t)e->output_tokens, "cached_tokens",
-			      (json_int_t)e->cached_tokens, "latency_ms", (json_int_t)e->latency_ms,
-			      "billed", e->billed);
+	json_t *o = json_pack(
+	        "{s:I, s:f, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:b}", "seq",
+	        (json_int_t)e->seq, "ts", e->ts, "path", e->path, "prefix", e->prefix, "format",
+	        format_names[e->fmt], "model", e->model, "status", e->status, "outcome", e->outcome,
+	        "input_tokens", (json_int_t)e->input_tokens, "output_tokens",
+	        (json_int_t)e->output_tokens, "cached_tokens", (json_int_t)e->cached_tokens,
+	        "latency_ms", (json_int_t)e->latency_ms, "billed", e->billed);
 
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "max_tokens",
-			    e->max_tokens >= 0 ? json_integer(e->max_tokens) : json_null());
+	                    e->max_tokens >= 0 ? json_integer(e->max_tokens) : json_null());
 	if (bodies && e->body != NULL) {
 		json_t *parsed = json_loads(e->body, 0, NULL);
 
@@ -990,7 +1009,7 @@ static json_t *log_entry_json(const struct log_entry *e, bool bodies)
 }
 
 static enum MHD_Result handle_control(struct MHD_Connection *conn, struct req *r, const char *url,
-				      const char *method)
+                                      const char *method)
 {
 	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
 
@@ -998,11 +1017,11 @@ static enum MHD_Result handle_control(struct MHD_Connection *conn, struct req *r
 		json_t *doc;
 
 		pthread_mutex_lock(&g.mu);
-		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I}", "requests", (json_int_t)g.requests,
-				"by_model", g.by_model, "by_prefix", g.by_prefix, "by_status", g.by_status,
-				"by_format", g.by_format, "suspended",
-				(json_int_t)atomic_load(&suspended_count), "log_dropped",
-				(json_int_t)g.log_dropped);
+		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I}", "requests",
+		                (json_int_t)g.requests, "by_model", g.by_model, "by_prefix",
+		                g.by_prefix, "by_status", g.by_status, "by_format", g.by_format,
+		                "suspended", (json_int_t)atomic_load(&suspended_count),
+		                "log_dropped", (json_int_t)g.log_dropped);
 		/* deep copies, so the counters may move on after unlock */
 		if (doc != NULL) {
 			json_t *copy = json_deep_copy(doc);
@@ -1035,7 +1054,8 @@ static enum MHD_Result handle_control(struct MHD_Connection *conn, struct req *r
 		size_t n = 0;
 
 		if (doc == NULL) {
-			snprintf(err, sizeof(err), "rules: bad JSON at line %d: %s", jerr.line, jerr.text);
+			snprintf(err, sizeof(err), "rules: bad JSON at line %d: %s", jerr.line,
+			         jerr.text);
 		} else {
 			pthread_mutex_lock(&g.mu);
 			if (rules_parse(doc, &g.rules, err, sizeof(err)) == 0)
@@ -1044,8 +1064,10 @@ static enum MHD_Result handle_control(struct MHD_Connection *conn, struct req *r
 		}
 		json_decref(doc);
 		if (err[0] != '\0')
-			return send_json(conn, r, 400, json_pack("{s:b, s:s}", "ok", 0, "error", err));
-		return send_json(conn, r, 200, json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
+			return send_json(conn, r, 400,
+			                 json_pack("{s:b, s:s}", "ok", 0, "error", err));
+		return send_json(conn, r, 200,
+		                 json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
 	}
 	if (strcmp(url, "/_control/reset") == 0 && post) {
 		pthread_mutex_lock(&g.mu);
@@ -1060,22 +1082,23 @@ static enum MHD_Result handle_control(struct MHD_Connection *conn, struct req *r
 		pthread_mutex_unlock(&tm.mu);
 		return send_json(conn, r, 200, json_pack("{s:b}", "ok", 1));
 	}
-	return send_json(conn, r, 404, json_pack("{s:s}", "error", "unknown control endpoint or method"));
+	return send_json(conn, r, 404,
+	                 json_pack("{s:s}", "error", "unknown control endpoint or method"));
 }
 
 /* -------------------------------------------------------------- API calls */
 
 /* The decision for one call, made under g.mu. */
 struct decision {
-	int status;          /* 0 = hang */
+	int status; /* 0 = hang */
 	const char *outcome;
 	int64_t delay_ms;
 	int64_t in, out, cached;
 	bool truncated;
 	bool billed;
 	uint64_t seq;
-	char *body;          /* override, new copy */
-	char *content_type;  /* new copy or NULL */
+	char *body;         /* override, new copy */
+	char *content_type; /* new copy or NULL */
 	int64_t retry_after_s;
 	bool context_overflow;
 	int64_t max_context;
@@ -1122,7 +1145,7 @@ static char *dup_or_null(const char *s)
 /* Decides the outcome of one call and records it in the log and stats.
  * Called with g.mu held. */
 static void decide_locked(struct MHD_Connection *conn, const struct call *c, const char *url,
-			  const struct req *req, struct decision *d)
+                          const struct req *req, struct decision *d)
 {
 	struct rule *rule = rule_find_locked(c);
 	bool failing = false;
@@ -1138,14 +1161,16 @@ static void decide_locked(struct MHD_Connection *conn, const struct call *c, con
 	if (rule != NULL && rule->latency_ms + rule->jitter_ms > 0) {
 		d->delay_ms = rule->latency_ms;
 		if (rule->jitter_ms > 0)
-			d->delay_ms += (int64_t)(rng_next_locked() % (uint64_t)(rule->jitter_ms + 1));
+			d->delay_ms +=
+			        (int64_t)(rng_next_locked() % (uint64_t)(rule->jitter_ms + 1));
 	}
 
 	if (rule != NULL && !key_ok(conn, c->fmt, rule->api_key)) {
 		d->status = 401;
 		d->outcome = "unauthorized";
 		d->message = status_message(c->fmt, 401);
-	} else if (c->fmt == FMT_ANTHROPIC && MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key") == NULL) {
+	} else if (c->fmt == FMT_ANTHROPIC &&
+	           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key") == NULL) {
 		/* The real API answers a missing key with 401 whatever else is wrong. */
 		d->status = 401;
 		d->outcome = "unauthorized";
@@ -1160,14 +1185,19 @@ static void decide_locked(struct MHD_Connection *conn, const struct call *c, con
 		if (rule != NULL) {
 			k = ++rule->hits;
 			if (rule->fail_first > 0 || rule->fail_every > 0)
-				failing = (rule->fail_first > 0 && k <= (uint64_t)rule->fail_first) ||
-					  (rule->fail_every > 0 && k % (uint64_t)rule->fail_every == 0);
+				failing =
+				        (rule->fail_first > 0 && k <= (uint64_t)rule->fail_first) ||
+				        (rule->fail_every > 0 &&
+				         k % (uint64_t)rule->fail_every == 0);
 			else
-				failing = (rule->status != 0 && (rule->status < 200 || rule->status > 299)) ||
-					  rule->context_overflow || rule->body != NULL || rule->hang;
+				failing = (rule->status != 0 &&
+				           (rule->status < 200 || rule->status > 299)) ||
+				          rule->context_overflow || rule->body != NULL ||
+				          rule->hang;
 		}
-		d->in = rule != NULL && rule->input_tokens >= 0 ? rule->input_tokens
-								 : (c->text_bytes + 3) / 4 + 3 * c->messages;
+		d->in = rule != NULL && rule->input_tokens >= 0
+		                ? rule->input_tokens
+		                : (c->text_bytes + 3) / 4 + 3 * c->messages;
 		if (failing) {
 			d->retry_after_s = rule->retry_after_s;
 			d->context_overflow = rule->context_overflow;
@@ -1182,16 +1212,20 @@ static void decide_locked(struct MHD_Connection *conn, const struct call *c, con
 				d->body = strdup(rule->body);
 				d->content_type = dup_or_null(rule->content_type);
 			} else {
-				d->status = rule->status != 0 ? rule->status : (rule->context_overflow ? 400 : 500);
+				d->status = rule->status != 0
+				                    ? rule->status
+				                    : (rule->context_overflow ? 400 : 500);
 				d->outcome = "error";
 				d->message = status_message(c->fmt, d->status);
 			}
 		} else {
 			wanted = rule != NULL && rule->output_tokens >= 0 ? rule->output_tokens
-									   : DEFAULT_OUTPUT_TOKENS;
-			d->out = c->max_tokens >= 0 && c->max_tokens < wanted ? c->max_tokens : wanted;
+			                                                  : DEFAULT_OUTPUT_TOKENS;
+			d->out = c->max_tokens >= 0 && c->max_tokens < wanted ? c->max_tokens
+			                                                      : wanted;
 			d->truncated = c->max_tokens >= 0 && c->max_tokens < wanted;
-			d->cached = rule != NULL && rule->cached_tokens > 0 ? rule->cached_tokens : 0;
+			d->cached =
+			        rule != NULL && rule->cached_tokens > 0 ? rule->cached_tokens : 0;
 			if (d->cached > d->in)
 				d->cached = d->in;
 			d->status = 200;
@@ -1266,32 +1300,40 @@ static struct MHD_Response *build_response(const struct call *c, const struct de
 		return NULL;
 	if (d->body != NULL) {
 		resp = response_raw(d->body, strlen(d->body),
-				    d->content_type != NULL ? d->content_type : "application/json");
+		                    d->content_type != NULL ? d->content_type : "application/json");
 	} else if (d->status == 200) {
-		resp = response_json(success_body(c, d->seq, d->in, d->out, d->cached, d->truncated));
+		resp = response_json(
+		        success_body(c, d->seq, d->in, d->out, d->cached, d->truncated));
 	} else if (d->context_overflow) {
 		char msg[256];
-		int64_t max = d->max_context > 0 ? d->max_context
-				: c->fmt == FMT_OPENAI ? 128000
-				: c->fmt == FMT_ANTHROPIC ? 200000 : 1048576;
+		int64_t max = d->max_context > 0        ? d->max_context
+		              : c->fmt == FMT_OPENAI    ? 128000
+		              : c->fmt == FMT_ANTHROPIC ? 200000
+		                                        : 1048576;
 		int64_t n = d->in > max ? d->in : max + 1;
 
 		if (c->fmt == FMT_ANTHROPIC)
-			snprintf(msg, sizeof(msg), "prompt is too long: %" PRId64 " tokens > %" PRId64 " maximum", n,
-				 max);
+			snprintf(msg, sizeof(msg),
+			         "prompt is too long: %" PRId64 " tokens > %" PRId64 " maximum", n,
+			         max);
 		else if (c->fmt == FMT_GEMINI)
 			snprintf(msg, sizeof(msg),
-				 "The input token count (%" PRId64 ") exceeds the maximum number of tokens allowed (%" PRId64 ").",
-				 n, max);
+			         "The input token count (%" PRId64
+			         ") exceeds the maximum number of tokens allowed (%" PRId64 ").",
+			         n, max);
 		else
 			snprintf(msg, sizeof(msg),
-				 "This model's maximum context length is %" PRId64 " tokens. However, your messages resulted in %" PRId64 " tokens. Please reduce the length of the messages.",
-				 max, n);
-		resp = response_json(error_body(c->fmt, d->status, msg,
-						 c->fmt == FMT_OPENAI ? "context_length_exceeded" : NULL,
-						 c->fmt == FMT_OPENAI ? "messages" : NULL));
+			         "This model's maximum context length is %" PRId64
+			         " tokens. However, your messages resulted in %" PRId64
+			         " tokens. Please reduce the length of the messages.",
+			         max, n);
+		resp = response_json(
+		        error_body(c->fmt, d->status, msg,
+		                   c->fmt == FMT_OPENAI ? "context_length_exceeded" : NULL,
+		                   c->fmt == FMT_OPENAI ? "messages" : NULL));
 	} else {
-		resp = response_json(error_body(c->fmt, d->status, d->message, oa_code_for(d->status), NULL));
+		resp = response_json(
+		        error_body(c->fmt, d->status, d->message, oa_code_for(d->status), NULL));
 	}
 	if (resp == NULL)
 		return NULL;
@@ -1305,7 +1347,7 @@ static struct MHD_Response *build_response(const struct call *c, const struct de
 }
 
 static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, const char *url,
-				  const char *method, enum format fmt, struct call *c)
+                                  const char *method, enum format fmt, struct call *c)
 {
 	struct decision d;
 	struct MHD_Response *resp;
@@ -1315,7 +1357,8 @@ static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, co
 	c->hash = 2166136261u;
 	c->max_tokens = -1;
 	if (strcmp(method, "POST") != 0)
-		return send_json(conn, r, 405, error_body(fmt, 405, "Method not allowed", NULL, NULL));
+		return send_json(conn, r, 405,
+		                 error_body(fmt, 405, "Method not allowed", NULL, NULL));
 	if (r->too_large) {
 		c->invalid = "Request body too large";
 		c->invalid_status = 413;
@@ -1358,8 +1401,8 @@ static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, co
 /* ------------------------------------------------------------------- MHD */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	struct req *r = *con_cls;
 	struct call c;
@@ -1417,16 +1460,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	memset(&c, 0, sizeof(c));
 	fmt = route(url, &c);
 	if (fmt == FMT_NONE)
-		return send_json(conn, r, 404,
-				 json_pack("{s:{s:s, s:s}}", "error", "message",
-					   "fake_provider: no such endpoint (want .../chat/completions, "
-					   ".../messages or .../models/ID:generateContent)",
-					   "type", "invalid_request_error"));
+		return send_json(
+		        conn, r, 404,
+		        json_pack("{s:{s:s, s:s}}", "error", "message",
+		                  "fake_provider: no such endpoint (want .../chat/completions, "
+		                  ".../messages or .../models/ID:generateContent)",
+		                  "type", "invalid_request_error"));
 	return handle_api(conn, r, url, method, fmt, &c);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	struct req *r = *con_cls;
 
@@ -1491,8 +1535,9 @@ static unsigned raise_nofile(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: fake_provider --port P [--rules FILE.json] [--log-bodies] [--threads N] "
-			"[--max-log N]\n");
+	fprintf(stderr,
+	        "usage: fake_provider --port P [--rules FILE.json] [--log-bodies] [--threads N] "
+	        "[--max-log N]\n");
 }
 
 int main(int argc, char **argv)
@@ -1582,18 +1627,18 @@ int main(int argc, char **argv)
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16_t)port);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	flags = MHD_USE_EPOLL | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	flags = MHD_USE_EPOLL | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+	        MHD_USE_ERROR_LOG;
 	/* A pool size of 1 draws a warning from MHD, so the option is only
 	 * given for a real pool; MHD_OPTION_END otherwise ends the list early. */
 	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL,
-			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD warns */
-			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-			     MHD_OPTION_CONNECTION_LIMIT, limit,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-			     MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
-			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-			     threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)threads,
-			     MHD_OPTION_END);
+	                     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD warns */
+	                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+	                     MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+	                     (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	                     threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+	                     (unsigned)threads, MHD_OPTION_END);
 	if (d == NULL) {
 		fprintf(stderr, "fake_provider: cannot listen on 127.0.0.1:%ld\n", port);
 		goto out;
@@ -1618,7 +1663,8 @@ out:
 	if (d != NULL) {
 		/* MHD requires every suspended connection resumed before stopping;
 		 * the timer thread resumed them all, now let MHD answer them. */
-		for (int waited = 0; atomic_load(&suspended_count) > 0 && waited < STOP_WAIT_MS; waited += 10)
+		for (int waited = 0; atomic_load(&suspended_count) > 0 && waited < STOP_WAIT_MS;
+		     waited += 10)
 			usleep(10 * 1000);
 		MHD_stop_daemon(d);
 	}

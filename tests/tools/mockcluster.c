@@ -34,9 +34,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_BROKERS 16
-#define LINE_MAX_BYTES 1024
-#define POLL_TICK_MS 200
+#define MAX_BROKERS                16
+#define LINE_MAX_BYTES             1024
+#define POLL_TICK_MS               200
 #define INITIAL_REBALANCE_DELAY_MS 100
 
 static volatile sig_atomic_t stop_requested;
@@ -77,7 +77,7 @@ static int parse_int(const char *s, long lo, long hi, int *out)
 /* Creates topic NAME with PARTITIONS partitions and a replication factor of
  * min(3, brokers). Returns 0, or -1 with a message in errstr. */
 static int create_topic(rd_kafka_mock_cluster_t *mc, int brokers, const char *name, int partitions,
-			char *errstr, size_t errstr_size)
+                        char *errstr, size_t errstr_size)
 {
 	rd_kafka_resp_err_t err;
 	int replicas = brokers < 3 ? brokers : 3;
@@ -92,7 +92,7 @@ static int create_topic(rd_kafka_mock_cluster_t *mc, int brokers, const char *na
 
 /* "NAME:PARTITIONS" from the command line; returns 0, or -1 with errstr. */
 static int create_topic_arg(rd_kafka_mock_cluster_t *mc, int brokers, const char *arg, char *errstr,
-			    size_t errstr_size)
+                            size_t errstr_size)
 {
 	char name[LINE_MAX_BYTES];
 	const char *colon = strrchr(arg, ':');
@@ -117,7 +117,8 @@ static int create_topic_arg(rd_kafka_mock_cluster_t *mc, int brokers, const char
 	return create_topic(mc, brokers, name, partitions, errstr, errstr_size);
 }
 
-static void set_broker(rd_kafka_mock_cluster_t *mc, int id, int up, char *errstr, size_t errstr_size)
+static void set_broker(rd_kafka_mock_cluster_t *mc, int id, int up, char *errstr,
+                       size_t errstr_size)
 {
 	rd_kafka_resp_err_t err;
 
@@ -162,7 +163,8 @@ static int run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line)
 		}
 		create_topic(mc, brokers, arg1, partitions, errstr, sizeof(errstr));
 	} else {
-		reply("error: unknown command '%.100s' (down ID, up ID, down-all, up-all, topic NAME N, quit)",
+		reply("error: unknown command '%.100s' (down ID, up ID, down-all, up-all, topic "
+		      "NAME N, quit)",
 		      cmd);
 		return 0;
 	}
@@ -189,7 +191,8 @@ static void lower_rebalance_delay(rd_kafka_mock_cluster_t *mc)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: mockcluster [--brokers N] [--topic NAME:PARTITIONS]... [--no-stdin]\n");
+	fprintf(stderr,
+	        "usage: mockcluster [--brokers N] [--topic NAME:PARTITIONS]... [--no-stdin]\n");
 }
 
 /* Reads stdin until quit, EOF or a signal. Commands are split on newlines by
@@ -255,7 +258,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
 			if (parse_int(argv[++i], 1, MAX_BROKERS, &brokers) != 0) {
-				fprintf(stderr, "mockcluster: --brokers must be 1..%d\n", MAX_BROKERS);
+				fprintf(stderr, "mockcluster: --brokers must be 1..%d\n",
+				        MAX_BROKERS);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
