@@ -31,8 +31,6 @@ struct cli_command {
 struct config *cli_config(const char *sub, const char *path, const char *brokers,
                           const char *redis);
 
-/* Applies a --redis HOST:PORT override. Returns 0, or -1 if it is not one. */
-int cli_override_redis(struct config *cfg, const char *hostport);
 
 /* A blocking Redis connection for a tool (authenticated, db selected). On
  * error prints "promptyard SUB: redis HOST:PORT: why" and returns NULL: the

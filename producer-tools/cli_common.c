@@ -8,21 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_override_redis(struct config *cfg, const char *hostport)
-{
-	const char *colon = strrchr(hostport, ':');
-	if (!colon || colon == hostport)
-		return -1;
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	if (*end || port < 1 || port > 65535)
-		return -1;
-	free(cfg->redis.host);
-	cfg->redis.host = xstrndup(hostport, (size_t)(colon - hostport));
-	cfg->redis.port = (int)port;
-	return 0;
-}
-
 struct config *cli_config(const char *sub, const char *path, const char *brokers, const char *redis)
 {
 	char err[1024];
@@ -39,7 +24,7 @@ struct config *cli_config(const char *sub, const char *path, const char *brokers
 		free(cfg->kafka.brokers);
 		cfg->kafka.brokers = xstrdup(brokers);
 	}
-	if (redis && cli_override_redis(cfg, redis) != 0) {
+	if (redis && config_override_redis(cfg, redis) != 0) {
 		fprintf(stderr, "promptyard %s: --redis: expected HOST:PORT, got \"%s\"\n", sub,
 		        redis);
 		config_free(cfg);

@@ -1147,3 +1147,18 @@ void config_free(struct config *cfg)
 	free(cfg->rules);
 	free(cfg);
 }
+
+int config_override_redis(struct config *cfg, const char *hostport)
+{
+	const char *colon = strrchr(hostport, ':');
+	if (!colon || colon == hostport)
+		return -1;
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port < 1 || port > 65535)
+		return -1;
+	free(cfg->redis.host);
+	cfg->redis.host = xstrndup(hostport, (size_t)(colon - hostport));
+	cfg->redis.port = (int)port;
+	return 0;
+}

@@ -169,6 +169,10 @@ enum config_flags {
 struct config *config_load(const char *path, int flags, char *errstr, size_t errstr_size);
 void config_free(struct config *cfg);
 
+/* Applies a command line's --redis HOST:PORT. Returns 0, or -1 (nothing
+ * changed) if hostport is not one. */
+int config_override_redis(struct config *cfg, const char *hostport);
+
 /* Index of the named entry, or -1. */
 int config_model_index(const struct config *cfg, const char *name);
 int config_budget_index(const struct config *cfg, const char *name);

@@ -23,22 +23,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-/* Applies --redis HOST:PORT. Returns 0, or -1 if it is not one. */
-static int override_redis(struct config *cfg, const char *hostport)
-{
-	const char *colon = strrchr(hostport, ':');
-	if (!colon || colon == hostport)
-		return -1;
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	if (*end || port < 1 || port > 65535)
-		return -1;
-	free(cfg->redis.host);
-	cfg->redis.host = xstrndup(hostport, (size_t)(colon - hostport));
-	cfg->redis.port = (int)port;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -80,7 +64,7 @@ int main(int argc, char **argv)
 		free(cfg->kafka.brokers);
 		cfg->kafka.brokers = xstrdup(brokers);
 	}
-	if (redis && override_redis(cfg, redis) != 0) {
+	if (redis && config_override_redis(cfg, redis) != 0) {
 		fprintf(stderr, "promptyard-worker: --redis: expected HOST:PORT, got \"%s\"\n",
 		        redis);
 		config_free(cfg);
