@@ -1,0 +1,102 @@
+"""The three wire formats in one run (issue 6): jobs answered by OpenAI,
+Anthropic and Gemini at once, and jobs failing over from a failing Anthropic
+to a failing Gemini to OpenAI; every cost record exact to the nano-USD against
+the fake provider's own account of usage; no API key anywhere in the outputs
+or the logs."""
+import json
+import subprocess
+
+from tests.lib import procs
+from tests.lib.stack import PROVIDER_KEYS, PROVIDER_PREFIX, Stack, bin_path
+
+TIMEOUT = 300
+
+# USD per Mtok: input, cached input, output. Cheapest first: claude, gemini, gpt.
+PRICES = {"claude-bad": (0.10, 0.01, 0.50), "claude-ok": (0.11, 0.011, 0.55),
+          "gemini-bad": (0.20, 0.05, 0.80), "gemini-ok": (0.21, 0.05, 0.84),
+          "gpt-x": (0.30, 0.15, 1.20)}
+PROVIDER_OF = {"claude-bad": "anthropic", "claude-ok": "anthropic", "gemini-bad": "gemini",
+               "gemini-ok": "gemini", "gpt-x": "openai"}
+
+
+def catalog():
+    return [{"name": n, "provider": PROVIDER_OF[n], "id": n, "input_usd_per_mtok": p[0],
+             "cached_input_usd_per_mtok": p[1], "output_usd_per_mtok": p[2],
+             "context_tokens": 200000, "default_max_tokens": 64, "quality": 0.7,
+             "latency_ms": 500} for n, p in PRICES.items()]
+
+
+def nusd_per_mtok(usd):
+    return round(usd * 1e9)
+
+
+def test_three_formats_and_failover_exact_to_the_nano_usd():
+    with Stack(partitions=4, models=catalog()) as s:
+        s.config["worker"].update({"metrics_listen": "", "default_strategy": "cheapest",
+                                   "log_level": "debug"})
+        s.config["router"]["breaker_failures"] = 1000  # every failing call is tried
+        s.write_config()
+        s.set_fake_rules([
+            {"prefix": PROVIDER_PREFIX["anthropic"], "model": "claude-bad", "status": 529},
+            {"prefix": PROVIDER_PREFIX["gemini"], "model": "gemini-bad", "status": 503},
+            {"prefix": PROVIDER_PREFIX["openai"], "model": "*", "latency_ms": 10,
+             "cached_tokens": 4},
+            {"prefix": "*", "model": "*", "latency_ms": 10},
+        ])
+        jobs, n_direct = [], 0
+        for i in range(30):  # answered directly, in each format
+            model = ["claude-ok", "gemini-ok", "gpt-x"][i % 3]
+            jobs.append({"id": f"direct-{i}", "model": model,
+                         "messages": [{"role": "system", "content": "Be terse."},
+                                      {"role": "user", "content": f"Résumé nº{i} — 漢字 🙂"}]})
+            n_direct += 1
+        for i in range(20):  # Anthropic fails, then Gemini fails, then OpenAI answers
+            jobs.append({"id": f"failover-{i}", "prompt": f"question {i}",
+                         "models": ["claude-bad", "gemini-bad", "gpt-x"]})
+        s.produce_jobs([json.dumps(j).encode() for j in jobs],
+                       keys=[j["id"].encode() for j in jobs])
+        w = s.worker()
+        results = {r["id"]: r for r in s.results(len(jobs), timeout_s=180)}
+        assert len(results) == len(jobs)
+        for r in results.values():
+            assert r["status"] == "ok", r
+        for i in range(30):
+            r = results[f"direct-{i}"]
+            assert r["model"] == ["claude-ok", "gemini-ok", "gpt-x"][i % 3]
+            assert r["provider"] == PROVIDER_OF[r["model"]]
+        for i in range(20):
+            kinds = [(a["model"], a["outcome"]) for a in results[f"failover-{i}"]["attempts"]]
+            assert kinds == [("claude-bad", "http_529"), ("gemini-bad", "http_503"),
+                             ("gpt-x", "ok")], kinds
+
+        # Every billed call, priced from the fake's own record of its usage.
+        expected = {}
+        for q in s.fake.requests():
+            if not q["billed"]:
+                continue
+            pin, pcached, pout = (nusd_per_mtok(x) for x in PRICES[q["model"]])
+            cached = q["cached_tokens"]
+            num = (q["input_tokens"] - cached) * pin + cached * pcached + q["output_tokens"] * pout
+            expected.setdefault(q["model"], []).append(-(-num // 1_000_000))
+        costs = s.costs(timeout_s=30)
+        got = {}
+        for c in costs:
+            assert c["estimated"] is False
+            got.setdefault(c["model"], []).append(c["cost_nusd"])
+        assert {m: sorted(v) for m, v in got.items()} == \
+            {m: sorted(v) for m, v in expected.items()}
+        assert set(got) == {"claude-ok", "gemini-ok", "gpt-x"}
+        for r in results.values():
+            mine = sum(c["cost_nusd"] for c in costs if c["job_id"] == r["id"])
+            assert round(r["cost_usd"] * 1e9) == mine
+
+        # No key in any log line, result, cost or DLQ record, or error message.
+        w.sigterm()
+        assert w.wait(60) == 0
+        p = subprocess.run([bin_path("promptyard"), "budget", "show", "--json", "-c",
+                            str(s.config_path)], capture_output=True, timeout=30,
+                           env=procs.child_env(s.env))
+        everything = (w.log_text() + json.dumps(list(results.values())) + json.dumps(costs)
+                      + json.dumps(s.dlq(timeout_s=5)) + p.stdout.decode() + p.stderr.decode())
+        for var, key in PROVIDER_KEYS.values():
+            assert key not in everything, var
