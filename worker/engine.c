@@ -175,8 +175,11 @@ struct engine {
 	int n_parked;      /* jobs waiting for budget (on_budget_exhausted = pause) */
 	uv_timer_t reaper; /* reaps expired leases of dead workers */
 	bool reaping;
-	uv_timer_t budget_poll; /* budget gauges */
-	uv_timer_t hold_timer;  /* turns a long hold into a pause */
+	uv_timer_t budget_poll;      /* budget gauges, and the budgets Redis knows */
+	struct idmap *redis_budgets; /* names (keys owned by budget_names) */
+	char **budget_names;
+	size_t n_budget_names;
+	uv_timer_t hold_timer; /* turns a long hold into a pause */
 };
 
 static void task_attempt(struct task *t);
@@ -620,7 +623,7 @@ static void task_build_outputs(struct task *t)
 	        .finish_reason = t->completion.finish_reason,
 	        .model = t->n_attempts ? t->attempts[t->n_attempts - 1].model : -1,
 	        .cost_nusd = t->cost_nusd,
-	        .budget = t->job.root && t->error != ERR_INVALID_JOB ? t->job.budget : -1,
+	        .budget = t->job.root && t->error != ERR_INVALID_JOB ? t->job.budget_name : NULL,
 	        .attempts = t->attempts,
 	        .n_attempts = t->n_attempts,
 	        .latency_ms = time_mono_ms() - t->started_mono_ms,
@@ -643,7 +646,7 @@ static void task_build_outputs(struct task *t)
 	for (size_t i = 0; i < t->n_attempts; i++) {
 		if (!t->attempts[i].billed)
 			continue;
-		output_cost(&b, cfg, t->id, &t->attempts[i], t->job.budget, false, now);
+		output_cost(&b, cfg, t->id, &t->attempts[i], t->job.budget_name, false, now);
 		add_out(t, cfg->kafka.costs_topic, &b, false);
 	}
 	if (t->error != ERR_NONE) {
@@ -721,10 +724,8 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 		a->usage = t->completion.usage;
 		a->cost_nusd = money_cost_nusd(&m->price, &a->usage);
 		t->cost_nusd += a->cost_nusd;
-		metrics_add(
-		        e->metrics, METRIC_SPEND_USD_TOTAL,
-		        (const char *[]){e->cfg->budgets[t->job.budget].name, provider, m->name},
-		        a->cost_nusd);
+		metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
+		            (const char *[]){t->job.budget_name, provider, m->name}, a->cost_nusd);
 		metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"false"}, 1);
 		if (a->outcome == OUTCOME_OK)
 			task_build_outputs(t);
@@ -808,7 +809,7 @@ static void task_out_of_models(struct task *t)
 			t->parked = true;
 			if (e->n_parked++ == 0)
 				log_warn("budget exhausted: pausing consumption", "budget",
-				         e->cfg->budgets[t->job.budget].name, NULL);
+				         t->job.budget_name, NULL);
 			flow_check(e);
 		}
 		task_later(t, 2000, on_unpark);
@@ -864,7 +865,7 @@ static void send_reserve(struct task *t)
 	const struct model_conf *m = &e->cfg->models[mi];
 	const struct provider_conf *p = &e->cfg->providers[m->provider];
 	struct ledger_reserve_req req = {
-	        .budget = e->cfg->budgets[t->job.budget].name,
+	        .budget = t->job.budget_name,
 	        .job_id = t->id,
 	        .estimate_nusd = t->route.entries[mi].estimate_nusd,
 	        /* The attempt's timeout, plus room for settling it afterwards. */
@@ -1002,8 +1003,8 @@ static void on_classifier_settled(void *opaque, redisReply *reply);
 static void settle_classifier(struct task *t)
 {
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
-	ledger_settle_budget(t->e->ledger, t->e->cfg->budgets[t->job.budget].name, t->id, 0,
-	                     a->cost_nusd, NULL, on_classifier_settled, t);
+	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, 0, a->cost_nusd, NULL,
+	                     on_classifier_settled, t);
 }
 
 static void on_classifier_settle_retry(uv_timer_t *timer)
@@ -1055,10 +1056,10 @@ static void on_classified(void *opaque, const struct http_response *resp)
 	a->usage = t->completion.usage;
 	a->cost_nusd = money_cost_nusd(&m->price, &a->usage);
 	t->cost_nusd += a->cost_nusd;
-	metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
-	            (const char *[]){e->cfg->budgets[t->job.budget].name,
-	                             e->cfg->providers[m->provider].name, m->name},
-	            a->cost_nusd);
+	metrics_add(
+	        e->metrics, METRIC_SPEND_USD_TOTAL,
+	        (const char *[]){t->job.budget_name, e->cfg->providers[m->provider].name, m->name},
+	        a->cost_nusd);
 	settle_classifier(t);
 }
 
@@ -1223,7 +1224,7 @@ static void task_attempt(struct task *t)
 		if (t->refused_estimate_nusd && estimate >= t->refused_estimate_nusd) {
 			task_skip(t, mi, ERR_BUDGET_EXHAUSTED,
 			          "budget: %s cannot cover %s's estimate either",
-			          cfg->budgets[t->job.budget].name, m->name);
+			          t->job.budget_name, m->name);
 			continue;
 		}
 		if (t->admitted_model != mi) {
@@ -1267,8 +1268,8 @@ static void settle_attempt(struct task *t)
 	struct buf blob = {0};
 	if (a->outcome == OUTCOME_OK)
 		outputs_blob(t, &blob);
-	ledger_settle_budget(t->e->ledger, t->e->cfg->budgets[t->job.budget].name, t->id, a->number,
-	                     a->cost_nusd, a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
+	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, a->number, a->cost_nusd,
+	                     a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
 	buf_free(&blob);
 }
 
@@ -1475,12 +1476,50 @@ static void on_reap_timer(uv_timer_t *timer)
 	ledger_reap(e->ledger, 100, on_reaped, e);
 }
 
+/* job_decode's lookup: is name a budget Redis knows (as of the last poll)? */
+static bool budget_known(void *opaque, const char *name)
+{
+	struct engine *e = opaque;
+	return e->redis_budgets && idmap_get(e->redis_budgets, name) != NULL;
+}
+
+static void budget_names_free(struct engine *e)
+{
+	for (size_t i = 0; i < e->n_budget_names; i++)
+		free(e->budget_names[i]);
+	free(e->budget_names);
+	idmap_free(e->redis_budgets);
+	e->budget_names = NULL;
+	e->n_budget_names = 0;
+	e->redis_budgets = NULL;
+}
+
 static void on_budgets(void *opaque, redisReply *reply)
 {
 	struct engine *e = opaque;
 	if (e->closing)
 		return;
 	size_t n = ledger_reply_entries(reply);
+	if (reply && n) {
+		/* The budgets jobs may name beyond the config (promptyard budget set). */
+		struct idmap *map = idmap_new();
+		char **names = xcalloc(n, sizeof *names);
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct ledger_budget b;
+			char err[128];
+			if (ledger_budget_result(reply, i, &b, err, sizeof err) != LEDGER_OK ||
+			    !b.known)
+				continue;
+			names[k] = xstrdup(b.name);
+			idmap_put(map, names[k], names[k]);
+			k++;
+		}
+		budget_names_free(e);
+		e->redis_budgets = map;
+		e->budget_names = names;
+		e->n_budget_names = k;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct ledger_budget b;
 		char err[128];
@@ -1831,6 +1870,7 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	e->loop = loop;
 	e->cfg = cfg;
 	e->ids = idmap_new();
+	job_set_budget_lookup(budget_known, e);
 	e->metrics = metrics_new();
 	e->m_in_flight = metrics_series(e->metrics, METRIC_IN_FLIGHT_JOBS, NULL);
 	char host[64] = "worker";
@@ -2051,6 +2091,8 @@ void engine_free(struct engine *e)
 	free(e->revoking_flags);
 	free(e->check);
 	idmap_free(e->ids);
+	job_set_budget_lookup(NULL, NULL);
+	budget_names_free(e);
 	metrics_free(e->metrics);
 	ledger_free(e->ledger);
 	for (size_t i = 0; i < e->n_done; i++)

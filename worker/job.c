@@ -344,6 +344,15 @@ static int dec_max_cost(struct dec *d)
 	return 0;
 }
 
+static job_budget_known_fn *budget_known;
+static void *budget_known_opaque;
+
+void job_set_budget_lookup(job_budget_known_fn *fn, void *opaque)
+{
+	budget_known = fn;
+	budget_known_opaque = opaque;
+}
+
 static int dec_budget(struct dec *d)
 {
 	json_t *v = json_object_get(d->root, "budget");
@@ -361,6 +370,9 @@ static int dec_budget(struct dec *d)
 	/* The default is checked too: config_load() guarantees it exists, and a
 	 * hand-made config that breaks that must not index budgets with -1. */
 	d->job->budget = name ? config_budget_index(d->cfg, name) : -1;
+	d->job->budget_name = name;
+	if (d->job->budget < 0 && name && budget_known && budget_known(budget_known_opaque, name))
+		return 0; /* a budget of Redis alone */
 	if (d->job->budget < 0) {
 		fail(d->err, d->err_size, "budget: unknown budget \"%s\"",
 		     name ? quote_cut(name, q) : "(none configured)");

@@ -47,12 +47,14 @@ struct job {
 	int model;   /* catalog index when `model` pins one, else -1 */
 	int *models; /* new array of catalog indexes from `models`, NULL if absent */
 	size_t n_models;
-	bool allow_fallbacks;   /* resolved default: false when model is set, else true */
-	enum strategy strategy; /* resolved: the job's, else worker.default_strategy */
-	bool strategy_set;      /* the job named a strategy (a rule may then not override it) */
-	int64_t max_cost_nusd;  /* 0 = no cap */
-	int budget;             /* config.budgets index; resolved default */
-	int64_t max_tokens;     /* 0 = the model's default_max_tokens */
+	bool allow_fallbacks;    /* resolved default: false when model is set, else true */
+	enum strategy strategy;  /* resolved: the job's, else worker.default_strategy */
+	bool strategy_set;       /* the job named a strategy (a rule may then not override it) */
+	int64_t max_cost_nusd;   /* 0 = no cap */
+	int budget;              /* config.budgets index; -1 for a budget known only in
+	                           Redis (job_set_budget_lookup); resolved default */
+	const char *budget_name; /* the budget's name (borrowed from root or cfg) */
+	int64_t max_tokens;      /* 0 = the model's default_max_tokens */
 	bool has_temperature, has_top_p;
 	double temperature, top_p;
 	json_t *stop;        /* string or array of strings, borrowed from root, or NULL */
@@ -61,6 +63,13 @@ struct job {
 	int64_t deadline_ms; /* unix ms, 0 = none */
 	json_t *metadata;    /* borrowed from root, NULL if absent */
 };
+
+/* Budgets may live in Redis only (made with `promptyard budget set`). A
+ * process that knows them (the worker polls them) sets a lookup, and
+ * job_decode then accepts a `budget` it knows; without one, only the config's
+ * budgets are accepted. fn(opaque, name) must not block. */
+typedef bool job_budget_known_fn(void *opaque, const char *name);
+void job_set_budget_lookup(job_budget_known_fn *fn, void *opaque);
 
 /* Decodes len bytes of value (borrowed; nothing points into it afterwards).
  * The job is zeroed first. Returns 0 on success. On failure returns -1,

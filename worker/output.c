@@ -85,9 +85,9 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 	put_usage(b, &r->usage);
 	buf_puts(b, ",");
 	put_usd(b, "cost_usd", r->cost_nusd);
-	if (r->budget >= 0) {
+	if (r->budget) {
 		buf_puts(b, ",");
-		put_str(b, "budget", cfg->budgets[r->budget].name);
+		put_str(b, "budget", r->budget);
 	}
 	buf_puts(b, ",\"attempts\":[");
 	for (size_t i = 0; i < r->n_attempts; i++) {
@@ -143,19 +143,19 @@ void output_cost_record(struct buf *b, const struct cost_info *c)
 }
 
 void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
-                 const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms)
+                 const struct attempt_rec *a, const char *budget, bool estimated, int64_t ts_ms)
 {
 	const struct model_conf *m = &cfg->models[a->model];
 	struct cost_info c = {
-		.job_id = job_id,
-		.provider = cfg->providers[m->provider].name,
-		.model = m->name,
-		.budget = cfg->budgets[budget].name,
-		.attempt = a->number,
-		.usage = a->usage,
-		.cost_nusd = a->cost_nusd,
-		.estimated = estimated,
-		.ts_ms = ts_ms,
+	        .job_id = job_id,
+	        .provider = cfg->providers[m->provider].name,
+	        .model = m->name,
+	        .budget = budget,
+	        .attempt = a->number,
+	        .usage = a->usage,
+	        .cost_nusd = a->cost_nusd,
+	        .estimated = estimated,
+	        .ts_ms = ts_ms,
 	};
 	output_cost_record(b, &c);
 }

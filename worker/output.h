@@ -60,8 +60,8 @@ struct result_info {
 	enum finish_reason finish_reason;
 	int model; /* the answering model, or the last tried, -1 if none */
 	struct usage usage;
-	int64_t cost_nusd; /* sum over attempts */
-	int budget;        /* -1 if unknown (invalid job) */
+	int64_t cost_nusd;  /* sum over attempts */
+	const char *budget; /* NULL if unknown (invalid job) */
 	const struct attempt_rec *attempts;
 	size_t n_attempts;
 	int64_t latency_ms;
@@ -73,7 +73,7 @@ struct result_info {
 void output_result(struct buf *b, const struct config *cfg, const struct result_info *r);
 
 void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
-                 const struct attempt_rec *a, int budget, bool estimated, int64_t ts_ms);
+                 const struct attempt_rec *a, const char *budget, bool estimated, int64_t ts_ms);
 
 /* A cost record of SPEC §4 from names: for a lease reaped from any worker,
  * whose model need not be in this worker's catalog. */

@@ -223,3 +223,28 @@ def test_failed_calls_free_their_reservations():
         assert sum(c["cost_nusd"] for c in costs.values()) == b["spent_nusd"]
         w.sigterm()
         assert w.wait(60) == 0
+
+
+def test_a_budget_made_with_the_cli_can_be_named_by_jobs():
+    with budget_stack([{"name": "default", "limit_usd": 1.0, "period": "none", "parent": ""}],
+                      latency_ms=0) as s:
+        p = subprocess.run([bin_path("promptyard"), "budget", "set", "solo", "--limit-usd", "0.001",
+                            "-c", str(s.config_path)], capture_output=True, timeout=30,
+                           env=procs.child_env(s.env))
+        assert p.returncode == 0, p.stderr.decode()
+        w = s.worker()
+        w.wait_log("redis ready", timeout=30)
+        time.sleep(1.5)  # the worker learns Redis' budgets once a second
+        produce(s, 8, "solo", budget="solo")
+        s.produce_jobs([json.dumps({"id": "nope-1", "prompt": "x", "budget": "nope"}).encode()])
+        res = final_results(s, 9, 60)
+        assert res["nope-1"]["error"]["code"] == "invalid_job"
+        mine = [r for k, r in res.items() if k.startswith("solo-")]
+        ok = [r for r in mine if r["status"] == "ok"]
+        assert len(ok) == calls_that_fit(1_000_000) == 4, [r.get("error") for r in mine]
+        assert all(r["budget"] == "solo" for r in ok)
+        assert all(r["error"]["code"] == "budget_exhausted" for r in mine if r["status"] == "error")
+        b = budget_show(s)
+        assert b["solo"]["spent_nusd"] == 4 * CALL_NUSD and b["default"]["spent_nusd"] == 0
+        w.sigterm()
+        assert w.wait(60) == 0

@@ -572,10 +572,37 @@ TEST(test_lifecycle)
 	CHECK_STR(role_name(ROLE_ASSISTANT), "assistant");
 }
 
+static bool only_redis_budget(void *opaque, const char *name)
+{
+	(void)opaque;
+	return strcmp(name, "made-with-the-cli") == 0;
+}
+
+/* A budget known only in Redis is accepted when the process has a lookup. */
+TEST(test_redis_only_budget)
+{
+	const char *v = "{\"id\":\"r\",\"prompt\":\"x\",\"budget\":\"made-with-the-cli\"}";
+	char err[256];
+	struct job job;
+	CHECK_INT(job_decode(&cfg, v, strlen(v), &job, err, sizeof err), -1);
+	CHECK_HAS(err, "budget: unknown budget");
+	job_clear(&job);
+	job_set_budget_lookup(only_redis_budget, NULL);
+	CHECK_INT(job_decode(&cfg, v, strlen(v), &job, err, sizeof err), 0);
+	CHECK_INT(job.budget, -1);
+	CHECK_STR(job.budget_name, "made-with-the-cli");
+	job_clear(&job);
+	const char *w = "{\"id\":\"r\",\"prompt\":\"x\",\"budget\":\"nope\"}";
+	CHECK_INT(job_decode(&cfg, w, strlen(w), &job, err, sizeof err), -1);
+	job_clear(&job);
+	job_set_budget_lookup(NULL, NULL);
+}
+
 int main(void)
 {
 	cfg_init();
 	RUN(test_malformed_table);
+	RUN(test_redis_only_budget);
 	RUN(test_malformed_large);
 	RUN(test_error_texts);
 	RUN(test_error_cut);
