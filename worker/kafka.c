@@ -38,7 +38,10 @@ struct kafka {
 	long fatal_after; /* test hook: raise a fatal error after this many reports */
 	long reports;
 	rd_kafka_topic_partition_list_t *paused;
-	bool held;
+	/* The assignment as the rebalance callbacks built it: asking librdkafka
+	 * (rd_kafka_assignment) blocks on its group thread, which may itself
+	 * wait for our unassign call during an outage: a deadlock. */
+	rd_kafka_topic_partition_list_t *assignment;
 	bool fetching;
 	bool member; /* joined the group (assignment may be empty) */
 	int assigned;
@@ -236,6 +239,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			return;
 		}
 		k->assigned += parts->cnt;
+		for (int i = 0; i < parts->cnt; i++)
+			rd_kafka_topic_partition_list_add(k->assignment, parts->elems[i].topic,
+			                                  parts->elems[i].partition);
 		for (int i = 0; i < parts->cnt; i++) {
 			char p[16];
 			snprintf(p, sizeof p, "%d", (int)parts->elems[i].partition);
@@ -283,13 +289,14 @@ void kafka_release(struct kafka *k, const rd_kafka_topic_partition_list_t *parts
 	k->assigned -= parts->cnt;
 	if (k->assigned < 0)
 		k->assigned = 0;
+	for (int i = 0; i < parts->cnt; i++)
+		rd_kafka_topic_partition_list_del(k->assignment, parts->elems[i].topic,
+		                                  parts->elems[i].partition);
 }
 
 static void serve_consumer(struct kafka *k)
 {
 	for (int n = 0; n < SERVE_BATCH; n++) {
-		if (k->held)
-			return;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
 		if (!m)
 			return;
@@ -442,6 +449,7 @@ struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg, const struct 
 	k->cq = rd_kafka_queue_get_consumer(k->consumer);
 	k->pq = rd_kafka_queue_get_main(k->producer);
 	k->paused = NULL;
+	k->assignment = rd_kafka_topic_partition_list_new(16);
 	return k;
 fail:
 	if (cconf)
@@ -533,10 +541,9 @@ void kafka_pause(struct kafka *k)
 {
 	if (k->paused)
 		return;
-	rd_kafka_topic_partition_list_t *a = NULL;
-	if (rd_kafka_assignment(k->consumer, &a) != 0 || !a)
-		return;
-	rd_kafka_pause_partitions(k->consumer, a);
+	rd_kafka_topic_partition_list_t *a = rd_kafka_topic_partition_list_copy(k->assignment);
+	if (a->cnt)
+		rd_kafka_pause_partitions(k->consumer, a);
 	k->paused = a;
 }
 
@@ -554,20 +561,6 @@ void kafka_commit_async(struct kafka *k, const rd_kafka_topic_partition_list_t *
 	rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, offsets, 1);
 	if (err)
 		log_warn("kafka commit failed", "error", rd_kafka_err2str(err), NULL);
-}
-
-void kafka_hold(struct kafka *k, bool hold)
-{
-	if (k->held == hold)
-		return;
-	k->held = hold;
-	if (!hold && k->open_handles)
-		uv_timer_start(&k->again, on_again, 0, 0); /* take what waited */
-}
-
-bool kafka_held(const struct kafka *k)
-{
-	return k->held;
 }
 
 void kafka_resume(struct kafka *k)
@@ -589,11 +582,10 @@ void kafka_stop_fetching(struct kafka *k)
 	if (!k->fetching)
 		return;
 	k->fetching = false;
-	rd_kafka_topic_partition_list_t *a = NULL;
-	if (rd_kafka_assignment(k->consumer, &a) == 0 && a) {
+	rd_kafka_topic_partition_list_t *a = rd_kafka_topic_partition_list_copy(k->assignment);
+	if (a->cnt)
 		rd_kafka_pause_partitions(k->consumer, a);
-		rd_kafka_topic_partition_list_destroy(a);
-	}
+	rd_kafka_topic_partition_list_destroy(a);
 	if (k->paused) {
 		rd_kafka_topic_partition_list_destroy(k->paused);
 		k->paused = NULL;
@@ -650,6 +642,7 @@ void kafka_close(struct kafka *k)
 	rd_kafka_flush(k->producer, 10000);
 	if (k->paused)
 		rd_kafka_topic_partition_list_destroy(k->paused);
+	rd_kafka_topic_partition_list_destroy(k->assignment);
 	rd_kafka_queue_destroy(k->cq);
 	rd_kafka_queue_destroy(k->pq);
 	rd_kafka_destroy(k->consumer);
