@@ -46,11 +46,13 @@ struct ledger *ledger_new(struct redis *r, const struct config *cfg)
 	host[sizeof host - 1] = '\0';
 	snprintf(worker, sizeof worker, "%s-%d", host, (int)getpid());
 	l->worker = xstrdup(worker);
-	l->settle = redis_add_script(r, "settle", lua_settle);
+	/* The steps every attempt takes go in batches: one EVALSHA per loop
+	 * turn for all of them (redis_add_batch_script). */
+	l->settle = redis_add_batch_script(r, "settle", lua_settle);
 	l->dedupe_check = redis_add_script(r, "dedupe_check", lua_dedupe_check);
 	l->dedupe_done = redis_add_script(r, "dedupe_done", lua_dedupe_done);
-	l->reserve = redis_add_script(r, "reserve", lua_reserve);
-	l->release = redis_add_script(r, "release", lua_release);
+	l->reserve = redis_add_batch_script(r, "reserve", lua_reserve);
+	l->release = redis_add_batch_script(r, "release", lua_release);
 	l->reap = redis_add_script(r, "reap", lua_reap);
 	l->reap_ack = redis_add_script(r, "reap_ack", lua_reap_ack);
 	l->budget_sync = redis_add_script(r, "budget_sync", lua_budget_sync);
@@ -216,7 +218,7 @@ static void cmd_send(struct ledger *l, size_t script, struct cmd *c, redis_reply
 		argv[i] = c->args[i].data;
 		lens[i] = c->args[i].len;
 	}
-	redis_eval(l->r, script, cb, opaque, c->nkeys, c->argc, argv, lens);
+	redis_eval_batch(l->r, script, cb, opaque, c->nkeys, c->argc, argv, lens);
 	for (int i = 0; i < c->argc; i++)
 		buf_free(&c->args[i]);
 	free(c->args);

@@ -22,7 +22,27 @@ enum redis_state { R_DOWN, R_CONNECTING, R_LOADING, R_READY };
 struct redis_script {
 	const char *name;
 	const char *source;
+	char *owned; /* source, when it was made here (a batch form) */
 	char sha[41];
+	struct batch *batch; /* a batch script's calls of this loop turn */
+};
+
+/* Calls of a batch script gathered during one loop turn (see
+ * redis_eval_batch): every call's keys back to back, and for each call
+ * "<its key count>", "<its argument count>" and its arguments. */
+struct batch_item {
+	redis_reply_cb *cb;
+	void *opaque;
+};
+struct batch {
+	size_t script;
+	struct buf keys, args; /* the bytes, back to back */
+	size_t *klens, *alens;
+	size_t nk, na, cap_k, cap_a;
+	struct batch_item *items;
+	size_t n, cap;
+	bool queued; /* on the redis' list of batches to send */
+	struct batch *next;
 };
 
 struct redis {
@@ -47,6 +67,8 @@ struct redis {
 	bool closing;
 	int open_handles;
 	struct later *laters; /* deferred failures not yet delivered */
+	uv_prepare_t flush;   /* sends the batches before the loop waits */
+	struct batch *to_send;
 };
 
 /* What a command carries through hiredis. */
@@ -54,10 +76,12 @@ struct call {
 	struct redis *r;
 	redis_reply_cb *cb;
 	void *opaque;
-	/* For redis_eval's one reload on NOSCRIPT: the command, copied. */
+	/* For redis_eval's one reload on NOSCRIPT: the command, copied into
+	 * one block that argv points into. */
 	size_t script;
 	int nkeys, argc;
-	char **argv;
+	char *block;
+	const char **argv;
 	size_t *argvlen;
 	bool retried;
 };
@@ -75,8 +99,7 @@ static void set_state(struct redis *r, enum redis_state s)
 
 static void call_free(struct call *c)
 {
-	for (int i = 0; c->argv && i < c->argc; i++)
-		free(c->argv[i]);
+	free(c->block);
 	free(c->argv);
 	free(c->argvlen);
 	free(c);
@@ -318,6 +341,18 @@ static void on_timer_closed(uv_handle_t *h)
 {
 	struct redis *r = h->data;
 	if (--r->open_handles == 0) {
+		for (size_t i = 0; i < r->n_scripts; i++) {
+			struct batch *b = r->scripts[i].batch;
+			if (b) {
+				buf_free(&b->keys);
+				buf_free(&b->args);
+				free(b->klens);
+				free(b->alens);
+				free(b->items);
+				free(b);
+			}
+			free(r->scripts[i].owned);
+		}
 		free(r->scripts);
 		free(r->host);
 		if (r->password) {
@@ -351,9 +386,11 @@ struct redis *redis_new(uv_loop_t *loop, const struct redis_options *opt, redis_
 	r->opaque = opaque;
 	uv_timer_init(loop, &r->reconnect);
 	uv_timer_init(loop, &r->watchdog);
+	uv_prepare_init(loop, &r->flush);
 	r->reconnect.data = r;
 	r->watchdog.data = r;
-	r->open_handles = 2;
+	r->flush.data = r;
+	r->open_handles = 3;
 	return r;
 }
 
@@ -389,8 +426,12 @@ static void send_call(struct redis *r, struct call *c, int argc, const char **ar
 
 static void send_eval(struct redis *r, struct call *c)
 {
-	const char *argv[c->argc + 3];
-	size_t lens[c->argc + 3];
+	/* A batch may have thousands of arguments: off the stack then. */
+	const char *argv_small[64];
+	size_t lens_small[64];
+	size_t n = (size_t)c->argc + 3;
+	const char **argv = n <= 64 ? argv_small : xmalloc(n * sizeof *argv);
+	size_t *lens = n <= 64 ? lens_small : xmalloc(n * sizeof *lens);
 	char nkeys[16];
 	argv[0] = "EVALSHA";
 	lens[0] = 7;
@@ -403,6 +444,10 @@ static void send_eval(struct redis *r, struct call *c)
 		lens[i + 3] = c->argvlen[i];
 	}
 	send_call(r, c, c->argc + 3, argv, lens);
+	if (argv != argv_small) {
+		free(argv);
+		free(lens);
+	}
 }
 
 static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
@@ -440,8 +485,10 @@ void redis_command(struct redis *r, redis_reply_cb *cb, void *opaque, int argc, 
 	send_call(r, c, argc, argv, argvlen);
 }
 
-void redis_eval(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
-                int argc, const char **argv, const size_t *argvlen)
+/* A call of script with room for argc arguments of total bytes in one block
+ * (argv and argvlen set by the caller). */
+static struct call *eval_call(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque,
+                              int nkeys, int argc, size_t total)
 {
 	struct call *c = xcalloc(1, sizeof *c);
 	c->r = r;
@@ -450,15 +497,209 @@ void redis_eval(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque
 	c->script = script;
 	c->nkeys = nkeys;
 	c->argc = argc;
+	c->block = xmalloc(total ? total : 1);
+	c->argv = xcalloc((size_t)argc ? (size_t)argc : 1, sizeof *c->argv);
+	c->argvlen = xcalloc((size_t)argc ? (size_t)argc : 1, sizeof *c->argvlen);
+	return c;
+}
+
+void redis_eval(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
+                int argc, const char **argv, const size_t *argvlen)
+{
+	size_t total = 0;
+	for (int i = 0; i < argc; i++)
+		total += argvlen ? argvlen[i] : strlen(argv[i]);
+	struct call *c = eval_call(r, script, cb, opaque, nkeys, argc, total);
 	/* Kept for a NOSCRIPT retry. */
-	c->argv = xcalloc((size_t)argc, sizeof *c->argv);
-	c->argvlen = xcalloc((size_t)argc, sizeof *c->argvlen);
+	char *p = c->block;
 	for (int i = 0; i < argc; i++) {
 		size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
-		c->argv[i] = xstrndup(argv[i], len);
+		memcpy(p, argv[i], len);
+		c->argv[i] = p;
 		c->argvlen[i] = len;
+		p += len;
 	}
 	send_eval(r, c);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+/* The batch form of a script: its text becomes a function run once per call
+ * with that call's KEYS and ARGV. The batch's KEYS are every call's keys
+ * back to back; ARGV[1] the number of calls, then per call its key count,
+ * its argument count and its arguments. The reply is the array of the
+ * calls' replies; a call that raises an error gets it as its element. */
+static const char batch_head[] = "local function step(KEYS, ARGV)\n";
+static const char batch_tail[] =
+        "\nend\n"
+        "local out, k, a = {}, 0, 2\n"
+        "for i = 1, tonumber(ARGV[1]) do\n"
+        "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+        "  local keys, args = {}, {}\n"
+        "  for j = 1, nk do keys[j] = KEYS[k + j] end\n"
+        "  for j = 1, na do args[j] = ARGV[a + 1 + j] end\n"
+        "  k, a = k + nk, a + 2 + na\n"
+        "  local ok, res = pcall(step, keys, args)\n"
+        "  if not ok then\n"
+        "    if type(res) == 'table' and res.err then out[i] = res\n"
+        "    else out[i] = redis.error_reply(tostring(res)) end\n"
+        "  elseif res == nil then out[i] = false\n"
+        "  else out[i] = res end\n"
+        "end\n"
+        "return out\n";
+
+/* Calls flushed at once when a batch reaches this many, or this many bytes. */
+#define BATCH_MAX_CALLS 512
+#define BATCH_MAX_BYTES (1 << 20)
+
+size_t redis_add_batch_script(struct redis *r, const char *name, const char *source)
+{
+	struct buf text = {0};
+	buf_puts(&text, batch_head);
+	buf_puts(&text, source);
+	buf_puts(&text, batch_tail);
+	size_t id = redis_add_script(r, name, text.data);
+	struct redis_script *s = &r->scripts[id];
+	s->owned = buf_take(&text);
+	s->source = s->owned;
+	s->batch = xcalloc(1, sizeof *s->batch);
+	s->batch->script = id;
+	return id;
+}
+
+/* What one sent batch carries to its reply. */
+struct batch_call {
+	size_t n;
+	struct batch_item items[];
+};
+
+static void on_batch_reply(void *opaque, redisReply *reply)
+{
+	struct batch_call *bc = opaque;
+	bool split = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == bc->n;
+	if (reply && reply->type == REDIS_REPLY_ARRAY && !split)
+		log_warn("redis batch reply has the wrong length", NULL);
+	for (size_t i = 0; i < bc->n; i++)
+		if (bc->items[i].cb)
+			bc->items[i].cb(bc->items[i].opaque, split ? reply->element[i] : reply);
+	free(bc);
+}
+
+static void batch_send(struct redis *r, struct batch *b)
+{
+	if (b->n == 0)
+		return;
+	char count[24];
+	size_t count_len = (size_t)snprintf(count, sizeof count, "%zu", b->n);
+	struct batch_call *bc = xmalloc(sizeof *bc + b->n * sizeof bc->items[0]);
+	bc->n = b->n;
+	memcpy(bc->items, b->items, b->n * sizeof bc->items[0]);
+	int argc = (int)(b->nk + 1 + b->na);
+	struct call *c = eval_call(r, b->script, on_batch_reply, bc, (int)b->nk, argc,
+	                           b->keys.len + count_len + b->args.len);
+	char *p = c->block;
+	int k = 0;
+	size_t off = 0;
+	memcpy(p, b->keys.data, b->keys.len);
+	for (size_t i = 0; i < b->nk; i++, k++) {
+		c->argv[k] = p + off;
+		c->argvlen[k] = b->klens[i];
+		off += b->klens[i];
+	}
+	p += b->keys.len;
+	memcpy(p, count, count_len);
+	c->argv[k] = p;
+	c->argvlen[k++] = count_len;
+	p += count_len;
+	memcpy(p, b->args.data, b->args.len);
+	off = 0;
+	for (size_t i = 0; i < b->na; i++, k++) {
+		c->argv[k] = p + off;
+		c->argvlen[k] = b->alens[i];
+		off += b->alens[i];
+	}
+	b->keys.len = b->args.len = 0;
+	b->nk = b->na = b->n = 0;
+	send_eval(r, c);
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+	struct redis *r = h->data;
+	uv_prepare_stop(h);
+	struct batch *b = r->to_send;
+	r->to_send = NULL;
+	while (b) {
+		struct batch *next = b->next;
+		b->queued = false;
+		b->next = NULL;
+		batch_send(r, b);
+		b = next;
+	}
+}
+
+static void grow_lens(size_t **lens, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	*lens = xrealloc(*lens, c * sizeof **lens);
+	*cap = c;
+}
+
+void redis_eval_batch(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
+                      int argc, const char **argv, const size_t *argvlen)
+{
+	struct batch *b = r->scripts[script].batch;
+	if (!b) {
+		redis_eval(r, script, cb, opaque, nkeys, argc, argv, argvlen);
+		return;
+	}
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 64;
+		b->items = xrealloc(b->items, b->cap * sizeof *b->items);
+	}
+	b->items[b->n++] = (struct batch_item){cb, opaque};
+	grow_lens(&b->klens, &b->cap_k, b->nk + (size_t)nkeys);
+	grow_lens(&b->alens, &b->cap_a, b->na + 2 + (size_t)(argc - nkeys));
+	for (int i = 0; i < argc; i++) {
+		size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+		if (i < nkeys) {
+			buf_append(&b->keys, argv[i], len);
+			b->klens[b->nk++] = len;
+			continue;
+		}
+		if (i == nkeys) {
+			size_t before = b->args.len;
+			buf_printf(&b->args, "%d", nkeys);
+			b->alens[b->na++] = b->args.len - before;
+			before = b->args.len;
+			buf_printf(&b->args, "%d", argc - nkeys);
+			b->alens[b->na++] = b->args.len - before;
+		}
+		buf_append(&b->args, argv[i], len);
+		b->alens[b->na++] = len;
+	}
+	if (argc == nkeys) {
+		size_t before = b->args.len;
+		buf_printf(&b->args, "%d", nkeys);
+		b->alens[b->na++] = b->args.len - before;
+		before = b->args.len;
+		buf_puts(&b->args, "0");
+		b->alens[b->na++] = b->args.len - before;
+	}
+	if (b->n >= BATCH_MAX_CALLS || b->keys.len + b->args.len >= BATCH_MAX_BYTES) {
+		batch_send(r, b);
+		return;
+	}
+	if (!b->queued) {
+		b->queued = true;
+		b->next = r->to_send;
+		r->to_send = b;
+		uv_prepare_start(&r->flush, on_flush);
+	}
 }
 
 void redis_free(struct redis *r)
@@ -466,7 +707,21 @@ void redis_free(struct redis *r)
 	if (!r)
 		return;
 	r->closing = true;
-	/* Every callback runs before this returns, so callers may free after. */
+	/* Every callback runs before this returns, so callers may free after:
+	 * batched calls not sent yet, then deferred failures, then (freeing
+	 * the context) the calls sent. */
+	uv_prepare_stop(&r->flush);
+	for (struct batch *b = r->to_send, *next; b; b = next) {
+		next = b->next;
+		b->queued = false;
+		b->next = NULL;
+		for (size_t i = 0; i < b->n; i++)
+			if (b->items[i].cb)
+				b->items[i].cb(b->items[i].opaque, NULL);
+		b->keys.len = b->args.len = 0;
+		b->nk = b->na = b->n = 0;
+	}
+	r->to_send = NULL;
 	while (r->laters) {
 		uv_timer_stop(&r->laters->timer);
 		later_fire(&r->laters->timer);
@@ -480,6 +735,7 @@ void redis_free(struct redis *r)
 	}
 	uv_close((uv_handle_t *)&r->reconnect, on_timer_closed);
 	uv_close((uv_handle_t *)&r->watchdog, on_timer_closed);
+	uv_close((uv_handle_t *)&r->flush, on_timer_closed);
 }
 
 int redis_probe(const struct redis_options *opt, char *errstr, size_t errstr_size)

@@ -52,6 +52,18 @@ void redis_command(struct redis *r, redis_reply_cb *cb, void *opaque, int argc, 
 void redis_eval(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
                 int argc, const char **argv, const size_t *argvlen);
 
+/* Registers a script's batch form (source borrowed, as above): calls of it
+ * made with redis_eval_batch() during one turn of the loop go to Redis as
+ * one EVALSHA, just before the loop waits (or at once when a batch is
+ * large). The script is written for one call (its KEYS and ARGV); each call
+ * of a batch runs it in turn, in the order made, and its callback gets its
+ * own element of the reply (or, when the whole batch failed, the error or
+ * NULL). The steps of a batch run in one script: atomic together. */
+size_t redis_add_batch_script(struct redis *r, const char *name, const char *source);
+/* As redis_eval, batched when script is a batch script. */
+void redis_eval_batch(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
+                      int argc, const char **argv, const size_t *argvlen);
+
 /* Closes the connection; pending callbacks run with NULL. The loop must be run
  * afterwards to let libuv close its handles. NULL is safe. */
 void redis_free(struct redis *r);
