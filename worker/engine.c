@@ -114,6 +114,7 @@ struct task {
 	struct task *dups; /* copies of the same id consumed meanwhile, waiting */
 	struct task *next_dup;
 
+	struct health_call call;  /* the HTTP call in flight, for health */
 	uv_timer_t *timer;        /* for delays (Retry-After, retries); NULL when unused */
 	struct task *next, *prev; /* the engine's live list */
 	struct task *next_wait;   /* waiting for Redis */
@@ -173,9 +174,14 @@ struct engine {
 	uint64_t jobs_ok, jobs_error, jobs_skipped, jobs_resent;
 	uint64_t serial;
 	int n_parked;      /* jobs waiting for budget (on_budget_exhausted = pause) */
+	/* Messages taken while max_in_flight jobs run, oldest first (a ring). */
+	rd_kafka_message_t **backlog;
+	size_t backlog_head, backlog_len, backlog_cap, backlog_max;
+	bool backlog_starting; /* backlog_start() is on the stack */
 	uv_timer_t reaper; /* reaps expired leases of dead workers */
 	bool reaping;
 	uv_timer_t budget_poll;      /* budget gauges, and the budgets Redis knows */
+	uv_timer_t hold_timer;       /* turns a long hold into a pause */
 	struct idmap *redis_budgets; /* names (keys owned by budget_names) */
 	char **budget_names;
 	size_t n_budget_names;
@@ -224,6 +230,7 @@ static void task_free(struct task *t)
 	}
 	if (t->admit_pending && e->health)
 		health_admit_cancel(e->health, t);
+	health_call_end(e->health, &t->call);
 	if (t->parked)
 		e->n_parked--;
 	free(t->tried);
@@ -333,26 +340,110 @@ static void on_before_sleep(uv_prepare_t *p)
 
 /* ---------------------------------------------------------------- flow control */
 
-/* Backpressure: at max_in_flight the assigned partitions pause, and resume
- * (only those paused here) once a tenth of the slots are free again. Out of
- * budget in pause mode, they pause until the budget has room.
+static void on_held_too_long(uv_timer_t *timer)
+{
+	struct engine *e = timer->data;
+	if (!kafka_held(e->kafka) || e->draining || e->closing)
+		return;
+	/* Full for long: pause, so that polling (and with it rebalances and
+	 * max.poll.interval.ms) goes on. */
+	kafka_pause(e->kafka);
+	kafka_hold(e->kafka, false);
+}
+
+/* How long the worker may hold (stop taking from librdkafka's queue) before
+ * it pauses instead, so that rebalances and errors are served again. */
+#define HOLD_MAX_MS 10000
+
+/* Backpressure. At max_in_flight a message taken from Kafka waits in the
+ * backlog and starts, in order, the moment a job ends; polling goes on, so
+ * rebalances and errors are served. When the backlog reaches backlog_max
+ * the worker holds: it takes nothing more from librdkafka, whose queue
+ * keeps the prefetch (it stops fetching at queued.max.messages.kbytes), and
+ * takes again once the backlog is half empty: a worker full for a moment
+ * never waits for a refetch. A hold that lasts HOLD_MAX_MS becomes a pause
+ * of the assigned partitions (what librdkafka prefetched is dropped and
+ * fetched again later), resumed (only those paused here) the same way. Out
+ * of budget in pause mode, they pause until the budget has room.
  *
- * Holding instead (not polling while full, keeping librdkafka's prefetch)
- * measured up to 4x the throughput, but left a worker stuck after its
- * partitions were lost during a broker outage; see the notes of issue 3. */
+ * A backlogged message has no ticket in its partition's track, so the
+ * watermark never passes it: dropping it (its partition revoked, a drain)
+ * loses nothing, the group reads it again from the committed offset. */
 static void flow_check(struct engine *e)
 {
-	int max = e->cfg->worker.max_in_flight;
 	if (e->draining || e->closing)
 		return;
 	if (e->n_parked > 0) {
 		kafka_pause(e->kafka);
+		kafka_hold(e->kafka, false);
+		uv_timer_stop(&e->hold_timer);
 		return;
 	}
-	if (e->in_flight >= max)
-		kafka_pause(e->kafka);
-	else if (kafka_paused(e->kafka) && e->in_flight <= max - max / 10 - 1)
+	bool low = e->backlog_len <= e->backlog_max / 2;
+	if (e->backlog_len >= e->backlog_max) {
+		if (!kafka_held(e->kafka) && !kafka_paused(e->kafka)) {
+			kafka_hold(e->kafka, true);
+			uv_timer_start(&e->hold_timer, on_held_too_long, HOLD_MAX_MS, 0);
+		}
+	} else if (low && kafka_held(e->kafka)) {
+		kafka_hold(e->kafka, false);
+		uv_timer_stop(&e->hold_timer);
+	}
+	if (low && kafka_paused(e->kafka))
 		kafka_resume(e->kafka);
+}
+
+static void backlog_push(struct engine *e, rd_kafka_message_t *m)
+{
+	if (e->backlog_len == e->backlog_cap) {
+		size_t cap = e->backlog_cap ? e->backlog_cap * 2 : 64;
+		rd_kafka_message_t **ring = xmalloc(cap * sizeof *ring);
+		for (size_t i = 0; i < e->backlog_len; i++)
+			ring[i] = e->backlog[(e->backlog_head + i) % e->backlog_cap];
+		free(e->backlog);
+		e->backlog = ring;
+		e->backlog_cap = cap;
+		e->backlog_head = 0;
+	}
+	e->backlog[(e->backlog_head + e->backlog_len++) % e->backlog_cap] = m;
+}
+
+static rd_kafka_message_t *backlog_pop(struct engine *e)
+{
+	rd_kafka_message_t *m = e->backlog[e->backlog_head];
+	e->backlog_head = (e->backlog_head + 1) % e->backlog_cap;
+	e->backlog_len--;
+	return m;
+}
+
+/* Drops the backlogged messages of parts (all of them when parts is NULL). */
+static void backlog_drop(struct engine *e, const rd_kafka_topic_partition_list_t *parts)
+{
+	size_t kept = 0, n = e->backlog_len;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = e->backlog[(e->backlog_head + i) % e->backlog_cap];
+		if (!parts || rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(m->rkt),
+		                                                 m->partition))
+			rd_kafka_message_destroy(m);
+		else
+			e->backlog[(e->backlog_head + kept++) % e->backlog_cap] = m;
+	}
+	e->backlog_len = kept;
+}
+
+static void start_message(struct engine *e, rd_kafka_message_t *m);
+
+/* Starts backlogged messages while there are free slots. */
+static void backlog_start(struct engine *e)
+{
+	if (e->backlog_starting)
+		return; /* a job that ended at once: the loop below goes on */
+	e->backlog_starting = true;
+	while (e->backlog_len && e->in_flight < e->cfg->worker.max_in_flight && !e->draining &&
+	       !e->closing)
+		start_message(e, backlog_pop(e));
+	e->backlog_starting = false;
+	flow_check(e);
 }
 
 static void revokes_check(struct engine *e);
@@ -420,7 +511,7 @@ static void task_done(struct task *t)
 	metrics_series_set(e->m_in_flight, e->in_flight);
 	if (e->revokes && track_in_flight(pt) == 0)
 		revokes_check(e);
-	flow_check(e);
+	backlog_start(e);
 	maybe_finish_stop(e);
 }
 
@@ -681,6 +772,7 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	const struct model_conf *m = &e->cfg->models[a->model];
 	const struct provider *ops = e->cfg->providers[m->provider].ops;
 	slot_release(e, m->provider);
+	health_call_end(e->health, &t->call);
 
 	completion_clear(&t->completion);
 	t->cls = RESPONSE_RETRYABLE;
@@ -949,6 +1041,7 @@ static void on_reserved(void *opaque, redisReply *reply)
 	struct http_request req = t->pending_req;
 	memset(&t->pending_req, 0, sizeof t->pending_req);
 	t->pending_model = -1;
+	health_call_begin(e->health, mi, &t->call);
 	http_pool_start(e->pools[m->provider], &req, e->cfg->providers[m->provider].timeout_ms,
 	                on_http_done, t);
 }
@@ -1017,6 +1110,7 @@ static void on_classified(void *opaque, const struct http_response *resp)
 	struct engine *e = t->e;
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
 	const struct model_conf *m = &e->cfg->models[a->model];
+	health_call_end(e->health, &t->call);
 	completion_clear(&t->completion);
 	t->cls = RESPONSE_RETRYABLE;
 	if (resp->error == HTTP_OK)
@@ -1065,6 +1159,7 @@ static bool task_classify(struct task *t, int ci)
 	struct attempt_rec *a = attempt_new(t); /* the first: never NULL */
 	a->number = 0;
 	a->model = ci;
+	health_call_begin(e->health, ci, &t->call);
 	http_pool_start(e->pools[m->provider], &req, p->timeout_ms, on_classified, t);
 	return true;
 }
@@ -1103,6 +1198,8 @@ static bool other_model_free(struct task *t, int model)
 
 /* Acts on health's verdict for model: 1 go, 0 skipped (the caller moves on),
  * -1 the task waits (a timer calls task_attempt again). */
+static void on_admitted(void *opaque, enum health_verdict v, int64_t retry_ms);
+
 static int admit_verdict(struct task *t, int model, enum health_verdict v, int64_t retry_ms)
 {
 	const struct model_conf *m = &t->e->cfg->models[model];
@@ -1121,7 +1218,18 @@ static int admit_verdict(struct task *t, int model, enum health_verdict v, int64
 			          "rate_limited");
 			return 0;
 		}
-		/* The only way left: the job waits for the limit (SPEC §6). */
+		/* The only way left: the job waits for the limit (SPEC §6), in
+		 * the provider's queue; a cold model's turn is asked again soon. */
+		if (!health_cold(t->e->health, model)) {
+			int64_t tokens = t->route.est_input + t->route.entries[model].max_tokens;
+			v = health_wait(t->e->health, model, tokens, on_admitted, t, &retry_ms);
+			if (v == HEALTH_PENDING) {
+				t->admit_pending = true;
+				return -1;
+			}
+			if (v == HEALTH_CIRCUIT_OPEN)
+				return admit_verdict(t, model, v, 0);
+		}
 		task_later(t, retry_ms > 0 ? (retry_ms < 5000 ? retry_ms : 5000) : 100,
 		           on_attempt_timer);
 		return -1;
@@ -1530,6 +1638,25 @@ static void on_budget_poll(uv_timer_t *timer)
 static void on_message(void *opaque, rd_kafka_message_t *m)
 {
 	struct engine *e = opaque;
+	size_t idx;
+	if (e->draining || e->closing ||
+	    !track_find(e, rd_kafka_topic_name(m->rkt), m->partition, &idx) ||
+	    e->revoking_flags[idx]) {
+		/* Not started (draining, or its partition is being revoked or no
+		 * longer ours): its offset is not stored, the group reads it again. */
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	if (e->backlog_len || e->in_flight >= e->cfg->worker.max_in_flight) {
+		backlog_push(e, m);
+		flow_check(e);
+		return;
+	}
+	start_message(e, m);
+}
+
+static void start_message(struct engine *e, rd_kafka_message_t *m)
+{
 	const struct config *cfg = e->cfg;
 	struct task *t = xcalloc(1, sizeof *t);
 	const char *topic = rd_kafka_topic_name(m->rkt);
@@ -1574,7 +1701,6 @@ static void on_message(void *opaque, rd_kafka_message_t *m)
 		t->raw_len = m->len;
 	}
 	rd_kafka_message_destroy(m);
-	flow_check(e);
 	if (rc != 0) {
 		task_fail(t, ERR_INVALID_JOB, "%s", err);
 		return;
@@ -1697,9 +1823,9 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *par
 	struct engine *e = opaque;
 	for (int i = 0; i < parts->cnt; i++)
 		track_get(e, parts->elems[i].topic, parts->elems[i].partition);
-	/* New partitions start paused if the worker was paused; the budget poll
-	 * runs flow_check() within a second, from outside librdkafka's callback
-	 * (resuming here, right after the pause, did not always take). */
+	/* New partitions start paused if the worker was paused (kafka.c), and
+	 * resume with the others; the budget poll runs flow_check() each second
+	 * besides, from outside librdkafka's callback. */
 }
 
 /* Stores (unless lost) and forgets the tracks of parts, then hands the
@@ -1785,6 +1911,7 @@ static void on_revoke_timeout(uv_timer_t *timer)
 static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts, bool lost)
 {
 	struct engine *e = opaque;
+	backlog_drop(e, parts);
 	if (lost || e->closing) {
 		/* Lost: another member may own them already; store nothing. Closing:
 		 * whatever could finish has finished. */
@@ -1855,6 +1982,10 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	struct engine *e = xcalloc(1, sizeof *e);
 	e->loop = loop;
 	e->cfg = cfg;
+	/* A quarter of the slots: enough to bridge a refetch after a resume. */
+	e->backlog_max = (size_t)(cfg->worker.max_in_flight / 4);
+	if (e->backlog_max < 16)
+		e->backlog_max = 16;
 	e->ids = idmap_new();
 	job_set_budget_lookup(budget_known, e);
 	e->metrics = metrics_new();
@@ -1951,6 +2082,8 @@ int engine_start(struct engine *e, char *errstr, size_t errstr_size)
 	uv_timer_start(&e->reaper, on_reap_timer, 1000, 1000);
 	uv_timer_init(e->loop, &e->budget_poll);
 	e->budget_poll.data = e;
+	uv_timer_init(e->loop, &e->hold_timer);
+	e->hold_timer.data = e;
 	uv_timer_start(&e->budget_poll, on_budget_poll, 500, 1000);
 	log_info("worker started", "worker", e->worker_id, "group", e->cfg->kafka.group, NULL);
 	return 0;
@@ -1966,6 +2099,7 @@ static void finish_stop(struct engine *e)
 		revoke_complete(e, e->revokes);
 	dedupe_flush(e);
 	on_before_sleep(&e->store_offsets);
+	backlog_drop(e, NULL); /* librdkafka wants its messages back before it closes */
 	/* Outputs still unacknowledged are flushed by kafka_close(); their jobs'
 	 * offsets are not stored, so another worker takes them again. */
 	kafka_close(e->kafka);
@@ -2003,6 +2137,7 @@ static void finish_stop(struct engine *e)
 	uv_close((uv_handle_t *)&e->drain_timer, NULL);
 	uv_close((uv_handle_t *)&e->reaper, NULL);
 	uv_close((uv_handle_t *)&e->budget_poll, NULL);
+	uv_close((uv_handle_t *)&e->hold_timer, NULL);
 	char ok[24], bad[24];
 	snprintf(ok, sizeof ok, "%llu", (unsigned long long)e->jobs_ok);
 	snprintf(bad, sizeof bad, "%llu", (unsigned long long)e->jobs_error);
@@ -2043,6 +2178,9 @@ void engine_stop(struct engine *e)
 		return;
 	e->draining = true;
 	kafka_stop_fetching(e->kafka);
+	kafka_hold(e->kafka, false); /* paused now: serve what librdkafka hands over */
+	uv_timer_stop(&e->hold_timer);
+	backlog_drop(e, NULL);
 	uv_timer_start(&e->drain_timer, on_drain_timeout, (uint64_t)e->cfg->worker.drain_timeout_ms,
 	               0);
 	maybe_finish_stop(e);
@@ -2069,6 +2207,7 @@ void engine_free(struct engine *e)
 	for (size_t i = 0; i < e->n_tracks; i++)
 		track_release(e->tracks[i]);
 	free(e->tracks);
+	free(e->backlog);
 	free(e->revoking_flags);
 	free(e->check);
 	idmap_free(e->ids);

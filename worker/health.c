@@ -55,6 +55,8 @@ struct hmodel {
 	bool cold_claiming; /* a cold claim is in flight */
 	bool cold_held;     /* this worker holds the cold call: the next record is its outcome */
 
+	struct health_call *calls, *calls_tail; /* this worker's calls, oldest first */
+
 	bool dirty;
 	struct hbatch pend;
 	char *ckey, *wkey; /* circuit and window keys */
@@ -65,6 +67,9 @@ static bool is_cold(const struct hmodel *m)
 {
 	return !m->warm && m->ok == 0 && m->open_until == 0;
 }
+
+/* Redis' clock and ours both count whole ms. */
+#define CLOCK_ROUNDING_MS 2
 
 /* How soon to ask again while another call holds a cold model. */
 #define COLD_RETRY_MS 50
@@ -80,6 +85,7 @@ struct admit {
 	bool cancelled;
 	bool in_claim;             /* a probe claim for it is in flight */
 	bool cold;                 /* the claim is a slow-start (cold) one */
+	bool waits;                /* health_wait: stays queued while the provider holds back */
 	struct admit *qnext;       /* in a provider's queue */
 	struct admit *next, *prev; /* every live admission, for cancel */
 };
@@ -95,6 +101,8 @@ struct hprov {
 	int64_t throttled_until;        /* the provider said 429 */
 	bool taking;                    /* a take is in flight */
 	struct admit *qhead, *qtail;
+	size_t qlen;
+	uv_timer_t wake; /* for the waiters: when the bucket or the throttle allows */
 	int64_t demand_start, demand_req, demand_tok, last_req, last_tok;
 	char *key;
 	size_t key_len;
@@ -258,6 +266,11 @@ struct health *health_new(uv_loop_t *loop, struct redis *r, const struct config 
 		uv_timer_init(loop, &h->refresh_timer);
 		h->flush_timer.data = h->refresh_timer.data = h;
 		h->open_handles = 2;
+		for (size_t i = 0; i < cfg->n_providers; i++) {
+			uv_timer_init(loop, &h->provs[i].wake);
+			h->provs[i].wake.data = &h->provs[i];
+			h->open_handles++;
+		}
 		uv_timer_start(&h->flush_timer, on_flush_timer, (uint64_t)h->opt.flush_ms,
 		               (uint64_t)h->opt.flush_ms);
 		/* The timer ticks at least every 100 ms so that the first view
@@ -308,6 +321,13 @@ static void on_timer_closed(uv_handle_t *handle)
 	maybe_free(h);
 }
 
+static void on_wake_closed(uv_handle_t *handle)
+{
+	struct hprov *p = handle->data;
+	p->h->open_handles--;
+	maybe_free(p->h);
+}
+
 void health_free(struct health *h)
 {
 	if (!h)
@@ -322,6 +342,7 @@ void health_free(struct health *h)
 		for (struct admit *a = p->qhead; a; a = a->qnext)
 			a->cancelled = true;
 		p->qhead = p->qtail = NULL;
+		p->qlen = 0;
 	}
 	struct admit *a = h->admits;
 	while (a) {
@@ -335,6 +356,10 @@ void health_free(struct health *h)
 		uv_timer_stop(&h->refresh_timer);
 		uv_close((uv_handle_t *)&h->flush_timer, on_timer_closed);
 		uv_close((uv_handle_t *)&h->refresh_timer, on_timer_closed);
+		for (size_t i = 0; i < h->cfg->n_providers; i++) {
+			uv_timer_stop(&h->provs[i].wake);
+			uv_close((uv_handle_t *)&h->provs[i].wake, on_wake_closed);
+		}
 	}
 	maybe_free(h);
 }
@@ -568,7 +593,11 @@ void health_throttle(struct health *h, int provider, int64_t retry_after_ms)
 
 /* ---------------------------------------------------------------- the view */
 
-/* Applies a view reply ({now, json}) received at mono. Returns 0 or -1. */
+/* Applies a view reply ({now, json}) received at mono. Redis' times are
+ * mapped to ours as if its clock was read when the reply came, plus the
+ * rounding of two millisecond clocks: a deadline (a cooldown's end) then
+ * falls no earlier here than in Redis, so a probe is not claimed before
+ * Redis agrees it is due. Returns 0 or -1. */
 static int view_apply(struct health *h, const redisReply *reply, int64_t mono, bool clear_local)
 {
 	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -593,10 +622,10 @@ static int view_apply(struct health *h, const redisReply *reply, int64_t mono, b
 		m->tokens = f[3];
 		m->consec = f[4];
 		/* Redis' times onto this clock; a past time stays non-zero. */
-		m->open_until = f[5] > 0 ? mono + (f[5] - rnow) : 0;
+		m->open_until = f[5] > 0 ? mono + (f[5] - rnow) + CLOCK_ROUNDING_MS : 0;
 		if (f[5] > 0 && m->open_until == 0)
 			m->open_until = -1;
-		m->probe_until = f[6] > 0 ? mono + (f[6] - rnow) : 0;
+		m->probe_until = f[6] > 0 ? mono + (f[6] - rnow) + CLOCK_ROUNDING_MS : 0;
 		/* Once Redis has the batch that opened the circuit here, its
 		 * view is the truth. */
 		if (clear_local && m->local_open_until && m->local_open_gen <= h->view_acked_gen)
@@ -715,6 +744,49 @@ enum health_circuit health_circuit(const struct health *h, int model, int64_t no
 int64_t health_model_latency_ms(const struct health *h, int model)
 {
 	return h->models[model].median_ms;
+}
+
+void health_call_begin(struct health *h, int model, struct health_call *c)
+{
+	struct hmodel *m = &h->models[model];
+	health_call_end(h, c);
+	c->model = model;
+	c->start_ms = time_mono_ms();
+	c->next = NULL;
+	c->prev = m->calls_tail;
+	if (m->calls_tail)
+		m->calls_tail->next = c;
+	else
+		m->calls = c;
+	m->calls_tail = c;
+	c->linked = true;
+}
+
+void health_call_end(struct health *h, struct health_call *c)
+{
+	if (!h || !c->linked)
+		return;
+	struct hmodel *m = &h->models[c->model];
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		m->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		m->calls_tail = c->prev;
+	c->prev = c->next = NULL;
+	c->linked = false;
+}
+
+int64_t health_latency_estimate(const struct health *h, int model, int64_t configured_ms,
+                                int64_t now_ms)
+{
+	const struct hmodel *m = &h->models[model];
+	if (m->median_ms >= 0)
+		return m->median_ms;
+	int64_t age = m->calls ? now_ms - m->calls->start_ms : 0;
+	return age > configured_ms ? age : configured_ms;
 }
 
 bool health_success_counts(const struct health *h, int model, int64_t *ok, int64_t *calls)
@@ -903,33 +975,89 @@ static void queue_push(struct hprov *p, struct admit *a)
 	else
 		p->qhead = a;
 	p->qtail = a;
+	p->qlen++;
 }
 
-/* After a take's answer: serve the queue in order while the credits last.
- * wait_ms > 0: the bucket is dry, the rest are told to retry; failed: Redis
- * did not answer. */
+/* Until when (monotonic ms) the provider holds back a call needing tokens:
+ * a 429's throttle, or the shared bucket dry with no local credit for it.
+ * 0: it may go (or take from the bucket) now. */
+static int64_t held_until(const struct hprov *p, int64_t tokens, int64_t now)
+{
+	int64_t until = p->throttled_until > now ? p->throttled_until : 0;
+	if (limited_provider(p) && p->dry_until > now && p->dry_until > until &&
+	    !(p->credit_expires > now && credits_cover(p, tokens)))
+		until = p->dry_until;
+	return until;
+}
+
+static void on_wake(uv_timer_t *timer);
+
+/* What the queue needs next: the wake timer while the provider holds back,
+ * else a take (or, unlimited, nothing to wait for). */
+static void queue_next(struct health *h, struct hprov *p)
+{
+	if (!p->qhead || h->dead)
+		return;
+	int64_t now = time_mono_ms();
+	int64_t until = held_until(p, p->qhead->tokens, now);
+	if (until > 0 && h->loop) {
+		uv_timer_start(&p->wake, on_wake, (uint64_t)(until - now), 0);
+	} else if (!p->taking) {
+		take_send(h, p);
+	}
+}
+
+/* Serves the queue in order while the credits last (after a take's answer,
+ * or when the wake timer fires). wait_ms > 0: the bucket is dry; admissions
+ * are told to retry, waiters stay. failed: Redis did not answer. */
 static void queue_serve(struct health *h, struct hprov *p, int64_t wait_ms, bool failed)
 {
 	struct admit *a = p->qhead;
+	int64_t now = time_mono_ms();
+	int64_t throttled = p->throttled_until > now ? p->throttled_until - now : 0;
 	p->qhead = p->qtail = NULL;
+	p->qlen = 0;
 	while (a) {
 		struct admit *next = a->qnext;
 		if (a->cancelled) {
 			admit_unlink(h, a);
+		} else if (throttled > 0) {
+			if (a->waits && !failed)
+				queue_push(p, a);
+			else
+				admit_done(h, a, HEALTH_LIMITED, failed ? REDIS_DOWN_RETRY_MS : throttled);
 		} else if (credits_cover(p, a->tokens)) {
 			credits_take(p, a, a->tokens);
 			admit_proceed(h, a);
 		} else if (failed) {
 			admit_done(h, a, HEALTH_LIMITED, REDIS_DOWN_RETRY_MS);
-		} else if (wait_ms > 0) {
+		} else if (wait_ms > 0 && !a->waits) {
 			admit_done(h, a, HEALTH_LIMITED, wait_ms);
 		} else {
 			queue_push(p, a);
 		}
 		a = next;
 	}
-	if (p->qhead && !p->taking && !h->dead)
-		take_send(h, p);
+	queue_next(h, p);
+}
+
+static void on_wake(uv_timer_t *timer)
+{
+	struct hprov *p = timer->data;
+	struct health *h = p->h;
+	int64_t now = time_mono_ms();
+	if (h->dead || !p->qhead)
+		return;
+	if (!redis_up(h) && limited_provider(p)) {
+		queue_serve(h, p, 0, true);
+		return;
+	}
+	credits_expire(p, now);
+	/* Unlimited (a 429 held it) or credits left: serve; else take. */
+	if (!limited_provider(p) || credits_cover(p, p->qhead->tokens))
+		queue_serve(h, p, 0, false);
+	else
+		queue_next(h, p);
 }
 
 static void on_take(void *opaque, redisReply *reply)
@@ -981,6 +1109,8 @@ static void take_send(struct health *h, struct hprov *p)
 	int64_t need_req = p->rpm ? 1 : 0, need_tok = p->tpm ? head->tokens : 0;
 	int64_t more_req = p->last_req > p->demand_req ? p->last_req : p->demand_req;
 	int64_t more_tok = p->last_tok > p->demand_tok ? p->last_tok : p->demand_tok;
+	if (more_req < (int64_t)p->qlen - 1)
+		more_req = (int64_t)p->qlen - 1;
 	if (more_req > p->burst_req / 4)
 		more_req = p->burst_req / 4;
 	if (more_tok > p->burst_tok / 4)
@@ -1141,6 +1271,31 @@ enum health_verdict health_admit(struct health *h, int model, int64_t tokens, he
 		return HEALTH_PENDING;
 	}
 	return HEALTH_GO;
+}
+
+enum health_verdict health_wait(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
+                                void *opaque, int64_t *retry_after_ms)
+{
+	struct hprov *p = &h->provs[h->cfg->models[model].provider];
+	int64_t now = time_mono_ms();
+	*retry_after_ms = 0;
+	if (health_circuit(h, model, now) == HEALTH_OPEN)
+		return HEALTH_CIRCUIT_OPEN;
+	int64_t until = held_until(p, tokens, now);
+	if (until == 0 || !h->loop) {
+		*retry_after_ms = until > now ? until - now : 1;
+		return HEALTH_LIMITED;
+	}
+	if (!redis_up(h)) {
+		*retry_after_ms = REDIS_DOWN_RETRY_MS;
+		return HEALTH_LIMITED;
+	}
+	struct admit *a = admit_new(h, model, tokens, cb, opaque);
+	a->waits = true;
+	queue_push(p, a);
+	if (!p->taking)
+		queue_next(h, p);
+	return HEALTH_PENDING;
 }
 
 void health_admit_cancel(struct health *h, void *opaque)

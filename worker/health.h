@@ -146,6 +146,24 @@ const char *health_circuit_name(enum health_circuit c); /* "closed", "open", "pr
 enum health_circuit health_circuit(const struct health *h, int model, int64_t now_ms);
 /* The observed median latency over the window, or -1 without observations. */
 int64_t health_model_latency_ms(const struct health *h, int model);
+/* A call on a model, from its start to its end, as this worker sees it:
+ * while a model has no observation in the window, the age of its oldest
+ * call here is a lower bound on its latency (health_latency_estimate). The
+ * struct lives in the caller's memory; end is a no-op when not begun. */
+struct health_call {
+	struct health_call *prev, *next;
+	int64_t start_ms;
+	int model;
+	bool linked;
+};
+void health_call_begin(struct health *h, int model, struct health_call *c);
+void health_call_end(struct health *h, struct health_call *c);
+/* What strategy fastest orders by (SPEC §6): the observed median; without
+ * observations, configured_ms, or the age of this worker's oldest call on
+ * the model when that is longer (a model that stopped answering fast is not
+ * taken for its configured latency while its calls hang). */
+int64_t health_latency_estimate(const struct health *h, int model, int64_t configured_ms,
+                                int64_t now_ms);
 /* Successes / calls over the window, or -1 without calls. */
 double health_success_rate(const struct health *h, int model);
 /* The same as counts, exact (for comparisons): returns false without calls. */
@@ -212,6 +230,16 @@ typedef void health_admit_cb(void *opaque, enum health_verdict v, int64_t retry_
  * away while pending calls health_admit_cancel(h, opaque). */
 enum health_verdict health_admit(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
                                  void *opaque, int64_t *retry_after_ms);
+/* The job waits for model's provider: LIMITED by its rate limit or a 429's
+ * Retry-After, with no other model to turn to (SPEC §6: "otherwise the job
+ * waits"). The wait is queued in order behind the provider's other waiters,
+ * with one timer per provider for when the bucket refills (not one per job:
+ * a thousand waiting jobs do not wake every few ms to ask again). Returns
+ * PENDING (cb brings GO, CIRCUIT_OPEN, or LIMITED when Redis cannot be
+ * asked), or LIMITED with *retry_after_ms when it cannot queue (nothing
+ * holds the provider back any more, no loop, Redis away): ask again then. */
+enum health_verdict health_wait(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
+                                void *opaque, int64_t *retry_after_ms);
 /* Forgets every pending admission of opaque: its cb will not run. A credit
  * or a probe already granted to it is not given back (the probe's lease
  * expires). */

@@ -38,6 +38,7 @@ struct kafka {
 	long fatal_after; /* test hook: raise a fatal error after this many reports */
 	long reports;
 	rd_kafka_topic_partition_list_t *paused;
+	bool held;
 	/* The assignment as the rebalance callbacks built it: asking librdkafka
 	 * (rd_kafka_assignment) blocks on its group thread, which may itself
 	 * wait for our unassign call during an outage: a deadlock. */
@@ -257,6 +258,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 					        k->paused, parts->elems[i].topic,
 					        parts->elems[i].partition);
 			}
+		} else {
+			/* librdkafka keeps a partition's pause across an unassign: one
+			 * paused when it was lost would come back paused for good. */
+			rd_kafka_resume_partitions(rk, parts);
 		}
 		k->h.assigned(k->opaque, parts);
 	} else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -280,6 +285,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 void kafka_release(struct kafka *k, const rd_kafka_topic_partition_list_t *parts, bool lost)
 {
 	(void)lost;
+	/* Paused here (full, or revoking): cleared before it goes, so that it
+	 * is not paused if it comes back (messages fetched meanwhile are not
+	 * ours: the engine drops them). */
+	rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(parts);
+	rd_kafka_resume_partitions(k->consumer, copy);
+	rd_kafka_topic_partition_list_destroy(copy);
 	rd_kafka_error_t *e = rd_kafka_incremental_unassign(k->consumer, parts);
 	if (e) {
 		log_warn("kafka unassign failed", "error", rd_kafka_error_string(e), NULL);
@@ -297,6 +308,8 @@ void kafka_release(struct kafka *k, const rd_kafka_topic_partition_list_t *parts
 static void serve_consumer(struct kafka *k)
 {
 	for (int n = 0; n < SERVE_BATCH; n++) {
+		if (k->held)
+			return;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
 		if (!m)
 			return;
@@ -545,6 +558,9 @@ void kafka_pause(struct kafka *k)
 	if (a->cnt)
 		rd_kafka_pause_partitions(k->consumer, a);
 	k->paused = a;
+	char n[16];
+	snprintf(n, sizeof n, "%d", a->cnt);
+	log_debug("consumption paused", "partitions", n, NULL);
 }
 
 void kafka_pause_partitions(struct kafka *k, const rd_kafka_topic_partition_list_t *parts)
@@ -563,10 +579,28 @@ void kafka_commit_async(struct kafka *k, const rd_kafka_topic_partition_list_t *
 		log_warn("kafka commit failed", "error", rd_kafka_err2str(err), NULL);
 }
 
+void kafka_hold(struct kafka *k, bool hold)
+{
+	if (k->held == hold)
+		return;
+	k->held = hold;
+	log_debug(hold ? "consumption held" : "consumption taken up", NULL);
+	if (!hold && k->open_handles)
+		uv_timer_start(&k->again, on_again, 0, 0); /* take what waited */
+}
+
+bool kafka_held(const struct kafka *k)
+{
+	return k->held;
+}
+
 void kafka_resume(struct kafka *k)
 {
 	if (!k->paused || !k->fetching)
 		return;
+	char n[16];
+	snprintf(n, sizeof n, "%d", k->paused->cnt);
+	log_debug("consumption resumed", "partitions", n, NULL);
 	rd_kafka_resume_partitions(k->consumer, k->paused);
 	rd_kafka_topic_partition_list_destroy(k->paused);
 	k->paused = NULL;

@@ -53,6 +53,14 @@ rd_kafka_resp_err_t kafka_produce(struct kafka *k, const char *topic, const void
 /* Stores the offset to commit for a partition (enable.auto.offset.store=false). */
 void kafka_store_offset(struct kafka *k, const char *topic, int32_t partition, int64_t offset);
 
+/* Holding: no message is taken from librdkafka's queue, which keeps what it
+ * fetched (up to queued.max.messages.kbytes, then it stops fetching), so a
+ * worker full for a moment goes on at once, without a refetch. Rebalances
+ * and errors wait in that queue too: a long hold must become a pause,
+ * which keeps serving them. */
+void kafka_hold(struct kafka *k, bool hold);
+bool kafka_held(const struct kafka *k);
+
 /* Pauses every assigned partition (remembering which) / resumes only those. */
 void kafka_pause(struct kafka *k);
 void kafka_resume(struct kafka *k);

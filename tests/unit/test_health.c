@@ -530,6 +530,8 @@ struct vjob {
 	int64_t tokens;
 	int *count;
 	bool *stop;
+	bool waits;  /* on LIMITED, health_wait as the engine does (else ask again later) */
+	int64_t *asks; /* health_admit and health_wait calls */
 	uv_timer_t timer;
 };
 
@@ -540,6 +542,14 @@ static void vjob_verdict(void *opaque, enum health_verdict v, int64_t retry_afte
 	struct vjob *j = opaque;
 	if (v == HEALTH_GO)
 		(*j->count)++;
+	if (v == HEALTH_LIMITED && j->waits && !*j->stop) {
+		(*j->asks)++;
+		v = health_wait(j->h, j->model, j->tokens, vjob_verdict, j, &retry_after_ms);
+		if (v == HEALTH_PENDING)
+			return;
+		if (v == HEALTH_GO)
+			(*j->count)++;
+	}
 	vjob_next(j, v == HEALTH_GO ? 0 : retry_after_ms > 0 ? retry_after_ms : 1);
 }
 
@@ -549,6 +559,7 @@ static void vjob_fire(uv_timer_t *t)
 	if (*j->stop)
 		return;
 	int64_t retry;
+	(*j->asks)++;
 	enum health_verdict v = health_admit(j->h, j->model, j->tokens, vjob_verdict, j, &retry);
 	if (v != HEALTH_PENDING)
 		vjob_verdict(j, v, retry);
@@ -561,12 +572,14 @@ static void vjob_next(struct vjob *j, int64_t delay)
 }
 
 /* Runs jobs_per_worker virtual jobs on each worker for ms; counts the calls
- * let through per worker. */
-static void rate_run(struct world *w, int model, int64_t tokens, int jobs_per_worker, int64_t ms,
-                     int counts[2])
+ * let through per worker, and the admissions asked (asks, may be NULL). With
+ * waits, a limited job queues with health_wait. */
+static void rate_run_mode(struct world *w, int model, int64_t tokens, int jobs_per_worker,
+                          int64_t ms, int counts[2], bool waits, int64_t *asks)
 {
 	struct vjob *jobs = calloc((size_t)(2 * jobs_per_worker), sizeof *jobs);
 	bool stop = false;
+	int64_t asked = 0;
 	for (int i = 0; i < 2 * jobs_per_worker; i++) {
 		struct vjob *j = &jobs[i];
 		j->w = w;
@@ -575,6 +588,8 @@ static void rate_run(struct world *w, int model, int64_t tokens, int jobs_per_wo
 		j->tokens = tokens;
 		j->count = &counts[i % 2];
 		j->stop = &stop;
+		j->waits = waits;
+		j->asks = &asked;
 		uv_timer_init(&w->loop, &j->timer);
 		j->timer.data = j;
 		vjob_next(j, 0);
@@ -588,6 +603,14 @@ static void rate_run(struct world *w, int model, int64_t tokens, int jobs_per_wo
 	}
 	uv_run(&w->loop, UV_RUN_NOWAIT);
 	free(jobs);
+	if (asks)
+		*asks = asked;
+}
+
+static void rate_run(struct world *w, int model, int64_t tokens, int jobs_per_worker, int64_t ms,
+                     int counts[2])
+{
+	rate_run_mode(w, model, tokens, jobs_per_worker, ms, counts, false, NULL);
 }
 
 TEST(rpm_is_shared_and_held)
@@ -606,6 +629,27 @@ TEST(rpm_is_shared_and_held)
 	CHECK(counts[0] > total / 5 && counts[1] > total / 5);
 	/* The router sees the limit: when the bucket is dry, a limited model is
 	 * skipped for another; alone, it stays and the job waits. */
+	world_close(&w);
+}
+
+TEST(waiting_jobs_queue_instead_of_polling)
+{
+	struct world w;
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
+	/* 500 jobs per worker on rpm = 600/s: each call let through should
+	 * cost about one admission, not one per waiting job per refill. */
+	int counts[2] = {0, 0};
+	int64_t asks = 0;
+	rate_run_mode(&w, 0, 10, 500, 2000, counts, true, &asks);
+	int total = counts[0] + counts[1];
+	printf("  rpm 600/s over 2 s, 1000 waiting jobs: %d + %d = %d calls, %lld admissions "
+	       "asked\n",
+	       counts[0], counts[1], total, (long long)asks);
+	CHECK(total >= 1140 && total <= 1260);
+	CHECK(counts[0] > total / 5 && counts[1] > total / 5);
+	CHECK(asks <= 10 * total + 2000); /* polling asks some 800,000 times */
 	world_close(&w);
 }
 
@@ -902,6 +946,7 @@ int main(void)
 	RUN(a_probe_given_back_goes_to_another_worker);
 	RUN(unauthorized_opens_the_provider_everywhere);
 	RUN(rpm_is_shared_and_held);
+	RUN(waiting_jobs_queue_instead_of_polling);
 	RUN(tpm_is_shared_and_held);
 	RUN(medians_and_success_rates_converge);
 	RUN(fastest_follows_observed_latency);

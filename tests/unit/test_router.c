@@ -225,6 +225,43 @@ TEST(fastest_prefers_observed_medians)
 	health_free(h);
 }
 
+TEST(fastest_counts_calls_in_flight_without_observations)
+{
+	struct health *h = health_new(NULL, NULL, &cfg, NULL);
+	int64_t now = time_mono_ms();
+	struct route_context ctx = {.cost_left_nusd = -1, .health = h, .now_ms = now};
+	struct job job;
+	struct route r = {0};
+	/* tiny (configured 300) has a call out for 1 s and nothing observed:
+	 * it is at least that slow. */
+	struct health_call c1 = {0}, c2 = {0};
+	health_call_begin(h, 0, &c1);
+	c1.start_ms = now - 1000;
+	health_call_begin(h, 0, &c2);
+	c2.start_ms = now - 10;
+	route_ctx("{\"id\":\"1\",\"prompt\":\"hi\",\"strategy\":\"fastest\"}", &ctx, &r, &job);
+	CHECK_STR(chain(&r), "twin,small,tiny,mid,big,huge");
+	job_clear(&job);
+	/* The old call ends: the young one is under the configured latency. */
+	health_call_end(h, &c1);
+	health_call_end(h, &c1); /* twice: nothing */
+	route_ctx("{\"id\":\"1\",\"prompt\":\"hi\",\"strategy\":\"fastest\"}", &ctx, &r, &job);
+	CHECK_STR(chain(&r), "tiny,twin,small,mid,big,huge");
+	job_clear(&job);
+	/* With observations, the median rules, not the calls out. */
+	health_call_begin(h, 0, &c1);
+	c1.start_ms = now - 4000;
+	struct health_model_view v = {.median_ms = 50, .ok = 10};
+	health_set_view(h, 0, &v);
+	route_ctx("{\"id\":\"1\",\"prompt\":\"hi\",\"strategy\":\"fastest\"}", &ctx, &r, &job);
+	CHECK_STR(chain(&r), "tiny,twin,small,mid,big,huge");
+	health_call_end(h, &c1);
+	health_call_end(h, &c2);
+	router_route_clear(&r);
+	job_clear(&job);
+	health_free(h);
+}
+
 TEST(reliable_orders_by_success_rate)
 {
 	struct health *h = health_new(NULL, NULL, &cfg, NULL);
@@ -652,6 +689,7 @@ int main(void)
 	RUN(balanced_takes_cheapest_near_best);
 	RUN(fastest_uses_configured_latency);
 	RUN(fastest_prefers_observed_medians);
+	RUN(fastest_counts_calls_in_flight_without_observations);
 	RUN(reliable_orders_by_success_rate);
 	RUN(auto_follows_complexity);
 	RUN(auto_on_easy_and_hard_prompts);
