@@ -140,29 +140,50 @@ void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, in
 
 /* ------------------------------------------------------------ script calls */
 
-/* One script call being built: keys first, then arguments (each copied). */
+/* One script call being built: keys first, then arguments, all copied into
+ * one buffer (one allocation for the whole call, not one per argument). */
+#define CMD_INLINE_ARGS 24
 struct cmd {
 	int argc, nkeys;
 	int cap;
-	struct buf *args;
+	struct buf data;
+	size_t *off, *len; /* argument i is data.data[off[i] .. off[i] + len[i]) */
+	size_t off_inline[CMD_INLINE_ARGS], len_inline[CMD_INLINE_ARGS];
 };
 
-static struct buf *cmd_next(struct cmd *c)
+/* Records what was appended to c->data since start as the next argument. */
+static void cmd_mark(struct cmd *c, size_t start)
 {
 	if (c->argc == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 16;
-		c->args = xrealloc(c->args, (size_t)c->cap * sizeof *c->args);
+		if (!c->off) {
+			c->off = c->off_inline;
+			c->len = c->len_inline;
+			c->cap = CMD_INLINE_ARGS;
+			buf_reserve(&c->data, 512);
+		} else {
+			int cap = c->cap * 2;
+			size_t *off = xmalloc((size_t)cap * sizeof *off);
+			size_t *len = xmalloc((size_t)cap * sizeof *len);
+			memcpy(off, c->off, (size_t)c->argc * sizeof *off);
+			memcpy(len, c->len, (size_t)c->argc * sizeof *len);
+			if (c->off != c->off_inline) {
+				free(c->off);
+				free(c->len);
+			}
+			c->off = off;
+			c->len = len;
+			c->cap = cap;
+		}
 	}
-	c->args[c->argc] = (struct buf){0};
-	/* An empty argument still needs a non-NULL pointer. */
-	buf_reserve(&c->args[c->argc], 1);
-	c->args[c->argc].data[0] = '\0';
-	return &c->args[c->argc++];
+	c->off[c->argc] = start;
+	c->len[c->argc++] = c->data.len - start;
 }
 
 static void cmd_mem(struct cmd *c, const void *data, size_t len)
 {
-	buf_append(cmd_next(c), data, len);
+	size_t start = c->data.len;
+	buf_append(&c->data, data, len);
+	cmd_mark(c, start);
 }
 
 static void cmd_str(struct cmd *c, const char *s)
@@ -174,14 +195,25 @@ static void cmd_fmt(struct cmd *c, const char *fmt, ...) __attribute__((format(p
 static void cmd_fmt(struct cmd *c, const char *fmt, ...)
 {
 	va_list ap;
+	size_t start = c->data.len;
 	va_start(ap, fmt);
-	buf_vprintf(cmd_next(c), fmt, ap);
+	buf_vprintf(&c->data, fmt, ap);
 	va_end(ap);
+	cmd_mark(c, start);
 }
 
+/* A decimal integer, without printf (it is on every call's path). */
 static void cmd_i64(struct cmd *c, int64_t v)
 {
-	cmd_fmt(c, "%lld", (long long)v);
+	char tmp[24], *p = tmp + sizeof tmp;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	cmd_mem(c, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 /* A key: "<base>" followed by fmt. Keys come before every argument. */
@@ -190,11 +222,12 @@ static void cmd_key(struct cmd *c, const struct ledger *l, const char *fmt, ...)
 static void cmd_key(struct cmd *c, const struct ledger *l, const char *fmt, ...)
 {
 	va_list ap;
-	struct buf *b = cmd_next(c);
-	buf_puts(b, l->base);
+	size_t start = c->data.len;
+	buf_puts(&c->data, l->base);
 	va_start(ap, fmt);
-	buf_vprintf(b, fmt, ap);
+	buf_vprintf(&c->data, fmt, ap);
 	va_end(ap);
+	cmd_mark(c, start);
 	c->nkeys++;
 }
 
@@ -212,18 +245,19 @@ static void cmd_base_windows(struct cmd *c, const struct ledger *l, int64_t now_
 static void cmd_send(struct ledger *l, size_t script, struct cmd *c, redis_reply_cb *cb,
                      void *opaque)
 {
-	const char **argv = xcalloc((size_t)c->argc, sizeof *argv);
-	size_t *lens = xcalloc((size_t)c->argc, sizeof *lens);
-	for (int i = 0; i < c->argc; i++) {
-		argv[i] = c->args[i].data;
-		lens[i] = c->args[i].len;
-	}
-	redis_eval_batch(l->r, script, cb, opaque, c->nkeys, c->argc, argv, lens);
+	const char *argv_inline[CMD_INLINE_ARGS];
+	const char **argv = c->argc <= CMD_INLINE_ARGS ? argv_inline
+	                                               : xmalloc((size_t)c->argc * sizeof *argv);
 	for (int i = 0; i < c->argc; i++)
-		buf_free(&c->args[i]);
-	free(c->args);
-	free(argv);
-	free(lens);
+		argv[i] = c->data.data + c->off[i];
+	redis_eval_batch(l->r, script, cb, opaque, c->nkeys, c->argc, argv, c->len);
+	if (argv != argv_inline)
+		free(argv);
+	if (c->off != c->off_inline) {
+		free(c->off);
+		free(c->len);
+	}
+	buf_free(&c->data);
 	*c = (struct cmd){0};
 }
 

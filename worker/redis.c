@@ -649,6 +649,19 @@ static void grow_lens(size_t **lens, size_t *cap, size_t need)
 	*cap = c;
 }
 
+/* Appends n in decimal to b as the next argument of batch b. */
+static void batch_count(struct batch *b, size_t n)
+{
+	char tmp[24], *p = tmp + sizeof tmp;
+	do {
+		*--p = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	size_t len = (size_t)(tmp + sizeof tmp - p);
+	buf_append(&b->args, p, len);
+	b->alens[b->na++] = len;
+}
+
 void redis_eval_batch(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
                       int argc, const char **argv, const size_t *argvlen)
 {
@@ -672,23 +685,15 @@ void redis_eval_batch(struct redis *r, size_t script, redis_reply_cb *cb, void *
 			continue;
 		}
 		if (i == nkeys) {
-			size_t before = b->args.len;
-			buf_printf(&b->args, "%d", nkeys);
-			b->alens[b->na++] = b->args.len - before;
-			before = b->args.len;
-			buf_printf(&b->args, "%d", argc - nkeys);
-			b->alens[b->na++] = b->args.len - before;
+			batch_count(b, (size_t)nkeys);
+			batch_count(b, (size_t)(argc - nkeys));
 		}
 		buf_append(&b->args, argv[i], len);
 		b->alens[b->na++] = len;
 	}
 	if (argc == nkeys) {
-		size_t before = b->args.len;
-		buf_printf(&b->args, "%d", nkeys);
-		b->alens[b->na++] = b->args.len - before;
-		before = b->args.len;
-		buf_puts(&b->args, "0");
-		b->alens[b->na++] = b->args.len - before;
+		batch_count(b, (size_t)nkeys);
+		batch_count(b, 0);
 	}
 	if (b->n >= BATCH_MAX_CALLS || b->keys.len + b->args.len >= BATCH_MAX_BYTES) {
 		batch_send(r, b);
