@@ -10,11 +10,16 @@ cluster, redis-server, the fake provider, the RELEASE worker from bin/):
 
   a  latency-bound throughput: 20,000 jobs, provider latency 1.0 s,
      worker.max_in_flight 2000, max_connections 2000. Ideal: 2,000 jobs/s.
+     Twice: on a warm model (judged: a fleet that has called the model
+     within router.window_s; a warm-up job runs through a worker of its own
+     topic and group first) and on a cold one (slow start: one call until
+     the first success, one provider latency more; reported).
   b  CPU cost: 50,000 jobs, zero-latency provider; worker user+sys CPU
      (/proc/PID/stat, all threads) between the first and the last result,
      per job. Target <= 30 us/job.
   c  memory: worker VmRSS idle (subscribed, no jobs) and with 10,000 jobs in
-     flight (provider latency 30 s); KiB per in-flight job. Target <= 16 KiB.
+     flight (provider latency 30 s, warm model); KiB per in-flight job.
+     Target <= 16 KiB.
   d  Redis round trips per job: INFO commandstats before/after the run of
      phase b (or a run of its own), commands the worker sends itself
      (EVALSHA, ...) divided by jobs. Target <= 2.
@@ -63,9 +68,10 @@ os.environ.setdefault("PROMPTYARD_BIN", str(REPO / "bin"))
 from tests.lib import bench_util as bu  # noqa: E402
 from tests.lib import procs  # noqa: E402
 from tests.lib.bench_util import PhaseError  # noqa: E402
-from tests.lib.stack import Stack  # noqa: E402
+from tests.lib.stack import Stack, Worker, write_config  # noqa: E402
 
 PARTITIONS = 8
+WARMUP_TOPIC = "bench.warmup"
 EXTRA_KAFKA_PROPERTIES = []  # --kafka-property, for experiments
 WORKER_ENV = {}              # --profile-libs: LD_LIBRARY_PATH of the worker only
 MODEL = {"name": "mini", "provider": "openai", "id": "gpt-4o-mini", "input_usd_per_mtok": 0.15,
@@ -87,7 +93,8 @@ def out(*a):
 def make_stack(latency_ms=0, max_in_flight=1000, connections=256, timeout_ms=30000,
                drain_ms=10000):
     """One OpenAI-type provider on the fake, one model, 8 partitions."""
-    s = Stack(partitions=PARTITIONS, models=[dict(MODEL)], providers=[])
+    s = Stack(partitions=PARTITIONS, models=[dict(MODEL)], providers=[],
+              topics={WARMUP_TOPIC: 1})
     s.providers[:] = [{"name": "openai", "type": "openai", "base_url": s.fake.url("/openai/v1"),
                        "api_key_env": "FAKE_OPENAI_KEY", "timeout_ms": timeout_ms,
                        "max_connections": connections}]
@@ -127,12 +134,50 @@ def wait_subscribed(w, timeout_s):
 
 # ---------------------------------------------------------------- a flow: jobs in, results out
 
-def run_flow(s, n, timeout_s, program=None, perf_dir=None, fake_log=False, want_threads=True):
+def warm_up(s, latency_ms, watch=None):
+    """One job through a worker that then stops, so that the measured worker
+    starts on a warm model, as a fleet that has run within router.window_s
+    does: a model with no success in the shared health window (a cold fleet)
+    takes one call at a time until one succeeds, which costs one provider
+    latency once (README, Slow start). The warm-up worker has a topic and a
+    group of its own (a member leaving the measured group would rebalance
+    it); its call is answered at once, then the fake's rule goes back to
+    latency_ms."""
+    rules = [{"prefix": "/openai/v1", "model": "*", "latency_ms": latency_ms}]
+    s.set_fake_rules([{**rules[0], "latency_ms": 0}])
+    cfg = json.loads(json.dumps(s.config))
+    cfg["kafka"].update({"group": s.group + "-warmup", "input_topics": [WARMUP_TOPIC]})
+    cfg["worker"]["metrics_listen"] = ""
+    path = write_config(s.dir / "warmup.cfg", cfg)
+    own = watch is None
+    if own:
+        watch = bu.ResultWatch(s.bootstrap, s.results_topic, PARTITIONS)
+    w = Worker(path, env={**s.env, **WORKER_ENV}, name="warmup")
+    s.workers.append(w)
+    try:
+        bu.fast_produce(s.bootstrap, WARMUP_TOPIC,
+                        [json.dumps({"id": f"warmup-{uuid.uuid4().hex[:6]}", "prompt": PROMPT}).encode()],
+                        [b"warmup"])
+        watch.wait_count(1, 60, "warm-up result", alive=w.running)
+    finally:
+        w.sigterm()
+        w.wait(60)
+        s.set_fake_rules(rules)
+    watch.skip_existing()
+    if own:
+        watch.close()
+
+
+def run_flow(s, n, timeout_s, program=None, perf_dir=None, fake_log=False, want_threads=True,
+             warm_latency_ms=None):
     """Pre-produces n jobs, starts a worker and waits for n results. Returns a
-    dict of times (unix s), CPU figures and Redis command counts."""
+    dict of times (unix s), CPU figures and Redis command counts. With
+    warm_latency_ms, a warm-up job first (warm_up)."""
     r = {"jobs": n}
-    r["produce_s"] = produce_jobs(s, n)
     watch = bu.ResultWatch(s.bootstrap, s.results_topic, PARTITIONS)
+    if warm_latency_ms is not None:
+        warm_up(s, warm_latency_ms, watch)
+    r["produce_s"] = produce_jobs(s, n)
     rc = s.redis.client()
     cs0 = bu.commandstats(rc)
     perf = None
@@ -197,7 +242,7 @@ def run_flow(s, n, timeout_s, program=None, perf_dir=None, fake_log=False, want_
     r["rss_peak_kib"] = max(rss) if rss else None
     if fake_log:
         try:
-            calls = sorted(q["ts"] for q in s.fake.requests())
+            calls = sorted(q["ts"] for q in s.fake.requests() if q["ts"] >= r["t_start"])
         except Exception:
             calls = []
         r["t_first_call"] = calls[0] if calls else None
@@ -209,14 +254,25 @@ def run_flow(s, n, timeout_s, program=None, perf_dir=None, fake_log=False, want_
 # ---------------------------------------------------------------- phase a
 
 def phase_a(args, res):
+    """Twice, each on a fresh stack: a warm model (the judged figure: a
+    fleet's steady state) and a cold one (slow start: one provider latency
+    of a single call first)."""
+    for warm in (True, False):
+        phase_a_run(args, res, warm)
+
+
+def phase_a_run(args, res, warm):
     n = args.a_jobs
     latency_s = 1.0
     ideal = args.a_in_flight / latency_s
-    out(f"\n== a: latency-bound: {n} jobs, provider latency {latency_s} s, "
-        f"max_in_flight {args.a_in_flight}, max_connections {args.a_in_flight}")
+    key = "a" if warm else "a_cold"
+    out(f"\n== a ({'warm model' if warm else 'cold model: slow start'}): latency-bound: {n} jobs, "
+        f"provider latency {latency_s} s, max_in_flight {args.a_in_flight}, "
+        f"max_connections {args.a_in_flight}")
     with make_stack(latency_ms=int(latency_s * 1000), max_in_flight=args.a_in_flight,
                     connections=args.a_in_flight) as s:
-        r = run_flow(s, n, timeout_s=60 + 4 * n / ideal, fake_log=True, want_threads=False)
+        r = run_flow(s, n, timeout_s=60 + 4 * n / ideal, fake_log=True, want_threads=False,
+                     warm_latency_ms=int(latency_s * 1000) if warm else None)
         span = r["t_last"] - r["t_first"]
         rate_fl = n / span if span > 0 else float("inf")
         rate_start = n / (r["t_last"] - r["t_start"])
@@ -248,7 +304,7 @@ def phase_a(args, res):
             f"result {r['mean_in_flight'] and round(r['mean_in_flight'])}")
         out(f"   CPU first->last result: worker {fmt_s(r['cpu_worker'])}, fake {fmt_s(r['cpu_fake'])}, "
             f"mockcluster {fmt_s(r['cpu_mockcluster'])}, redis {fmt_s(r['cpu_redis'])} over {span:.1f} s")
-        res["a"] = {"ideal": ideal, "rate_first_last": rate_fl, "rate_first_call": rate_call,
+        res[key] = {"ideal": ideal, "rate_first_last": rate_fl, "rate_first_call": rate_call,
                     "rate_start": rate_start, "peak_in_flight": r["peak_in_flight"],
                     "mean_in_flight": r["mean_in_flight"], "statuses": r["statuses"]}
 
@@ -371,6 +427,7 @@ def phase_c(args, res):
         f"max_connections {n}" + (" [profile: massif]" if massif else ""))
     with make_stack(latency_ms=int(latency_s * 1000), max_in_flight=n, connections=n,
                     timeout_ms=int((latency_s + 120) * 1000), drain_ms=2000) as s:
+        warm_up(s, int(latency_s * 1000))
         w = start_worker(s, program)
         wait_subscribed(w, 120 if massif else 30)
         time.sleep(3 if not massif else 10)
@@ -380,7 +437,7 @@ def phase_c(args, res):
         out(f"   idle (subscribed, no jobs): VmRSS {bu.human_kib(idle)}; by mapping: " +
             ", ".join(f"{k} {bu.human_kib(v)}" for k, v in idle_map[:6]))
         fake_cpu0 = bu.cpu_seconds(s.fake.proc.pid)
-        t0 = time.monotonic()
+        t0, t0_unix = time.monotonic(), time.time()
         produce_jobs(s, n)
         # Wait for the plateau: the fake holds ~n requests suspended.
         deadline = t0 + (900 if massif else 240) + latency_s
@@ -405,11 +462,10 @@ def phase_c(args, res):
         ramp = time.monotonic() - t0
         time.sleep(1.0)
         try:
-            calls = sorted(q["ts"] for q in s.fake.requests())
+            calls = sorted(q["ts"] for q in s.fake.requests() if q["ts"] >= t0_unix)
             if calls:
                 early = sum(1 for c in calls if c < calls[0] + 0.9 * latency_s)
-                out(f"   calls started within {0.9 * latency_s:.0f} s of the first call: {early}; "
-                    f"the rest followed the first response")
+                out(f"   calls started within {0.9 * latency_s:.0f} s of the first call: {early}")
         except Exception:
             pass
         in_flight = s.fake.stats().get("suspended", 0)
@@ -510,6 +566,11 @@ def table(res, machine):
             f"(ideal {a['ideal']:.0f})", f"{a['rate_start'] / a['ideal']:.3f}", None)
     elif a:
         row("a", "latency-bound jobs/s", "FAILED", "", "", False)
+    ac = res.get("a_cold")
+    if isinstance(ac, dict):
+        cold = ac["rate_first_call"] or ac["rate_first_last"]
+        row("a", "cold model: first call -> last result", f"{cold:.0f}",
+            f"(ideal {ac['ideal']:.0f})", f"{cold / ac['ideal']:.3f}", None)
     b = res.get("b")
     if isinstance(b, dict):
         row("b", "worker CPU us/job" + (" (profiled)" if b["profile"] else ""),

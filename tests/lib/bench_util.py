@@ -216,14 +216,18 @@ class ResultWatch:
                            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
                            "enable.auto.commit": False, "enable.partition.eof": False,
                            "logger": _quiet_logger()})
+        self.base = {p: 0 for p in self.parts}
+
+    def _high(self, p):
+        return self.c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5,
+                                            cached=False)[1]
+
+    def skip_existing(self):
+        """From now on, counts and reads only records produced after this call."""
+        self.base = {p: self._high(p) for p in self.parts}
 
     def count(self):
-        n = 0
-        for p in self.parts:
-            _, hi = self.c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5,
-                                                 cached=False)
-            n += hi
-        return n
+        return sum(self._high(p) - self.base[p] for p in self.parts)
 
     def wait_count(self, n, timeout_s, what, alive=None, progress=None):
         """Waits until at least n records are in; returns the unix time seen.
@@ -246,7 +250,8 @@ class ResultWatch:
     def read(self, n, timeout_s=120):
         """[(timestamp ms, value bytes)] of the first n records (all partitions)."""
         deadline = time.monotonic() + timeout_s
-        self.c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self.parts])
+        self.c.assign([TopicPartition(self.topic, p, self.base[p] or OFFSET_BEGINNING)
+                       for p in self.parts])
         out = []
         while len(out) < n and time.monotonic() < deadline:
             for m in self.c.consume(num_messages=5000, timeout=0.5):
