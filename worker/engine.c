@@ -72,13 +72,12 @@ struct task {
 	int64_t started_mono_ms;
 
 	int attempt_base; /* attempt numbers used by earlier runs of this job */
-	uint64_t serial;  /* for reservation tokens */
-	int reserve_seq;
+	uint64_t serial;  /* for reservation tokens (reserve_token) */
+	int reserve_seq;  /* the reservation being asked for: its token's last part */
 	int waits;          /* reservations deferred for others in a row */
 	size_t n_calls;     /* attempts that went to a provider (max_attempts) */
 	int admitted_model; /* health said GO for this model (-1: none yet) */
 	bool admit_pending;
-	char token[192];                 /* the reservation being asked for */
 	struct http_request pending_req; /* built, waiting for its reservation */
 	int pending_model;               /* -1 when none */
 	int64_t refused_estimate_nusd;   /* the budget refused this estimate: any
@@ -930,9 +929,19 @@ static void slot_release(struct engine *e, int p)
 	send_reserve(t);
 }
 
+/* The token of t's current reservation, the same on every retry of it (a
+ * lost reply): "<worker>:<serial>:<reserve_seq>". Made when sent, not kept. */
+static void reserve_token(const struct task *t, char *out, size_t out_size)
+{
+	snprintf(out, out_size, "%s:%llu:%d", t->e->worker_id, (unsigned long long)t->serial,
+	         t->reserve_seq);
+}
+
 static void send_reserve(struct task *t)
 {
 	struct engine *e = t->e;
+	char token[256];
+	reserve_token(t, token, sizeof token);
 	int mi = t->pending_model;
 	const struct model_conf *m = &e->cfg->models[mi];
 	const struct provider_conf *p = &e->cfg->providers[m->provider];
@@ -942,7 +951,7 @@ static void send_reserve(struct task *t)
 	        .estimate_nusd = t->route.entries[mi].estimate_nusd,
 	        /* The attempt's timeout, plus room for settling it afterwards. */
 	        .lease_ms = p->timeout_ms + 15000,
-	        .token = t->token,
+	        .token = token,
 	        .model = m->name,
 	        .provider = p->name,
 	};
@@ -993,8 +1002,7 @@ static void on_reserved(void *opaque, redisReply *reply)
 		/* Only other jobs' reservations stand in the way: they settle
 		 * below their estimates, so wait for them (SPEC §7). The slot is
 		 * kept: the call goes out as soon as the money is there. */
-		snprintf(t->token, sizeof t->token, "%s:%llu:%d", e->worker_id,
-		         (unsigned long long)t->serial, ++t->reserve_seq);
+		t->reserve_seq++;
 		/* Back off (50 ms doubling to 800 ms, with jitter) so that a crowd
 		 * of waiting jobs does not flood Redis. */
 		int shift = t->waits < 4 ? t->waits : 4;
@@ -1336,8 +1344,7 @@ static void task_attempt(struct task *t)
 			continue;
 		}
 		t->pending_model = mi;
-		snprintf(t->token, sizeof t->token, "%s:%llu:%d", e->worker_id,
-		         (unsigned long long)t->serial, ++t->reserve_seq);
+		t->reserve_seq++;
 		slot_acquire(t);
 		return;
 	}
