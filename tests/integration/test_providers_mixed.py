@@ -100,3 +100,47 @@ def test_three_formats_and_failover_exact_to_the_nano_usd():
                       + json.dumps(s.dlq(timeout_s=5)) + p.stdout.decode() + p.stderr.decode())
         for var, key in PROVIDER_KEYS.values():
             assert key not in everything, var
+
+
+def test_many_providers_each_with_its_own_key():
+    """A call's header lines (its key among them) come from a list shared by
+    the calls with the same lines, kept by its provider's connection pool:
+    twelve providers of one format, each with its own key, which the fake
+    checks per provider. A list handed to the wrong provider would be refused
+    (401) and the pinned job would fail."""
+    n = 12
+    with Stack(partitions=2, models=[], providers=[]) as s:
+        s.providers[:] = [{"name": f"p{i}", "type": "openai", "base_url": s.fake.url(f"/p{i}/v1"),
+                           "api_key_env": f"PY_TEST_KEY_{i}", "timeout_ms": 10000,
+                           "max_connections": 2} for i in range(n)]
+        s.config["providers"] = s.providers
+        s.config["models"] = [{"name": f"m{i}", "provider": f"p{i}", "id": "gpt-4o-mini",
+                               "input_usd_per_mtok": 0.15, "cached_input_usd_per_mtok": 0.075,
+                               "output_usd_per_mtok": 0.60, "context_tokens": 128000,
+                               "default_max_tokens": 32, "quality": 0.62, "latency_ms": 800}
+                              for i in range(n)]
+        s.config["worker"]["metrics_listen"] = ""
+        for i in range(n):
+            s.env[f"PY_TEST_KEY_{i}"] = f"sk-many-{i:03d}-{'x' * (i % 7)}"
+        s.write_config()
+        # One rule per provider: set_fake_rules gives each its key to check.
+        s.set_fake_rules([{"prefix": f"/p{i}/v1", "model": "*", "latency_ms": 5}
+                          for i in range(n)])
+        jobs = [{"id": f"many-{i}-{k}", "model": f"m{i}", "prompt": f"question {i}.{k}"}
+                for k in range(2) for i in range(n)]
+        s.produce_jobs([json.dumps(j).encode() for j in jobs])
+        w = s.worker()
+        results = {r["id"]: r for r in s.results(len(jobs), timeout_s=120)}
+        assert len(results) == len(jobs)
+        for j in jobs:
+            r = results[j["id"]]
+            assert r["status"] == "ok", r
+            assert r["provider"] == f"p{j['model'][1:]}"
+        by_prefix = s.fake.stats()["by_prefix"]
+        for i in range(n):
+            assert by_prefix.get(f"/p{i}/v1") == 2, (i, by_prefix.get(f"/p{i}/v1"))
+        w.sigterm()
+        assert w.wait(60) == 0
+        text = w.log_text() + json.dumps(list(results.values()))
+        for i in range(n):
+            assert s.env[f"PY_TEST_KEY_{i}"] not in text
