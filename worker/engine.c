@@ -45,6 +45,7 @@ struct out_msg {
 	size_t len;
 	bool is_result;
 	bool acked;
+	bool retry_pending; /* a produce_later timer will produce it */
 	struct out_msg *next_unacked, *prev_unacked;
 };
 
@@ -545,8 +546,10 @@ struct retry_produce {
 static void on_retry_produce(uv_timer_t *timer)
 {
 	struct retry_produce *r = (struct retry_produce *)timer;
-	if (!r->e->closing)
+	if (!r->e->closing) {
+		r->out->retry_pending = false;
 		produce_out(r->e, r->out);
+	}
 	uv_close((uv_handle_t *)timer, timer_closed);
 }
 
@@ -555,6 +558,7 @@ static void produce_later(struct engine *e, struct out_msg *o, int64_t delay_ms)
 	struct retry_produce *r = xcalloc(1, sizeof *r);
 	r->e = e;
 	r->out = o;
+	o->retry_pending = true;
 	uv_timer_init(e->loop, &r->timer);
 	uv_timer_start(&r->timer, on_retry_produce, (uint64_t)delay_ms, 0);
 }
@@ -631,8 +635,11 @@ static void on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err
 static void on_producer_reset(void *opaque)
 {
 	struct engine *e = opaque;
+	/* An output waiting for its retry timer is produced by the timer: sent
+	 * here as well, it could be acknowledged and freed before the timer. */
 	for (struct out_msg *o = e->unacked; o; o = o->next_unacked)
-		produce_out(e, o);
+		if (!o->retry_pending)
+			produce_out(e, o);
 }
 
 static struct out_msg *add_out(struct task *t, const char *topic, struct buf *value, bool is_result)
