@@ -325,34 +325,44 @@ static void fail_later(struct http_pool *pool, http_done_cb *cb, void *opaque)
 	uv_timer_start(&d->timer, deferred_fire, 0, 0);
 }
 
+/* Whether lines (each ending in '\n') are exactly the request's n lines. */
+static bool same_lines(const char *lines, size_t len, char *const *req, size_t n)
+{
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(req[i]);
+		if (at + l + 1 > len || memcmp(lines + at, req[i], l) != 0 || lines[at + l] != '\n')
+			return false;
+		at += l + 1;
+	}
+	return at == len;
+}
+
 /* The header list for t's request: the pool's shared one with the same lines
  * (made on first use), else t's own. t's header lines are freed either way. */
 static const struct curl_slist *headers_for(struct http_pool *pool, struct transfer *t)
 {
-	struct buf key = {0};
-	for (size_t i = 0; i < t->req.n_headers; i++) {
-		buf_puts(&key, t->req.headers[i]);
-		buf_append(&key, "\n", 1);
-	}
 	const struct curl_slist *found = NULL;
 	for (size_t i = 0; i < pool->n_shared && !found; i++) {
 		const struct shared_headers *sh = &pool->shared[i];
-		if (sh->len == key.len && memcmp(sh->lines, key.data ? key.data : "", key.len) == 0)
+		if (same_lines(sh->lines, sh->len, t->req.headers, t->req.n_headers))
 			found = sh->list;
 	}
 	if (!found && pool->n_shared < SHARED_HEADERS_MAX) {
+		struct buf lines = {0};
+		for (size_t i = 0; i < t->req.n_headers; i++) {
+			buf_puts(&lines, t->req.headers[i]);
+			buf_append(&lines, "\n", 1);
+		}
 		struct shared_headers *sh = &pool->shared[pool->n_shared++];
-		sh->len = key.len;
-		sh->lines = buf_take(&key);
+		sh->len = lines.len;
+		sh->lines = buf_take(&lines);
 		sh->list = slist_of(t->req.headers, t->req.n_headers);
 		found = sh->list;
 	} else if (!found) {
 		t->headers = slist_of(t->req.headers, t->req.n_headers);
 		found = t->headers;
 	}
-	if (key.data)
-		explicit_bzero(key.data, key.len);
-	buf_free(&key);
 	struct buf url = t->req.url, body = t->req.body;
 	t->req.url = t->req.body = (struct buf){0};
 	http_request_clear(&t->req); /* wipes the lines */
