@@ -20,6 +20,10 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal, quotes included. */
 void buf_json_str(struct buf *b, const char *s, size_t len);
 void buf_reset(struct buf *b);
+/* The length of the well-formed UTF-8 sequence that starts at p (p < end) and
+ * ends by end: RFC 3629, no overlong forms, no surrogates, nothing above
+ * U+10FFFF; 1 for ASCII. 0 when there is none. */
+size_t utf8_seq_len(const unsigned char *p, const unsigned char *end);
 /* Hands the data to the caller (new, free() it) and leaves b empty. */
 char *buf_take(struct buf *b);
 void buf_free(struct buf *b);

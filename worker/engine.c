@@ -72,9 +72,9 @@ struct task {
 	char *id; /* the job's id or topic:partition:offset (new) */
 	int64_t started_mono_ms;
 
-	int attempt_base; /* attempt numbers used by earlier runs of this job */
-	uint64_t serial;  /* for reservation tokens (reserve_token) */
-	int reserve_seq;  /* the reservation being asked for: its token's last part */
+	int attempt_base;   /* attempt numbers used by earlier runs of this job */
+	uint64_t serial;    /* for reservation tokens (reserve_token) */
+	int reserve_seq;    /* the reservation being asked for: its token's last part */
 	int waits;          /* reservations deferred for others in a row */
 	size_t n_calls;     /* attempts that went to a provider (max_attempts) */
 	int admitted_model; /* health said GO for this model (-1: none yet) */
@@ -173,12 +173,12 @@ struct engine {
 	int exit_code;
 	uint64_t jobs_ok, jobs_error, jobs_skipped, jobs_resent;
 	uint64_t serial;
-	int n_parked;      /* jobs waiting for budget (on_budget_exhausted = pause) */
+	int n_parked; /* jobs waiting for budget (on_budget_exhausted = pause) */
 	/* Messages taken while max_in_flight jobs run, oldest first (a ring). */
 	rd_kafka_message_t **backlog;
 	size_t backlog_head, backlog_len, backlog_cap, backlog_max;
 	bool backlog_starting; /* backlog_start() is on the stack */
-	uv_timer_t reaper; /* reaps expired leases of dead workers */
+	uv_timer_t reaper;     /* reaps expired leases of dead workers */
 	bool reaping;
 	uv_timer_t budget_poll;      /* budget gauges, and the budgets Redis knows */
 	uv_timer_t hold_timer;       /* turns a long hold into a pause */

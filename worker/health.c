@@ -1025,7 +1025,8 @@ static void queue_serve(struct health *h, struct hprov *p, int64_t wait_ms, bool
 			if (a->waits && !failed)
 				queue_push(p, a);
 			else
-				admit_done(h, a, HEALTH_LIMITED, failed ? REDIS_DOWN_RETRY_MS : throttled);
+				admit_done(h, a, HEALTH_LIMITED,
+				           failed ? REDIS_DOWN_RETRY_MS : throttled);
 		} else if (credits_cover(p, a->tokens)) {
 			credits_take(p, a, a->tokens);
 			admit_proceed(h, a);

@@ -21,9 +21,9 @@
 struct transfer {
 	struct http_pool *pool;
 	CURL *easy;
-	struct http_request req;     /* only the body is kept while in flight */
-	struct curl_slist *headers;  /* owned: when the pool's cache is full */
-	struct buf body; /* the response body */
+	struct http_request req;    /* only the body is kept while in flight */
+	struct curl_slist *headers; /* owned: when the pool's cache is full */
+	struct buf body;            /* the response body */
 	int64_t retry_after_ms;
 	int64_t started_ms;
 	bool too_large;

@@ -38,41 +38,13 @@ const char *role_name(enum role r)
  * quoting raw input could otherwise cut a character in half. */
 static void utf8_scrub(char *s)
 {
-	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		unsigned char c = p[0];
-		size_t n;
-		unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-		if (c < 0x80) {
-			p++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			n = 2;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			n = 3;
-			if (c == 0xE0)
-				lo = 0xA0;
-			else if (c == 0xED)
-				hi = 0x9F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 4;
-			if (c == 0xF0)
-				lo = 0x90;
-			else if (c == 0xF4)
-				hi = 0x8F;
-		} else {
+	unsigned char *p = (unsigned char *)s, *end = p + strlen(s);
+	while (p < end) {
+		size_t n = utf8_seq_len(p, end);
+		if (n == 0)
 			*p++ = '?';
-			continue;
-		}
-		size_t i = 1; /* bytes of the sequence found well-formed */
-		if (p[1] >= lo && p[1] <= hi)
-			for (i = 2; i < n && (p[i] & 0xC0) == 0x80; i++)
-				;
-		if (i < n) {
-			*p++ = '?';
-			continue;
-		}
-		p += n;
+		else
+			p += n;
 	}
 }
 

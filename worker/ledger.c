@@ -246,8 +246,8 @@ static void cmd_send(struct ledger *l, size_t script, struct cmd *c, redis_reply
                      void *opaque)
 {
 	const char *argv_inline[CMD_INLINE_ARGS];
-	const char **argv = c->argc <= CMD_INLINE_ARGS ? argv_inline
-	                                               : xmalloc((size_t)c->argc * sizeof *argv);
+	const char **argv =
+	        c->argc <= CMD_INLINE_ARGS ? argv_inline : xmalloc((size_t)c->argc * sizeof *argv);
 	for (int i = 0; i < c->argc; i++)
 		argv[i] = c->data.data + c->off[i];
 	redis_eval_batch(l->r, script, cb, opaque, c->nkeys, c->argc, argv, c->len);

@@ -136,50 +136,6 @@ bool provider_text_is_context_overflow(const char *text)
 	return false;
 }
 
-/* ---------------------------------------------------------------- parsing */
-
-json_t *provider_json_load(const char *body, size_t len)
-{
-	json_error_t jerr;
-	if (!body || len == 0)
-		return NULL;
-	return json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
-}
-
-int provider_get_count(const json_t *obj, const char *key, int64_t *out)
-{
-	json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
-	*out = 0;
-	if (!v || json_is_null(v))
-		return 0;
-	/* 10^15 tokens is far beyond any call, and keeps every sum of a few
-	 * counts (and counts x prices in money.c) clear of overflow. */
-	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-	    json_integer_value(v) > INT64_C(1000000000000000))
-		return -1;
-	*out = json_integer_value(v);
-	return 0;
-}
-
-void provider_buf_text(struct buf *b, const json_t *str)
-{
-	const char *s = json_string_value(str);
-	size_t n = json_string_length(str);
-	if (!s)
-		return;
-	for (;;) {
-		const char *nul = memchr(s, '\0', n);
-		if (!nul) {
-			buf_append(b, s, n);
-			return;
-		}
-		buf_append(b, s, (size_t)(nul - s));
-		buf_puts(b, "\xEF\xBF\xBD"); /* U+FFFD */
-		n -= (size_t)(nul - s) + 1;
-		s = nul + 1;
-	}
-}
-
 /* ---------------------------------------------------------------- requests */
 
 size_t provider_buf_stop_array(struct buf *b, const char *key_prefix, const json_t *stop)
@@ -269,38 +225,6 @@ bool provider_next_turn(const struct job *job, size_t *pos, struct provider_turn
 
 /* ---------------------------------------------------------------- errors */
 
-/* Bytes of the UTF-8 sequence that starts at p (at most len), or 0 when it is
- * not a well-formed one. */
-static size_t utf8_seq_len(const unsigned char *p, size_t len)
-{
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xBF;
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xC2 && p[0] <= 0xDF)
-		n = 2;
-	else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
-		n = 3;
-		if (p[0] == 0xE0)
-			lo = 0xA0;
-		else if (p[0] == 0xED)
-			hi = 0x9F;
-	} else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
-		n = 4;
-		if (p[0] == 0xF0)
-			lo = 0x90;
-		else if (p[0] == 0xF4)
-			hi = 0x8F;
-	} else
-		return 0;
-	if (len < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	return n;
-}
-
 static bool is_key_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -350,7 +274,7 @@ void provider_set_error(struct completion *out, const char *fmt, ...)
 			i += k;
 			continue;
 		}
-		size_t n = utf8_seq_len(p, len - i);
+		size_t n = utf8_seq_len(p, (const unsigned char *)s + len);
 		if (n == 0) {
 			buf_puts(&b, "?");
 			i++;

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "config.h"
 #include "job.h"
+#include "jscan.h"
 #include "money.h"
 
 #include <stdbool.h>
@@ -89,12 +90,6 @@ bool provider_text_is_context_overflow(const char *text);
 /* The longest error_message kept, in bytes (cut on a character boundary). */
 #define PROVIDER_ERROR_MAX 512
 
-/* Parses a response body (borrowed; body may be NULL when len is 0). Returns a
- * new reference, or NULL when the body is not JSON. "\u0000" is allowed in
- * strings: a completion that contains one is not a broken response (see
- * provider_buf_text). */
-json_t *provider_json_load(const char *body, size_t len);
-
 /* Sets out->error_message (replacing any) from a printf format. The text is
  * made safe to log and to put in a result: control characters become spaces,
  * anything that looks like an API key ("sk-...", "AIza...") is replaced with
@@ -102,15 +97,6 @@ json_t *provider_json_load(const char *body, size_t len);
  * be built from request headers. */
 void provider_set_error(struct completion *out, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
-
-/* Appends the text of a JSON string (borrowed) to b; a NUL inside it becomes
- * U+FFFD so that the completion stays a C string. */
-void provider_buf_text(struct buf *b, const json_t *str);
-
-/* Reads obj[key] as a token count: 0 and *out = 0 when absent or null, 0 and
- * *out = the value for an integer from 0 to 10^15, -1 for anything else. obj
- * may be NULL or not an object (then every key is absent). */
-int provider_get_count(const json_t *obj, const char *key, int64_t *out);
 
 /* Appends the job's `stop` (a string or an array of strings, borrowed) to b
  * as a JSON array of strings, empty strings left out. Returns how many were

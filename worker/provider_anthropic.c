@@ -167,15 +167,15 @@ static enum finish_reason map_stop_reason(const char *r)
 /* Anthropic's input_tokens counts only the uncached input: the total the
  * rest of promptyard means is it plus the cache reads and the cache writes.
  * Returns 0, or -1 (nothing set) when there is no well-formed usage. */
-static int parse_usage(const json_t *usage, struct completion *out)
+static int parse_usage(const struct jval *usage, struct completion *out)
 {
 	int64_t in, read, write, outp;
-	if (!json_is_object(usage) || !json_object_get(usage, "input_tokens"))
+	if (!jv_is_object(usage) || !jv_get(usage, "input_tokens"))
 		return -1;
-	if (provider_get_count(usage, "input_tokens", &in) < 0 ||
-	    provider_get_count(usage, "cache_read_input_tokens", &read) < 0 ||
-	    provider_get_count(usage, "cache_creation_input_tokens", &write) < 0 ||
-	    provider_get_count(usage, "output_tokens", &outp) < 0)
+	if (jv_count(usage, "input_tokens", &in) < 0 ||
+	    jv_count(usage, "cache_read_input_tokens", &read) < 0 ||
+	    jv_count(usage, "cache_creation_input_tokens", &write) < 0 ||
+	    jv_count(usage, "output_tokens", &outp) < 0)
 		return -1;
 	out->usage.input_tokens = in + read + write;
 	out->usage.cached_input_tokens = read;
@@ -185,9 +185,9 @@ static int parse_usage(const json_t *usage, struct completion *out)
 	return 0;
 }
 
-static const char *str_member(const json_t *obj, const char *key)
+static const char *str_member(struct jdoc *d, const struct jval *obj, const char *key)
 {
-	return json_string_value(json_object_get(obj, key));
+	return jdoc_str(d, jv_get(obj, key));
 }
 
 static bool is(const char *s, const char *t)
@@ -195,12 +195,13 @@ static bool is(const char *s, const char *t)
 	return s && strcmp(s, t) == 0;
 }
 
-static enum response_class anthropic_error(long status, enum response_class cls, const json_t *root,
+static enum response_class anthropic_error(long status, enum response_class cls, struct jdoc *d,
                                            struct completion *out)
 {
-	json_t *err = json_object_get(root, "error");
-	const char *type = str_member(err, "type");
-	const char *msg = str_member(err, "message");
+	const struct jval *root = jdoc_root(d);
+	const struct jval *err = jv_get(root, "error");
+	const char *type = str_member(d, err, "type");
+	const char *msg = str_member(d, err, "message");
 
 	if (is(type, "overloaded_error") || is(type, "rate_limit_error") || is(type, "api_error") ||
 	    is(type, "timeout_error"))
@@ -229,22 +230,23 @@ static enum response_class anthropic_error(long status, enum response_class cls,
 
 /* Joins the text blocks of content into out->content. Returns -1 when
  * content is not an array or a text block has no string text. */
-static int take_content(const json_t *content, struct completion *out)
+static int take_content(const struct jval *content, struct completion *out)
 {
 	struct buf b = {0};
 	size_t i;
-	json_t *block;
-	if (!json_is_array(content))
+	const struct jval *block;
+	if (!jv_is_array(content))
 		return -1;
-	json_array_foreach (content, i, block) {
-		if (!json_is_object(block))
+	jv_array_foreach(content, i, block)
+	{
+		if (!jv_is_object(block))
 			goto fail;
-		if (!is(str_member(block, "type"), "text"))
+		if (!jv_str_eq(jv_get(block, "type"), "text"))
 			continue; /* thinking, tool_use, server tool results, ... */
-		json_t *text = json_object_get(block, "text");
-		if (!json_is_string(text))
+		const struct jval *text = jv_get(block, "text");
+		if (!jv_is_string(text))
 			goto fail;
-		provider_buf_text(&b, text);
+		jv_buf_text(&b, text);
 	}
 	out->content = buf_take(&b);
 	return 0;
@@ -259,13 +261,17 @@ static enum response_class anthropic_parse_response(const struct model_conf *m, 
 {
 	(void)m;
 	enum response_class cls = provider_class_of_status(status);
-	json_t *root = provider_json_load(body, len);
-	json_t *stop;
+	struct jdoc doc;
+	char word[64];
+	jdoc_parse(&doc, body, len);
+	struct jdoc *d = &doc;
+	const struct jval *root = jdoc_root(d);
+	const struct jval *stop;
 
-	bool usage_ok = parse_usage(json_object_get(root, "usage"), out) == 0;
+	bool usage_ok = parse_usage(jv_get(root, "usage"), out) == 0;
 
 	if (cls != RESPONSE_OK) {
-		cls = anthropic_error(status, cls, root, out);
+		cls = anthropic_error(status, cls, d, out);
 		goto out;
 	}
 	cls = RESPONSE_INVALID;
@@ -273,13 +279,13 @@ static enum response_class anthropic_parse_response(const struct model_conf *m, 
 		provider_set_error(out, "response body is not JSON");
 		goto out;
 	}
-	if (!json_is_object(root)) {
+	if (!jv_is_object(root)) {
 		provider_set_error(out, "response body is not a JSON object");
 		goto out;
 	}
-	json_t *err = json_object_get(root, "error");
-	if (is(str_member(root, "type"), "error") || (err && !json_is_null(err))) {
-		const char *msg = str_member(err, "message");
+	const struct jval *err = jv_get(root, "error");
+	if (is(str_member(d, root, "type"), "error") || (err && !jv_is_null(err))) {
+		const char *msg = str_member(d, err, "message");
 		provider_set_error(out, "error in a 2xx response: %s", msg ? msg : "(no message)");
 		goto out;
 	}
@@ -287,19 +293,19 @@ static enum response_class anthropic_parse_response(const struct model_conf *m, 
 		provider_set_error(out, "response has no valid usage");
 		goto out;
 	}
-	stop = json_object_get(root, "stop_reason");
-	if (stop && !json_is_string(stop) && !json_is_null(stop)) {
+	stop = jv_get(root, "stop_reason");
+	if (stop && !jv_is_string(stop) && !jv_is_null(stop)) {
 		provider_set_error(out, "stop_reason is not a string");
 		goto out;
 	}
-	if (take_content(json_object_get(root, "content"), out) != 0) {
+	if (take_content(jv_get(root, "content"), out) != 0) {
 		provider_set_error(out, "content is not an array of content blocks");
 		goto out;
 	}
-	out->finish_reason = map_stop_reason(json_string_value(stop));
+	out->finish_reason = map_stop_reason(jv_cstr(stop, word, sizeof word));
 	cls = RESPONSE_OK;
 out:
-	json_decref(root);
+	jdoc_free(&doc);
 	return cls;
 }
 

@@ -143,9 +143,9 @@ static bool is(const char *s, const char *t)
 	return s && strcmp(s, t) == 0;
 }
 
-static const char *str_member(const json_t *obj, const char *key)
+static const char *str_member(struct jdoc *d, const struct jval *obj, const char *key)
 {
-	return json_string_value(json_object_get(obj, key));
+	return jdoc_str(d, jv_get(obj, key));
 }
 
 static enum finish_reason map_finish(const char *r, bool tool_call)
@@ -163,16 +163,16 @@ static enum finish_reason map_finish(const char *r, bool tool_call)
 }
 
 /* Returns 0, or -1 (nothing set) when there is no well-formed usageMetadata. */
-static int parse_usage(const json_t *usage, struct completion *out)
+static int parse_usage(const struct jval *usage, struct completion *out)
 {
 	int64_t prompt, tool, cached, cand, thoughts;
-	if (!json_is_object(usage))
+	if (!jv_is_object(usage))
 		return -1;
-	if (provider_get_count(usage, "promptTokenCount", &prompt) < 0 ||
-	    provider_get_count(usage, "toolUsePromptTokenCount", &tool) < 0 ||
-	    provider_get_count(usage, "cachedContentTokenCount", &cached) < 0 ||
-	    provider_get_count(usage, "candidatesTokenCount", &cand) < 0 ||
-	    provider_get_count(usage, "thoughtsTokenCount", &thoughts) < 0)
+	if (jv_count(usage, "promptTokenCount", &prompt) < 0 ||
+	    jv_count(usage, "toolUsePromptTokenCount", &tool) < 0 ||
+	    jv_count(usage, "cachedContentTokenCount", &cached) < 0 ||
+	    jv_count(usage, "candidatesTokenCount", &cand) < 0 ||
+	    jv_count(usage, "thoughtsTokenCount", &thoughts) < 0)
 		return -1;
 	out->usage.input_tokens = prompt + tool;
 	out->usage.cached_input_tokens = cached > prompt + tool ? prompt + tool : cached;
@@ -183,13 +183,11 @@ static int parse_usage(const json_t *usage, struct completion *out)
 }
 
 /* Does any details[] entry carry this reason (google.rpc.ErrorInfo)? */
-static bool has_reason(const json_t *err, const char *reason)
+static bool has_reason(const struct jval *err, const char *reason)
 {
 	size_t i;
-	json_t *d;
-	json_array_foreach (json_object_get(err, "details"), i, d)
-		if (is(str_member(d, "reason"), reason))
-			return true;
+	const struct jval *details = jv_get(err, "details"), *det;
+	jv_array_foreach(details, i, det) if (jv_str_eq(jv_get(det, "reason"), reason)) return true;
 	return false;
 }
 
@@ -198,13 +196,14 @@ static bool contains(const char *hay, const char *needle)
 	return hay && strstr(hay, needle);
 }
 
-static enum response_class gemini_error(long status, enum response_class cls, const json_t *root,
+static enum response_class gemini_error(long status, enum response_class cls, struct jdoc *d,
                                         struct completion *out)
 {
-	const json_t *top = json_is_array(root) ? json_array_get(root, 0) : root;
-	json_t *err = json_object_get(top, "error");
-	const char *st = str_member(err, "status");
-	const char *msg = str_member(err, "message");
+	const struct jval *root = jdoc_root(d);
+	const struct jval *top = jv_is_array(root) ? jv_at(root, 0) : root;
+	const struct jval *err = jv_get(top, "error");
+	const char *st = str_member(d, err, "status");
+	const char *msg = str_member(d, err, "message");
 
 	if (is(st, "RESOURCE_EXHAUSTED") || is(st, "UNAVAILABLE") || is(st, "INTERNAL") ||
 	    is(st, "DEADLINE_EXCEEDED") || is(st, "ABORTED"))
@@ -234,26 +233,27 @@ static enum response_class gemini_error(long status, enum response_class cls, co
 
 /* Joins the text parts of content (absent: no parts) into out->content and
  * notes a function call. Returns -1 when the parts are malformed. */
-static int take_content(const json_t *content, struct completion *out, bool *tool_call)
+static int take_content(const struct jval *content, struct completion *out, bool *tool_call)
 {
 	struct buf b = {0};
-	json_t *parts = json_object_get(content, "parts");
-	json_t *part;
+	const struct jval *parts = jv_get(content, "parts");
+	const struct jval *part;
 	size_t i;
 
-	if ((content && !json_is_object(content)) || (parts && !json_is_array(parts)))
+	if ((content && !jv_is_object(content)) || (parts && !jv_is_array(parts)))
 		return -1;
-	json_array_foreach (parts, i, part) {
-		if (!json_is_object(part))
+	jv_array_foreach(parts, i, part)
+	{
+		if (!jv_is_object(part))
 			goto fail;
-		if (json_object_get(part, "functionCall"))
+		if (jv_get(part, "functionCall"))
 			*tool_call = true;
-		json_t *text = json_object_get(part, "text");
-		if (!text || json_is_true(json_object_get(part, "thought")))
+		const struct jval *text = jv_get(part, "text");
+		if (!text || jv_is_true(jv_get(part, "thought")))
 			continue;
-		if (!json_is_string(text))
+		if (!jv_is_string(text))
 			goto fail;
-		provider_buf_text(&b, text);
+		jv_buf_text(&b, text);
 	}
 	out->content = buf_take(&b);
 	return 0;
@@ -268,14 +268,18 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 {
 	(void)m;
 	enum response_class cls = provider_class_of_status(status);
-	json_t *root = provider_json_load(body, len);
-	json_t *cands, *cand, *finish;
+	struct jdoc doc;
+	char word[64];
+	jdoc_parse(&doc, body, len);
+	struct jdoc *d = &doc;
+	const struct jval *root = jdoc_root(d);
+	const struct jval *cands, *cand, *finish;
 	bool tool_call = false;
 
-	bool usage_ok = parse_usage(json_object_get(root, "usageMetadata"), out) == 0;
+	bool usage_ok = parse_usage(jv_get(root, "usageMetadata"), out) == 0;
 
 	if (cls != RESPONSE_OK) {
-		cls = gemini_error(status, cls, root, out);
+		cls = gemini_error(status, cls, d, out);
 		goto out;
 	}
 	cls = RESPONSE_INVALID;
@@ -283,24 +287,23 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 		provider_set_error(out, "response body is not JSON");
 		goto out;
 	}
-	if (!json_is_object(root)) {
+	if (!jv_is_object(root)) {
 		provider_set_error(out, "response body is not a JSON object");
 		goto out;
 	}
-	json_t *err = json_object_get(root, "error");
-	if (err && !json_is_null(err)) {
-		const char *msg = str_member(err, "message");
+	const struct jval *err = jv_get(root, "error");
+	if (err && !jv_is_null(err)) {
+		const char *msg = str_member(d, err, "message");
 		provider_set_error(out, "error in a 2xx response: %s", msg ? msg : "(no message)");
 		goto out;
 	}
-	cands = json_object_get(root, "candidates");
-	if (cands && !json_is_array(cands)) {
+	cands = jv_get(root, "candidates");
+	if (cands && !jv_is_array(cands)) {
 		provider_set_error(out, "candidates is not an array");
 		goto out;
 	}
-	if (json_array_size(cands) == 0) {
-		const char *block =
-		        str_member(json_object_get(root, "promptFeedback"), "blockReason");
+	if (jv_size(cands) == 0) {
+		const char *block = str_member(d, jv_get(root, "promptFeedback"), "blockReason");
 		if (!block) {
 			provider_set_error(out, "response has no candidates");
 			goto out;
@@ -315,20 +318,20 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 		provider_set_error(out, "response has no valid usageMetadata");
 		goto out;
 	}
-	cand = json_array_get(cands, 0);
-	finish = json_object_get(cand, "finishReason");
-	if (!json_is_object(cand) || (finish && !json_is_string(finish))) {
+	cand = jv_at(cands, 0);
+	finish = jv_get(cand, "finishReason");
+	if (!jv_is_object(cand) || (finish && !jv_is_string(finish))) {
 		provider_set_error(out, "candidates[0] is malformed");
 		goto out;
 	}
-	if (take_content(json_object_get(cand, "content"), out, &tool_call) != 0) {
+	if (take_content(jv_get(cand, "content"), out, &tool_call) != 0) {
 		provider_set_error(out, "candidates[0].content is malformed");
 		goto out;
 	}
-	out->finish_reason = map_finish(json_string_value(finish), tool_call);
+	out->finish_reason = map_finish(jv_cstr(finish, word, sizeof word), tool_call);
 	cls = RESPONSE_OK;
 out:
-	json_decref(root);
+	jdoc_free(&doc);
 	return cls;
 }
 

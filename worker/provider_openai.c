@@ -120,16 +120,15 @@ static enum finish_reason map_finish(const char *r)
 
 /* Fills out->usage from an OpenAI usage object. Returns 0, or -1 (nothing
  * set) when there is none or it is malformed. */
-static int parse_usage(const json_t *usage, struct completion *out)
+static int parse_usage(const struct jval *usage, struct completion *out)
 {
 	int64_t in, outp, cached, hit;
-	if (!json_is_object(usage) || !json_object_get(usage, "prompt_tokens"))
+	if (!jv_is_object(usage) || !jv_get(usage, "prompt_tokens"))
 		return -1;
-	if (provider_get_count(usage, "prompt_tokens", &in) < 0 ||
-	    provider_get_count(usage, "completion_tokens", &outp) < 0 ||
-	    provider_get_count(json_object_get(usage, "prompt_tokens_details"), "cached_tokens",
-	                       &cached) < 0 ||
-	    provider_get_count(usage, "prompt_cache_hit_tokens", &hit) < 0)
+	if (jv_count(usage, "prompt_tokens", &in) < 0 ||
+	    jv_count(usage, "completion_tokens", &outp) < 0 ||
+	    jv_count(jv_get(usage, "prompt_tokens_details"), "cached_tokens", &cached) < 0 ||
+	    jv_count(usage, "prompt_cache_hit_tokens", &hit) < 0)
 		return -1;
 	if (cached == 0)
 		cached = hit; /* DeepSeek */
@@ -141,30 +140,31 @@ static int parse_usage(const json_t *usage, struct completion *out)
 	return 0;
 }
 
-static const char *str_member(const json_t *obj, const char *key)
+static const char *str_member(struct jdoc *d, const struct jval *obj, const char *key)
 {
-	return json_string_value(json_object_get(obj, key));
+	return jdoc_str(d, jv_get(obj, key));
 }
 
 /* The class and error_message of a non-2xx response. */
-static enum response_class openai_error(long status, enum response_class cls, const json_t *root,
+static enum response_class openai_error(long status, enum response_class cls, struct jdoc *d,
                                         struct completion *out)
 {
+	const struct jval *root = jdoc_root(d);
 	const char *msg = NULL, *code = NULL, *type = NULL;
-	json_t *err = json_object_get(root, "error");
+	const struct jval *err = jv_get(root, "error");
 
-	if (json_is_object(err)) {
-		msg = str_member(err, "message");
-		code = str_member(err, "code"); /* vLLM sends a number here: not a code */
-		type = str_member(err, "type");
-	} else if (json_is_string(err)) {
-		msg = json_string_value(err);
-	} else if (json_is_object(root)) {
-		msg = str_member(root, "message");
+	if (jv_is_object(err)) {
+		msg = str_member(d, err, "message");
+		code = str_member(d, err, "code"); /* vLLM sends a number here: not a code */
+		type = str_member(d, err, "type");
+	} else if (jv_is_string(err)) {
+		msg = jdoc_str(d, err);
+	} else if (jv_is_object(root)) {
+		msg = str_member(d, root, "message");
 		if (!msg)
-			msg = str_member(root, "detail");
-		code = str_member(root, "code");
-		type = str_member(root, "type");
+			msg = str_member(d, root, "detail");
+		code = str_member(d, root, "code");
+		type = str_member(d, root, "type");
 	}
 
 	if (code && strcmp(code, "insufficient_quota") == 0)
@@ -186,28 +186,29 @@ static enum response_class openai_error(long status, enum response_class cls, co
 
 /* Copies message.content (a string, null, or an array of parts) to out.
  * Returns -1 when it is of another type. */
-static int take_content(const json_t *content, struct completion *out)
+static int take_content(const struct jval *content, struct completion *out)
 {
 	struct buf b = {0};
-	if (!content || json_is_null(content)) {
+	if (!content || jv_is_null(content)) {
 		out->content = xstrdup("");
 		return 0;
 	}
-	if (json_is_string(content)) {
-		provider_buf_text(&b, content);
-	} else if (json_is_array(content)) {
+	if (jv_is_string(content)) {
+		jv_buf_text(&b, content);
+	} else if (jv_is_array(content)) {
 		size_t i;
-		json_t *part;
-		json_array_foreach (content, i, part) {
-			const char *type = str_member(part, "type");
-			json_t *text = json_object_get(part, "text");
-			if (!json_is_object(part) || (type && strcmp(type, "text") != 0))
+		const struct jval *part;
+		jv_array_foreach(content, i, part)
+		{
+			const struct jval *type = jv_get(part, "type");
+			const struct jval *text = jv_get(part, "text");
+			if (!jv_is_object(part) || (jv_is_string(type) && !jv_str_eq(type, "text")))
 				continue;
-			if (!json_is_string(text)) {
+			if (!jv_is_string(text)) {
 				buf_free(&b);
 				return -1;
 			}
-			provider_buf_text(&b, text);
+			jv_buf_text(&b, text);
 		}
 	} else {
 		return -1;
@@ -222,14 +223,18 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 {
 	(void)m;
 	enum response_class cls = provider_class_of_status(status);
-	json_t *root = provider_json_load(body, len);
-	json_t *choice, *message, *finish, *refusal;
+	struct jdoc doc;
+	char word[64];
+	jdoc_parse(&doc, body, len);
+	struct jdoc *d = &doc;
+	const struct jval *root = jdoc_root(d);
+	const struct jval *choice, *message, *finish, *refusal;
 
 	/* Usage first, whatever the status: a billed failure is still charged. */
-	bool usage_ok = parse_usage(json_object_get(root, "usage"), out) == 0;
+	bool usage_ok = parse_usage(jv_get(root, "usage"), out) == 0;
 
 	if (cls != RESPONSE_OK) {
-		cls = openai_error(status, cls, root, out);
+		cls = openai_error(status, cls, d, out);
 		goto out;
 	}
 	cls = RESPONSE_INVALID;
@@ -237,16 +242,16 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 		provider_set_error(out, "response body is not JSON");
 		goto out;
 	}
-	if (!json_is_object(root)) {
+	if (!jv_is_object(root)) {
 		provider_set_error(out, "response body is not a JSON object");
 		goto out;
 	}
-	json_t *err = json_object_get(root, "error");
-	const char *object = str_member(root, "object");
-	if ((err && !json_is_null(err)) || (object && strcmp(object, "error") == 0)) {
-		const char *msg = json_is_string(err)
-		                          ? json_string_value(err)
-		                          : str_member(json_is_object(err) ? err : root, "message");
+	const struct jval *err = jv_get(root, "error");
+	const char *object = str_member(d, root, "object");
+	if ((err && !jv_is_null(err)) || (object && strcmp(object, "error") == 0)) {
+		const char *msg = jv_is_string(err) ? jdoc_str(d, err)
+		                                    : str_member(d, jv_is_object(err) ? err : root,
+		                                                 "message");
 		provider_set_error(out, "error in a 2xx response: %s", msg ? msg : "(no message)");
 		goto out;
 	}
@@ -254,32 +259,32 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 		provider_set_error(out, "response has no valid usage");
 		goto out;
 	}
-	choice = json_array_get(json_object_get(root, "choices"), 0);
-	message = json_object_get(choice, "message");
-	if (!json_is_object(message)) {
+	choice = jv_at(jv_get(root, "choices"), 0);
+	message = jv_get(choice, "message");
+	if (!jv_is_object(message)) {
 		provider_set_error(out, "response has no choices[0].message");
 		goto out;
 	}
-	finish = json_object_get(choice, "finish_reason");
-	if (finish && !json_is_string(finish) && !json_is_null(finish)) {
+	finish = jv_get(choice, "finish_reason");
+	if (finish && !jv_is_string(finish) && !jv_is_null(finish)) {
 		provider_set_error(out, "choices[0].finish_reason is not a string");
 		goto out;
 	}
-	refusal = json_object_get(message, "refusal");
-	if (refusal && !json_is_string(refusal) && !json_is_null(refusal)) {
+	refusal = jv_get(message, "refusal");
+	if (refusal && !jv_is_string(refusal) && !jv_is_null(refusal)) {
 		provider_set_error(out, "choices[0].message.refusal is not a string");
 		goto out;
 	}
-	if (take_content(json_object_get(message, "content"), out) != 0) {
+	if (take_content(jv_get(message, "content"), out) != 0) {
 		provider_set_error(out, "choices[0].message.content is not a string");
 		goto out;
 	}
-	out->finish_reason = map_finish(json_string_value(finish));
-	if (json_string_length(refusal) > 0) {
+	out->finish_reason = map_finish(jv_cstr(finish, word, sizeof word));
+	if (jv_is_string(refusal) && refusal->len > 0) {
 		out->finish_reason = FINISH_CONTENT_FILTER;
 		if (out->content[0] == '\0') {
 			struct buf b = {0};
-			provider_buf_text(&b, refusal);
+			jv_buf_text(&b, refusal);
 			free(out->content);
 			out->content = buf_take(&b);
 		}
@@ -290,7 +295,7 @@ out:
 		free(out->content);
 		out->content = NULL;
 	}
-	json_decref(root);
+	jdoc_free(&doc);
 	return cls;
 }
 

@@ -530,23 +530,22 @@ void redis_eval(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque
  * its argument count and its arguments. The reply is the array of the
  * calls' replies; a call that raises an error gets it as its element. */
 static const char batch_head[] = "local function step(KEYS, ARGV)\n";
-static const char batch_tail[] =
-        "\nend\n"
-        "local out, k, a = {}, 0, 2\n"
-        "for i = 1, tonumber(ARGV[1]) do\n"
-        "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
-        "  local keys, args = {}, {}\n"
-        "  for j = 1, nk do keys[j] = KEYS[k + j] end\n"
-        "  for j = 1, na do args[j] = ARGV[a + 1 + j] end\n"
-        "  k, a = k + nk, a + 2 + na\n"
-        "  local ok, res = pcall(step, keys, args)\n"
-        "  if not ok then\n"
-        "    if type(res) == 'table' and res.err then out[i] = res\n"
-        "    else out[i] = redis.error_reply(tostring(res)) end\n"
-        "  elseif res == nil then out[i] = false\n"
-        "  else out[i] = res end\n"
-        "end\n"
-        "return out\n";
+static const char batch_tail[] = "\nend\n"
+                                 "local out, k, a = {}, 0, 2\n"
+                                 "for i = 1, tonumber(ARGV[1]) do\n"
+                                 "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+                                 "  local keys, args = {}, {}\n"
+                                 "  for j = 1, nk do keys[j] = KEYS[k + j] end\n"
+                                 "  for j = 1, na do args[j] = ARGV[a + 1 + j] end\n"
+                                 "  k, a = k + nk, a + 2 + na\n"
+                                 "  local ok, res = pcall(step, keys, args)\n"
+                                 "  if not ok then\n"
+                                 "    if type(res) == 'table' and res.err then out[i] = res\n"
+                                 "    else out[i] = redis.error_reply(tostring(res)) end\n"
+                                 "  elseif res == nil then out[i] = false\n"
+                                 "  else out[i] = res end\n"
+                                 "end\n"
+                                 "return out\n";
 
 /* Calls flushed at once when a batch reaches this many, or this many bytes. */
 #define BATCH_MAX_CALLS 512

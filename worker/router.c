@@ -525,8 +525,9 @@ int router_route(const struct config *cfg, const struct job *job, const struct r
 	case STRATEGY_FASTEST:
 		for (size_t i = 0; i < out->n_chain; i++) {
 			int m = out->chain[i];
-			int64_t l = h ? health_latency_estimate(h, m, cfg->models[m].latency_ms, now)
-			              : cfg->models[m].latency_ms;
+			int64_t l =
+			        h ? health_latency_estimate(h, m, cfg->models[m].latency_ms, now)
+			          : cfg->models[m].latency_ms;
 			primary[m] = l > 0 ? (uint64_t)l : 0;
 		}
 		order_chain(cfg, out, &s, primary);

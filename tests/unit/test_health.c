@@ -530,7 +530,7 @@ struct vjob {
 	int64_t tokens;
 	int *count;
 	bool *stop;
-	bool waits;  /* on LIMITED, health_wait as the engine does (else ask again later) */
+	bool waits;    /* on LIMITED, health_wait as the engine does (else ask again later) */
 	int64_t *asks; /* health_admit and health_wait calls */
 	uv_timer_t timer;
 };

@@ -723,40 +723,6 @@ TEST(error_text_is_safe)
 	CHECK(c.error_message == NULL && c.content == NULL);
 }
 
-TEST(text_with_nul)
-{
-	json_error_t jerr;
-	json_t *j = json_loads("[\"a\\u0000b\"]", JSON_ALLOW_NUL, &jerr);
-	struct buf b = {0};
-	CHECK(j != NULL);
-	provider_buf_text(&b, json_array_get(j, 0));
-	CHECK_INT(b.len, 5);
-	CHECK_STR(b.data, "a\xef\xbf\xbd"
-	                  "b");
-	buf_free(&b);
-	json_decref(j);
-}
-
-TEST(get_count)
-{
-	json_error_t jerr;
-	json_t *o = json_loads("{\"a\":3,\"b\":null,\"c\":-1,\"d\":1.5,\"e\":\"7\","
-	                       "\"f\":10000000000000000,\"g\":0}",
-	                       0, &jerr);
-	int64_t v = 42;
-	CHECK(o != NULL);
-	CHECK(provider_get_count(o, "a", &v) == 0 && v == 3);
-	CHECK(provider_get_count(o, "b", &v) == 0 && v == 0);
-	CHECK(provider_get_count(o, "absent", &v) == 0 && v == 0);
-	CHECK(provider_get_count(o, "c", &v) == -1);
-	CHECK(provider_get_count(o, "d", &v) == -1);
-	CHECK(provider_get_count(o, "e", &v) == -1);
-	CHECK(provider_get_count(o, "f", &v) == -1);
-	CHECK(provider_get_count(o, "g", &v) == 0 && v == 0);
-	CHECK(provider_get_count(NULL, "a", &v) == 0 && v == 0);
-	json_decref(o);
-}
-
 TEST(stop_array)
 {
 	json_error_t jerr;
@@ -826,8 +792,6 @@ int main(int argc, char **argv)
 	RUN(lookup);
 	RUN(finish_names);
 	RUN(error_text_is_safe);
-	RUN(text_with_nul);
-	RUN(get_count);
 	RUN(stop_array);
 	RUN(turns);
 	RUN(max_tokens_default);
