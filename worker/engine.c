@@ -72,12 +72,16 @@ struct task {
 	char *id; /* the job's id or topic:partition:offset (new) */
 	int64_t started_mono_ms;
 
-	int attempt_base;   /* attempt numbers used by earlier runs of this job */
-	uint64_t serial;    /* for reservation tokens (reserve_token) */
-	int reserve_seq;    /* the reservation being asked for: its token's last part */
-	int waits;          /* reservations deferred for others in a row */
-	size_t n_calls;     /* attempts that went to a provider (max_attempts) */
-	int admitted_model; /* health said GO for this model (-1: none yet) */
+	/* Redis said this job is neither done nor pending (SPEC §9): a dedupe
+	 * lookup, or the first reservation, which looks it up in the same step.
+	 * Until then no call, no classifier and no output goes out. */
+	bool looked_up;
+	bool finish_after_lookup; /* ended before its first reservation: look up, then finish */
+	uint64_t serial;          /* for reservation tokens (reserve_token) */
+	int reserve_seq;          /* the reservation being asked for: its token's last part */
+	int waits;                /* reservations deferred for others in a row */
+	size_t n_calls;           /* attempts that went to a provider (max_attempts) */
+	int admitted_model;       /* health said GO for this model (-1: none yet) */
 	bool admit_pending;
 	struct http_request pending_req; /* built, waiting for its reservation */
 	int pending_model;               /* -1 when none */
@@ -461,7 +465,12 @@ static void check_later(struct task *t)
 
 /* One id is one job: a copy consumed while the same id is in flight waits for
  * it, then is looked up like any other (and so skipped once that one is done). */
-static void task_claim(struct task *t)
+static void task_begin(struct task *t);
+
+/* A job consumed begins at once: its first reservation looks it up. A copy
+ * that waited for its twin is looked up first, after the twin's done-mark
+ * (dedupe_flush sends those before the lookups, and Redis answers in order). */
+static void task_claim(struct task *t, bool waited)
 {
 	struct task *holder = idmap_get(t->e->ids, t->id);
 	if (holder) {
@@ -471,7 +480,10 @@ static void task_claim(struct task *t)
 	}
 	idmap_put(t->e->ids, t->id, t);
 	t->id_holder = true;
-	check_later(t);
+	if (waited)
+		check_later(t);
+	else
+		task_begin(t);
 }
 
 /* Hands the id over to the copies that waited for t. */
@@ -486,7 +498,7 @@ static void release_dups(struct task *t)
 	while (d) {
 		struct task *next = d->next_dup;
 		d->next_dup = NULL;
-		task_claim(d);
+		task_claim(d, true);
 		d = next;
 	}
 }
@@ -737,6 +749,13 @@ static void task_build_outputs(struct task *t)
 
 static void task_finish(struct task *t)
 {
+	if (!t->looked_up) {
+		/* Ended before asking Redis (expired, nothing eligible, ...): a
+		 * copy of a job done before must not get a second result. */
+		t->finish_after_lookup = true;
+		check_later(t);
+		return;
+	}
 	if (!t->outs)
 		task_build_outputs(t);
 	task_produce(t);
@@ -899,6 +918,7 @@ static void task_out_of_models(struct task *t)
 
 static void on_reserved(void *opaque, redisReply *reply);
 static void send_reserve(struct task *t);
+static void task_found(struct task *t, const char *state, const char *outputs, size_t len);
 
 /* A call reserves its budget only once it can go out at once: curl never
  * times out a transfer waiting for a connection, and a lease should cover a
@@ -961,6 +981,7 @@ static void send_reserve(struct task *t)
 	        .token = token,
 	        .model = m->name,
 	        .provider = p->name,
+	        .lookup = !t->looked_up,
 	};
 	ledger_reserve(e->ledger, &req, on_reserved, t);
 }
@@ -1003,6 +1024,17 @@ static void on_reserved(void *opaque, redisReply *reply)
 		task_later(t, 1000, on_reserve_retry);
 		return;
 	}
+	if (res.status == LEDGER_JOB_DONE || res.status == LEDGER_JOB_PENDING) {
+		/* Nothing was reserved: the call does not go out. */
+		http_request_clear(&t->pending_req);
+		t->pending_model = -1;
+		slot_release(e, m->provider);
+		health_release(e->health, mi);
+		task_found(t, res.status == LEDGER_JOB_DONE ? "done" : "pending", res.outputs,
+		           res.outputs_len);
+		return;
+	}
+	t->looked_up = true;
 	switch (res.status) {
 	case LEDGER_RESERVED: t->waits = 0; break;
 	case LEDGER_WAIT:
@@ -1020,6 +1052,8 @@ static void on_reserved(void *opaque, redisReply *reply)
 		/* Redis lost the config's budgets; the ledger writes them again. */
 		task_later(t, 500, on_reserve_retry);
 		return;
+	case LEDGER_JOB_DONE:
+	case LEDGER_JOB_PENDING: break; /* above */
 	case LEDGER_EXHAUSTED: {
 		char spent[32], limit[32], est[32];
 		money_format_usd(res.spent_nusd, spent, sizeof spent);
@@ -1504,8 +1538,13 @@ static void task_begin(struct task *t)
 			          drop_reason_name(why));
 		return;
 	}
-	t->tried = xcalloc(cfg->n_models, sizeof *t->tried);
 	int ci = router_classifier(cfg, &t->job, &t->route);
+	if (ci >= 0 && !t->looked_up) {
+		/* The classifier's call is bought too: look the job up first. */
+		check_later(t);
+		return;
+	}
+	t->tried = xcalloc(cfg->n_models, sizeof *t->tried);
 	if (ci >= 0 && task_classify(t, ci))
 		return;
 	task_attempt(t);
@@ -1716,10 +1755,11 @@ static void start_message(struct engine *e, rd_kafka_message_t *m)
 	}
 	rd_kafka_message_destroy(m);
 	if (rc != 0) {
+		t->looked_up = true; /* an invalid job is answered, never looked up */
 		task_fail(t, ERR_INVALID_JOB, "%s", err);
 		return;
 	}
-	task_claim(t);
+	task_claim(t, false);
 }
 
 /* ---------------------------------------------------------------- dedupe */
@@ -1754,6 +1794,28 @@ static void task_replay(struct task *t, const char *blob, size_t len)
 	task_produce(t);
 }
 
+/* What a lookup found (dedupe_check.lua, or a reservation that looked the
+ * job up): "done" skips the job, "pending" with its outputs re-sends them,
+ * anything else lets it go on. */
+static void task_found(struct task *t, const char *state, const char *outputs, size_t len)
+{
+	if (strcmp(state, "done") == 0) {
+		/* Its ok result was acknowledged before: nothing to do. */
+		t->e->jobs_skipped++;
+		t->error = ERR_NONE;
+		t->replayed = true;
+		task_produce(t);
+	} else if (strcmp(state, "pending") == 0 && outputs) {
+		task_replay(t, outputs, len);
+	} else {
+		t->looked_up = true;
+		if (t->finish_after_lookup)
+			task_finish(t);
+		else
+			task_begin(t);
+	}
+}
+
 static void on_checked(void *opaque, redisReply *reply)
 {
 	struct check_batch *cb = opaque;
@@ -1772,27 +1834,15 @@ static void on_checked(void *opaque, redisReply *reply)
 		goto out;
 	}
 	for (size_t i = 0; i < cb->n; i++) {
-		struct task *t = cb->tasks[i];
 		redisReply *r = reply->element[i];
+		bool has_str = r->type == REDIS_REPLY_ARRAY && r->elements > 1 &&
+		               r->element[1]->type == REDIS_REPLY_STRING;
 		const char *state = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
 		                                    r->element[0]->type == REDIS_REPLY_STRING
 		                            ? r->element[0]->str
 		                            : "new";
-		if (strcmp(state, "done") == 0) {
-			/* Its ok result was acknowledged before: nothing to do. */
-			e->jobs_skipped++;
-			t->error = ERR_NONE;
-			t->replayed = true;
-			task_produce(t);
-		} else if (strcmp(state, "pending") == 0 && r->elements > 1 &&
-		           r->element[1]->type == REDIS_REPLY_STRING) {
-			task_replay(t, r->element[1]->str, r->element[1]->len);
-		} else {
-			if (r->type == REDIS_REPLY_ARRAY && r->elements > 1 &&
-			    r->element[1]->type == REDIS_REPLY_INTEGER)
-				t->attempt_base = (int)r->element[1]->integer;
-			task_begin(t);
-		}
+		task_found(cb->tasks[i], state, has_str ? r->element[1]->str : NULL,
+		           has_str ? r->element[1]->len : 0);
 	}
 out:
 	free(cb->tasks);

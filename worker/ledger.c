@@ -509,6 +509,7 @@ void ledger_reserve(struct ledger *l, const struct ledger_reserve_req *req, redi
 	cmd_str(&c, req->provider ? req->provider : "");
 	cmd_str(&c, l->worker);
 	cmd_i64(&c, l->cfg->worker.dedupe_ttl_s);
+	cmd_str(&c, req->lookup ? "1" : "0");
 	cmd_send(l, l->reserve, &c, on_reserved, rc);
 }
 
@@ -526,6 +527,18 @@ int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *ou
 		    attempt > INT32_MAX || elem_i64(reply, 2, &out->expires_ms) != 0)
 			return fail(errstr, errstr_size, LEDGER_ERROR, "reserve: bad reply");
 		out->attempt = (int)attempt;
+		return LEDGER_OK;
+	}
+	if (elem_is(reply, 0, "done")) {
+		out->status = LEDGER_JOB_DONE;
+		return LEDGER_OK;
+	}
+	if (elem_is(reply, 0, "pending")) {
+		out->status = LEDGER_JOB_PENDING;
+		out->outputs = elem_str(reply, 1);
+		if (!out->outputs)
+			return fail(errstr, errstr_size, LEDGER_ERROR, "reserve: bad reply");
+		out->outputs_len = reply->element[1]->len;
 		return LEDGER_OK;
 	}
 	out->budget = elem_str(reply, 1);

@@ -132,6 +132,10 @@ struct ledger_reserve_req {
 	 * otherwise, e.g. "<worker>:<task serial>:<n>". NULL: no retry safety. */
 	const char *token;
 	const char *model, *provider; /* for the cost record a reap would publish */
+	/* Look the job up first (the first reservation of a job taken from
+	 * Kafka, which then needs no ledger_dedupe_check): a job done, or
+	 * finished and not acknowledged, reserves nothing and the reply says so. */
+	bool lookup;
 };
 
 enum ledger_reserve_status {
@@ -142,6 +146,8 @@ enum ledger_reserve_status {
 				  budget of the config, Redis lost it (restarted empty):
 				  the ledger writes the config's budgets again before its
 				  next step, so retry */
+	LEDGER_JOB_DONE,       /* (lookup) its ok result was acknowledged: skip it */
+	LEDGER_JOB_PENDING,    /* (lookup) finished, not acknowledged: re-send outputs */
 };
 
 struct ledger_reservation {
@@ -150,6 +156,8 @@ struct ledger_reservation {
 	int64_t expires_ms; /* RESERVED: the lease's expiry, unix ms */
 	const char *budget; /* otherwise: the budget that refused; borrowed */
 	int64_t limit_nusd, spent_nusd, reserved_nusd; /* WAIT, EXHAUSTED: its window */
+	const char *outputs; /* JOB_PENDING: one JSON per line, result first; borrowed */
+	size_t outputs_len;
 };
 
 /* Reserves req->estimate_nusd for a new attempt of req->job_id on the budget

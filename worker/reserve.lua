@@ -26,6 +26,8 @@
 -- ARGV[10] model, ARGV[11] provider, ARGV[12] worker id (kept for the cost
 --          record a reap publishes)
 -- ARGV[13] the dedupe hash's time to live, s (worker.dedupe_ttl_s)
+-- ARGV[14] "1": look the job up first, as dedupe_check.lua does (the first
+--          reservation of a job consumed from Kafka: one round trip for both)
 --
 -- The chain is walked from the meta hashes: the budget, its parent, and so on,
 -- at most 4 budgets; each is checked in the window its period selects ("all",
@@ -33,6 +35,10 @@
 -- has spent + reserved + estimate <= limit.
 --
 -- Returns one of
+--   {"done", ""}                        (ARGV[14] "1") its ok result was
+--                                       acknowledged: nothing reserved, skip it
+--   {"pending", outputs}                (ARGV[14] "1") finished but not
+--                                       acknowledged: nothing reserved, re-send
 --   {"reserved", attempt, expires_ms}   held; attempt is new (HINCRBY), unique
 --                                       for the job across crashes and re-runs
 --   {"wait", name, limit, spent, reserved}       does not fit only because of
@@ -68,6 +74,15 @@ if not amount_ok(est) then
 end
 if not now or not lease_ms or lease_ms <= 0 then
   return redis.error_reply('reserve: now and lease_ms must be numbers, lease_ms > 0')
+end
+
+if ARGV[14] == '1' then
+  local f = redis.call('HMGET', KEYS[1], 'state', 'outputs')
+  if f[1] == 'done' then
+    return {'done', ''}
+  elseif f[1] == 'pending' and f[2] then
+    return {'pending', f[2]}
+  end
 end
 
 if token ~= '' then

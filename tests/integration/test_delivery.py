@@ -192,6 +192,16 @@ def test_redelivered_jobs_are_not_bought_again():
         procs.wait_until(lambda: all_committed(s), 60, interval=0.5, what="second batch committed")
         assert calls(s) == first
         assert len(s.results(timeout_s=5)) == 200  # no second result either
+        # Copies that would end before their first reservation (past their
+        # deadline, or pinned to a model that does not exist) are looked up
+        # all the same: no `expired` or `no_eligible_model` after an ok.
+        late = [json.dumps({"id": "d-1", "prompt": "again", "deadline": "2001-01-01T00:00:00Z"}),
+                json.dumps({"id": "d-2", "prompt": "again", "models": ["mini"],
+                            "max_cost_usd": 0.000000001})]
+        s.produce_jobs([v.encode() for v in late])
+        procs.wait_until(lambda: all_committed(s), 60, interval=0.5, what="late copies committed")
+        assert len(s.results(timeout_s=5)) == 200
+        assert calls(s) == first
 
         # A finished job whose result was not acknowledged: re-sent from Redis.
         prefix = s.config["redis"]["key_prefix"]

@@ -260,11 +260,14 @@ struct rsv {
 	int rc;
 	struct ledger_reservation res;
 	char budget[64];
+	char outputs[64];
 	char err[256];
 };
 
-static struct rsv reserve_tok(struct fx *f, int li, const char *budget, const char *job,
-                              int64_t est, int64_t lease_ms, const char *token)
+/* A reserve; with lookup, the job is looked up first (outputs of a pending
+ * one copied to out.outputs). */
+static struct rsv reserve_req(struct fx *f, int li, const char *budget, const char *job,
+                              int64_t est, int64_t lease_ms, const char *token, bool lookup)
 {
 	struct waiter w = {0};
 	struct rsv out = {0};
@@ -274,15 +277,26 @@ static struct rsv reserve_tok(struct fx *f, int li, const char *budget, const ch
 	                                 .lease_ms = lease_ms,
 	                                 .token = token,
 	                                 .model = "m-small",
-	                                 .provider = "p-one"};
+	                                 .provider = "p-one",
+	                                 .lookup = lookup};
 	ledger_reserve(f->l[li], &req, on_reply, &w);
 	redisReply *r = wait_for(f, &w);
 	out.rc = ledger_reserve_result(r, &out.res, out.err, sizeof out.err);
 	if (out.rc == LEDGER_OK && out.res.budget)
 		snprintf(out.budget, sizeof out.budget, "%s", out.res.budget);
+	if (out.rc == LEDGER_OK && out.res.outputs)
+		snprintf(out.outputs, sizeof out.outputs, "%.*s", (int)out.res.outputs_len,
+		         out.res.outputs);
 	out.res.budget = NULL;
+	out.res.outputs = NULL;
 	reply_free(r);
 	return out;
+}
+
+static struct rsv reserve_tok(struct fx *f, int li, const char *budget, const char *job,
+                              int64_t est, int64_t lease_ms, const char *token)
+{
+	return reserve_req(f, li, budget, job, est, lease_ms, token, false);
 }
 
 static struct rsv reserve(struct fx *f, const char *budget, const char *job, int64_t est)
@@ -463,6 +477,41 @@ TEST(reserve_settle_release)
 	/* Releasing a settled attempt changes nothing. */
 	CHECK_INT(release(&f, "job-1", 1), 0);
 	CHECK_INT(state(&f, "b").spent, 200);
+	fx_close(&f);
+}
+
+/* A job's first reservation looks it up: done or pending reserves nothing. */
+TEST(reserve_looks_the_job_up)
+{
+	struct fx f;
+	CHECK(fx_open(&f, "t9:", 1, NULL, 0, 0) == 0);
+	CHECK(define("t9:", "b", 1000, "none", "") == 0);
+	reply_free(admin("HSET t9:{ledger}:job:done-1 state done attempts 1"));
+	reply_free(admin("HSET t9:{ledger}:job:pend-1 state pending attempts 1 outputs %s",
+	                 "{\"r\":1}\n{\"c\":2}"));
+	reply_free(admin("HSET t9:{ledger}:job:pend-2 state pending attempts 1"));
+
+	struct rsv a = reserve_req(&f, 0, "b", "done-1", 300, 60000, "tok-1", true);
+	CHECK_INT(a.rc, LEDGER_OK);
+	CHECK_INT(a.res.status, LEDGER_JOB_DONE);
+	a = reserve_req(&f, 0, "b", "pend-1", 300, 60000, "tok-2", true);
+	CHECK_INT(a.res.status, LEDGER_JOB_PENDING);
+	CHECK_STR(a.outputs, "{\"r\":1}\n{\"c\":2}");
+	CHECK_INT(state(&f, "b").reserved, 0);
+	CHECK_INT(admin_int("ZCARD %s%s", "t9:{ledger}:", "leases"), 0);
+	CHECK_INT(admin_int("HGET %s%s attempts", "t9:{ledger}:", "job:done-1"), 1);
+
+	/* Pending without outputs, a new job, or no lookup asked: reserved. */
+	a = reserve_req(&f, 0, "b", "pend-2", 300, 60000, "tok-3", true);
+	CHECK_INT(a.res.status, LEDGER_RESERVED);
+	CHECK_INT(a.res.attempt, 2);
+	a = reserve_req(&f, 0, "b", "new-1", 300, 60000, "tok-4", true);
+	CHECK_INT(a.res.status, LEDGER_RESERVED);
+	CHECK_INT(a.res.attempt, 1);
+	a = reserve_req(&f, 0, "b", "done-1", 300, 60000, "tok-5", false);
+	CHECK_INT(a.res.status, LEDGER_RESERVED);
+	CHECK_INT(a.res.attempt, 2);
+	CHECK_INT(state(&f, "b").reserved, 900);
 	fx_close(&f);
 }
 
@@ -1049,6 +1098,7 @@ int main(void)
 		return unit_done();
 	}
 	RUN(reserve_settle_release);
+	RUN(reserve_looks_the_job_up);
 	RUN(same_settle_three_times);
 	RUN(parent_binds_and_refusals);
 	RUN(chain_longer_than_four_refused);
