@@ -79,19 +79,11 @@ void ledger_free(struct ledger *l)
 
 void ledger_window(enum period p, int64_t unix_ms, char *out, size_t out_size)
 {
-	time_t secs = (time_t)(unix_ms / 1000);
-	struct tm tm;
-	char w[64] = "all"; /* room for any int the compiler imagines */
-	gmtime_r(&secs, &tm);
-	switch (p) {
-	case PERIOD_DAY:
-		snprintf(w, sizeof w, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-		         tm.tm_mday);
-		break;
-	case PERIOD_MONTH:
-		snprintf(w, sizeof w, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
-		break;
-	case PERIOD_NONE: break;
+	char w[32] = "all";
+	/* "YYYY-MM-DD" is the date part of the RFC 3339 form, "YYYY-MM" its start. */
+	if (p != PERIOD_NONE) {
+		time_format_rfc3339(unix_ms, w, sizeof w);
+		w[p == PERIOD_DAY ? 10 : 7] = '\0';
 	}
 	snprintf(out, out_size, "%s", w);
 }
@@ -205,15 +197,9 @@ static void cmd_fmt(struct cmd *c, const char *fmt, ...)
 /* A decimal integer, without printf (it is on every call's path). */
 static void cmd_i64(struct cmd *c, int64_t v)
 {
-	char tmp[24], *p = tmp + sizeof tmp;
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		*--p = '-';
-	cmd_mem(c, p, (size_t)(tmp + sizeof tmp - p));
+	size_t start = c->data.len;
+	buf_i64(&c->data, v);
+	cmd_mark(c, start);
 }
 
 /* A key: "<base>" followed by fmt. Keys come before every argument. */

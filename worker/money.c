@@ -51,21 +51,28 @@ int64_t money_cost_nusd(const struct price *p, const struct usage *u)
 
 void money_format_usd(int64_t nusd, char *out, unsigned long out_size)
 {
-	const char *sign = "";
-	uint64_t v = (uint64_t)nusd;
-	if (nusd < 0) {
-		sign = "-";
-		v = (uint64_t)0 - (uint64_t)nusd;
-	}
+	/* "-", up to 11 digits of dollars (2^63 nano-USD), ".", 9 of nano-dollars. */
+	char tmp[32], *p = tmp + sizeof tmp;
+	uint64_t v = nusd < 0 ? (uint64_t)0 - (uint64_t)nusd : (uint64_t)nusd;
 	uint64_t whole = v / 1000000000u, frac = v % 1000000000u;
-	if (frac == 0) {
-		snprintf(out, out_size, "%s%llu", sign, (unsigned long long)whole);
-		return;
+	*--p = '\0';
+	if (frac) {
+		int n = 9;
+		while (frac % 10 == 0) { /* no trailing zeros */
+			frac /= 10;
+			n--;
+		}
+		while (n--) {
+			*--p = (char)('0' + frac % 10);
+			frac /= 10;
+		}
+		*--p = '.';
 	}
-	char f[16];
-	snprintf(f, sizeof f, "%09llu", (unsigned long long)frac);
-	size_t n = strlen(f);
-	while (n > 0 && f[n - 1] == '0')
-		f[--n] = '\0';
-	snprintf(out, out_size, "%s%llu.%s", sign, (unsigned long long)whole, f);
+	do {
+		*--p = (char)('0' + whole % 10);
+		whole /= 10;
+	} while (whole);
+	if (nusd < 0)
+		*--p = '-';
+	snprintf(out, out_size, "%s", p);
 }

@@ -31,33 +31,50 @@ void output_outcome(char *out, size_t out_size, const struct attempt_rec *a)
 		snprintf(out, out_size, "%s", names[a->outcome]);
 }
 
+/* "key": with the comma before it unless the object or array has just begun.
+ * Keys are ours: nothing to escape. */
+static void put_key(struct buf *b, const char *key)
+{
+	char last = b->len ? b->data[b->len - 1] : '{';
+	buf_puts(b, last == '{' || last == '[' ? "\"" : ",\"");
+	buf_puts(b, key);
+	buf_puts(b, "\":");
+}
+
 static void put_str(struct buf *b, const char *key, const char *v)
 {
-	buf_printf(b, "\"%s\":", key);
+	put_key(b, key);
 	buf_json_str(b, v, strlen(v));
+}
+
+/* A string of ours that needs no escaping: a code, an outcome, a time. */
+static void put_word(struct buf *b, const char *key, const char *word)
+{
+	put_key(b, key);
+	buf_puts(b, "\"");
+	buf_puts(b, word);
+	buf_puts(b, "\"");
+}
+
+static void put_int(struct buf *b, const char *key, int64_t v)
+{
+	put_key(b, key);
+	buf_i64(b, v);
 }
 
 static void put_usd(struct buf *b, const char *key, int64_t nusd)
 {
 	char usd[32];
 	money_format_usd(nusd, usd, sizeof usd);
-	buf_printf(b, "\"%s\":%s", key, usd);
+	put_key(b, key);
+	buf_puts(b, usd);
 }
 
 static void put_time(struct buf *b, const char *key, int64_t ms)
 {
 	char ts[40];
 	time_format_rfc3339(ms, ts, sizeof ts);
-	buf_printf(b, "\"%s\":\"%s\"", key, ts);
-}
-
-static void put_usage(struct buf *b, const struct usage *u)
-{
-	buf_printf(b,
-	           "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld,"
-	           "\"cached_input_tokens\":%lld}",
-	           (long long)u->input_tokens, (long long)u->output_tokens,
-	           (long long)u->cached_input_tokens);
+	put_word(b, key, ts);
 }
 
 void output_result(struct buf *b, const struct config *cfg, const struct result_info *r)
@@ -65,31 +82,32 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 	const struct model_conf *m = r->model >= 0 ? &cfg->models[r->model] : NULL;
 	buf_puts(b, "{");
 	put_str(b, "id", r->id);
-	buf_printf(b, ",\"status\":\"%s\"", r->error == ERR_NONE ? "ok" : "error");
+	put_word(b, "status", r->error == ERR_NONE ? "ok" : "error");
 	if (r->error == ERR_NONE) {
-		buf_puts(b, ",");
 		put_str(b, "content", r->content ? r->content : "");
-		buf_printf(b, ",\"finish_reason\":\"%s\"", finish_reason_name(r->finish_reason));
+		put_word(b, "finish_reason", finish_reason_name(r->finish_reason));
 	} else {
-		buf_printf(b, ",\"error\":{\"code\":\"%s\",", error_code_name(r->error));
+		put_key(b, "error");
+		buf_puts(b, "{");
+		put_word(b, "code", error_code_name(r->error));
 		put_str(b, "message", r->error_message ? r->error_message : "");
 		buf_puts(b, "}");
 	}
 	if (m) {
-		buf_puts(b, ",");
 		put_str(b, "model", m->name);
-		buf_puts(b, ",");
 		put_str(b, "provider", cfg->providers[m->provider].name);
 	}
-	buf_puts(b, ",");
-	put_usage(b, &r->usage);
-	buf_puts(b, ",");
+	put_key(b, "usage");
+	buf_puts(b, "{");
+	put_int(b, "input_tokens", r->usage.input_tokens);
+	put_int(b, "output_tokens", r->usage.output_tokens);
+	put_int(b, "cached_input_tokens", r->usage.cached_input_tokens);
+	buf_puts(b, "}");
 	put_usd(b, "cost_usd", r->cost_nusd);
-	if (r->budget) {
-		buf_puts(b, ",");
+	if (r->budget)
 		put_str(b, "budget", r->budget);
-	}
-	buf_puts(b, ",\"attempts\":[");
+	put_key(b, "attempts");
+	buf_puts(b, "[");
 	for (size_t i = 0; i < r->n_attempts; i++) {
 		const struct attempt_rec *a = &r->attempts[i];
 		const struct model_conf *am = &cfg->models[a->model];
@@ -97,16 +115,17 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 		output_outcome(outcome, sizeof outcome, a);
 		buf_puts(b, i ? ",{" : "{");
 		put_str(b, "model", am->name);
-		buf_puts(b, ",");
 		put_str(b, "provider", cfg->providers[am->provider].name);
-		buf_printf(b, ",\"outcome\":\"%s\"", outcome);
+		put_word(b, "outcome", outcome);
 		if (a->http_status)
-			buf_printf(b, ",\"http_status\":%ld", a->http_status);
-		buf_printf(b, ",\"latency_ms\":%lld,", (long long)a->latency_ms);
+			put_int(b, "http_status", a->http_status);
+		put_int(b, "latency_ms", a->latency_ms);
 		put_usd(b, "cost_usd", a->cost_nusd);
 		buf_puts(b, "}");
 	}
-	buf_printf(b, "],\"latency_ms\":%lld,\"metadata\":", (long long)r->latency_ms);
+	buf_puts(b, "]");
+	put_int(b, "latency_ms", r->latency_ms);
+	put_key(b, "metadata");
 	if (r->metadata) {
 		char *md = json_dumps(r->metadata, JSON_COMPACT);
 		buf_puts(b, md ? md : "{}");
@@ -114,9 +133,7 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 	} else {
 		buf_puts(b, "{}");
 	}
-	buf_puts(b, ",");
 	put_str(b, "worker", r->worker);
-	buf_puts(b, ",");
 	put_time(b, "completed_at", r->completed_ms);
 	buf_puts(b, "}");
 }
@@ -125,19 +142,17 @@ void output_cost_record(struct buf *b, const struct cost_info *c)
 {
 	buf_puts(b, "{");
 	put_str(b, "job_id", c->job_id);
-	buf_printf(b, ",\"attempt\":%d,", c->attempt);
+	put_int(b, "attempt", c->attempt);
 	put_str(b, "provider", c->provider);
-	buf_puts(b, ",");
 	put_str(b, "model", c->model);
-	buf_puts(b, ",");
 	put_str(b, "budget", c->budget);
-	buf_printf(b,
-	           ",\"input_tokens\":%lld,\"output_tokens\":%lld,\"cached_input_tokens\":%lld,"
-	           "\"cost_nusd\":%lld,",
-	           (long long)c->usage.input_tokens, (long long)c->usage.output_tokens,
-	           (long long)c->usage.cached_input_tokens, (long long)c->cost_nusd);
+	put_int(b, "input_tokens", c->usage.input_tokens);
+	put_int(b, "output_tokens", c->usage.output_tokens);
+	put_int(b, "cached_input_tokens", c->usage.cached_input_tokens);
+	put_int(b, "cost_nusd", c->cost_nusd);
 	put_usd(b, "cost_usd", c->cost_nusd);
-	buf_printf(b, ",\"estimated\":%s,", c->estimated ? "true" : "false");
+	put_key(b, "estimated");
+	buf_puts(b, c->estimated ? "true" : "false");
 	put_time(b, "ts", c->ts_ms);
 	buf_puts(b, "}");
 }
@@ -160,29 +175,6 @@ void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
 	output_cost_record(b, &c);
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	if (s[0] < 0x80)
-		return 1;
-	size_t n = (s[0] & 0xE0) == 0xC0   ? 2
-	           : (s[0] & 0xF0) == 0xE0 ? 3
-	           : (s[0] & 0xF8) == 0xF0 ? 4
-	                                   : 0;
-	if (!n || n > left)
-		return 0;
-	uint32_t cp = s[0] & (0x7F >> n);
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-	if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 /* Writes raw as a JSON string, each byte that is not valid UTF-8 as U+FFFD.
  * Returns false if any byte was replaced. */
 static bool put_raw_string(struct buf *b, const char *raw, size_t len)
@@ -191,7 +183,7 @@ static bool put_raw_string(struct buf *b, const char *raw, size_t len)
 	bool exact = true;
 	const unsigned char *s = (const unsigned char *)raw;
 	for (size_t i = 0; i < len;) {
-		size_t n = utf8_seq(s + i, len - i);
+		size_t n = utf8_seq_len(s + i, s + len);
 		if (n) {
 			buf_append(&clean, s + i, n);
 			i += n;
@@ -229,21 +221,28 @@ void output_dlq(struct buf *b, const json_t *job, const char *raw, size_t raw_le
                 enum error_code code, const char *message, const char *topic, int32_t partition,
                 int64_t offset, int64_t failed_ms)
 {
-	buf_puts(b, "{\"job\":");
+	buf_puts(b, "{");
+	put_key(b, "job");
 	char *dumped = job ? json_dumps(job, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	if (dumped) {
 		buf_puts(b, dumped);
 	} else if (!put_raw_string(b, raw ? raw : "", raw ? raw_len : 0)) {
 		/* Not text: the exact bytes ride along so that nothing is lost. */
-		buf_puts(b, ",\"job_base64\":");
+		put_key(b, "job_base64");
 		put_base64(b, (const unsigned char *)raw, raw_len);
 	}
 	free(dumped);
-	buf_printf(b, ",\"error\":{\"code\":\"%s\",", error_code_name(code));
+	put_key(b, "error");
+	buf_puts(b, "{");
+	put_word(b, "code", error_code_name(code));
 	put_str(b, "message", message ? message : "");
-	buf_puts(b, "},\"source\":{");
+	buf_puts(b, "}");
+	put_key(b, "source");
+	buf_puts(b, "{");
 	put_str(b, "topic", topic);
-	buf_printf(b, ",\"partition\":%d,\"offset\":%lld},", (int)partition, (long long)offset);
+	put_int(b, "partition", partition);
+	put_int(b, "offset", offset);
+	buf_puts(b, "}");
 	put_time(b, "failed_at", failed_ms);
 	buf_puts(b, "}");
 }

@@ -2,6 +2,7 @@
 #include "timeutil.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,18 +36,48 @@ int64_t time_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Writes v as n decimal digits (0 <= v < 10^n) at p. */
+static void put_digits(char *p, int v, int n)
+{
+	while (n--) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 void time_format_rfc3339(int64_t unix_ms, char *out, size_t out_size)
 {
+	/* The calendar of the last second formatted, kept: results and cost
+	 * records of one second share it, and gmtime_r is not free. */
+	static __thread time_t last_secs;
+	static __thread struct tm last_tm;
+	static __thread bool last_valid;
 	time_t secs = (time_t)(unix_ms / 1000);
 	int ms = (int)(unix_ms % 1000);
 	if (ms < 0) {
 		ms += 1000;
 		secs -= 1;
 	}
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+	if (!last_valid || secs != last_secs) {
+		gmtime_r(&secs, &last_tm);
+		last_secs = secs;
+		last_valid = true;
+	}
+	const struct tm *tm = &last_tm;
+	int year = tm->tm_year + 1900;
+	if (year < 0 || year > 9999 || out_size < 25) {
+		snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm->tm_mon + 1,
+		         tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, ms);
+		return;
+	}
+	memcpy(out, "0000-00-00T00:00:00.000Z", 25);
+	put_digits(out, year, 4);
+	put_digits(out + 5, tm->tm_mon + 1, 2);
+	put_digits(out + 8, tm->tm_mday, 2);
+	put_digits(out + 11, tm->tm_hour, 2);
+	put_digits(out + 14, tm->tm_min, 2);
+	put_digits(out + 17, tm->tm_sec, 2);
+	put_digits(out + 20, ms, 3);
 }
 
 static int digits(const char **p, int n, int *out)

@@ -5,6 +5,7 @@
 #include "unit.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 TEST(money_spec_example)
 {
@@ -59,6 +60,60 @@ TEST(money_conversions)
 	CHECK_STR(s, "0.000000001");
 }
 
+/* The printf-free formatters write what printf would. */
+TEST(formatters_match_printf)
+{
+	static const int64_t amounts[] = {0,          1,           10,        999999999,
+	                                  1000000000, 1000000001,  123456789, 12500000000,
+	                                  -1,         -2500000000, INT64_MAX, -INT64_MAX};
+	for (size_t i = 0; i < sizeof amounts / sizeof amounts[0]; i++) {
+		int64_t v = amounts[i];
+		uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+		char want[48], frac[16], got[48];
+		snprintf(frac, sizeof frac, "%09llu", (unsigned long long)(u % 1000000000u));
+		size_t n = strlen(frac);
+		while (n > 0 && frac[n - 1] == '0')
+			frac[--n] = '\0';
+		snprintf(want, sizeof want, "%s%llu%s%s", v < 0 ? "-" : "",
+		         (unsigned long long)(u / 1000000000u), n ? "." : "", frac);
+		money_format_usd(v, got, sizeof got);
+		CHECK_STR(got, want);
+		struct buf b = {0};
+		buf_i64(&b, v);
+		snprintf(want, sizeof want, "%lld", (long long)v);
+		CHECK_STR(b.data, want);
+		buf_free(&b);
+	}
+	/* Seconds repeated and changed, across a day and a year, before 1970. */
+	static const int64_t times[] = {1795316400000,
+	                                1795316400999,
+	                                1795316400999,
+	                                1795316401000,
+	                                1798761599999,
+	                                1798761600000,
+	                                0,
+	                                -1,
+	                                -86400001,
+	                                253402300799999};
+	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+		int64_t ms = times[i];
+		time_t secs = (time_t)(ms / 1000);
+		int rem = (int)(ms % 1000);
+		if (rem < 0) {
+			rem += 1000;
+			secs--;
+		}
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		char want[48], got[48];
+		snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		         tm.tm_sec, rem);
+		time_format_rfc3339(ms, got, sizeof got);
+		CHECK_STR(got, want);
+	}
+}
+
 TEST(time_rfc3339)
 {
 	int64_t ms;
@@ -94,6 +149,7 @@ int main(void)
 	RUN(money_spec_example);
 	RUN(money_cached_and_rounding);
 	RUN(money_conversions);
+	RUN(formatters_match_printf);
 	RUN(time_rfc3339);
 	RUN(buf_json_escapes);
 	return unit_done();
