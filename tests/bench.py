@@ -168,6 +168,21 @@ def warm_up(s, latency_ms, watch=None):
         watch.close()
 
 
+def worker_log_diag(w, keep=40):
+    """Prints what the worker logged beyond routine info lines: a failed phase
+    should say why without a rerun."""
+    try:
+        lines = w.log_path.read_text(errors="replace").splitlines()
+    except OSError as ex:
+        out(f"   (worker log unreadable: {ex})")
+        return
+    notable = [ln for ln in lines if '"level":"info"' not in ln
+               or any(k in ln for k in ("partition", "paus", "resum", "rebalanc", "revok"))]
+    out(f"   worker log: {len(lines)} lines, last {min(keep, len(notable))} notable:")
+    for ln in notable[-keep:]:
+        out("     " + ln[:300])
+
+
 def run_flow(s, n, timeout_s, program=None, perf_dir=None, fake_log=False, want_threads=True,
              warm_latency_ms=None):
     """Pre-produces n jobs, starts a worker and waits for n results. Returns a
@@ -193,8 +208,12 @@ def run_flow(s, n, timeout_s, program=None, perf_dir=None, fake_log=False, want_
         sampler = bu.Sampler(pids, interval=0.05, extra=extra, extra_interval=0.25).start()
         if perf_dir:
             perf = bu.PerfRecord(w.pid, Path(perf_dir) / "perf-b.data")
-        r["t_seen_done"], r["results_seen"] = watch.wait_count(
-            n, timeout_s, "results", alive=w.running)
+        try:
+            r["t_seen_done"], r["results_seen"] = watch.wait_count(
+                n, timeout_s, "results", alive=w.running)
+        except PhaseError:
+            worker_log_diag(w)
+            raise
         # The last acknowledgements are marked done in Redis on the next loop
         # turns (dedupe_done): give them a moment before counting commands.
         time.sleep(1.5)
