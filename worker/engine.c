@@ -716,7 +716,7 @@ static void task_build_outputs(struct task *t)
 	        .attempts = t->attempts,
 	        .n_attempts = t->n_attempts,
 	        .latency_ms = time_mono_ms() - t->started_mono_ms,
-	        .metadata = t->error != ERR_INVALID_JOB ? t->job.metadata : NULL,
+	        .metadata_json = t->error != ERR_INVALID_JOB ? t->job.metadata_json : NULL,
 	        .worker = e->worker_id,
 	        .completed_ms = now,
 	};

@@ -499,8 +499,8 @@ static int dec_deadline(struct dec *d)
 	return 0;
 }
 
-/* The size is that of json_dumps(metadata, JSON_COMPACT), measured without
- * allocating: it is what the result will carry. */
+/* The size is that of json_dumps(metadata, JSON_COMPACT): what the result
+ * will carry, kept as metadata_json. */
 static int dec_metadata(struct dec *d)
 {
 	json_t *v = json_object_get(d->root, "metadata");
@@ -511,12 +511,16 @@ static int dec_metadata(struct dec *d)
 		fail(d->err, d->err_size, "metadata: must be an object");
 		return -1;
 	}
-	if (json_dumpb(v, NULL, 0, JSON_COMPACT) > JOB_METADATA_MAX) {
+	/* Serialized once: the result carries this text. */
+	char *text = json_dumps(v, JSON_COMPACT);
+	if (!text || strlen(text) > JOB_METADATA_MAX) {
+		free(text);
 		fail(d->err, d->err_size, "metadata: larger than %d bytes serialized",
 		     JOB_METADATA_MAX);
 		return -1;
 	}
 	d->job->metadata = v;
+	d->job->metadata_json = text;
 	return 0;
 }
 
@@ -600,6 +604,7 @@ out:
 
 		free(job->messages);
 		free(job->models);
+		free(job->metadata_json);
 		memset(job, 0, sizeof *job);
 		job->root = root;
 		job->id = id;
@@ -615,6 +620,7 @@ void job_clear(struct job *job)
 		return;
 	free(job->messages);
 	free(job->models);
+	free(job->metadata_json);
 	json_decref(job->root);
 	memset(job, 0, sizeof *job);
 	job->model = -1;

@@ -62,6 +62,7 @@ struct job {
 	unsigned caps;       /* required capabilities (enum capability bits) */
 	int64_t deadline_ms; /* unix ms, 0 = none */
 	json_t *metadata;    /* borrowed from root, NULL if absent */
+	char *metadata_json; /* metadata as compact JSON, what results carry (new), or NULL */
 };
 
 /* Budgets may live in Redis only (made with `promptyard budget set`). A

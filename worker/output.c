@@ -126,13 +126,7 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 	buf_puts(b, "]");
 	put_int(b, "latency_ms", r->latency_ms);
 	put_key(b, "metadata");
-	if (r->metadata) {
-		char *md = json_dumps(r->metadata, JSON_COMPACT);
-		buf_puts(b, md ? md : "{}");
-		free(md);
-	} else {
-		buf_puts(b, "{}");
-	}
+	buf_puts(b, r->metadata_json ? r->metadata_json : "{}");
 	put_str(b, "worker", r->worker);
 	put_time(b, "completed_at", r->completed_ms);
 	buf_puts(b, "}");

@@ -65,7 +65,7 @@ struct result_info {
 	const struct attempt_rec *attempts;
 	size_t n_attempts;
 	int64_t latency_ms;
-	const json_t *metadata; /* NULL: {} */
+	const char *metadata_json; /* the job's metadata, compact JSON; NULL: {} */
 	const char *worker;
 	int64_t completed_ms;
 };

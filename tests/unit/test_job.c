@@ -73,7 +73,7 @@ static void check_bad(const struct bad_row *r, size_t row)
 		UNIT_FAIL("row %zu: root %s, expected %s", row, job.root ? "set" : "NULL",
 		          r->parsed ? "set" : "NULL");
 	if (rc == -1 && (job.messages || job.models || job.n_messages || job.model != -1 ||
-	                 job.budget != -1 || job.metadata || job.stop))
+	                 job.budget != -1 || job.metadata || job.metadata_json || job.stop))
 		UNIT_FAIL("row %zu: a failed job keeps more than root and id", row);
 	job_clear(&job);
 }
@@ -361,6 +361,7 @@ TEST(test_every_field)
 	CHECK(json_is_object(job.metadata));
 	CHECK_STR(json_string_value(json_object_get(job.metadata, "task")), "summarize");
 	CHECK(job.metadata == json_object_get(job.root, "metadata")); /* borrowed, untouched */
+	CHECK_STR(job.metadata_json, "{\"task\":\"summarize\",\"n\":[1,2]}");
 out:
 	job_clear(&job);
 }
@@ -390,6 +391,7 @@ TEST(test_defaults)
 	CHECK_INT(job.caps, 0);
 	CHECK_INT(job.deadline_ms, 0);
 	CHECK(job.metadata == NULL);
+	CHECK(job.metadata_json == NULL);
 	job_clear(&job);
 
 	/* Another configured default. */
