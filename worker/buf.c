@@ -86,6 +86,8 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 		return;
 	if ((size_t)n < sizeof tmp) {
 		buf_append(b, tmp, (size_t)n);
+		/* It may be a header line with a key: leave no copy on the stack. */
+		explicit_bzero(tmp, (size_t)n);
 		return;
 	}
 	buf_reserve(b, (size_t)n);
