@@ -246,12 +246,35 @@ static void wipe_slist(struct curl_slist *list)
 	curl_slist_free_all(list);
 }
 
+/* The options every call of a handle shares, set once when it is made. */
+static void easy_fixed_options(struct transfer *t)
+{
+	CURL *e = t->easy;
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Each transfer in flight holds a receive buffer of this size, and with
+	 * thousands in flight it is the largest part of a job's memory: curl's
+	 * 16 KiB default left a page touched per job (3.3 KiB more per in-flight
+	 * job, make bench c). A response larger than this takes more reads: over
+	 * TLS they come from OpenSSL's record buffer, on plain HTTP each is a
+	 * recv(); a provider answer (headers and a short completion) is 1-2 KiB. */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
+}
+
 static struct transfer *transfer_get(struct http_pool *pool)
 {
 	struct transfer *t = pool->free_list;
 	if (t) {
+		/* Reused as it is: the fixed options stay, every per-call one is
+		 * set again by http_pool_start. */
 		pool->free_list = t->next;
-		curl_easy_reset(t->easy);
 	} else {
 		t = xcalloc(1, sizeof *t);
 		t->pool = pool;
@@ -260,6 +283,7 @@ static struct transfer *transfer_get(struct http_pool *pool)
 			free(t);
 			return NULL;
 		}
+		easy_fixed_options(t);
 	}
 	t->next = t->prev = NULL;
 	return t;
@@ -397,29 +421,13 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 	                 (long)(timeout_ms < 10000 ? timeout_ms : 10000));
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	/* Waiting to learn whether a connection multiplexes pays off only with
 	 * TLS, where ALPN tells at connect time; on plain HTTP curl learns it from
 	 * the first response, and every call would queue behind a slow one. */
-	if (strncmp(t->req.url.data, "https://", 8) == 0)
-		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT,
+	                 strncmp(t->req.url.data, "https://", 8) == 0 ? 1L : 0L);
 	/* curl has its copy of the URL; the header lines are in a list. */
 	buf_free(&t->req.url);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* Each transfer in flight holds a receive buffer of this size, and with
-	 * thousands in flight it is the largest part of a job's memory: curl's
-	 * 16 KiB default left a page touched per job (3.3 KiB more per in-flight
-	 * job, make bench c). A response larger than this takes more reads: over
-	 * TLS they come from OpenSSL's record buffer, on plain HTTP each is a
-	 * recv(); a provider answer (headers and a short completion) is 1-2 KiB. */
-	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
 	if (curl_multi_add_handle(pool->multi, e) != CURLM_OK) {
 		transfer_put(pool, t);
 		fail_later(pool, cb, opaque);
