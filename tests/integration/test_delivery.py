@@ -157,6 +157,20 @@ def test_brokers_down_ten_seconds():
         assert_all_committed(s)
 
 
+def connections_to(port):
+    """Established TCP connections whose far end is 127.0.0.1:port (the
+    clients' side of them)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            remote, state = fields[2], fields[3]
+            if state == "01" and int(remote.split(":")[1], 16) == port:
+                n += 1
+    return n
+
+
 def test_sigterm_drains_1000_in_flight():
     with stack(partitions=4, latency_ms=2000, max_in_flight=1000, connections=1000) as s:
         produce(s, 1000)
@@ -165,6 +179,11 @@ def test_sigterm_drains_1000_in_flight():
         procs.wait_until(lambda: s.fake.stats()["requests"] >= 1000, 60, interval=0.1,
                          what="1000 requests in flight")
         assert len(s.results(timeout_s=1)) < 1000
+        # One HTTP/1.1 call per connection, spread over four curl pools of
+        # 250: a connection for each call held, never more than max_connections.
+        seen = [connections_to(s.fake.port) for _ in range(10)]
+        held = s.fake.stats()["suspended"]  # calls waiting out their latency
+        assert held >= 990 and held <= min(seen) and max(seen) <= 1000, (held, seen)
         t0 = time.monotonic()
         w.sigterm()
         assert w.wait(60) == 0, w.log_text()[-2000:]
@@ -178,6 +197,24 @@ def test_sigterm_drains_1000_in_flight():
         assert calls(s) == before  # nothing is called again
         w2.sigterm()
         assert w2.wait(60) == 0
+
+
+def test_calls_fill_every_connection_of_a_sharded_provider():
+    # 600 connections are three curl pools of 200 (engine.c, POOL_CONNECTIONS):
+    # with more jobs than connections every pool is kept full, and no call
+    # waits inside curl for a connection while another pool has one free.
+    with stack(partitions=2, latency_ms=3000, max_in_flight=1000, connections=600) as s:
+        produce(s, 800)
+        w = s.worker()
+        procs.wait_until(lambda: s.fake.stats()["suspended"] >= 600, 60, interval=0.05,
+                         what="600 calls held at the provider")
+        for _ in range(10):
+            assert s.fake.stats()["suspended"] <= 600
+            assert connections_to(s.fake.port) <= 600
+            time.sleep(0.05)
+        assert len(ok_ids(s.results(800, timeout_s=60))) == 800
+        w.sigterm()
+        assert w.wait(60) == 0
 
 
 def test_redelivered_jobs_are_not_bought_again():
