@@ -47,6 +47,7 @@ struct out_msg {
 	bool is_result;
 	bool acked;
 	bool retry_pending; /* a produce_later timer will produce it */
+	int64_t sent_ms;    /* first produced, monotonic ms */
 	struct out_msg *next_unacked, *prev_unacked;
 };
 
@@ -200,6 +201,7 @@ struct engine {
 	uv_timer_t reaper;     /* reaps expired leases of dead workers */
 	bool reaping;
 	uv_timer_t budget_poll;      /* budget gauges, and the budgets Redis knows */
+	int64_t unacked_warned_ms;   /* the last warning of outputs Kafka has not taken */
 	uv_timer_t hold_timer;       /* turns a long hold into a pause */
 	struct idmap *redis_budgets; /* names (keys owned by budget_names) */
 	char **budget_names;
@@ -546,6 +548,7 @@ static void task_done(struct task *t)
 
 static void unacked_link(struct engine *e, struct out_msg *o)
 {
+	o->sent_ms = time_mono_ms();
 	o->prev_unacked = NULL;
 	o->next_unacked = e->unacked;
 	if (e->unacked)
@@ -1702,6 +1705,34 @@ static void on_budgets(void *opaque, redisReply *reply)
 	}
 }
 
+/* Outputs wait for Kafka as long as message.timeout.ms (300 s), and their jobs
+ * hold their slots meanwhile: a worker that stops for that reason says so. */
+#define UNACKED_WARN_MS       5000
+#define UNACKED_WARN_EVERY_MS 10000
+
+static void unacked_check(struct engine *e, int64_t now)
+{
+	if (now - e->unacked_warned_ms < UNACKED_WARN_EVERY_MS)
+		return;
+	size_t n = 0;
+	const struct out_msg *oldest = NULL;
+	for (const struct out_msg *o = e->unacked; o; o = o->next_unacked) {
+		if (now - o->sent_ms < UNACKED_WARN_MS)
+			continue;
+		n++;
+		if (!oldest || o->sent_ms < oldest->sent_ms)
+			oldest = o;
+	}
+	if (!n)
+		return;
+	e->unacked_warned_ms = now;
+	char count[24], age[24];
+	snprintf(count, sizeof count, "%zu", n);
+	snprintf(age, sizeof age, "%lld", (long long)((now - oldest->sent_ms) / 1000));
+	log_warn("outputs not acknowledged by Kafka", "count", count, "oldest_s", age, "topic",
+	         oldest->topic, NULL);
+}
+
 static void on_budget_poll(uv_timer_t *timer)
 {
 	struct engine *e = timer->data;
@@ -1709,6 +1740,7 @@ static void on_budget_poll(uv_timer_t *timer)
 	 * paused with nothing in flight (e.g. after partitions were lost). */
 	flow_check(e);
 	int64_t now = time_mono_ms();
+	unacked_check(e, now);
 	for (size_t i = 0; i < e->cfg->n_models && e->health; i++)
 		metrics_set(e->metrics, METRIC_CIRCUIT_OPEN,
 		            (const char *[]){e->cfg->models[i].name},

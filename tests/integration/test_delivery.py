@@ -151,6 +151,8 @@ def test_brokers_down_ten_seconds():
         s.cluster.up_all()
         got = wait_results(s, 3000, 240)
         assert len(got) == 3000, len(got)
+        # Outputs waiting on the brokers were reported, not waited for silently.
+        assert "outputs not acknowledged by Kafka" in w.log_text()
         check_costs_match_spend(s)
         w.sigterm()
         assert w.wait(90) == 0, w.log_text()[-3000:]
