@@ -140,7 +140,7 @@ struct revoking {
  * hold many connections. Each new call makes curl look for a free
  * connection by walking every connection to its host, so a call costs more
  * the more connections one multi handle holds: with 2,000 (make bench a),
- * eight multi handles of 250 took a sixth off the worker's CPU per call. */
+ * eight multi handles of 250 took a fifth off the worker's CPU per call. */
 #define POOL_CONNECTIONS 256 /* connections per multi handle, at most */
 #define POOL_SHARDS_MAX  16
 
@@ -480,13 +480,13 @@ static void check_later(struct task *t)
 	e->check[e->n_check++] = t;
 }
 
-/* One id is one job: a copy consumed while the same id is in flight waits for
- * it, then is looked up like any other (and so skipped once that one is done). */
 static void task_begin(struct task *t);
 
-/* A job consumed begins at once: its first reservation looks it up. A copy
- * that waited for its twin is looked up first, after the twin's done-mark
- * (dedupe_flush sends those before the lookups, and Redis answers in order). */
+/* One id is one job: a copy consumed while the same id is in flight waits for
+ * it. A job consumed begins at once: its first reservation looks it up. A
+ * copy that waited for its twin is looked up first, after the twin's
+ * done-mark (dedupe_flush sends those before the lookups, and Redis answers
+ * in order), and so is skipped once that one is done. */
 static void task_claim(struct task *t, bool waited)
 {
 	struct task *holder = idmap_get(t->e->ids, t->id);
@@ -937,6 +937,10 @@ static void task_out_of_models(struct task *t)
 static void on_reserved(void *opaque, redisReply *reply);
 static void send_reserve(struct task *t);
 
+/* What Redis knows of a job (SPEC §9), from a lookup or a reservation. */
+enum job_state { JOB_NEW, JOB_DONE, JOB_PENDING };
+static void task_found(struct task *t, enum job_state st, const char *outputs, size_t len);
+
 /* The shard with the most connections to spare: with the engine's slots
  * (calls <= max_connections) one always has room, so curl never queues a
  * call behind a connection. */
@@ -952,7 +956,6 @@ static struct http_pool *pool_for(struct provider_pools *pp)
 	}
 	return pp->shard[best];
 }
-static void task_found(struct task *t, const char *state, const char *outputs, size_t len);
 
 /* A call reserves its budget only once it can go out at once: curl never
  * times out a transfer waiting for a connection, and a lease should cover a
@@ -1064,7 +1067,7 @@ static void on_reserved(void *opaque, redisReply *reply)
 		t->pending_model = -1;
 		slot_release(e, m->provider);
 		health_release(e->health, mi);
-		task_found(t, res.status == LEDGER_JOB_DONE ? "done" : "pending", res.outputs,
+		task_found(t, res.status == LEDGER_JOB_DONE ? JOB_DONE : JOB_PENDING, res.outputs,
 		           res.outputs_len);
 		return;
 	}
@@ -1858,17 +1861,17 @@ static void task_replay(struct task *t, const char *blob, size_t len)
 }
 
 /* What a lookup found (dedupe_check.lua, or a reservation that looked the
- * job up): "done" skips the job, "pending" with its outputs re-sends them,
+ * job up): done skips the job, pending with its outputs re-sends them,
  * anything else lets it go on. */
-static void task_found(struct task *t, const char *state, const char *outputs, size_t len)
+static void task_found(struct task *t, enum job_state st, const char *outputs, size_t len)
 {
-	if (strcmp(state, "done") == 0) {
+	if (st == JOB_DONE) {
 		/* Its ok result was acknowledged before: nothing to do. */
 		t->e->jobs_skipped++;
 		t->error = ERR_NONE;
 		t->replayed = true;
 		task_produce(t);
-	} else if (strcmp(state, "pending") == 0 && outputs) {
+	} else if (st == JOB_PENDING && outputs) {
 		task_replay(t, outputs, len);
 	} else {
 		t->looked_up = true;
@@ -1904,7 +1907,10 @@ static void on_checked(void *opaque, redisReply *reply)
 		                                    r->element[0]->type == REDIS_REPLY_STRING
 		                            ? r->element[0]->str
 		                            : "new";
-		task_found(cb->tasks[i], state, has_str ? r->element[1]->str : NULL,
+		enum job_state st = strcmp(state, "done") == 0      ? JOB_DONE
+		                    : strcmp(state, "pending") == 0 ? JOB_PENDING
+		                                                    : JOB_NEW;
+		task_found(cb->tasks[i], st, has_str ? r->element[1]->str : NULL,
 		           has_str ? r->element[1]->len : 0);
 	}
 out:

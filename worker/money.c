@@ -51,7 +51,7 @@ int64_t money_cost_nusd(const struct price *p, const struct usage *u)
 
 void money_format_usd(int64_t nusd, char *out, unsigned long out_size)
 {
-	/* "-", up to 11 digits of dollars (2^63 nano-USD), ".", 9 of nano-dollars. */
+	/* "-", up to 10 digits of dollars (2^63 nano-USD), ".", 9 of nano-dollars. */
 	char tmp[32], *p = tmp + sizeof tmp;
 	uint64_t v = nusd < 0 ? (uint64_t)0 - (uint64_t)nusd : (uint64_t)nusd;
 	uint64_t whole = v / 1000000000u, frac = v % 1000000000u;
