@@ -479,7 +479,7 @@ static int start_simulator(struct dev *d)
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		return -1;
-	char *argv[] = {path, "--port", "0", "--threads", "2", "--rules", rules, NULL};
+	char *argv[] = {path, "--port", "0", "--rules", rules, NULL};
 	int rc = spawn(&d->sim, path, argv, environ, fds[1]);
 	close(fds[1]);
 	if (rc == 0)

@@ -3,6 +3,8 @@ the config writer and the Kafka helpers."""
 import json
 import math
 import os
+import socket
+import threading
 import time
 
 import urllib.request
@@ -311,11 +313,28 @@ def test_fake_provider_context_overflow_malformed_and_hang():
     else:
         raise AssertionError("a hanging request was answered")
     assert time.monotonic() - t0 >= 0.5
-    assert fp.stats()["suspended"] == 1
-    fp.release()
-    # The released connection's client is gone already: the fake notices when
-    # MHD next polls it, which can take a while on a loaded 2-core machine.
-    procs.wait_until(lambda: fp.stats()["suspended"] == 0, 30, what="hanging request released")
+    # The client gave up and closed its connection: the fake lets the hang go.
+    procs.wait_until(lambda: fp.stats()["suspended"] == 0, 10, what="hang dropped with its client")
+
+    # /_control/release closes a hang whose client still waits, unanswered.
+    outcome = {}
+
+    def wait_for_answer():
+        try:
+            outcome["answer"] = post(fp.url("/x/chat/completions"), oa_body(model="hang"), timeout=60)
+        except OSError as e:
+            outcome["error"] = e
+
+    waiter = threading.Thread(target=wait_for_answer)
+    waiter.start()
+    try:
+        procs.wait_until(lambda: fp.stats()["suspended"] == 1, 10, what="second hang held")
+    finally:
+        fp.release()
+        waiter.join(30)
+    assert not waiter.is_alive() and "answer" not in outcome, outcome
+    assert isinstance(outcome["error"], ConnectionError), outcome  # closed, not timed out
+    assert fp.stats()["suspended"] == 0
     billed = [r for r in fp.requests() if r["billed"]]
     assert [r["model"] for r in billed] == ["trunc"]
 
@@ -359,7 +378,65 @@ def test_fake_provider_records_requests():
     assert fp.stop() == 0
 
 
-# ---------------------------------------------------------------- Redis
+def _raw_exchange(port, data, want_responses, timeout=10):
+    """Sends raw bytes, reads until want_responses whole responses (or EOF)
+    have come; returns [(status, headers, body)]."""
+    out, buf = [], b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        for part in data if isinstance(data, list) else [data]:
+            sock.sendall(part)
+            time.sleep(0.05)
+        while len(out) < want_responses:
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end >= 0:
+                lines = buf[:head_end].decode().split("\r\n")
+                hdrs = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+                n = int(hdrs.get("content-length", "0"))
+                if len(buf) >= head_end + 4 + n:
+                    out.append((int(lines[0].split()[1]), hdrs, buf[head_end + 4:head_end + 4 + n]))
+                    buf = buf[head_end + 4 + n:]
+                    continue
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return out
+
+
+def test_fake_provider_speaks_http11():
+    """The fake's own HTTP/1.1 server: pipelined requests are answered in
+    order on one connection, a body in pieces waits for its Content-Length,
+    Expect: 100-continue is honoured, and what it does not read (chunked
+    bodies, a broken head) is refused with the connection closed."""
+    fp = FakeProvider()
+
+    def request(model, extra=b""):
+        b = json.dumps(oa_body(model=model)).encode()
+        return (b"POST /p/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + extra + b"Content-Length: " + str(len(b)).encode() + b"\r\n\r\n" + b)
+
+    got = _raw_exchange(fp.port, request("one") + request("two") + b"GET /_stats HTTP/1.1\r\n\r\n", 3)
+    assert [g[0] for g in got] == [200, 200, 200], got
+    assert [json.loads(g[2])["model"] for g in got[:2]] == ["one", "two"]
+    assert json.loads(got[2][2])["requests"] == 2
+
+    whole = request("split")
+    got = _raw_exchange(fp.port, [whole[:40], whole[40:-10], whole[-10:]], 1)
+    assert got[0][0] == 200 and json.loads(got[0][2])["model"] == "split"
+
+    req = request("cont", b"Expect: 100-continue\r\n")
+    head, rest = req.split(b"\r\n\r\n", 1)
+    got = _raw_exchange(fp.port, [head + b"\r\n\r\n", rest], 2)
+    assert [g[0] for g in got] == [100, 200], got
+
+    got = _raw_exchange(fp.port, b"POST /p/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"5\r\nhello\r\n0\r\n\r\n", 2)
+    assert [g[0] for g in got] == [501] and got[0][1]["connection"] == "close", got
+    got = _raw_exchange(fp.port, b"NONSENSE\r\n\r\n", 2)
+    assert [g[0] for g in got] == [400], got
+    assert fp.stats()["requests"] == 4  # one, two, split, cont
+    assert fp.stop() == 0
+
 
 def test_redis_start_restart_stop(tmpdir):
     r = Redis(tmpdir=tmpdir, appendonly=True)

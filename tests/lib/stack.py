@@ -6,7 +6,7 @@ provider and the worker, as Python objects that clean up after themselves.
         .stop() (removes its dir)   .kill() (SIGKILL, keeps data)   .start()   .restart(kill=False)
     MockCluster(topics={name: partitions}, brokers=1)
         .bootstrap   .down(id) .up(id) .down_all() .up_all() .create_topic(name, n)   .stop()
-    FakeProvider(rules=None, log_bodies=False, threads=1)
+    FakeProvider(rules=None, log_bodies=False)
         .port .url(prefix="")   .set_rules([...]) .stats() .requests(bodies=False, since=None)
         .reset() .release()   .stop()
     Worker(config_path, env=None, args=())
@@ -266,10 +266,10 @@ class MockCluster:
 class FakeProvider:
     """bin/fake_provider: OpenAI, Anthropic and Gemini formats on one port."""
 
-    def __init__(self, rules=None, tmpdir=None, log_bodies=False, threads=1, port=0):
+    def __init__(self, rules=None, tmpdir=None, log_bodies=False, port=0):
         self.dir = _own_dir("fake-provider-", tmpdir)
         self.log_path = self.dir / "fake_provider.log"
-        argv = [bin_path("fake_provider"), "--port", str(port), "--threads", str(threads)]
+        argv = [bin_path("fake_provider"), "--port", str(port)]
         if rules is not None:
             rules_path = self.dir / "rules.json"
             rules_path.write_text(json.dumps(rules))

@@ -3,8 +3,7 @@
  * generateContent), with deterministic usage and scripted failures, so the
  * worker can be tested end to end against real HTTP.
  *
- *   fake_provider --port P [--rules FILE.json] [--log-bodies] [--threads N]
- *                 [--max-log N]
+ *   fake_provider --port P [--rules FILE.json] [--log-bodies] [--max-log N]
  *
  * Prints "port=NNNN" on stdout once it listens on 127.0.0.1 (--port 0 picks
  * a free port) and runs until SIGTERM or SIGINT, then exits 0.
@@ -52,20 +51,17 @@
  * real API does. Log entries that returned no usage (errors, hangs, body
  * overrides) have zero tokens and "billed": false.
  *
- * Delays never block a thread: the connection is suspended
- * (MHD_ALLOW_SUSPEND_RESUME) and a timer thread with a min-heap resumes it
- * when due. API keys are never logged or echoed. */
+ * One thread serves everything (see "HTTP/1.1" below): a delay is a timer on
+ * the connection, never a blocked thread. API keys are never logged or
+ * echoed. */
 #include <jansson.h>
-#include <microhttpd.h>
+#include <uv.h>
 
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,8 +77,6 @@
 #define DEFAULT_MAX_LOG       1000000
 #define HANG_MAX_MS           (600 * 1000)
 #define DEFAULT_OUTPUT_TOKENS 16
-#define IDLE_TIMEOUT_S        300
-#define STOP_WAIT_MS          3000
 
 enum format { FMT_NONE, FMT_OPENAI, FMT_ANTHROPIC, FMT_GEMINI };
 static const char *format_names[] = {"none", "openai", "anthropic", "gemini"};
@@ -286,10 +280,8 @@ struct log_entry {
 	json_t *headers; /* --log-bodies only (new reference, secrets redacted) */
 };
 
-/* Everything the handler threads share, behind one mutex; every critical
- * section is a few lookups and counters. */
+/* The rules, the request log and the counters. */
 static struct {
-	pthread_mutex_t mu;
 	struct rules rules;
 	struct log_entry *log;
 	size_t log_n, log_cap, log_max;
@@ -299,9 +291,7 @@ static struct {
 	json_t *by_model, *by_prefix, *by_status, *by_format;
 	uint64_t rng;
 	bool log_bodies;
-} g = {.mu = PTHREAD_MUTEX_INITIALIZER, .rng = 0x9E3779B97F4A7C15ull, .log_max = DEFAULT_MAX_LOG};
-
-static atomic_long suspended_count;
+} g = {.rng = 0x9E3779B97F4A7C15ull, .log_max = DEFAULT_MAX_LOG};
 
 static void log_entry_free(struct log_entry *e)
 {
@@ -312,8 +302,7 @@ static void log_entry_free(struct log_entry *e)
 	json_decref(e->headers);
 }
 
-/* Called with g.mu held. */
-static void state_reset_locked(void)
+static void state_reset(void)
 {
 	for (size_t i = 0; i < g.log_n; i++)
 		log_entry_free(&g.log[i]);
@@ -339,7 +328,7 @@ static void counter_bump(json_t *obj, const char *key)
 		json_object_set_new(obj, key, json_integer(1));
 }
 
-static uint64_t rng_next_locked(void)
+static uint64_t rng_next(void)
 {
 	g.rng ^= g.rng << 13;
 	g.rng ^= g.rng >> 7;
@@ -355,145 +344,586 @@ static double now_unix(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static uint64_t now_mono_ns(void)
-{
-	struct timespec ts;
+/* ------------------------------------------------------------- HTTP/1.1 */
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+/* The server is a small HTTP/1.1 one of its own, on libuv, in one thread: a
+ * connection holds at most one request at a time (pipelined bytes wait in
+ * its buffer), a delayed answer is built at once and written when the
+ * connection's timer fires, and a hang is a timer that closes the connection
+ * unanswered. libmicrohttpd's epoll thread left requests unread for minutes
+ * now and then under a zero-latency stream on hundreds of connections, and
+ * a test tool must not be the flaky part of a test. */
 
-/* ------------------------------------------------------------------ timers */
+#define HEAD_MAX_BYTES (64u << 10)
+#define MAX_HEADERS    64
+#define MAX_ARGS       16
+#define READ_SPARE     (16u << 10)
+#define READ_CHUNK     (64u << 10)
 
-/* Per-request state, owned by MHD's con_cls and freed by on_completed(). */
-struct req {
-	char *body;
-	size_t len, cap;
-	bool too_large;
-	bool suspended; /* waiting in the timer heap */
-	bool answered;
-	struct MHD_Response *response; /* NULL while suspended = close unanswered */
-	unsigned status;
+struct field {
+	const char *name, *value;
 };
 
-struct timer {
-	uint64_t due_ns;
-	struct MHD_Connection *conn;
-	bool hang;
+/* One request; the strings point into the connection's copy of the head,
+ * the body into its input buffer, both valid until the request is answered
+ * or deferred. */
+struct req {
+	const char *method;
+	const char *path; /* percent-decoded, without the query */
+	struct field headers[MAX_HEADERS];
+	size_t n_headers;
+	struct field args[MAX_ARGS]; /* the query, decoded */
+	size_t n_args;
+	const char *body;
+	size_t len;
+	bool too_large;
+};
+
+/* An answer being put together: the body and the header lines. */
+struct reply {
+	char *body;
+	size_t len;
+	char headers[1024];
+	size_t headers_len;
+};
+
+/* Adds "name: value"; a line that does not fit is left out (a rule's
+ * content_type is the only value not the fake's own, and is short). */
+static void reply_header(struct reply *rep, const char *name, const char *value)
+{
+	size_t room = sizeof(rep->headers) - rep->headers_len;
+	int n = snprintf(rep->headers + rep->headers_len, room, "%s: %s\r\n", name, value);
+
+	if (n > 0 && (size_t)n < room)
+		rep->headers_len += (size_t)n;
+	else
+		rep->headers[rep->headers_len] = '\0';
+}
+
+/* Bytes on their way out; freed by the write callback. */
+struct out {
+	uv_write_t req;
+	struct conn *conn;
+	bool last; /* the connection ends once it is written */
+	size_t len;
+	char data[];
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer; /* a deferred answer's delay, or a hang's limit */
+	struct conn *prev, *next;
+	char *in; /* read, not yet consumed */
+	size_t in_len, in_cap;
+	char *head; /* a copy of the current request's head, NULL before it is whole */
+	size_t head_len, body_len;
+	struct req req;
+	bool keep_alive;
+	bool continue_sent;
+	bool closing;
+	struct out *deferred; /* the answer the timer will write */
+	bool hanging;         /* the timer will close the connection unanswered */
+	int handles_open;
 };
 
 static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct timer *heap;
-	size_t n, cap;
-	bool stopping;
-	bool release_hangs;
-} tm = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	uv_signal_t sigterm, sigint;
+	struct conn *conns; /* every open connection */
+	long waiting;       /* connections with a deferred answer or a hang */
+} srv;
 
-static void heap_swap(size_t a, size_t b)
+static const char *reason_phrase(unsigned status)
 {
-	struct timer t = tm.heap[a];
-
-	tm.heap[a] = tm.heap[b];
-	tm.heap[b] = t;
-}
-
-static void heap_down(size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < tm.n && tm.heap[l].due_ns < tm.heap[m].due_ns)
-			m = l;
-		if (r < tm.n && tm.heap[r].due_ns < tm.heap[m].due_ns)
-			m = r;
-		if (m == i)
-			break;
-		heap_swap(i, m);
-		i = m;
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 529: return "Overloaded";
+	default: return "Status";
 	}
 }
 
-static void heap_pop(void)
+static const char *req_header(const struct req *r, const char *name)
 {
-	tm.heap[0] = tm.heap[--tm.n];
-	heap_down(0);
-}
-
-/* Schedules conn (already suspended by the caller) to be resumed after
- * delay_ms; hang marks it for /_control/release. When the timer thread is
- * stopping, resumes at once. */
-static void timer_add(struct MHD_Connection *conn, int64_t delay_ms, bool hang)
-{
-	bool resume_now = false;
-
-	pthread_mutex_lock(&tm.mu);
-	if (tm.stopping) {
-		resume_now = true;
-	} else {
-		if (tm.n == tm.cap) {
-			size_t cap = tm.cap ? tm.cap * 2 : 1024;
-			struct timer *h = realloc(tm.heap, cap * sizeof(*h));
-
-			if (h == NULL) {
-				resume_now = true; /* answer early rather than never */
-				goto unlock;
-			}
-			tm.heap = h;
-			tm.cap = cap;
-		}
-		tm.heap[tm.n].due_ns = now_mono_ns() + (uint64_t)delay_ms * 1000000ull;
-		tm.heap[tm.n].conn = conn;
-		tm.heap[tm.n].hang = hang;
-		for (size_t i = tm.n++; i > 0 && tm.heap[(i - 1) / 2].due_ns > tm.heap[i].due_ns;
-		     i = (i - 1) / 2)
-			heap_swap(i, (i - 1) / 2);
-		pthread_cond_signal(&tm.cond);
+	for (size_t i = 0; i < r->n_headers; i++) {
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			return r->headers[i].value;
 	}
-unlock:
-	pthread_mutex_unlock(&tm.mu);
-	if (resume_now)
-		MHD_resume_connection(conn);
-}
-
-/* Resumes connections as they fall due; on stop, resumes all of them. */
-static void *timer_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&tm.mu);
-	for (;;) {
-		uint64_t now = now_mono_ns();
-
-		if (tm.release_hangs) {
-			for (size_t i = 0; i < tm.n; i++) {
-				if (tm.heap[i].hang)
-					tm.heap[i].due_ns = 0;
-			}
-			for (size_t i = tm.n / 2; i-- > 0;)
-				heap_down(i);
-			tm.release_hangs = false;
-		}
-		while (tm.n > 0 && (tm.stopping || tm.heap[0].due_ns <= now)) {
-			struct MHD_Connection *conn = tm.heap[0].conn;
-
-			heap_pop();
-			MHD_resume_connection(conn);
-		}
-		if (tm.stopping)
-			break;
-		if (tm.n == 0) {
-			pthread_cond_wait(&tm.cond, &tm.mu);
-		} else {
-			uint64_t due = tm.heap[0].due_ns;
-			struct timespec ts = {.tv_sec = (time_t)(due / 1000000000ull),
-			                      .tv_nsec = (long)(due % 1000000000ull)};
-
-			pthread_cond_timedwait(&tm.cond, &tm.mu, &ts);
-		}
-	}
-	pthread_mutex_unlock(&tm.mu);
 	return NULL;
+}
+
+static const char *req_arg(const struct req *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_args; i++) {
+		if (strcmp(r->args[i].name, name) == 0)
+			return r->args[i].value;
+	}
+	return NULL;
+}
+
+static int hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes s in place; plus_is_space for a query. */
+static void url_decode(char *s, bool plus_is_space)
+{
+	char *w = s;
+
+	for (const char *p = s; *p != '\0'; p++) {
+		int hi, lo;
+
+		if (*p == '%' && (hi = hex_value(p[1])) >= 0 && (lo = hex_value(p[2])) >= 0) {
+			*w++ = (char)(hi * 16 + lo);
+			p += 2;
+		} else {
+			*w++ = plus_is_space && *p == '+' ? ' ' : *p;
+		}
+	}
+	*w = '\0';
+}
+
+static void query_parse(struct req *r, char *q)
+{
+	while (q != NULL && *q != '\0' && r->n_args < MAX_ARGS) {
+		char *amp = strchr(q, '&');
+		char *eq;
+
+		if (amp != NULL)
+			*amp = '\0';
+		eq = strchr(q, '=');
+		if (eq != NULL)
+			*eq = '\0';
+		url_decode(q, true);
+		if (eq != NULL)
+			url_decode(eq + 1, true);
+		r->args[r->n_args].name = q;
+		r->args[r->n_args].value = eq != NULL ? eq + 1 : "";
+		r->n_args++;
+		q = amp != NULL ? amp + 1 : NULL;
+	}
+}
+
+static char *trim(char *s)
+{
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Parses the head (its first head_len bytes of c->in, through the blank
+ * line) into c->req. Returns 0, or the HTTP status to refuse it with. */
+static unsigned head_parse(struct conn *c, size_t head_len)
+{
+	struct req *r = &c->req;
+	char *h, *eol, *target, *version, *sp, *p;
+	const char *te, *cl, *connection;
+	bool http10;
+	unsigned long long length = 0;
+
+	h = malloc(head_len + 1);
+	if (h == NULL)
+		return 500;
+	memcpy(h, c->in, head_len);
+	h[head_len] = '\0';
+	c->head = h;
+	c->head_len = head_len;
+	memset(r, 0, sizeof(*r));
+
+	eol = strstr(h, "\r\n");
+	*eol = '\0';
+	sp = strchr(h, ' ');
+	if (sp == NULL || sp == h)
+		return 400;
+	*sp = '\0';
+	target = sp + 1;
+	sp = strchr(target, ' ');
+	if (sp == NULL || *target != '/')
+		return 400;
+	*sp = '\0';
+	version = sp + 1;
+	if (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)
+		return 400;
+	http10 = strcmp(version, "HTTP/1.0") == 0;
+	r->method = h;
+	p = strchr(target, '?');
+	if (p != NULL) {
+		*p = '\0';
+		query_parse(r, p + 1);
+	}
+	url_decode(target, false);
+	r->path = target;
+
+	for (p = eol + 2; *p != '\0';) {
+		char *colon;
+
+		eol = strstr(p, "\r\n");
+		if (eol == NULL || eol == p)
+			break; /* the blank line */
+		*eol = '\0';
+		colon = strchr(p, ':');
+		if (colon == NULL || colon == p)
+			return 400;
+		if (r->n_headers == MAX_HEADERS)
+			return 431;
+		*colon = '\0';
+		r->headers[r->n_headers].name = p;
+		r->headers[r->n_headers].value = trim(colon + 1);
+		r->n_headers++;
+		p = eol + 2;
+	}
+
+	te = req_header(r, "Transfer-Encoding");
+	if (te != NULL && strcasecmp(te, "identity") != 0)
+		return 501; /* no client of the fake sends chunked bodies */
+	cl = req_header(r, "Content-Length");
+	if (cl != NULL) {
+		char *end;
+
+		errno = 0;
+		length = strtoull(cl, &end, 10);
+		if (end == cl || *end != '\0' || errno != 0 || *cl == '-')
+			return 400;
+	}
+	connection = req_header(r, "Connection");
+	if (http10)
+		c->keep_alive = connection != NULL && strcasestr(connection, "keep-alive") != NULL;
+	else
+		c->keep_alive = connection == NULL || strcasestr(connection, "close") == NULL;
+	if (length > MAX_BODY_BYTES) {
+		/* answered without reading the body, so the connection ends there */
+		r->too_large = true;
+		c->keep_alive = false;
+		length = 0;
+	}
+	c->body_len = (size_t)length;
+	return 0;
+}
+
+static void conn_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	if (--c->handles_open > 0)
+		return;
+	free(c->in);
+	free(c->head);
+	free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->deferred != NULL || c->hanging)
+		srv.waiting--;
+	free(c->deferred);
+	c->deferred = NULL;
+	c->hanging = false;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv.conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	uv_close((uv_handle_t *)&c->timer, conn_closed);
+	uv_close((uv_handle_t *)&c->tcp, conn_closed);
+}
+
+static void out_done(uv_write_t *w, int status)
+{
+	struct out *o = (struct out *)w;
+	struct conn *c = o->conn;
+
+	bool last = o->last;
+
+	free(o);
+	if (status < 0 || last)
+		conn_close(c); /* a no-op when already closing */
+}
+
+static void out_write(struct conn *c, struct out *o)
+{
+	uv_buf_t buf = uv_buf_init(o->data, (unsigned)o->len);
+
+	o->conn = c;
+	if (uv_write(&o->req, (uv_stream_t *)&c->tcp, &buf, 1, out_done) != 0) {
+		free(o);
+		conn_close(c);
+	}
+}
+
+/* The whole answer on the wire, status line to body; frees rep. NULL when
+ * out of memory. */
+static struct out *reply_format(struct conn *c, unsigned status, struct reply *rep)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head), "HTTP/1.1 %u %s\r\n%sContent-Length: %zu\r\n",
+	                 status, reason_phrase(status), c->keep_alive ? "" : "Connection: close\r\n",
+	                 rep->len);
+	size_t len = (size_t)n + rep->headers_len + 2 + rep->len;
+	struct out *o = malloc(sizeof(*o) + len);
+
+	if (o != NULL) {
+		char *w = o->data;
+
+		memcpy(w, head, (size_t)n);
+		w += n;
+		memcpy(w, rep->headers, rep->headers_len);
+		w += rep->headers_len;
+		memcpy(w, "\r\n", 2);
+		w += 2;
+		if (rep->len > 0)
+			memcpy(w, rep->body, rep->len);
+		o->len = len;
+		o->last = !c->keep_alive;
+	}
+	free(rep->body);
+	free(rep);
+	return o;
+}
+
+/* Writes rep now; a NULL rep (out of memory) drops the connection. */
+static void conn_reply(struct conn *c, unsigned status, struct reply *rep)
+{
+	struct out *o = rep != NULL ? reply_format(c, status, rep) : NULL;
+
+	if (o == NULL) {
+		conn_close(c);
+		return;
+	}
+	out_write(c, o);
+}
+
+static void conn_advance(struct conn *c);
+
+static void timer_due(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	struct out *o = c->deferred;
+
+	if (c->hanging) {
+		conn_close(c);
+		return;
+	}
+	c->deferred = NULL;
+	srv.waiting--;
+	out_write(c, o);
+	conn_advance(c); /* a pipelined request may be waiting */
+}
+
+/* Holds the answer for delay_ms; a NULL rep is a hang, closed unanswered
+ * after delay_ms or on /_control/release. */
+static void conn_defer(struct conn *c, unsigned status, struct reply *rep, int64_t delay_ms)
+{
+	if (rep != NULL) {
+		c->deferred = reply_format(c, status, rep);
+		if (c->deferred == NULL) {
+			conn_close(c);
+			return;
+		}
+	} else {
+		c->hanging = true;
+	}
+	srv.waiting++;
+	uv_timer_start(&c->timer, timer_due, (uint64_t)delay_ms, 0);
+}
+
+/* A refusal at the HTTP level; the connection ends after it. */
+static void conn_refuse(struct conn *c, unsigned status, const char *message)
+{
+	struct reply *rep = calloc(1, sizeof(*rep));
+
+	c->keep_alive = false;
+	if (rep != NULL) {
+		rep->body = strdup(message);
+		rep->len = rep->body != NULL ? strlen(rep->body) : 0;
+		rep->headers_len = (size_t)snprintf(rep->headers, sizeof(rep->headers),
+		                                    "Content-Type: text/plain\r\n");
+	}
+	conn_reply(c, status, rep);
+}
+
+static void dispatch(struct conn *c, struct req *r);
+
+/* Handles every whole request in the buffer, one at a time, while none is
+ * deferred. */
+static void conn_advance(struct conn *c)
+{
+	while (!c->closing && c->deferred == NULL && !c->hanging) {
+		if (c->head == NULL) {
+			const char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+			unsigned refuse;
+
+			if (end == NULL) {
+				if (c->in_len > HEAD_MAX_BYTES)
+					conn_refuse(c, 431, "request head too large\n");
+				return;
+			}
+			refuse = head_parse(c, (size_t)(end + 4 - c->in));
+			if (refuse != 0) {
+				conn_refuse(c, refuse,
+				            refuse == 501 ? "only Content-Length bodies are read\n"
+				                          : "malformed request head\n");
+				return;
+			}
+		}
+		if (c->in_len - c->head_len < c->body_len) {
+			const char *expect = req_header(&c->req, "Expect");
+
+			if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+			    !c->continue_sent) {
+				static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+				struct out *o = malloc(sizeof(*o) + sizeof(cont) - 1);
+
+				if (o == NULL) {
+					conn_close(c);
+					return;
+				}
+				memcpy(o->data, cont, sizeof(cont) - 1);
+				o->len = sizeof(cont) - 1;
+				o->last = false;
+				c->continue_sent = true;
+				out_write(c, o);
+			}
+			return;
+		}
+		c->req.body = c->in + c->head_len;
+		c->req.len = c->body_len;
+		dispatch(c, &c->req);
+		/* the request is answered or its answer built: drop it */
+		memmove(c->in, c->in + c->head_len + c->body_len,
+		        c->in_len - c->head_len - c->body_len);
+		c->in_len -= c->head_len + c->body_len;
+		free(c->head);
+		c->head = NULL;
+		c->head_len = c->body_len = 0;
+		c->continue_sent = false;
+	}
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	(void)suggested;
+	if (c->in_cap - c->in_len < READ_SPARE) {
+		size_t cap = c->in_cap * 2 > c->in_len + READ_CHUNK ? c->in_cap * 2
+		                                                    : c->in_len + READ_CHUNK;
+		char *in = realloc(c->in, cap);
+
+		if (in == NULL) {
+			*buf = uv_buf_init(NULL, 0); /* UV_ENOBUFS: the read callback closes */
+			return;
+		}
+		c->in = in;
+		c->in_cap = cap;
+	}
+	*buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+
+	(void)buf;
+	if (nread < 0) {
+		conn_close(c); /* the client went (or no memory): a hang ends here too */
+		return;
+	}
+	c->in_len += (size_t)nread;
+	if (c->in_len > 2 * (MAX_BODY_BYTES + HEAD_MAX_BYTES)) {
+		conn_close(c); /* a client pipelining without end */
+		return;
+	}
+	conn_advance(c);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct conn *c;
+
+	if (status < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return; /* left in the backlog until memory comes back */
+	uv_tcp_init(srv.loop, &c->tcp);
+	uv_timer_init(srv.loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->handles_open = 2;
+	c->next = srv.conns;
+	if (srv.conns != NULL)
+		srv.conns->prev = c;
+	srv.conns = c;
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read) != 0)
+		conn_close(c);
+}
+
+/* /_control/release: every hanging request is closed unanswered. */
+static void release_hangs(void)
+{
+	struct conn *c = srv.conns;
+
+	while (c != NULL) {
+		struct conn *next = c->next;
+
+		if (c->hanging)
+			conn_close(c);
+		c = next;
+	}
+}
+
+/* SIGTERM or SIGINT: deferred answers go out now, hangs are closed, then
+ * every connection; the loop ends when the last handle is closed. */
+static void on_signal(uv_signal_t *s, int signum)
+{
+	(void)s;
+	(void)signum;
+	uv_close((uv_handle_t *)&srv.listener, NULL);
+	uv_close((uv_handle_t *)&srv.sigterm, NULL);
+	uv_close((uv_handle_t *)&srv.sigint, NULL);
+	for (struct conn *c = srv.conns; c != NULL; c = c->next) {
+		if (c->deferred != NULL) {
+			uv_timer_stop(&c->timer);
+			timer_due(&c->timer);
+		}
+	}
+	while (srv.conns != NULL)
+		conn_close(srv.conns);
 }
 
 /* ------------------------------------------------------------ wire formats */
@@ -598,10 +1028,9 @@ static void parse_openai(struct call *c)
 	               strncmp(json_string_value(json_object_get(rf, "type")), "json", 4) == 0;
 }
 
-static void parse_anthropic(struct call *c, struct MHD_Connection *conn)
+static void parse_anthropic(struct call *c, const struct req *r)
 {
-	const char *version =
-	        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "anthropic-version");
+	const char *version = req_header(r, "anthropic-version");
 	json_t *model = json_object_get(c->body, "model");
 	json_t *msgs = json_object_get(c->body, "messages");
 	json_t *mt = json_object_get(c->body, "max_tokens");
@@ -899,66 +1328,46 @@ static json_t *success_body(const struct call *c, uint64_t seq, int64_t in, int6
 
 /* ------------------------------------------------------------- responses */
 
-/* A response owning a copy of data. NULL only when out of memory. */
-static struct MHD_Response *response_raw(const char *data, size_t len, const char *content_type)
+static struct reply *reply_raw(const char *data, size_t len, const char *content_type)
 {
-	struct MHD_Response *resp;
-	char *copy = malloc(len + 1);
+	struct reply *rep = calloc(1, sizeof(*rep));
 
-	if (copy == NULL)
+	if (rep == NULL)
 		return NULL;
-	memcpy(copy, data, len);
-	resp = MHD_create_response_from_buffer(len, copy, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		free(copy);
+	rep->body = malloc(len + 1);
+	if (rep->body == NULL) {
+		free(rep);
 		return NULL;
 	}
-	MHD_add_response_header(resp, "Content-Type", content_type);
-	return resp;
+	memcpy(rep->body, data, len);
+	rep->len = len;
+	reply_header(rep, "Content-Type", content_type);
+	return rep;
 }
 
-/* A JSON response; takes (steals) the reference to doc. */
-static struct MHD_Response *response_json(json_t *doc)
+/* A JSON answer; takes (steals) the reference to doc. */
+static struct reply *reply_json(json_t *doc)
 {
-	struct MHD_Response *resp = NULL;
-	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	struct reply *rep = doc != NULL ? calloc(1, sizeof(*rep)) : NULL;
 
+	if (rep != NULL)
+		rep->body = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
-	if (text == NULL)
-		return NULL;
-	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		free(text);
+	if (rep == NULL || rep->body == NULL) {
+		free(rep);
 		return NULL;
 	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	return resp;
+	rep->len = strlen(rep->body);
+	reply_header(rep, "Content-Type", "application/json");
+	return rep;
 }
 
-static enum MHD_Result send_now(struct MHD_Connection *conn, struct req *r, unsigned status,
-                                struct MHD_Response *resp)
+static void send_json(struct conn *c, unsigned status, json_t *doc)
 {
-	enum MHD_Result ret;
-
-	if (resp == NULL)
-		return MHD_NO; /* out of memory: drop the connection */
-	r->answered = true;
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *conn, struct req *r, unsigned status,
-                                 json_t *doc)
-{
-	return send_now(conn, r, status, response_json(doc));
+	conn_reply(c, status, reply_json(doc));
 }
 
 /* ------------------------------------------------------------ control API */
-
-struct header_ctx {
-	json_t *obj;
-};
 
 static bool is_secret_header(const char *key)
 {
@@ -967,21 +1376,25 @@ static bool is_secret_header(const char *key)
 	       strcasecmp(key, "proxy-authorization") == 0 || strcasecmp(key, "cookie") == 0;
 }
 
-static enum MHD_Result header_collect(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
+/* The request's headers as a JSON object, names lower-cased, secrets
+ * redacted. */
+static json_t *headers_json(const struct req *r)
 {
-	struct header_ctx *h = cls;
-	char lower[128];
-	size_t i;
+	json_t *obj = json_object();
 
-	(void)kind;
-	for (i = 0; key[i] != '\0' && i < sizeof(lower) - 1; i++)
-		lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
-	lower[i] = '\0';
-	json_object_set_new(
-	        h->obj, lower,
-	        json_string(is_secret_header(key) ? "[redacted]" : (value ? value : "")));
-	return MHD_YES;
+	for (size_t n = 0; n < r->n_headers && obj != NULL; n++) {
+		const char *key = r->headers[n].name;
+		char lower[128];
+		size_t i;
+
+		for (i = 0; key[i] != '\0' && i < sizeof(lower) - 1; i++)
+			lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+		lower[i] = '\0';
+		json_object_set_new(obj, lower,
+		                    json_string(is_secret_header(key) ? "[redacted]"
+		                                                      : r->headers[n].value));
+	}
+	return obj;
 }
 
 static json_t *log_entry_json(const struct log_entry *e, bool bodies)
@@ -1008,44 +1421,35 @@ static json_t *log_entry_json(const struct log_entry *e, bool bodies)
 	return o;
 }
 
-static enum MHD_Result handle_control(struct MHD_Connection *conn, struct req *r, const char *url,
-                                      const char *method)
+static void handle_control(struct conn *conn, const struct req *r)
 {
-	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+	const char *url = r->path;
+	bool get = strcmp(r->method, "GET") == 0, post = strcmp(r->method, "POST") == 0;
 
 	if (strcmp(url, "/_stats") == 0 && get) {
 		json_t *doc;
 
-		pthread_mutex_lock(&g.mu);
 		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I}", "requests",
 		                (json_int_t)g.requests, "by_model", g.by_model, "by_prefix",
 		                g.by_prefix, "by_status", g.by_status, "by_format", g.by_format,
-		                "suspended", (json_int_t)atomic_load(&suspended_count),
+		                "suspended", (json_int_t)srv.waiting,
 		                "log_dropped", (json_int_t)g.log_dropped);
-		/* deep copies, so the counters may move on after unlock */
-		if (doc != NULL) {
-			json_t *copy = json_deep_copy(doc);
-
-			json_decref(doc);
-			doc = copy;
-		}
-		pthread_mutex_unlock(&g.mu);
-		return send_json(conn, r, 200, doc);
+		send_json(conn, 200, doc);
+		return;
 	}
 	if (strcmp(url, "/_requests") == 0 && get) {
-		const char *b = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "bodies");
-		const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+		const char *b = req_arg(r, "bodies");
+		const char *s = req_arg(r, "since");
 		bool bodies = b != NULL && strcmp(b, "0") != 0 && strcmp(b, "false") != 0;
 		uint64_t since = s != NULL ? strtoull(s, NULL, 10) : 0;
 		json_t *arr = json_array();
 
-		pthread_mutex_lock(&g.mu);
 		for (size_t i = 0; i < g.log_n && arr != NULL; i++) {
 			if (g.log[i].seq > since)
 				json_array_append_new(arr, log_entry_json(&g.log[i], bodies));
 		}
-		pthread_mutex_unlock(&g.mu);
-		return send_json(conn, r, 200, arr);
+		send_json(conn, 200, arr);
+		return;
 	}
 	if (strcmp(url, "/_control/rules") == 0 && post) {
 		json_error_t jerr;
@@ -1056,39 +1460,32 @@ static enum MHD_Result handle_control(struct MHD_Connection *conn, struct req *r
 		if (doc == NULL) {
 			snprintf(err, sizeof(err), "rules: bad JSON at line %d: %s", jerr.line,
 			         jerr.text);
-		} else {
-			pthread_mutex_lock(&g.mu);
-			if (rules_parse(doc, &g.rules, err, sizeof(err)) == 0)
-				n = g.rules.n;
-			pthread_mutex_unlock(&g.mu);
+		} else if (rules_parse(doc, &g.rules, err, sizeof(err)) == 0) {
+			n = g.rules.n;
 		}
 		json_decref(doc);
 		if (err[0] != '\0')
-			return send_json(conn, r, 400,
-			                 json_pack("{s:b, s:s}", "ok", 0, "error", err));
-		return send_json(conn, r, 200,
-		                 json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
+			send_json(conn, 400, json_pack("{s:b, s:s}", "ok", 0, "error", err));
+		else
+			send_json(conn, 200, json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
+		return;
 	}
 	if (strcmp(url, "/_control/reset") == 0 && post) {
-		pthread_mutex_lock(&g.mu);
-		state_reset_locked();
-		pthread_mutex_unlock(&g.mu);
-		return send_json(conn, r, 200, json_pack("{s:b}", "ok", 1));
+		state_reset();
+		send_json(conn, 200, json_pack("{s:b}", "ok", 1));
+		return;
 	}
 	if (strcmp(url, "/_control/release") == 0 && post) {
-		pthread_mutex_lock(&tm.mu);
-		tm.release_hangs = true;
-		pthread_cond_signal(&tm.cond);
-		pthread_mutex_unlock(&tm.mu);
-		return send_json(conn, r, 200, json_pack("{s:b}", "ok", 1));
+		release_hangs();
+		send_json(conn, 200, json_pack("{s:b}", "ok", 1));
+		return;
 	}
-	return send_json(conn, r, 404,
-	                 json_pack("{s:s}", "error", "unknown control endpoint or method"));
+	send_json(conn, 404, json_pack("{s:s}", "error", "unknown control endpoint or method"));
 }
 
 /* -------------------------------------------------------------- API calls */
 
-/* The decision for one call, made under g.mu. */
+/* The decision for one call. */
 struct decision {
 	int status; /* 0 = hang */
 	const char *outcome;
@@ -1105,28 +1502,28 @@ struct decision {
 	const char *message; /* for validation errors */
 };
 
-static bool key_ok(struct MHD_Connection *conn, enum format fmt, const char *want)
+static bool key_ok(const struct req *r, enum format fmt, const char *want)
 {
 	const char *got = NULL;
 
 	if (want == NULL)
 		return true;
 	if (fmt == FMT_OPENAI) {
-		got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+		got = req_header(r, "Authorization");
 		if (got == NULL || strncasecmp(got, "Bearer ", 7) != 0)
 			return false;
 		got += 7;
 	} else if (fmt == FMT_ANTHROPIC) {
-		got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
+		got = req_header(r, "x-api-key");
 	} else {
-		got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-goog-api-key");
+		got = req_header(r, "x-goog-api-key");
 		if (got == NULL)
-			got = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "key");
+			got = req_arg(r, "key");
 	}
 	return got != NULL && strcmp(got, want) == 0;
 }
 
-static struct rule *rule_find_locked(const struct call *c)
+static struct rule *rule_find(const struct call *c)
 {
 	for (size_t i = 0; i < g.rules.n; i++) {
 		struct rule *r = &g.rules.v[i];
@@ -1143,11 +1540,10 @@ static char *dup_or_null(const char *s)
 }
 
 /* Decides the outcome of one call and records it in the log and stats.
- * Called with g.mu held. */
-static void decide_locked(struct MHD_Connection *conn, const struct call *c, const char *url,
-                          const struct req *req, struct decision *d)
+*/
+static void decide(const struct req *req, const struct call *c, struct decision *d)
 {
-	struct rule *rule = rule_find_locked(c);
+	struct rule *rule = rule_find(c);
 	bool failing = false;
 	struct log_entry *e;
 	char status_key[16];
@@ -1162,15 +1558,15 @@ static void decide_locked(struct MHD_Connection *conn, const struct call *c, con
 		d->delay_ms = rule->latency_ms;
 		if (rule->jitter_ms > 0)
 			d->delay_ms +=
-			        (int64_t)(rng_next_locked() % (uint64_t)(rule->jitter_ms + 1));
+			        (int64_t)(rng_next() % (uint64_t)(rule->jitter_ms + 1));
 	}
 
-	if (rule != NULL && !key_ok(conn, c->fmt, rule->api_key)) {
+	if (rule != NULL && !key_ok(req, c->fmt, rule->api_key)) {
 		d->status = 401;
 		d->outcome = "unauthorized";
 		d->message = status_message(c->fmt, 401);
 	} else if (c->fmt == FMT_ANTHROPIC &&
-	           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key") == NULL) {
+	           req_header(req, "x-api-key") == NULL) {
 		/* The real API answers a missing key with 401 whatever else is wrong. */
 		d->status = 401;
 		d->outcome = "unauthorized";
@@ -1259,7 +1655,7 @@ static void decide_locked(struct MHD_Connection *conn, const struct call *c, con
 	memset(e, 0, sizeof(*e));
 	e->seq = d->seq;
 	e->ts = now_unix();
-	e->path = strdup(url);
+	e->path = strdup(req->path);
 	e->prefix = strdup(c->prefix);
 	e->model = strdup(c->model);
 	e->fmt = c->fmt;
@@ -1272,16 +1668,13 @@ static void decide_locked(struct MHD_Connection *conn, const struct call *c, con
 	e->max_tokens = c->max_tokens;
 	e->billed = d->billed;
 	if (g.log_bodies) {
-		struct header_ctx h = {json_object()};
-
 		e->body = malloc(req->len + 1);
 		if (e->body != NULL) {
 			if (req->len > 0)
 				memcpy(e->body, req->body, req->len);
 			e->body[req->len] = '\0';
 		}
-		MHD_get_connection_values(conn, MHD_HEADER_KIND, header_collect, &h);
-		e->headers = h.obj;
+		e->headers = headers_json(req);
 	}
 	if (e->path == NULL || e->prefix == NULL || e->model == NULL) {
 		log_entry_free(e); /* out of memory: keep the log consistent */
@@ -1291,18 +1684,18 @@ static void decide_locked(struct MHD_Connection *conn, const struct call *c, con
 }
 
 /* Builds the response for a decision; NULL for a hang (or no memory). */
-static struct MHD_Response *build_response(const struct call *c, const struct decision *d)
+static struct reply *build_response(const struct call *c, const struct decision *d)
 {
-	struct MHD_Response *resp = NULL;
+	struct reply *resp = NULL;
 	char hdr[64];
 
 	if (d->status == 0)
 		return NULL;
 	if (d->body != NULL) {
-		resp = response_raw(d->body, strlen(d->body),
+		resp = reply_raw(d->body, strlen(d->body),
 		                    d->content_type != NULL ? d->content_type : "application/json");
 	} else if (d->status == 200) {
-		resp = response_json(
+		resp = reply_json(
 		        success_body(c, d->seq, d->in, d->out, d->cached, d->truncated));
 	} else if (d->context_overflow) {
 		char msg[256];
@@ -1327,43 +1720,43 @@ static struct MHD_Response *build_response(const struct call *c, const struct de
 			         " tokens. However, your messages resulted in %" PRId64
 			         " tokens. Please reduce the length of the messages.",
 			         max, n);
-		resp = response_json(
+		resp = reply_json(
 		        error_body(c->fmt, d->status, msg,
 		                   c->fmt == FMT_OPENAI ? "context_length_exceeded" : NULL,
 		                   c->fmt == FMT_OPENAI ? "messages" : NULL));
 	} else {
-		resp = response_json(
+		resp = reply_json(
 		        error_body(c->fmt, d->status, d->message, oa_code_for(d->status), NULL));
 	}
 	if (resp == NULL)
 		return NULL;
 	if (d->retry_after_s >= 0 && d->status != 200) {
 		snprintf(hdr, sizeof(hdr), "%" PRId64, d->retry_after_s);
-		MHD_add_response_header(resp, "Retry-After", hdr);
+		reply_header(resp, "Retry-After", hdr);
 	}
 	snprintf(hdr, sizeof(hdr), "req_fake%016" PRIx64, d->seq);
-	MHD_add_response_header(resp, c->fmt == FMT_ANTHROPIC ? "request-id" : "x-request-id", hdr);
+	reply_header(resp, c->fmt == FMT_ANTHROPIC ? "request-id" : "x-request-id", hdr);
 	return resp;
 }
 
-static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, const char *url,
-                                  const char *method, enum format fmt, struct call *c)
+static void handle_api(struct conn *conn, const struct req *r, enum format fmt, struct call *c)
 {
 	struct decision d;
-	struct MHD_Response *resp;
+	struct reply *resp;
 	json_error_t jerr;
 
 	c->fmt = fmt;
 	c->hash = 2166136261u;
 	c->max_tokens = -1;
-	if (strcmp(method, "POST") != 0)
-		return send_json(conn, r, 405,
-		                 error_body(fmt, 405, "Method not allowed", NULL, NULL));
+	if (strcmp(r->method, "POST") != 0) {
+		send_json(conn, 405, error_body(fmt, 405, "Method not allowed", NULL, NULL));
+		return;
+	}
 	if (r->too_large) {
 		c->invalid = "Request body too large";
 		c->invalid_status = 413;
 	} else {
-		c->body = json_loadb(r->body ? r->body : "", r->len, 0, &jerr);
+		c->body = json_loadb(r->body, r->len, 0, &jerr);
 	}
 	if (c->invalid == NULL && !json_is_object(c->body))
 		c->invalid = "We could not parse the JSON body of your request.";
@@ -1371,119 +1764,45 @@ static enum MHD_Result handle_api(struct MHD_Connection *conn, struct req *r, co
 		if (fmt == FMT_OPENAI)
 			parse_openai(c);
 		else if (fmt == FMT_ANTHROPIC)
-			parse_anthropic(c, conn);
+			parse_anthropic(c, r);
 		else
 			parse_gemini(c);
 	}
 
-	pthread_mutex_lock(&g.mu);
-	decide_locked(conn, c, url, r, &d);
-	pthread_mutex_unlock(&g.mu);
-
+	decide(r, c, &d);
 	resp = build_response(c, &d);
 	json_decref(c->body);
 	c->body = NULL;
 	free(d.body);
 	free(d.content_type);
 	if (d.status != 0 && resp == NULL)
-		return MHD_NO;
-	if (d.delay_ms <= 0)
-		return send_now(conn, r, (unsigned)d.status, resp);
-	r->response = resp;
-	r->status = (unsigned)d.status;
-	r->suspended = true;
-	atomic_fetch_add(&suspended_count, 1);
-	MHD_suspend_connection(conn);
-	timer_add(conn, d.delay_ms, d.status == 0);
-	return MHD_YES;
+		conn_close(conn); /* out of memory */
+	else if (d.delay_ms <= 0)
+		conn_reply(conn, (unsigned)d.status, resp);
+	else
+		conn_defer(conn, (unsigned)d.status, resp, d.delay_ms);
 }
 
-/* ------------------------------------------------------------------- MHD */
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+static void dispatch(struct conn *conn, struct req *r)
 {
-	struct req *r = *con_cls;
 	struct call c;
 	enum format fmt;
 
-	(void)cls;
-	(void)version;
-	if (r == NULL) {
-		r = calloc(1, sizeof(*r));
-		if (r == NULL)
-			return MHD_NO;
-		*con_cls = r;
-		return MHD_YES;
-	}
-	if (r->suspended) {
-		/* Resumed by the timer: answer what was decided, or close unanswered. */
-		struct MHD_Response *resp = r->response;
-
-		r->suspended = false;
-		r->response = NULL;
-		atomic_fetch_sub(&suspended_count, 1);
-		if (resp == NULL)
-			return MHD_NO;
-		return send_now(conn, r, r->status, resp);
-	}
-	if (r->answered)
-		return MHD_YES;
-	if (*upload_data_size > 0) {
-		size_t n = *upload_data_size;
-
-		*upload_data_size = 0;
-		if (r->too_large || r->len + n > MAX_BODY_BYTES) {
-			r->too_large = true;
-			return MHD_YES;
-		}
-		if (r->len + n + 1 > r->cap) {
-			size_t cap = r->cap ? r->cap : 4096;
-			char *b;
-
-			while (cap < r->len + n + 1)
-				cap *= 2;
-			b = realloc(r->body, cap);
-			if (b == NULL)
-				return MHD_NO;
-			r->body = b;
-			r->cap = cap;
-		}
-		memcpy(r->body + r->len, upload_data, n);
-		r->len += n;
-		return MHD_YES;
-	}
-
-	if (strncmp(url, "/_", 2) == 0)
-		return handle_control(conn, r, url, method);
-	memset(&c, 0, sizeof(c));
-	fmt = route(url, &c);
-	if (fmt == FMT_NONE)
-		return send_json(
-		        conn, r, 404,
-		        json_pack("{s:{s:s, s:s}}", "error", "message",
-		                  "fake_provider: no such endpoint (want .../chat/completions, "
-		                  ".../messages or .../models/ID:generateContent)",
-		                  "type", "invalid_request_error"));
-	return handle_api(conn, r, url, method, fmt, &c);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-	struct req *r = *con_cls;
-
-	(void)cls;
-	(void)conn;
-	(void)toe;
-	if (r == NULL)
+	if (strncmp(r->path, "/_", 2) == 0) {
+		handle_control(conn, r);
 		return;
-	if (r->response != NULL)
-		MHD_destroy_response(r->response);
-	free(r->body);
-	free(r);
-	*con_cls = NULL;
+	}
+	memset(&c, 0, sizeof(c));
+	fmt = route(r->path, &c);
+	if (fmt == FMT_NONE) {
+		send_json(conn, 404,
+		          json_pack("{s:{s:s, s:s}}", "error", "message",
+		                    "fake_provider: no such endpoint (want .../chat/completions, "
+		                    ".../messages or .../models/ID:generateContent)",
+		                    "type", "invalid_request_error"));
+		return;
+	}
+	handle_api(conn, r, fmt, &c);
 }
 
 /* ------------------------------------------------------------------- main */
@@ -1506,55 +1825,31 @@ static int load_rules_file(const char *path)
 	return rc;
 }
 
-/* MHD's error log, minus the line it writes each time a hanging request is
- * closed unanswered on purpose. */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char line[512];
-
-	(void)cls;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	if (strstr(line, "Application reported internal error") != NULL)
-		return;
-	fprintf(stderr, "fake_provider: %s%s", line, strchr(line, '\n') != NULL ? "" : "\n");
-}
-
-static unsigned raise_nofile(void)
+/* Hundreds of connections, and then some: as many descriptors as allowed. */
+static void raise_nofile(void)
 {
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return 1024;
+		return;
 	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1048576)
-		return 1048576;
-	return (unsigned)rl.rlim_cur;
+	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: fake_provider --port P [--rules FILE.json] [--log-bodies] [--threads N] "
-	        "[--max-log N]\n");
+	fprintf(stderr, "usage: fake_provider --port P [--rules FILE.json] [--log-bodies] "
+	                "[--max-log N]\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct MHD_Daemon *d = NULL;
-	const union MHD_DaemonInfo *info;
+	struct sockaddr_storage bound;
 	struct sockaddr_in addr;
-	pthread_condattr_t ca;
-	pthread_t timer_thread;
-	sigset_t sigs;
 	const char *rules_path = NULL;
-	long port = -1, threads = 1;
-	unsigned nofile, limit;
-	unsigned flags;
-	int sig = 0;
-	int rc = 1;
-	bool timer_started = false;
+	int namelen = sizeof(bound);
+	long port = -1;
+	int rc = 1, err;
 
 	for (int i = 1; i < argc; i++) {
 		char *end = NULL;
@@ -1569,12 +1864,6 @@ int main(int argc, char **argv)
 			rules_path = argv[++i];
 		} else if (strcmp(argv[i], "--log-bodies") == 0) {
 			g.log_bodies = true;
-		} else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-			threads = strtol(argv[++i], &end, 10);
-			if (*end != '\0' || threads < 1 || threads > 64) {
-				usage();
-				return 2;
-			}
 		} else if (strcmp(argv[i], "--max-log") == 0 && i + 1 < argc) {
 			long long m = strtoll(argv[++i], &end, 10);
 
@@ -1604,76 +1893,44 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	/* Signals are taken by sigwait() in this thread only. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&tm.cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (pthread_create(&timer_thread, NULL, timer_main, NULL) != 0) {
-		fprintf(stderr, "fake_provider: cannot start the timer thread\n");
-		goto out;
-	}
-	timer_started = true;
-
-	nofile = raise_nofile();
-	limit = nofile > 128 ? nofile - 64 : 64;
+	raise_nofile();
+	srv.loop = uv_default_loop();
+	uv_signal_init(srv.loop, &srv.sigterm);
+	uv_signal_init(srv.loop, &srv.sigint);
+	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&srv.sigint, on_signal, SIGINT);
+	uv_tcp_init(srv.loop, &srv.listener);
 	memset(&addr, 0, sizeof(addr));
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16_t)port);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	flags = MHD_USE_EPOLL | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-	        MHD_USE_ERROR_LOG;
-	/* A pool size of 1 draws a warning from MHD, so the option is only
-	 * given for a real pool; MHD_OPTION_END otherwise ends the list early. */
-	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL,
-	                     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD warns */
-	                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-	                     MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
-	                     (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
-	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	                     threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-	                     (unsigned)threads, MHD_OPTION_END);
-	if (d == NULL) {
-		fprintf(stderr, "fake_provider: cannot listen on 127.0.0.1:%ld\n", port);
+	err = uv_tcp_bind(&srv.listener, (const struct sockaddr *)&addr, 0);
+	if (err == 0)
+		err = uv_listen((uv_stream_t *)&srv.listener, 4096, on_connection);
+	if (err == 0)
+		err = uv_tcp_getsockname(&srv.listener, (struct sockaddr *)&bound, &namelen);
+	if (err != 0) {
+		fprintf(stderr, "fake_provider: cannot listen on 127.0.0.1:%ld: %s\n", port,
+		        uv_strerror(err));
+		/* close what was opened, so the loop can be closed */
+		uv_close((uv_handle_t *)&srv.listener, NULL);
+		uv_close((uv_handle_t *)&srv.sigterm, NULL);
+		uv_close((uv_handle_t *)&srv.sigint, NULL);
+		uv_run(srv.loop, UV_RUN_DEFAULT);
+		uv_loop_close(srv.loop);
 		goto out;
 	}
-	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	printf("port=%u\n", info != NULL ? (unsigned)info->port : (unsigned)port);
+	printf("port=%u\n", (unsigned)ntohs(((struct sockaddr_in *)&bound)->sin_port));
 	fflush(stdout);
 
-	while (sig != SIGTERM && sig != SIGINT) {
-		if (sigwait(&sigs, &sig) != 0)
-			break;
-	}
+	uv_run(srv.loop, UV_RUN_DEFAULT); /* until on_signal has closed every handle */
+	uv_loop_close(srv.loop);
 	rc = 0;
 out:
-	if (timer_started) {
-		pthread_mutex_lock(&tm.mu);
-		tm.stopping = true;
-		pthread_cond_signal(&tm.cond);
-		pthread_mutex_unlock(&tm.mu);
-		pthread_join(timer_thread, NULL);
-	}
-	if (d != NULL) {
-		/* MHD requires every suspended connection resumed before stopping;
-		 * the timer thread resumed them all, now let MHD answer them. */
-		for (int waited = 0; atomic_load(&suspended_count) > 0 && waited < STOP_WAIT_MS;
-		     waited += 10)
-			usleep(10 * 1000);
-		MHD_stop_daemon(d);
-	}
-	pthread_mutex_lock(&g.mu);
-	state_reset_locked();
+	state_reset();
 	free(g.log);
 	rules_clear(&g.rules);
-	pthread_mutex_unlock(&g.mu);
-	free(tm.heap);
 	json_decref(g.by_model);
 	json_decref(g.by_prefix);
 	json_decref(g.by_status);
