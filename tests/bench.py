@@ -384,6 +384,18 @@ def phase_b(args, res, d_too):
                     "threads_us": {k: v * 1e6 / n for k, v in th},
                     "others_us": {k: (v * 1e6 / n if v else None) for k, v in others.items()},
                     "statuses": r["statuses"], "profile": args.profile}
+        if not args.profile:
+            # Not under a profiler: the profile is of the worker's run alone.
+            r["worker"].sigterm()
+            r["worker"].wait(60)
+            fl = http_floor(s, n, args.b_in_flight)
+            if fl:
+                floor_us = fl["user_us_per_call"] + fl["sys_us_per_call"]
+                res["b"]["http_floor_us"] = floor_us
+                out(f"   the worker's HTTP layer alone (http_floor: same request, same pool and "
+                    f"fake, no Kafka/Redis/routing): {floor_us:.1f} us/call (user "
+                    f"{fl['user_us_per_call']:.1f}, sys {fl['sys_us_per_call']:.1f}); "
+                    f"the rest of a job: {us - floor_us:.1f} us")
         if d_too:
             report_d(r, res)
         if program is not None:
@@ -407,6 +419,32 @@ def phase_b(args, res, d_too):
             out("   worker CPU by library (thread|object; malloc charged to its caller), us/job:")
             for k, v in sorted(bd["libs"].items(), key=lambda kv: -kv[1])[:16]:
                 out(f"     {v / tot * 100:5.1f}%  {v / tot * us:6.1f}  {k}")
+
+
+def http_floor(s, n, in_flight):
+    """Runs bin/http_floor on the stack's config and fake: the CPU per call of
+    the worker's HTTP layer alone (tests/tools/http_floor.c). None, with the
+    reason printed, when it fails."""
+    job = json.dumps({"id": "floor", "prompt": f"{PROMPT} (document 1)",
+                      "metadata": {"doc": 1, "batch": "floor"}})
+    argv = [procs.bin_path("http_floor"), "--config", str(s.config_path), "--model", MODEL["name"],
+            "--job", job, "--calls", str(n), "--in-flight", str(in_flight)]
+    try:
+        p = subprocess.run(argv, env=procs.child_env({**s.env, **WORKER_ENV}), capture_output=True,
+                           text=True, timeout=120 + n / 500)
+    except subprocess.TimeoutExpired:
+        out("   http_floor did not finish")
+        return None
+    try:
+        r = json.loads(p.stdout)
+    except ValueError:
+        out(f"   http_floor failed ({p.returncode}): {(p.stderr or p.stdout).strip()[:300]}")
+        return None
+    if r["failures"]:
+        # Timeouts in multiples of the connections: the fake's stall (README, Performance).
+        out(f"   http_floor: {r['failures']} of {r['calls']} calls failed ({r['timeouts']} timed "
+            f"out: the fake stalled, see README, Performance); take another run")
+    return r
 
 
 def report_d(r, res):

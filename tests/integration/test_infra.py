@@ -4,6 +4,7 @@ import json
 import math
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -12,8 +13,8 @@ import urllib.request
 from confluent_kafka import Consumer, TopicPartition
 
 from tests.lib import procs
-from tests.lib.stack import (FakeProvider, MockCluster, Redis, committed_offsets, config_dumps,
-                             consume_all, end_offsets, http, produce)
+from tests.lib.stack import (FakeProvider, MockCluster, Redis, Stack, committed_offsets,
+                             config_dumps, consume_all, end_offsets, http, produce)
 
 TIMEOUT = 120
 
@@ -437,6 +438,39 @@ def test_fake_provider_speaks_http11():
     assert fp.stats()["requests"] == 4  # one, two, split, cont
     assert fp.stop() == 0
 
+
+def test_http_floor_sends_the_job_through_the_http_layer():
+    """bin/http_floor (make bench b's HTTP-layer figure) sends the decoded job,
+    built by the model's adapter, as many times as asked, and reports every
+    call; a wrong key shows up as
+    failures and a non-zero exit, not as a figure."""
+    with Stack(partitions=1, fake_rules=[{"prefix": "/openai/v1", "api_key": "sk-floor"}]) as s:
+        s.providers[0]["max_connections"] = 8
+        s.write_config()
+        job = json.dumps({"id": "floor", "prompt": "Say hello in one short sentence."})
+        argv = [procs.bin_path("http_floor"), "--config", str(s.config_path), "--model",
+                "gpt-4o-mini", "--job", job, "--calls", "300", "--in-flight", "50"]
+        p = subprocess.run(argv, env=procs.child_env({**s.env, "FAKE_OPENAI_KEY": "sk-floor"}),
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert p.returncode == 0, (p.stdout, p.stderr[-2000:])
+        r = json.loads(p.stdout)
+        assert r["calls"] == 300 and r["failures"] == 0, r
+        assert r["user_us_per_call"] > 0, r
+        log = s.fake.requests()
+        assert len(log) == 300 and {e["model"] for e in log} == {"gpt-4o-mini"}
+        assert {e["status"] for e in log} == {200}
+        assert s.fake.stats()["suspended"] == 0
+
+        s.fake.reset()
+        p = subprocess.run(argv, env=procs.child_env({**s.env, "FAKE_OPENAI_KEY": "sk-wrong"}),
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert p.returncode == 1 and "sk-wrong" not in p.stdout + p.stderr, (p.stdout, p.stderr)
+        r = json.loads(p.stdout)
+        assert r["calls"] == 300 and r["failures"] == 300 and r["failed_status"] == 300, r
+        assert r["last_status"] == 401, r
+
+
+# ---------------------------------------------------------------- Redis
 
 def test_redis_start_restart_stop(tmpdir):
     r = Redis(tmpdir=tmpdir, appendonly=True)
