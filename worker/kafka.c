@@ -431,7 +431,11 @@ struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg, const struct 
 	pconf = base_conf(cfg, errstr, errstr_size);
 	if (!pconf)
 		goto fail;
-	if (conf_set(pconf, "linger.ms", "5", errstr, errstr_size) ||
+	/* A job holds its in-flight slot until its outputs are acknowledged, so
+	 * the linger is part of every slot's turn: 1 ms instead of librdkafka's
+	 * 5 took the latency-bound bench from 0.93 to 0.95 of ideal, at no CPU
+	 * cost measurable in the CPU-bound one (README, Performance). */
+	if (conf_set(pconf, "linger.ms", "1", errstr, errstr_size) ||
 	    conf_set(pconf, "message.timeout.ms", "300000", errstr, errstr_size))
 		goto fail;
 	if (apply_user(pconf, cfg, false, errstr, errstr_size))
