@@ -133,7 +133,9 @@ def test_redis_killed_for_five_seconds():
         time.sleep(5)
         s.redis.start()
         res = final_results(s, 2000, 300)
-        assert len(res) == 2000, len(res)
+        # What a stuck run needs to be understood: where the money and the calls stand.
+        assert len(res) == 2000, (len(res), budget_show(s), s.fake.stats()["by_status"],
+                                  sorted(set(f"b-{i}" for i in range(2000)) - set(res))[:20])
         codes = {r["error"]["code"] for r in res.values() if r["status"] == "error"}
         assert codes <= {"budget_exhausted"}, codes
         b = budget_show(s)["default"]
