@@ -1023,6 +1023,10 @@ static void send_reserve(struct task *t)
 	ledger_reserve(e->ledger, &req, on_reserved, t);
 }
 
+/* A job that waited this many times (about 20 s) for other reservations is
+ * logged, and again every as many. */
+#define WAIT_WARN_EVERY 25
+
 static void on_reserve_retry(uv_timer_t *timer)
 {
 	struct task *t = timer->data;
@@ -1083,6 +1087,17 @@ static void on_reserved(void *opaque, redisReply *reply)
 		 * of waiting jobs does not flood Redis. */
 		int shift = t->waits < 4 ? t->waits : 4;
 		t->waits++;
+		if (t->waits % WAIT_WARN_EVERY == 0) {
+			/* Reservations that never end would hold it for good: say so. */
+			char waits[16], spent[32], reserved[32], limit[32];
+			snprintf(waits, sizeof waits, "%d", t->waits);
+			money_format_usd(res.spent_nusd, spent, sizeof spent);
+			money_format_usd(res.reserved_nusd, reserved, sizeof reserved);
+			money_format_usd(res.limit_nusd, limit, sizeof limit);
+			log_warn("job still waiting for other reservations on its budget", "id",
+			         t->id, "budget", res.budget, "waits", waits, "spent_usd", spent,
+			         "reserved_usd", reserved, "limit_usd", limit, NULL);
+		}
 		task_later(t, (50 << shift) + (int64_t)(t->serial % 50), on_reserve_retry);
 		return;
 	case LEDGER_UNKNOWN_BUDGET:

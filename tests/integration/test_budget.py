@@ -146,6 +146,31 @@ def test_redis_killed_for_five_seconds():
         assert w.wait(90) == 0
 
 
+def test_a_job_held_by_a_reservation_that_never_ends_is_logged():
+    """A reservation nobody ends (here written by hand; in life a leak) makes
+    a job that would fit wait for good: the worker says so in its log every
+    25 waits (about 20 s), with the budget's figures, and the job goes on
+    once the reservation is gone."""
+    with budget_stack([{"name": "default", "limit_usd": 0.01, "period": "none", "parent": ""}],
+                      latency_ms=0) as s:
+        w = s.worker()
+        w.wait_log("partition assigned", 60)
+        key = s.config["redis"]["key_prefix"] + "{ledger}:b:default:all"
+        rc = s.redis.client()
+        rc.hset(key, "reserved", 10_000_000)  # the whole $0.01
+        produce(s, 1, "held")
+        line = w.wait_log("job still waiting for other reservations on its budget", 60)
+        assert line["id"] == "held-0" and line["budget"] == "default", line
+        assert line["waits"] == "25" and line["reserved_usd"] == "0.01", line
+        assert line["limit_usd"] == "0.01" and line["spent_usd"] == "0", line
+        assert s.fake.stats()["requests"] == 0
+        rc.hset(key, "reserved", 0)
+        res = final_results(s, 1, 60)
+        assert res["held-0"]["status"] == "ok", res
+        w.sigterm()
+        assert w.wait(60) == 0
+
+
 def test_killed_worker_leases_are_reaped_once():
     with budget_stack([{"name": "default", "limit_usd": 100.0, "period": "none", "parent": ""}],
                       latency_ms=60000, max_in_flight=200) as s:
