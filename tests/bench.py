@@ -441,9 +441,9 @@ def http_floor(s, n, in_flight):
         out(f"   http_floor failed ({p.returncode}): {(p.stderr or p.stdout).strip()[:300]}")
         return None
     if r["failures"]:
-        # Timeouts in multiples of the connections: the fake's stall (README, Performance).
         out(f"   http_floor: {r['failures']} of {r['calls']} calls failed ({r['timeouts']} timed "
-            f"out: the fake stalled, see README, Performance); take another run")
+            f"out, {r['connect_errors']} could not connect, last HTTP status {r['last_status']}); "
+            f"its figure is not the HTTP layer's")
     return r
 
 

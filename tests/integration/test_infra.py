@@ -435,7 +435,15 @@ def test_fake_provider_speaks_http11():
     assert [g[0] for g in got] == [501] and got[0][1]["connection"] == "close", got
     got = _raw_exchange(fp.port, b"NONSENSE\r\n\r\n", 2)
     assert [g[0] for g in got] == [400], got
-    assert fp.stats()["requests"] == 4  # one, two, split, cont
+    got = _raw_exchange(fp.port, b"GET /_stats HTTP/1.1\r\nX-Pad: " + b"a" * 70000, 2)
+    assert [g[0] for g in got] == [431], got
+    # A body over 16 MiB is answered (the format's 413) without being read,
+    # and the connection ends there.
+    got = _raw_exchange(fp.port, b"POST /p/chat/completions HTTP/1.1\r\nContent-Length: 20000000\r\n"
+                        b"\r\n{", 2)
+    assert [g[0] for g in got] == [413] and got[0][1]["connection"] == "close", got
+    assert "too large" in json.loads(got[0][2])["error"]["message"], got
+    assert fp.stats()["requests"] == 5  # one, two, split, cont, the 413
     assert fp.stop() == 0
 
 

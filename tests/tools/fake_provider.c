@@ -661,7 +661,6 @@ static void out_done(uv_write_t *w, int status)
 {
 	struct out *o = (struct out *)w;
 	struct conn *c = o->conn;
-
 	bool last = o->last;
 
 	free(o);
@@ -756,20 +755,56 @@ static void conn_defer(struct conn *c, unsigned status, struct reply *rep, int64
 	uv_timer_start(&c->timer, timer_due, (uint64_t)delay_ms, 0);
 }
 
-/* A refusal at the HTTP level; the connection ends after it. */
-static void conn_refuse(struct conn *c, unsigned status, const char *message)
+/* ------------------------------------------------------------- responses */
+
+/* An answer owning a copy of data; NULL only when out of memory. */
+static struct reply *reply_raw(const char *data, size_t len, const char *content_type)
 {
 	struct reply *rep = calloc(1, sizeof(*rep));
 
-	c->keep_alive = false;
-	if (rep != NULL) {
-		rep->body = strdup(message);
-		rep->len = rep->body != NULL ? strlen(rep->body) : 0;
-		rep->headers_len = (size_t)snprintf(rep->headers, sizeof(rep->headers),
-		                                    "Content-Type: text/plain\r\n");
+	if (rep == NULL)
+		return NULL;
+	rep->body = malloc(len + 1);
+	if (rep->body == NULL) {
+		free(rep);
+		return NULL;
 	}
-	conn_reply(c, status, rep);
+	memcpy(rep->body, data, len);
+	rep->len = len;
+	reply_header(rep, "Content-Type", content_type);
+	return rep;
 }
+
+/* A JSON answer; takes (steals) the reference to doc. */
+static struct reply *reply_json(json_t *doc)
+{
+	struct reply *rep = doc != NULL ? calloc(1, sizeof(*rep)) : NULL;
+
+	if (rep != NULL)
+		rep->body = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (rep == NULL || rep->body == NULL) {
+		free(rep);
+		return NULL;
+	}
+	rep->len = strlen(rep->body);
+	reply_header(rep, "Content-Type", "application/json");
+	return rep;
+}
+
+static void send_json(struct conn *c, unsigned status, json_t *doc)
+{
+	conn_reply(c, status, reply_json(doc));
+}
+
+/* A refusal at the HTTP level; the connection ends after it. */
+static void conn_refuse(struct conn *c, unsigned status, const char *message)
+{
+	c->keep_alive = false;
+	conn_reply(c, status, reply_raw(message, strlen(message), "text/plain"));
+}
+
+/* ------------------------------------------------------- reading requests */
 
 static void dispatch(struct conn *c, struct req *r);
 
@@ -1324,47 +1359,6 @@ static json_t *success_body(const struct call *c, uint64_t seq, int64_t in, int6
 	}
 	free(dumped);
 	return doc;
-}
-
-/* ------------------------------------------------------------- responses */
-
-static struct reply *reply_raw(const char *data, size_t len, const char *content_type)
-{
-	struct reply *rep = calloc(1, sizeof(*rep));
-
-	if (rep == NULL)
-		return NULL;
-	rep->body = malloc(len + 1);
-	if (rep->body == NULL) {
-		free(rep);
-		return NULL;
-	}
-	memcpy(rep->body, data, len);
-	rep->len = len;
-	reply_header(rep, "Content-Type", content_type);
-	return rep;
-}
-
-/* A JSON answer; takes (steals) the reference to doc. */
-static struct reply *reply_json(json_t *doc)
-{
-	struct reply *rep = doc != NULL ? calloc(1, sizeof(*rep)) : NULL;
-
-	if (rep != NULL)
-		rep->body = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	if (rep == NULL || rep->body == NULL) {
-		free(rep);
-		return NULL;
-	}
-	rep->len = strlen(rep->body);
-	reply_header(rep, "Content-Type", "application/json");
-	return rep;
-}
-
-static void send_json(struct conn *c, unsigned status, json_t *doc)
-{
-	conn_reply(c, status, reply_json(doc));
 }
 
 /* ------------------------------------------------------------ control API */
