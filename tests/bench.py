@@ -396,6 +396,14 @@ def phase_b(args, res, d_too):
                     f"fake, no Kafka/Redis/routing): {floor_us:.1f} us/call (user "
                     f"{fl['user_us_per_call']:.1f}, sys {fl['sys_us_per_call']:.1f}); "
                     f"the rest of a job: {us - floor_us:.1f} us")
+            # The same through libcurl, which the worker uses for https:// and
+            # proxies (PROMPTYARD_HTTP_CLIENT=curl): what h1 saves per call.
+            fl = http_floor(s, n, args.b_in_flight, {"PROMPTYARD_HTTP_CLIENT": "curl"})
+            if fl:
+                curl_us = fl["user_us_per_call"] + fl["sys_us_per_call"]
+                res["b"]["http_floor_curl_us"] = curl_us
+                out(f"   the same through libcurl (PROMPTYARD_HTTP_CLIENT=curl): {curl_us:.1f} "
+                    f"us/call (user {fl['user_us_per_call']:.1f}, sys {fl['sys_us_per_call']:.1f})")
         if d_too:
             report_d(r, res)
         if program is not None:
@@ -421,16 +429,16 @@ def phase_b(args, res, d_too):
                 out(f"     {v / tot * 100:5.1f}%  {v / tot * us:6.1f}  {k}")
 
 
-def http_floor(s, n, in_flight):
+def http_floor(s, n, in_flight, env=None):
     """Runs bin/http_floor on the stack's config and fake: the CPU per call of
-    the worker's HTTP layer alone (tests/tools/http_floor.c). None, with the
-    reason printed, when it fails."""
+    the worker's HTTP layer alone (tests/tools/http_floor.c), with env added to
+    its environment. None, with the reason printed, when it fails."""
     job = json.dumps({"id": "floor", "prompt": f"{PROMPT} (document 1)",
                       "metadata": {"doc": 1, "batch": "floor"}})
     argv = [procs.bin_path("http_floor"), "--config", str(s.config_path), "--model", MODEL["name"],
             "--job", job, "--calls", str(n), "--in-flight", str(in_flight)]
     try:
-        p = subprocess.run(argv, env=procs.child_env({**s.env, **WORKER_ENV}), capture_output=True,
+        p = subprocess.run(argv, env=procs.child_env({**s.env, **WORKER_ENV, **(env or {})}), capture_output=True,
                            text=True, timeout=120 + n / 500)
     except subprocess.TimeoutExpired:
         out("   http_floor did not finish")

@@ -1,4 +1,10 @@
-/* http: libcurl multi-socket on libuv.
+/* http: libcurl multi-socket on libuv, and h1 for plain HTTP.
+ *
+ * A pool sends its http:// calls through h1 (h1.h: the worker's own
+ * HTTP/1.1 client, a fraction of curl's CPU per call) and the rest through
+ * curl: TLS, HTTP/2, and every call when a proxy is set in the environment
+ * (curl honours http_proxy and all_proxy; h1 does not) or when
+ * PROMPTYARD_HTTP_CLIENT=curl asks for curl alone.
  *
  * curl tells us which sockets to watch (socket_cb) and when to wake it
  * (timer_cb); libuv tells curl when a socket is ready (on_poll) or the timer
@@ -10,6 +16,7 @@
  * the same lines, so a call in flight holds only its body. */
 #include "http.h"
 
+#include "h1.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -62,9 +69,25 @@ struct http_pool {
 	struct deferred_failure *deferred;
 	struct shared_headers shared[SHARED_HEADERS_MAX];
 	size_t n_shared;
+	struct h1_pool *h1; /* plain-HTTP calls; NULL when curl takes them too */
 };
 
 static void check_done(struct http_pool *pool);
+
+/* Whether plain-HTTP calls go through h1 (see the file's comment). */
+static bool h1_wanted(void)
+{
+	static const char *const proxy_vars[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+	const char *client = getenv("PROMPTYARD_HTTP_CLIENT");
+	if (client && strcmp(client, "curl") == 0)
+		return false;
+	for (size_t i = 0; i < sizeof proxy_vars / sizeof proxy_vars[0]; i++) {
+		const char *v = getenv(proxy_vars[i]);
+		if (v && *v)
+			return false;
+	}
+	return true;
+}
 
 int http_global_init(void)
 {
@@ -182,6 +205,8 @@ struct http_pool *http_pool_new(uv_loop_t *loop, int max_connections, size_t max
 	curl_multi_setopt(pool->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_connections);
 	curl_multi_setopt(pool->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)max_connections);
 	curl_multi_setopt(pool->multi, CURLMOPT_MAXCONNECTS, (long)max_connections);
+	if (h1_wanted())
+		pool->h1 = h1_pool_new(loop, max_connections, max_body_bytes);
 	return pool;
 }
 
@@ -197,35 +222,17 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 	return len;
 }
 
-/* Retry-After is either delta-seconds or an HTTP date. */
-static int64_t parse_retry_after(const char *v)
-{
-	while (*v == ' ' || *v == '\t')
-		v++;
-	char *end;
-	double secs = strtod(v, &end);
-	if (end != v && secs >= 0)
-		return (int64_t)(secs * 1000);
-	time_t when = curl_getdate(v, NULL);
-	if (when < 0)
-		return -1;
-	int64_t delta = (int64_t)when * 1000 - time_now_ms();
-	return delta > 0 ? delta : 0;
-}
-
 static size_t on_header(char *data, size_t size, size_t n, void *userp)
 {
 	struct transfer *t = userp;
 	size_t len = size * n;
 	static const char name[] = "retry-after:";
 	if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
-		char v[128];
+		const char *v = data + sizeof name - 1;
 		size_t vl = len - (sizeof name - 1);
-		if (vl >= sizeof v)
-			vl = sizeof v - 1;
-		memcpy(v, data + sizeof name - 1, vl);
-		v[vl] = '\0';
-		t->retry_after_ms = parse_retry_after(v);
+		while (vl > 0 && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' '))
+			vl--;
+		t->retry_after_ms = http_retry_after_ms(v, vl);
 	}
 	return len;
 }
@@ -398,6 +405,8 @@ static const struct curl_slist *headers_for(struct http_pool *pool, struct trans
 void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
                      http_done_cb *cb, void *opaque)
 {
+	if (pool->h1 && h1_start(pool->h1, req, timeout_ms, cb, opaque) == 0)
+		return;
 	struct transfer *t = transfer_get(pool);
 	if (!t) {
 		http_request_clear(req);
@@ -504,13 +513,15 @@ static void check_done(struct http_pool *pool)
 
 int http_pool_active(const struct http_pool *pool)
 {
-	return pool->active;
+	return pool->active + (pool->h1 ? h1_active(pool->h1) : 0);
 }
 
 void http_pool_free(struct http_pool *pool)
 {
 	if (!pool)
 		return;
+	h1_pool_free(pool->h1);
+	pool->h1 = NULL;
 	/* Removing handles makes curl close its sockets through socket_cb. */
 	while (pool->deferred) {
 		struct deferred_failure *d = pool->deferred;

@@ -450,15 +450,21 @@ def test_fake_provider_speaks_http11():
 def test_http_floor_sends_the_job_through_the_http_layer():
     """bin/http_floor (make bench b's HTTP-layer figure) sends the decoded job,
     built by the model's adapter, as many times as asked, and reports every
-    call; a wrong key shows up as
-    failures and a non-zero exit, not as a figure."""
+    call, through h1 and through curl; a wrong key shows up as failures and a
+    non-zero exit, not as a figure."""
+    for client in ("h1", "curl"):
+        http_floor_run(client)
+
+
+def http_floor_run(client):
     with Stack(partitions=1, fake_rules=[{"prefix": "/openai/v1", "api_key": "sk-floor"}]) as s:
         s.providers[0]["max_connections"] = 8
         s.write_config()
         job = json.dumps({"id": "floor", "prompt": "Say hello in one short sentence."})
         argv = [procs.bin_path("http_floor"), "--config", str(s.config_path), "--model",
                 "gpt-4o-mini", "--job", job, "--calls", "300", "--in-flight", "50"]
-        p = subprocess.run(argv, env=procs.child_env({**s.env, "FAKE_OPENAI_KEY": "sk-floor"}),
+        env = {**s.env, "PROMPTYARD_HTTP_CLIENT": client}
+        p = subprocess.run(argv, env=procs.child_env({**env, "FAKE_OPENAI_KEY": "sk-floor"}),
                            capture_output=True, text=True, timeout=TIMEOUT)
         assert p.returncode == 0, (p.stdout, p.stderr[-2000:])
         r = json.loads(p.stdout)
@@ -470,7 +476,7 @@ def test_http_floor_sends_the_job_through_the_http_layer():
         assert s.fake.stats()["suspended"] == 0
 
         s.fake.reset()
-        p = subprocess.run(argv, env=procs.child_env({**s.env, "FAKE_OPENAI_KEY": "sk-wrong"}),
+        p = subprocess.run(argv, env=procs.child_env({**env, "FAKE_OPENAI_KEY": "sk-wrong"}),
                            capture_output=True, text=True, timeout=TIMEOUT)
         assert p.returncode == 1 and "sk-wrong" not in p.stdout + p.stderr, (p.stdout, p.stderr)
         r = json.loads(p.stdout)
