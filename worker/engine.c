@@ -115,6 +115,7 @@ struct task {
 	struct out_msg *outs;
 	size_t n_outs;
 	int acks_pending;
+	bool acking; /* its outputs are with Kafka: it holds no slot (see slot_free) */
 
 	bool id_holder;    /* this task holds its id in engine.ids */
 	struct task *dups; /* copies of the same id consumed meanwhile, waiting */
@@ -180,7 +181,8 @@ struct engine {
 	size_t n_done, cap_done;
 
 	struct task *live;
-	int in_flight;
+	int in_flight;           /* jobs holding a slot: taken, not yet handed to Kafka */
+	int acking;              /* jobs whose outputs wait for Kafka's acknowledgement */
 	struct task *wait_redis; /* tasks held while Redis is unreachable */
 	struct out_msg *unacked;
 
@@ -376,6 +378,25 @@ static void on_held_too_long(uv_timer_t *timer)
  * it pauses instead, so that rebalances and errors are served again. */
 #define HOLD_MAX_MS 10000
 
+/* Whether a job may start. A job holds one of max_in_flight slots from the
+ * moment it is taken until its outputs are handed to the producer; waiting
+ * for Kafka's acknowledgement (the producer's linger and round trip) it
+ * holds none, so a slot's turn is the job's own work, and the producer may
+ * linger long enough to send large batches (its broker thread's cost is per
+ * batch). Jobs waiting for acknowledgement are capped at max_in_flight too:
+ * a producer that falls behind stops the intake rather than fill memory. */
+static bool slot_free(const struct engine *e)
+{
+	int max = e->cfg->worker.max_in_flight;
+	return e->in_flight < max && e->acking < max;
+}
+
+/* The gauge counts every job in the worker, slotted or acking. */
+static void in_flight_gauge(struct engine *e)
+{
+	metrics_series_set(e->m_in_flight, e->in_flight + e->acking);
+}
+
 /* Backpressure. At max_in_flight a message taken from Kafka waits in the
  * backlog and starts, in order, the moment a job ends; polling goes on, so
  * rebalances and errors are served. When the backlog reaches backlog_max
@@ -460,8 +481,7 @@ static void backlog_start(struct engine *e)
 	if (e->backlog_starting)
 		return; /* a job that ended at once: the loop below goes on */
 	e->backlog_starting = true;
-	while (e->backlog_len && e->in_flight < e->cfg->worker.max_in_flight && !e->draining &&
-	       !e->closing)
+	while (e->backlog_len && slot_free(e) && !e->draining && !e->closing)
 		start_message(e, backlog_pop(e));
 	e->backlog_starting = false;
 	flow_check(e);
@@ -535,9 +555,12 @@ static void task_done(struct task *t)
 	struct partition_track *pt = t->track;
 	track_done(pt, t->ticket);
 	release_dups(t);
+	if (t->acking)
+		e->acking--;
+	else
+		e->in_flight--;
 	task_free(t);
-	e->in_flight--;
-	metrics_series_set(e->m_in_flight, e->in_flight);
+	in_flight_gauge(e);
 	if (e->revokes && track_in_flight(pt) == 0)
 		revokes_check(e);
 	backlog_start(e);
@@ -696,6 +719,11 @@ static void task_produce(struct task *t)
 		unacked_link(e, &t->outs[i]);
 		produce_out(e, &t->outs[i]);
 	}
+	/* Its slot goes to the next job (slot_free). */
+	t->acking = true;
+	e->in_flight--;
+	e->acking++;
+	backlog_start(e);
 }
 
 /* The outputs as Redis keeps them for a re-send: one JSON per line, result first. */
@@ -885,7 +913,7 @@ static void task_abandon(struct task *t)
 	if (t->timer)
 		uv_timer_stop(t->timer);
 	e->in_flight--;
-	metrics_series_set(e->m_in_flight, e->in_flight);
+	in_flight_gauge(e);
 	maybe_finish_stop(e);
 }
 
@@ -1781,7 +1809,7 @@ static void on_message(void *opaque, rd_kafka_message_t *m)
 		rd_kafka_message_destroy(m);
 		return;
 	}
-	if (e->backlog_len || e->in_flight >= e->cfg->worker.max_in_flight) {
+	if (e->backlog_len || !slot_free(e)) {
 		backlog_push(e, m);
 		flow_check(e);
 		return;
@@ -1817,7 +1845,7 @@ static void start_message(struct engine *e, rd_kafka_message_t *m)
 		e->live->prev = t;
 	e->live = t;
 	e->in_flight++;
-	metrics_series_set(e->m_in_flight, e->in_flight);
+	in_flight_gauge(e);
 
 	int rc = job_decode(cfg, m->payload ? m->payload : "", m->len, &t->job, err, sizeof err);
 	if (t->job.id) {
@@ -2326,7 +2354,7 @@ static void on_drained(uv_timer_t *timer)
  * under their own feet. */
 static void maybe_finish_stop(struct engine *e)
 {
-	if (e->draining && e->in_flight == 0 && !e->closing)
+	if (e->draining && e->in_flight == 0 && e->acking == 0 && !e->closing)
 		uv_timer_start(&e->drain_timer, on_drained, 0, 0);
 }
 
@@ -2334,7 +2362,7 @@ static void on_drain_timeout(uv_timer_t *timer)
 {
 	struct engine *e = timer->data;
 	char n[24];
-	snprintf(n, sizeof n, "%d", e->in_flight);
+	snprintf(n, sizeof n, "%d", e->in_flight + e->acking);
 	log_warn("drain timeout: leaving unfinished jobs to be consumed again", "in_flight", n,
 	         NULL);
 	finish_stop(e);
