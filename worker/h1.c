@@ -47,6 +47,11 @@ enum read_state {
 /* Where a call is: in exactly one place from h1_start to its callback. */
 enum call_place { CALL_FREE, CALL_QUEUED, CALL_FAILING, CALL_ON_CONN };
 
+struct h1_call;
+struct call_list {
+	struct h1_call *head, *tail;
+};
+
 struct h1_call {
 	uv_timer_t timer; /* the whole call's timeout; also fires a failure found in h1_start */
 	struct h1_pool *pool;
@@ -100,8 +105,8 @@ struct h1_pool {
 	bool gai_pending;
 	struct h1_conn *idle;
 	struct h1_conn *all;
-	struct h1_call *queue_head, *queue_tail;
-	struct h1_call *failing; /* calls whose failure fires from their timer */
+	struct call_list queue;   /* calls waiting for a connection, oldest first */
+	struct call_list failing; /* calls whose failure fires from their timer */
 	struct h1_call *free_calls;
 	/* The origin, set by the first call. */
 	bool has_origin;
@@ -113,7 +118,7 @@ struct h1_pool {
 	int n_addr;
 	uint64_t addr_at_ms;
 	bool numeric;
-	bool lookup_failed; /* the last lookup found nothing: the calls it held failed */
+	bool lookup_failed; /* set while dispatch() fails the calls a failed lookup held */
 	uv_getaddrinfo_t gai;
 	char read_buf[READ_BUF];
 };
@@ -148,52 +153,41 @@ int h1_active(const struct h1_pool *pool)
 
 /* ---------------------------------------------------------------- calls */
 
-static void call_unqueue(struct h1_pool *pool, struct h1_call *call)
+static void calls_unlink(struct call_list *l, struct h1_call *call)
 {
 	if (call->prev)
 		call->prev->next = call->next;
 	else
-		pool->queue_head = call->next;
+		l->head = call->next;
 	if (call->next)
 		call->next->prev = call->prev;
 	else
-		pool->queue_tail = call->prev;
+		l->tail = call->prev;
 	call->next = call->prev = NULL;
 	call->place = CALL_FREE;
 }
 
-static void call_enqueue(struct h1_pool *pool, struct h1_call *call, bool front)
+/* Puts call at the front or the back of l. */
+static void calls_push(struct call_list *l, struct h1_call *call, bool front, enum call_place place)
 {
 	if (front) {
 		call->prev = NULL;
-		call->next = pool->queue_head;
-		if (call->next)
-			call->next->prev = call;
+		call->next = l->head;
+		if (l->head)
+			l->head->prev = call;
 		else
-			pool->queue_tail = call;
-		pool->queue_head = call;
+			l->tail = call;
+		l->head = call;
 	} else {
 		call->next = NULL;
-		call->prev = pool->queue_tail;
-		if (call->prev)
-			call->prev->next = call;
+		call->prev = l->tail;
+		if (l->tail)
+			l->tail->next = call;
 		else
-			pool->queue_head = call;
-		pool->queue_tail = call;
+			l->head = call;
+		l->tail = call;
 	}
-	call->place = CALL_QUEUED;
-}
-
-static void failing_unlink(struct h1_pool *pool, struct h1_call *call)
-{
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		pool->failing = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
-	call->next = call->prev = NULL;
-	call->place = CALL_FREE;
+	call->place = place;
 }
 
 static void wipe_buf(struct buf *b)
@@ -246,8 +240,8 @@ static void call_on_timer(uv_timer_t *t)
 		conn_drop(c);
 		break;
 	}
-	case CALL_QUEUED: call_unqueue(pool, call); break;
-	case CALL_FAILING: failing_unlink(pool, call); break;
+	case CALL_QUEUED: calls_unlink(&pool->queue, call); break;
+	case CALL_FAILING: calls_unlink(&pool->failing, call); break;
 	case CALL_FREE: break;
 	}
 	if (err == HTTP_TIMEOUT)
@@ -261,12 +255,7 @@ static void call_fail_soon(struct h1_call *call, enum http_error err)
 {
 	struct h1_pool *pool = call->pool;
 	call->failed = err;
-	call->place = CALL_FAILING;
-	call->prev = NULL;
-	call->next = pool->failing;
-	if (call->next)
-		call->next->prev = call;
-	pool->failing = call;
+	calls_push(&pool->failing, call, true, CALL_FAILING);
 	uv_timer_start(&call->timer, call_on_timer, 0, 0);
 }
 
@@ -336,7 +325,7 @@ static void conn_drop(struct h1_conn *c)
 {
 	struct h1_pool *pool = c->pool;
 	conn_close(c);
-	if (pool->queue_head)
+	if (pool->queue.head)
 		dispatch(pool);
 }
 
@@ -495,11 +484,11 @@ static void conn_failed(struct h1_conn *c, int uv_err)
 	}
 	if (resend) {
 		call->retried = true;
-		call_enqueue(pool, call, true);
+		calls_push(&pool->queue, call, true, CALL_QUEUED);
 		dispatch(pool);
 		return;
 	}
-	if (pool->queue_head)
+	if (pool->queue.head)
 		dispatch(pool);
 	log_debug("http call failed", "error", uv_strerror(uv_err), NULL);
 	enum http_error err = HTTP_CONNECT_ERROR;
@@ -524,7 +513,7 @@ static void conn_answered(struct h1_conn *c, bool more_bytes)
 	} else {
 		idle_push(c);
 	}
-	if (pool->queue_head)
+	if (pool->queue.head)
 		dispatch(pool);
 	call_finish(call, HTTP_OK);
 }
@@ -911,11 +900,11 @@ static struct h1_conn *idle_take(struct h1_pool *pool)
  * the pool may open more. */
 static void dispatch(struct h1_pool *pool)
 {
-	while (pool->queue_head && !pool->closing) {
-		struct h1_call *call = pool->queue_head;
+	while (pool->queue.head && !pool->closing) {
+		struct h1_call *call = pool->queue.head;
 		struct h1_conn *c = idle_take(pool);
 		if (c) {
-			call_unqueue(pool, call);
+			calls_unlink(&pool->queue, call);
 			conn_assign(c, call);
 			continue;
 		}
@@ -924,11 +913,11 @@ static void dispatch(struct h1_pool *pool)
 		switch (addresses(pool)) {
 		case ADDR_WAIT: return;
 		case ADDR_FAILED:
-			call_unqueue(pool, call);
+			calls_unlink(&pool->queue, call);
 			call_fail_soon(call, HTTP_CONNECT_ERROR);
 			break;
 		case ADDR_READY:
-			call_unqueue(pool, call);
+			calls_unlink(&pool->queue, call);
 			conn_open(pool, call, 0);
 			break;
 		}
@@ -1083,7 +1072,7 @@ int h1_start(struct h1_pool *pool, struct http_request *req, int64_t timeout_ms,
 
 	pool->active++;
 	uv_timer_start(&call->timer, call_on_timer, timeout_ms > 0 ? (uint64_t)timeout_ms : 1, 0);
-	call_enqueue(pool, call, false);
+	calls_push(&pool->queue, call, false, CALL_QUEUED);
 	dispatch(pool);
 	return 0;
 }
@@ -1107,14 +1096,14 @@ void h1_pool_free(struct h1_pool *pool)
 	if (!pool)
 		return;
 	pool->closing = true;
-	while (pool->queue_head) {
-		struct h1_call *call = pool->queue_head;
-		call_unqueue(pool, call);
+	while (pool->queue.head) {
+		struct h1_call *call = pool->queue.head;
+		calls_unlink(&pool->queue, call);
 		uv_close((uv_handle_t *)&call->timer, call_on_closed);
 	}
-	while (pool->failing) {
-		struct h1_call *call = pool->failing;
-		failing_unlink(pool, call);
+	while (pool->failing.head) {
+		struct h1_call *call = pool->failing.head;
+		calls_unlink(&pool->failing, call);
 		uv_close((uv_handle_t *)&call->timer, call_on_closed);
 	}
 	while (pool->all) {

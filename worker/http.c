@@ -23,7 +23,6 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct transfer {
 	struct http_pool *pool;
