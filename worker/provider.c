@@ -53,6 +53,40 @@ void http_request_clear(struct http_request *req)
 	memset(req, 0, sizeof *req);
 }
 
+void provider_request_common(const struct provider_conf *p, struct http_request *req,
+                             const char *default_name)
+{
+	const char *name = p->auth_header ? p->auth_header : default_name;
+	if (p->api_key && strcasecmp(name, "Authorization") == 0)
+		http_request_add_header(req, "%s: Bearer %s", name, p->api_key);
+	else if (p->api_key)
+		http_request_add_header(req, "%s: %s", name, p->api_key);
+	for (size_t i = 0; i < p->n_headers; i++)
+		http_request_add_header(req, "%s", p->headers[i]);
+	if (p->query)
+		buf_printf(&req->url, "%c%s", memchr(req->url.data, '?', req->url.len) ? '&' : '?',
+		           p->query);
+}
+
+int provider_check_plain(const char *type, const struct job *job, char *errstr, size_t errstr_size)
+{
+	const char *what = NULL;
+	if (job->n_images)
+		what = "images";
+	else if (job->n_documents)
+		what = "documents";
+	else if (job->tools || (job->caps & CAP_TOOLS))
+		what = "tools";
+	else if (job->format == FORMAT_JSON_SCHEMA)
+		what = "json_schema";
+	else if (job->effort != EFFORT_NONE)
+		what = "reasoning_effort";
+	if (!what)
+		return 0;
+	snprintf(errstr, errstr_size, "%s: %s are not supported by this format yet", type, what);
+	return -1;
+}
+
 void completion_clear(struct completion *c)
 {
 	free(c->content);

@@ -74,6 +74,19 @@ struct provider {
 	                                      const char *body, size_t len, struct completion *out);
 };
 
+/* Adds to req what a provider's configuration asks of every call (SPEC
+ * §15), once its URL is built: the key in the header p->auth_header names,
+ * else default_name ("Authorization" carries "Bearer KEY", any other name
+ * the key as it is; nothing without a key), the extra header lines, and the
+ * query parameters appended to the URL. */
+void provider_request_common(const struct provider_conf *p, struct http_request *req,
+                             const char *default_name);
+
+/* 0 when the job asks only for what every format here supports today;
+ * otherwise -1 with errstr naming what this format cannot send yet (content
+ * parts other than text, tools, tool messages, json_schema, reasoning). */
+int provider_check_plain(const char *type, const struct job *job, char *errstr, size_t errstr_size);
+
 /* The table for a config's provider type, or NULL. */
 const struct provider *provider_lookup(const char *type);
 

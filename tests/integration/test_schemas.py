@@ -199,12 +199,48 @@ def test_dlq_records():
                                   job_base64="eyJpZCI6Iv8ifQ=="))
 
 
+# A job of SPEC §13 and §14: parts, a tool conversation, a schema, reasoning, batch.
+RICH_JOB = {
+    "id": "rich-1",
+    "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Extract the fields."}]},
+        {"role": "user", "content": [
+            {"type": "text", "text": "This invoice:"},
+            {"type": "image", "url": "https://example.com/scan.png"},
+            {"type": "image", "data": "iVBORw0KGgo=", "media_type": "image/png"},
+            {"type": "document", "data": "JVBERi0xLjQK", "media_type": "application/pdf"},
+            {"type": "document", "url": "https://example.com/a.pdf"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=",
+                                                "detail": "low"}},
+            {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0xLjQK",
+                                      "filename": "a.pdf"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "lookup_vendor", "arguments": "{\"name\": \"ACME\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"vat\": \"FR123\"}"},
+    ],
+    "tools": [{"type": "function", "function": {
+        "name": "lookup_vendor", "description": "Finds a vendor.",
+        "parameters": {"type": "object", "properties": {"name": {"type": "string"}}}}}],
+    "tool_choice": "auto",
+    "response_format": {"type": "json_schema", "json_schema": {
+        "name": "invoice", "strict": True,
+        "schema": {"type": "object", "properties": {"total": {"type": "number"}},
+                   "required": ["total"], "additionalProperties": False}}},
+    "reasoning_effort": "low",
+    "capabilities": ["vision", "pdf", "tools", "json_schema", "reasoning"],
+    "mode": "auto",
+    "complete_by": "2026-12-06T07:00:00Z",
+}
+
+
 def test_jobs():
     schemas.validate("job", {"id": "a", "prompt": "Hello"})
     schemas.validate("job", {"id": "a", "prompt": ""})
     schemas.validate("job", FULL_JOB)
     schemas.validate("job", with_(FULL_JOB, stop="END", response_format={"type": "text"}))
     schemas.validate("job", json.dumps({"id": "a", "prompt": "from text"}))
+    schemas.validate("job", RICH_JOB)
     schemas.validate("job", json.dumps({"id": "a", "prompt": "from bytes"}).encode())
 
 
@@ -293,7 +329,13 @@ def test_jobs_rejected():
     rejected("job", {"id": "a", "messages": []}, "$.messages")
     rejected("job", {"id": "a", "messages": ["hi"]}, "$.messages[0]")
     rejected("job", {"id": "a", "messages": [{"role": "tool", "content": "c"}]},
+             "'tool_call_id' is a required property")
+    rejected("job", {"id": "a", "messages": [{"role": "robot", "content": "c"}]},
              "$.messages[0].role")
+    rejected("job", {"id": "a", "messages": [{"role": "user", "content": [
+        {"type": "image", "data": "AAAA"}]}]}, "$.messages[0].content")
+    rejected("job", {"id": "a", "prompt": "p", "tool_choice": "auto"}, "'tools' is a dependency")
+    rejected("job", {"id": "a", "prompt": "p", "mode": "later"}, "$.mode")
     rejected("job", {"id": "a", "messages": [{"role": "user"}]}, "'content' is a required")
     rejected("job", with_(j, models=[]), "$.models")
     rejected("job", with_(j, strategy="smartest"), "$.strategy")

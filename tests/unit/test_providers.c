@@ -748,11 +748,16 @@ TEST(stop_array)
 TEST(turns)
 {
 	/* system, user, (blank user), system, user, assistant, assistant, "  " */
+#define M(r, t)                                                                                    \
+	{                                                                                          \
+		.role = r, .content = t, .content_len = 2                                          \
+	}
 	struct job_message msgs[] = {
-	        {ROLE_SYSTEM, "S1", 2},    {ROLE_USER, "u1", 2},  {ROLE_USER, " \n", 2},
-	        {ROLE_SYSTEM, "S2", 2},    {ROLE_USER, "u2", 2},  {ROLE_ASSISTANT, "a1", 2},
-	        {ROLE_ASSISTANT, "a2", 2}, {ROLE_USER, "\t ", 2},
+	        M(ROLE_SYSTEM, "S1"),    M(ROLE_USER, "u1"),  M(ROLE_USER, " \n"),
+	        M(ROLE_SYSTEM, "S2"),    M(ROLE_USER, "u2"),  M(ROLE_ASSISTANT, "a1"),
+	        M(ROLE_ASSISTANT, "a2"), M(ROLE_USER, "\t "),
 	};
+#undef M
 	struct job job = {.messages = msgs, .n_messages = sizeof msgs / sizeof msgs[0]};
 	struct provider_turn t;
 	struct buf sys = {0};
@@ -767,7 +772,8 @@ TEST(turns)
 	CHECK_STR(sys.data, "S1\n\nS2");
 	buf_free(&sys);
 
-	struct job_message only_system[] = {{ROLE_SYSTEM, "S", 1}, {ROLE_USER, "", 0}};
+	struct job_message only_system[] = {{.role = ROLE_SYSTEM, .content = "S", .content_len = 1},
+	                                    {.role = ROLE_USER, .content = "", .content_len = 0}};
 	struct job job2 = {.messages = only_system, .n_messages = 2};
 	pos = 0;
 	CHECK(!provider_next_turn(&job2, &pos, &t));
