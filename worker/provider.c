@@ -25,8 +25,9 @@ const struct provider *provider_lookup(const char *type)
 
 const char *finish_reason_name(enum finish_reason f)
 {
-	static const char *names[] = {"stop", "length", "content_filter", "tool_calls", "other"};
-	return (unsigned)f < 5 ? names[f] : "other";
+	static const char *names[] = {"stop",       "length", "content_filter",
+	                              "tool_calls", "other",  "refusal"};
+	return (unsigned)f < 6 ? names[f] : "other";
 }
 
 void http_request_add_header(struct http_request *req, const char *fmt, ...)
@@ -87,8 +88,30 @@ int provider_check_plain(const char *type, const struct job *job, char *errstr, 
 	return -1;
 }
 
+void completion_add_tool_call(struct completion *c, const char *id, const char *name,
+                              const char *arguments, size_t arguments_len)
+{
+	c->tool_calls = xrealloc(c->tool_calls, (c->n_tool_calls + 1) * sizeof *c->tool_calls);
+	struct completion_tool_call *t = &c->tool_calls[c->n_tool_calls++];
+	char made[32];
+	if (!id || !*id) {
+		snprintf(made, sizeof made, "call_%zu", c->n_tool_calls);
+		id = made;
+	}
+	t->id = xstrdup(id);
+	t->name = xstrdup(name);
+	t->arguments = arguments ? xstrndup(arguments, arguments_len) : xstrdup("{}");
+}
+
 void completion_clear(struct completion *c)
 {
+	for (size_t i = 0; i < c->n_tool_calls; i++) {
+		free(c->tool_calls[i].id);
+		free(c->tool_calls[i].name);
+		free(c->tool_calls[i].arguments);
+	}
+	free(c->tool_calls);
+	free(c->refusal);
 	free(c->content);
 	free(c->error_message);
 	memset(c, 0, sizeof *c);

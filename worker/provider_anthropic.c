@@ -312,6 +312,7 @@ out:
 
 const struct provider provider_anthropic = {
         .type = "anthropic",
+        .url_parts = 1u << PART_IMAGE | 1u << PART_DOCUMENT,
         .build_request = anthropic_build_request,
         .parse_response = anthropic_parse_response,
 };

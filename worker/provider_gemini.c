@@ -338,6 +338,7 @@ out:
 
 const struct provider provider_gemini = {
         .type = "gemini",
+        .url_parts = 0,
         .build_request = gemini_build_request,
         .parse_response = gemini_parse_response,
 };

@@ -300,6 +300,7 @@ out:
 
 const struct provider provider_openai = {
         .type = "openai",
+        .url_parts = 1u << PART_IMAGE,
         .build_request = openai_build_request,
         .parse_response = openai_parse_response,
 };
