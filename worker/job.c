@@ -1238,25 +1238,11 @@ int job_part_set_fetched(struct job *job, struct job_part *part, const unsigned 
 	}
 	part->media_type = m->type;
 	part->decoded_len = len;
-	size_t cap = (len + 2) / 3 * 4;
+	struct buf b64 = {0};
+	buf_base64(&b64, bytes, len);
 	free(part->fetched);
-	part->fetched = xmalloc(cap + 1);
-	static const char alphabet[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t w = (uint32_t)bytes[i] << 16;
-		if (i + 1 < len)
-			w |= (uint32_t)bytes[i + 1] << 8;
-		if (i + 2 < len)
-			w |= bytes[i + 2];
-		part->fetched[o++] = alphabet[(w >> 18) & 63];
-		part->fetched[o++] = alphabet[(w >> 12) & 63];
-		part->fetched[o++] = i + 1 < len ? alphabet[(w >> 6) & 63] : '=';
-		part->fetched[o++] = i + 2 < len ? alphabet[w & 63] : '=';
-	}
-	part->fetched[o] = '\0';
-	part->fetched_len = o;
+	part->fetched_len = b64.len;
+	part->fetched = b64.data ? buf_take(&b64) : xstrdup("");
 	if (part->type == PART_DOCUMENT && part->pdf_pages == 0)
 		count_document(job, part, bytes, len);
 	return 0;

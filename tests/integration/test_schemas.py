@@ -170,6 +170,31 @@ def test_spec_result_example():
     schemas.validate("result", SPEC_RESULT)
 
 
+def test_rich_result():
+    """A result of SPEC §13/§14: parsed, tool_calls, refusal, usage additions, batch attempts."""
+    rich = with_(SPEC_RESULT, parsed={"total": 12.5},
+                 tool_calls=[{"id": "call_1", "name": "lookup", "arguments": "{}"}],
+                 finish_reason="tool_calls",
+                 usage={"input_tokens": 812, "output_tokens": 96, "cached_input_tokens": 0,
+                        "reasoning_tokens": 40, "cache_write_tokens": 0},
+                 attempts=[{"model": "gpt-4o-mini", "provider": "openai", "outcome": "ok",
+                            "http_status": 200, "latency_ms": 930, "cost_usd": 0.0001794,
+                            "mode": "batch", "batch_id": "batch_1"},
+                           {"model": "gpt-4o-mini", "provider": "openai",
+                            "outcome": "invalid_output", "latency_ms": 930, "cost_usd": 0,
+                            "mode": "sync"}])
+    schemas.validate("result", rich)
+    schemas.validate("result", with_(SPEC_RESULT, refusal="No.", finish_reason="refusal"))
+    rejected("result", with_(ERROR_RESULT, parsed={}), "$.parsed: False schema")
+    rejected("result", with_(SPEC_RESULT, tool_calls=[{"id": "c", "name": "f"}]),
+             "'arguments' is a required property")
+    rejected("result", with_(rich, attempts=[{"model": "m", "provider": "p", "outcome": "ok",
+                                              "latency_ms": 1, "cost_usd": 0, "mode": "later"}]),
+             "mode")
+    schemas.validate("cost", with_(SPEC_COST, mode="batch"))
+    rejected("cost", with_(SPEC_COST, mode="async"), "$.mode")
+
+
 def test_spec_cost_example():
     schemas.validate("cost", SPEC_COST)
     schemas.validate("cost", with_(SPEC_COST, attempt=0, estimated=True, cost_nusd=0,
