@@ -15,9 +15,11 @@
  *   the URI: the path as sent, dot segments and empty segments removed, then
  *            every byte but A-Z a-z 0-9 - . _ ~ / encoded as %XX ("%3A" is
  *            signed as "%253A"); "/" when empty
- *   the query: each name and value percent-decoded and encoded again (the
- *            same unreserved set, '/' encoded too), pairs sorted by name then
- *            value; a query already encoded that way is signed as sent
+ *   the query: each name and value percent-decoded ('+' is a plus) and
+ *            encoded again (the same unreserved set, '/' encoded too), pairs
+ *            sorted by name then value; so a query already encoded that way
+ *            is signed as sent, but for the order. An empty parameter
+ *            ("a=1&&b=2") is refused.
  *   the headers: names lower case, values trimmed with inner runs of spaces
  *            and tabs made one space, a repeated name's values joined by ',',
  *            sorted by name; host (from the URL: lower case, without the
