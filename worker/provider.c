@@ -84,6 +84,26 @@ void completion_add_tool_call(struct completion *c, const char *id, const char *
 	t->arguments = arguments ? xstrndup(arguments, arguments_len) : xstrdup("{}");
 }
 
+void provider_buf_compact(struct buf *b, const struct jval *v)
+{
+	const char *p = v->s, *end = v->s + v->len, *run = p;
+	bool in_string = false;
+	for (; p < end; p++) {
+		if (in_string) {
+			if (*p == '\\')
+				p++; /* the escaped character, whatever it is */
+			else if (*p == '"')
+				in_string = false;
+		} else if (*p == '"') {
+			in_string = true;
+		} else if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+			buf_append(b, run, (size_t)(p - run));
+			run = p + 1;
+		}
+	}
+	buf_append(b, run, (size_t)(end - run));
+}
+
 int completion_take_tool_call(struct completion *c, const struct jval *id, const struct jval *name,
                               const struct jval *args)
 {
@@ -93,7 +113,7 @@ int completion_take_tool_call(struct completion *c, const struct jval *id, const
 	if (jv_is_string(args))
 		jv_buf_text(&text, args);
 	else if (jv_is_object(args))
-		buf_append(&text, args->s, args->len);
+		provider_buf_compact(&text, args);
 	else if (args && !jv_is_null(args))
 		return -1;
 	jv_buf_text(&n, name);

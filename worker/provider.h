@@ -68,6 +68,9 @@ struct completion {
 /* Appends a tool call (strings copied; arguments NULL is "{}"). */
 void completion_add_tool_call(struct completion *c, const char *id, const char *name,
                               const char *arguments, size_t arguments_len);
+/* Appends the text of v, a JSON value of a parsed answer, without the
+ * blanks between its tokens (strings and numbers kept as written). */
+void provider_buf_compact(struct buf *b, const struct jval *v);
 /* Appends a tool call read from an answer: id (a string, or absent: one is
  * made up), name (a non-empty string) and args (a JSON object, taken as its
  * text, or a string holding the arguments as OpenAI sends them; absent or

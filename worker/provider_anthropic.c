@@ -569,7 +569,7 @@ static int take_content(const struct jval *content, struct completion *out, bool
 			const struct jval *name = jv_get(block, "name"),
 			                  *input = jv_get(block, "input");
 			if (jv_str_eq(name, ANSWER_TOOL) && jv_is_object(input) && !*answered) {
-				buf_append(&answer, input->s, input->len);
+				provider_buf_compact(&answer, input);
 				*answered = true;
 			} else if (!jv_is_object(input) ||
 			           completion_take_tool_call(out, jv_get(block, "id"), name,

@@ -402,10 +402,10 @@ static int take_content(const struct jval *content, struct completion *out)
 		if (!jv_is_object(part))
 			goto fail;
 		const struct jval *call = jv_get(part, "functionCall");
-		if (call &&
-		    (!jv_is_object(call) ||
-		     completion_take_tool_call(out, jv_get(call, "id"), jv_get(call, "name"),
-		                               jv_get(call, "args")) != 0))
+		const struct jval *args = jv_get(call, "args");
+		if (call && (!jv_is_object(call) || (args && !jv_is_object(args)) ||
+		             completion_take_tool_call(out, jv_get(call, "id"),
+		                                       jv_get(call, "name"), args) != 0))
 			goto fail;
 		const struct jval *text = jv_get(part, "text");
 		if (!text || jv_is_true(jv_get(part, "thought")))
