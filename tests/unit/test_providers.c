@@ -892,6 +892,30 @@ TEST(turns)
 	struct job job2 = {.messages = only_system, .n_messages = 2};
 	pos = 0;
 	CHECK(!provider_next_turn(&job2, &pos, &t));
+
+	/* A tool result is on the user's side; a call, an image or a result
+	 * with no text is not blank. */
+	json_t *calls = json_loads("[{\"id\":\"c1\",\"type\":\"function\",\"function\":"
+	                           "{\"name\":\"f\",\"arguments\":\"{}\"}}]",
+	                           0, NULL);
+	struct job_part image = {.type = PART_IMAGE, .url = "https://example.com/a.png"};
+	struct job_message conv[] = {
+	        {.role = ROLE_USER, .content = "", .parts = &image, .n_parts = 1},
+	        {.role = ROLE_ASSISTANT, .content = "", .tool_calls = calls},
+	        {.role = ROLE_TOOL, .content = "", .tool_call_id = "c1"},
+	        {.role = ROLE_USER, .content = "and?", .content_len = 4},
+	};
+	struct job job3 = {.messages = conv, .n_messages = 4};
+	pos = 0;
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_USER && t.first == 0 && t.n == 1);
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_ASSISTANT && t.first == 1 && t.n == 1);
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_USER && t.first == 2 && t.end == 4 && t.n == 2);
+	CHECK(provider_turn_takes(&t, &conv[2]) && provider_turn_takes(&t, &conv[3]));
+	CHECK(!provider_next_turn(&job3, &pos, &t));
+	json_decref(calls);
 }
 
 /* One schema through a dialect, compared as JSON. */
