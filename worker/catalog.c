@@ -540,11 +540,15 @@ int catalog_parse(const char *text, size_t len, const struct catalog_select *sel
 		goto out;
 	}
 	const struct jval *root = jdoc_root(&doc);
+	struct parse ps = {.c = out, .sel = sel, .text = text, .line_at = text, .line = 1};
 	if (!jv_is_object(root)) {
-		snprintf(errstr, errstr_size, "the top level is not an object");
+		const char *at = root->s, *bol = at; /* the opening bracket */
+		while (bol > text && bol[-1] != '\n')
+			bol--;
+		snprintf(errstr, errstr_size, "%d:%d: the top level is not an object",
+		         line_of(&ps, at), (int)(at - bol) + 1);
 		goto out;
 	}
-	struct parse ps = {.c = out, .sel = sel, .text = text, .line_at = text, .line = 1};
 	const struct jval *k = root + 1;
 	for (uint32_t i = 0; i < root->n; i++) {
 		const struct jval *v = k + 1;
@@ -642,10 +646,9 @@ static void put_model(struct buf *out, const struct catalog_entry *e, const char
 	} else if (e->tier_tokens && (!context || context > e->tier_tokens)) {
 		context = e->tier_tokens;
 	}
-	buf_printf(out, "  # LiteLLM \"%s\" (%s)", e->key, e->provider);
+	buf_printf(out, "  # LiteLLM \"%s\" (%s)\n", e->key, e->provider);
 	if (e->deprecation_date)
-		buf_printf(out, "; deprecation_date %s", e->deprecation_date);
-	buf_puts(out, "\n");
+		buf_printf(out, "  # LiteLLM's deprecation_date: %s\n", e->deprecation_date);
 	if (long_tier)
 		buf_printf(out,
 		           "  # Prompts above %lld tokens, at LiteLLM's *_above_%lldk_tokens "
@@ -687,12 +690,22 @@ static void put_model(struct buf *out, const struct catalog_entry *e, const char
 	if (context >= CATALOG_LONG_CONTEXT_TOKENS)
 		caps |= CAP_LONG_CONTEXT;
 	buf_puts(out, "    capabilities = [");
-	const char *sep = "";
-	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-		if (caps & order[i]) {
-			buf_printf(out, "%s\"%s\"", sep, capability_name(order[i]));
-			sep = ", ";
+	size_t col = 20; /* wrapped lines line up after the bracket */
+	for (size_t i = 0, n = 0; i < sizeof order / sizeof order[0]; i++) {
+		if (!(caps & order[i]))
+			continue;
+		const char *cap = capability_name(order[i]);
+		size_t w = strlen(cap) + 4; /* quotes, comma, blank */
+		if (n && col + w > WRAP_COLUMNS) {
+			buf_puts(out, ",\n                    ");
+			col = 20;
+		} else if (n) {
+			buf_puts(out, ", ");
 		}
+		buf_printf(out, "\"%s\"", cap);
+		col += w;
+		n++;
+	}
 	buf_puts(out, "]; }");
 }
 

@@ -110,8 +110,8 @@ const char *catalog_select_name(const struct catalog_select *sel, const char *pr
 
 /* Parses LiteLLM's JSON text[0..len) (not NUL-terminated) into out (zeroed
  * by the caller), keeping the chat entries of the providers sel takes (NULL:
- * all). Returns 0, or -1 with errstr ("LINE:COLUMN: why" when the text is
- * not JSON, from jansson; "the top level is not an object") and out cleared. Whatever
+ * all). Returns 0, or -1 with errstr "LINE:COLUMN: why" (from jansson when
+ * the text is not JSON) and out cleared. Whatever
  * the input, it neither crashes nor leaks: this is the fuzz target's entry
  * point. catalog_clear(out) is needed either way. */
 int catalog_parse(const char *text, size_t len, const struct catalog_select *sel,

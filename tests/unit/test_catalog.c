@@ -378,7 +378,9 @@ TEST(malformed_text_is_an_error_with_its_place)
 	CHECK_INT(parse(&c, "{\n  \"a\": {\"mode\": \"chat\",}\n}", NULL), -1);
 	CHECK_HAS(err, "2:");
 	CHECK_INT(parse(&c, "[1, 2]", NULL), -1);
-	CHECK_STR(err, "the top level is not an object");
+	CHECK_STR(err, "1:1: the top level is not an object");
+	CHECK_INT(parse(&c, "\n\n   [1, 2]", NULL), -1);
+	CHECK_STR(err, "3:4: the top level is not an object");
 	CHECK_INT(parse(&c, "", NULL), -1);
 	CHECK_INT(parse(&c, "{\"a\": 1} x", NULL), -1);
 	CHECK_HAS(err, "1:");
