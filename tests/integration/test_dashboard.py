@@ -12,6 +12,7 @@ and the assertion that the page shows this run's counts is for when the
 engine calls it."""
 import json
 import shutil
+import signal
 import subprocess
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -307,3 +308,47 @@ def test_dashboard_routes_and_listen(tmpdir):
                             "--listen", "nowhere"], capture_output=True, timeout=30,
                            env=procs.child_env())
         assert p.returncode == 2 and b"--listen" in p.stderr, p
+
+
+def test_dev_dashboard_and_screenshot(tmpdir):
+    """`promptyard dev --dashboard ADDR` (the README's screenshot step): the
+    dashboard serves the demo's stack and stays up after the run until
+    SIGINT; Chromium's --screenshot of it is a PNG."""
+    port = procs.free_port()
+    err_path = tmpdir / "dev.err"
+    with open(err_path, "wb") as err, open(tmpdir / "dev.out", "wb") as out:
+        dev = procs.Proc([bin_path("promptyard"), "dev", "--count", "12", "--dashboard",
+                          f"127.0.0.1:{port}"], env={"TMPDIR": str(tmpdir)}, stdout=out,
+                         stderr=err)
+    procs.attach_log("dev", err_path)
+    procs.wait_until(lambda: "the dashboard stays up" in err_path.read_text() or
+                     not dev.running(), 240, interval=0.5, what="the demo's end")
+    assert dev.running(), err_path.read_text()
+    url = f"http://127.0.0.1:{port}/"
+    status, body = http_get(url + "api/summary")
+    assert status == 200, body
+    summary = json.loads(body)
+    budgets = {b["name"]: b for b in summary["budgets"]}
+    assert set(budgets) == {"demo", "org"} and budgets["demo"]["spent_nusd"] > 0, budgets
+    assert sum(m["spend_today_nusd"] for m in summary["models"]) == budgets["demo"]["spent_nusd"]
+    assert sum(m["calls_today"] for m in summary["models"]) >= 12
+
+    exe = shutil.which("chromium")
+    shot = tmpdir / "dashboard.png"
+    p = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        f"--user-data-dir={tmpdir}/chromium", "--virtual-time-budget=4000",
+                        "--window-size=1280,1000", f"--screenshot={shot}", url],
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10000
+
+    assert dev.signal(signal.SIGINT)
+    assert dev.wait(60) == 0, err_path.read_text()
+    assert http_get_or_none(url) is None, "the dashboard outlived promptyard dev"
+
+
+def http_get_or_none(url):
+    try:
+        return http_get(url, timeout=5)
+    except OSError:
+        return None
