@@ -74,22 +74,6 @@
 
 /* ---------------------------------------------------------------- request */
 
-/* Appends s to b with every byte outside RFC 3986's unreserved set
- * percent-encoded. */
-static void put_path_segment(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-			buf_append(b, p, 1);
-		} else {
-			char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-			buf_append(b, esc, 3);
-		}
-	}
-}
-
 /* The name of the call a tool message answers (job_decode made sure there
  * is one). */
 static const char *call_name(const struct job *job, const char *id)
@@ -244,7 +228,7 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 	if (strncmp(id, "models/", 7) == 0)
 		id += 7;
 	buf_printf(&req->url, "%s/models/", p->base_url);
-	put_path_segment(&req->url, id);
+	provider_buf_path_segment(&req->url, id);
 	buf_puts(&req->url, ":generateContent");
 	provider_request_common(p, req, "x-goog-api-key");
 	http_request_add_header(req, "Content-Type: application/json");
