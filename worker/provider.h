@@ -45,7 +45,7 @@ enum http_method { HTTP_POST, HTTP_GET };
 struct http_request {
 	enum http_method method; /* HTTP_POST (0) unless set; a GET sends no body */
 	struct buf url;          /* full URL */
-	char **headers; /* "Name: value" lines (new); may hold the API key: never log */
+	char **headers;          /* "Name: value" lines (new); may hold the API key: never log */
 	size_t n_headers;
 	struct buf body; /* request body */
 };
@@ -85,6 +85,8 @@ int completion_take_tool_call(struct completion *c, const struct jval *id, const
                               const struct jval *args);
 void completion_clear(struct completion *c);
 
+struct provider_batch; /* provider_batch.h */
+
 struct provider {
 	const char *type; /* the config's provider type: "openai", ... */
 
@@ -108,6 +110,9 @@ struct provider {
 	 * is no model's: provider_batch.h). */
 	enum response_class (*parse_response)(const struct model_conf *m, long status,
 	                                      const char *body, size_t len, struct completion *out);
+
+	/* The format's batch API (SPEC §14), NULL when it has none. */
+	const struct provider_batch *batch;
 };
 
 /* Adds to req what a provider's configuration asks of every call (SPEC
