@@ -1,13 +1,16 @@
 /* libFuzzer target of the batch parsers (provider_batch.h): result lines,
  * Gemini's inline answers, statuses and lists, in the three formats.
  *
- *   make                      # build/rel/libpromptyard.a's sources, then:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
- *         $(pkg-config --cflags jansson) -Iworker tests/fuzz/fuzz_batch_lines.c \
- *         worker/provider*.c worker/jscan.c worker/buf.c worker/job.c worker/money.c \
- *         worker/timeutil.c worker/config.c worker/jsonschema*.c worker/catalog.c \
- *         worker/log.c $(pkg-config --libs jansson libconfig) -lm -o build/fuzz_batch_lines
- *   build/fuzz_batch_lines -max_total_time=60 tests/fuzz/corpus/batch_lines
+ *   P="rdkafka libcurl jansson hiredis libconfig libuv libmicrohttpd libcrypto"
+ *   F="-std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=address,undefined $(pkg-config --cflags $P) -Iworker"
+ *   for f in worker/[a-z]*.c; do [ $f = worker/main.c ] ||
+ *       clang $F -fsanitize=fuzzer-no-link -c $f -o build/fuzz-$(basename $f .c).o; done
+ *   sh tests/tools/embed_lua.sh worker/[a-z]*.lua > build/fuzz-lua.c
+ *   clang $F -c build/fuzz-lua.c -o build/fuzz-lua.o
+ *   clang $F -fsanitize=fuzzer tests/fuzz/fuzz_batch_lines.c build/fuzz-*.o \
+ *         $(pkg-config --libs $P) -lm -o build/fuzz_batch_lines
+ *   cp -r tests/fuzz/corpus/batch_lines build/corpus   # libFuzzer adds to it
+ *   build/fuzz_batch_lines -max_total_time=60 build/corpus
  *
  * (or `make fuzz`, which builds every tests/fuzz/fuzz_*.c, once the fuzz
  * workstream's rule is in the Makefile.)
