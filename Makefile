@@ -57,6 +57,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # Lua scripts are compiled in as strings: one source of truth, no path lookup at run time.
+# A script's @MACRO@ becomes the number a C header defines (embed_lua.sh).
 $(BUILD)/lua_scripts.c: $(LUA) tests/tools/embed_lua.sh
 	@mkdir -p $(dir $@)
 	sh tests/tools/embed_lua.sh $(LUA) > $@

@@ -1177,6 +1177,14 @@ static int load_budget(struct loader *ld, const config_setting_t *g, struct conf
 	if (get_usd(ld, g, "limit_usd", USD_REQUIRED, &b->limit_nusd) < 0 ||
 	    get_str(ld, g, "period", &period) < 0)
 		return -1;
+	if (b->limit_nusd > MONEY_MAX_NUSD) {
+		char max[32];
+		money_format_usd(MONEY_MAX_NUSD, max, sizeof max);
+		return fail(ld, g, "limit_usd",
+		            "must be at most %s USD (2^53 - 1 nano-USD, the most the ledger's "
+		            "scripts compare exactly)",
+		            max);
+	}
 	if (period && period_parse(period, &b->period) < 0)
 		return fail(ld, g, "period", "must be one of none, day, month");
 	return 0;

@@ -594,6 +594,26 @@ TEST(budget_chains)
 	                 "than 4 budgets"));
 }
 
+/* A limit the ledger's scripts could not compare exactly is refused
+ * (MONEY_MAX_NUSD, 2^53 - 1 nano-USD). Each budget of a chain is compared
+ * on its own, so a parent and a child may both sit at the bound. */
+TEST(limit_within_what_lua_compares)
+{
+	CHECK(fails_with("budgets = ( { name = \"default\";\n limit_usd = 9007199.26; } );\n", 2,
+	                 "budgets[0].limit_usd: must be at most 9007199.254740991 USD"));
+	CHECK(fails_with("budgets = ( { name = \"default\"; limit_usd = 1e10; } );\n", 1,
+	                 "budgets[0].limit_usd: must be a number of USD"));
+	struct config *cfg =
+	        load_text("budgets = (\n"
+	                  "  { name = \"default\"; limit_usd = 9007199.25; parent = \"org\"; },\n"
+	                  "  { name = \"org\"; limit_usd = 9007199.25; }\n);\n",
+	                  0);
+	CHECK_STR(cfg ? "loaded" : err, "loaded");
+	CHECK(cfg && cfg->budgets[0].limit_nusd == INT64_C(9007199250000000) &&
+	      cfg->budgets[0].limit_nusd <= MONEY_MAX_NUSD);
+	config_free(cfg);
+}
+
 TEST(cross_references)
 {
 	CHECK(fails_with("worker: { default_budget = \"nope\"; };\n"
@@ -855,6 +875,7 @@ int main(void)
 	RUN(duplicates);
 	RUN(required_keys);
 	RUN(budget_chains);
+	RUN(limit_within_what_lua_compares);
 	RUN(cross_references);
 	RUN(rule_errors);
 	RUN(keys_of_rich_jobs_batches_and_integrations);

@@ -60,6 +60,71 @@ TEST(money_conversions)
 	CHECK_STR(s, "0.000000001");
 }
 
+/* Absurd usage (a provider's garbage, 10^12 tokens, INT64_MAX) is neither
+ * undefined behaviour nor an amount the ledger refuses: the cost saturates
+ * at MONEY_MAX_NUSD. */
+TEST(money_cost_saturates)
+{
+	struct price p = {.input_nusd_per_mtok = money_usd_to_nusd(60),
+	                  .cached_input_nusd_per_mtok = money_usd_to_nusd(30),
+	                  .cache_write_nusd_per_mtok = money_usd_to_nusd(75),
+	                  .output_nusd_per_mtok = money_usd_to_nusd(120)};
+	struct usage trillion = {.input_tokens = 1000000000000LL};
+	CHECK_INT(money_cost_nusd(&p, &trillion), MONEY_MAX_NUSD);
+	struct usage max = {.input_tokens = INT64_MAX,
+	                    .cached_input_tokens = INT64_MAX,
+	                    .cache_write_tokens = INT64_MAX,
+	                    .output_tokens = INT64_MAX};
+	CHECK_INT(money_cost_nusd(&p, &max), MONEY_MAX_NUSD);
+	/* Cached and written tokens far above the input: once an int64 overflow. */
+	struct usage over = {.input_tokens = 0,
+	                     .cached_input_tokens = INT64_MAX,
+	                     .cache_write_tokens = INT64_MAX};
+	CHECK_INT(money_cost_nusd(&p, &over), MONEY_MAX_NUSD);
+	struct usage negative = {.input_tokens = INT64_MIN,
+	                         .cached_input_tokens = INT64_MIN,
+	                         .cache_write_tokens = INT64_MIN,
+	                         .output_tokens = INT64_MIN};
+	CHECK_INT(money_cost_nusd(&p, &negative), 0);
+	CHECK_INT(money_tokens_nusd(INT64_MAX, INT64_MAX), MONEY_MAX_NUSD);
+	/* Up to the bound a cost is exact: 2^53 - 1 nano-USD at 1e6 nano-USD/Mtok. */
+	struct price one = {.input_nusd_per_mtok = 1000000, .cache_write_nusd_per_mtok = -1};
+	struct usage at = {.input_tokens = MONEY_MAX_NUSD};
+	CHECK_INT(money_cost_nusd(&one, &at), MONEY_MAX_NUSD);
+	struct usage below = {.input_tokens = MONEY_MAX_NUSD - 1};
+	CHECK_INT(money_cost_nusd(&one, &below), MONEY_MAX_NUSD - 1);
+	/* Twenty attempts at the bound (worker.max_attempts is at most 20) add up
+	 * without an overflow. */
+	CHECK(MONEY_MAX_NUSD <= INT64_MAX / 20);
+}
+
+TEST(money_parse_usd_exact_and_bounded)
+{
+	int64_t v = -1;
+	CHECK(money_parse_usd("12.5", &v) == 0 && v == 12500000000LL);
+	CHECK(money_parse_usd("0.000000001", &v) == 0 && v == 1);
+	CHECK(money_parse_usd("0", &v) == 0 && v == 0);
+	CHECK(money_parse_usd("9007199.254740991", &v) == 0 && v == MONEY_MAX_NUSD);
+	static const char *const bad[] = {"9007199.254740992",
+	                                  "9007200",
+	                                  "99999999999999999999",
+	                                  "1.0000000001",
+	                                  "",
+	                                  ".5",
+	                                  "1.",
+	                                  "-1",
+	                                  "1e3",
+	                                  "abc",
+	                                  " 1",
+	                                  "1 "};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		v = -7;
+		if (money_parse_usd(bad[i], &v) != 0 && v == -7)
+			continue;
+		UNIT_FAIL("\"%s\" parsed as %lld", bad[i], (long long)v);
+	}
+}
+
 /* The printf-free formatters write what printf would. */
 TEST(formatters_match_printf)
 {
@@ -149,6 +214,8 @@ int main(void)
 	RUN(money_spec_example);
 	RUN(money_cached_and_rounding);
 	RUN(money_conversions);
+	RUN(money_cost_saturates);
+	RUN(money_parse_usd_exact_and_bounded);
 	RUN(formatters_match_printf);
 	RUN(time_rfc3339);
 	RUN(buf_json_escapes);

@@ -613,13 +613,36 @@ TEST(parent_binds_and_refusals)
 	CHECK(!state(&f, "nope").known);
 
 	/* Bad amounts are refused with an error, nothing held. */
-	c = reserve(&f, "team", "j6", LEDGER_MAX_NUSD + 1);
+	c = reserve(&f, "team", "j6", MONEY_MAX_NUSD + 1);
 	CHECK_INT(c.rc, LEDGER_ERROR);
-	CHECK_HAS(c.err, "2^53");
-	c = reserve(&f, "team", "j6", LEDGER_MAX_NUSD);
+	CHECK_HAS(c.err, "9007199254740991");
+	c = reserve(&f, "team", "j6", MONEY_MAX_NUSD);
 	CHECK_INT(c.res.status, LEDGER_EXHAUSTED);
 	struct stl st = settle(&f, "team", "j6", 1, -5);
 	CHECK_INT(st.rc, LEDGER_ERROR);
+	fx_close(&f);
+}
+
+/* The scripts share money.h's bound: an amount or a limit above
+ * MONEY_MAX_NUSD (2^53 - 1) is refused, and at the bound every comparison
+ * is exact. A limit of 2^53, which budget_sync took before, would let
+ * spent 2^53 - 1 plus an estimate of 2 "fit" (2^53 + 1 rounds to 2^53). */
+TEST(amounts_at_the_bound)
+{
+	struct fx f;
+	CHECK(fx_open(&f, "t13:", 1, NULL, 0, 0) == 0);
+	CHECK(define("t13:", "over", MONEY_MAX_NUSD + 1, "none", "") != 0);
+	CHECK(define("t13:", "big", MONEY_MAX_NUSD, "none", "") == 0);
+	/* The cost money_cost_nusd() saturates at is one settle accepts. */
+	struct stl st = settle(&f, "big", "j1", 0, MONEY_MAX_NUSD - 1);
+	CHECK_INT(st.rc, LEDGER_OK);
+	st = settle(&f, "big", "j2", 0, MONEY_MAX_NUSD + 1);
+	CHECK_INT(st.rc, LEDGER_ERROR);
+	CHECK_HAS(st.err, "9007199254740991");
+	CHECK_INT(state(&f, "big").spent, MONEY_MAX_NUSD - 1);
+	CHECK_INT(reserve(&f, "big", "j3", 2).res.status, LEDGER_EXHAUSTED);
+	CHECK_INT(reserve(&f, "big", "j3", 1).res.status, LEDGER_RESERVED);
+	CHECK_INT(reserve(&f, "big", "j4", 1).res.status, LEDGER_WAIT);
 	fx_close(&f);
 }
 
@@ -1102,6 +1125,7 @@ int main(void)
 	RUN(same_settle_three_times);
 	RUN(parent_binds_and_refusals);
 	RUN(chain_longer_than_four_refused);
+	RUN(amounts_at_the_bound);
 	RUN(day_window_rolls_over);
 	RUN(month_window_rolls_over);
 	RUN(reap_once_by_two_workers);
