@@ -167,6 +167,11 @@ static void on_state(void *opaque, bool ready)
 	f->ready += ready ? 1 : -1;
 }
 
+static void on_state_count(void *opaque, bool ready)
+{
+	*(int *)opaque += ready ? 1 : -1;
+}
+
 /* n ledgers (one connection each) with key prefix prefix and the config's
  * budgets (borrowed). port 0: the test server. */
 static int fx_open(struct fx *f, const char *prefix, int n, struct budget_conf *budgets,
@@ -1035,6 +1040,114 @@ TEST(unreachable_gives_null)
 	fx_close(&f);
 }
 
+/* ---------------------------------------------------------------- name lookups */
+
+/* libuv's thread pool, held: every thread waits in hold_work() until the
+ * test lets go, so that a lookup queued meanwhile cannot finish. */
+struct pool_hold {
+	uv_sem_t started, go;
+	uv_work_t work[128];
+	int n, done;
+};
+
+static void hold_work(uv_work_t *w)
+{
+	struct pool_hold *h = w->data;
+	uv_sem_post(&h->started);
+	uv_sem_wait(&h->go);
+}
+
+static void hold_after(uv_work_t *w, int status)
+{
+	struct pool_hold *h = w->data;
+	(void)status;
+	h->done++;
+}
+
+static void pool_hold(struct pool_hold *h, uv_loop_t *loop)
+{
+	/* As libuv sizes its pool (default 4). */
+	const char *env = getenv("UV_THREADPOOL_SIZE");
+	h->n = env && atoi(env) > 0 ? atoi(env) : 4;
+	if (h->n > 128)
+		h->n = 128;
+	h->done = 0;
+	uv_sem_init(&h->started, 0);
+	uv_sem_init(&h->go, 0);
+	for (int i = 0; i < h->n; i++) {
+		h->work[i].data = h;
+		uv_queue_work(loop, &h->work[i], hold_work, hold_after);
+	}
+	for (int i = 0; i < h->n; i++)
+		uv_sem_wait(&h->started);
+}
+
+static void pool_release(struct pool_hold *h, uv_loop_t *loop)
+{
+	for (int i = 0; i < h->n; i++)
+		uv_sem_post(&h->go);
+	while (h->done < h->n)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_sem_destroy(&h->started);
+	uv_sem_destroy(&h->go);
+}
+
+static void count_tick(uv_timer_t *t)
+{
+	(*(int *)t->data)++;
+}
+
+/* hiredis 0.14 resolves a host name inside redisAsyncConnect(), on the
+ * loop. A name is now looked up on libuv's thread pool: with the pool held,
+ * the loop keeps running its timers while the lookup of "localhost" waits,
+ * and the connection is made once the pool is free. A connection freed
+ * while its lookup waits cancels it (and leaks nothing). */
+TEST(redis_resolves_off_the_loop)
+{
+	uv_loop_t loop;
+	uv_timer_t tick;
+	struct pool_hold hold;
+	int ticks = 0, ready = 0;
+	uv_loop_init(&loop);
+	uv_timer_init(&loop, &tick);
+	tick.data = &ticks;
+	struct redis_options opt = {.host = "localhost", .port = server_port, .timeout_ms = 5000};
+
+	pool_hold(&hold, &loop);
+	struct redis *r = redis_new(&loop, &opt, on_state_count, &ready);
+	struct redis *gone = redis_new(&loop, &opt, on_state_count, &ready);
+	redis_start(r);
+	redis_start(gone);
+	CHECK(!redis_ready(r));
+	uv_timer_start(&tick, count_tick, 5, 5);
+	int64_t deadline = time_mono_ms() + 10000;
+	while (ticks < 20 && time_mono_ms() < deadline)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK_INT(ticks, 20);
+	CHECK(!redis_ready(r)); /* its lookup waits for the pool */
+	redis_free(gone);
+
+	pool_release(&hold, &loop);
+	deadline = time_mono_ms() + 10000;
+	while (!redis_ready(r) && time_mono_ms() < deadline)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK(redis_ready(r));
+	struct waiter w = {0};
+	const char *argv[] = {"PING"};
+	redis_command(r, on_reply, &w, 1, argv, NULL);
+	deadline = time_mono_ms() + 10000;
+	while (!w.done && time_mono_ms() < deadline)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK(w.reply && w.reply->type == REDIS_REPLY_STATUS && strcmp(w.reply->str, "PONG") == 0);
+	reply_free(w.reply);
+
+	uv_timer_stop(&tick);
+	uv_close((uv_handle_t *)&tick, NULL);
+	redis_free(r);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_INT(uv_loop_close(&loop), 0);
+}
+
 /* ---------------------------------------------------------------- bench */
 
 struct bench {
@@ -1134,6 +1247,7 @@ int main(void)
 	RUN(noscript_reload);
 	RUN(sync_keeps_spend);
 	RUN(unreachable_gives_null);
+	RUN(redis_resolves_off_the_loop);
 	bench_pairs();
 	int rc = unit_done();
 	server_stop();
