@@ -316,6 +316,11 @@ def test_producer_rebuilt_after_fatal_error():
         got = wait_results(s, 1500, 120)
         assert len(got) == 1500, len(got)
         w.wait_log("kafka producer rebuilt after a fatal error", timeout=5)
+        # The old producer is destroyed off the loop, after the rebuild.
+        w.wait_log("old kafka producer destroyed", timeout=30)
+        msgs = [ln.get("msg") for ln in w.log_lines()]
+        assert msgs.index("kafka producer rebuilt after a fatal error") < \
+            msgs.index("old kafka producer destroyed"), msgs
         assert calls(s) == 1500  # outputs are produced again, calls are not
         check_costs_match_spend(s)
         w.sigterm()

@@ -11,6 +11,7 @@
 #include "redis.h"
 #include "timeutil.h"
 #include "unit.h"
+#include "uvpool.h"
 
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -1041,56 +1042,6 @@ TEST(unreachable_gives_null)
 }
 
 /* ---------------------------------------------------------------- name lookups */
-
-/* libuv's thread pool, held: every thread waits in hold_work() until the
- * test lets go, so that a lookup queued meanwhile cannot finish. */
-struct pool_hold {
-	uv_sem_t started, go;
-	uv_work_t work[128];
-	int n, done;
-};
-
-static void hold_work(uv_work_t *w)
-{
-	struct pool_hold *h = w->data;
-	uv_sem_post(&h->started);
-	uv_sem_wait(&h->go);
-}
-
-static void hold_after(uv_work_t *w, int status)
-{
-	struct pool_hold *h = w->data;
-	(void)status;
-	h->done++;
-}
-
-static void pool_hold(struct pool_hold *h, uv_loop_t *loop)
-{
-	/* As libuv sizes its pool (default 4). */
-	const char *env = getenv("UV_THREADPOOL_SIZE");
-	h->n = env && atoi(env) > 0 ? atoi(env) : 4;
-	if (h->n > 128)
-		h->n = 128;
-	h->done = 0;
-	uv_sem_init(&h->started, 0);
-	uv_sem_init(&h->go, 0);
-	for (int i = 0; i < h->n; i++) {
-		h->work[i].data = h;
-		uv_queue_work(loop, &h->work[i], hold_work, hold_after);
-	}
-	for (int i = 0; i < h->n; i++)
-		uv_sem_wait(&h->started);
-}
-
-static void pool_release(struct pool_hold *h, uv_loop_t *loop)
-{
-	for (int i = 0; i < h->n; i++)
-		uv_sem_post(&h->go);
-	while (h->done < h->n)
-		uv_run(loop, UV_RUN_ONCE);
-	uv_sem_destroy(&h->started);
-	uv_sem_destroy(&h->go);
-}
 
 static void count_tick(uv_timer_t *t)
 {
