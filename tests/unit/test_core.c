@@ -4,8 +4,13 @@
 #include "timeutil.h"
 #include "unit.h"
 
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 TEST(money_spec_example)
 {
@@ -125,6 +130,105 @@ TEST(money_parse_usd_exact_and_bounded)
 	}
 }
 
+/* ---------------------------------------------------------------- secrets in memory */
+
+/* Reads len bytes at addr through /proc/self/mem, which the sanitizers do
+ * not watch (the bytes may be freed, or below the stack pointer); pages that
+ * cannot be read count as zeros. out must hold len bytes. */
+static void peek(int fd, uintptr_t addr, size_t len, char *out)
+{
+	memset(out, 0, len);
+	for (size_t off = 0; off < len;) {
+		size_t n = 4096 - (size_t)((addr + off) % 4096);
+		if (n > len - off)
+			n = len - off;
+		if (pread(fd, out + off, n, (off_t)(addr + off)) < 0)
+			memset(out + off, 0, n);
+		off += n;
+	}
+}
+
+/* A fresh key of 64 hex digits: no earlier test left it anywhere. */
+static char *fresh_key(void)
+{
+	unsigned char r[32];
+	char *key = malloc(2 * sizeof r + 1);
+	if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+		for (size_t i = 0; i < sizeof r; i++)
+			r[i] = (unsigned char)rand();
+	for (size_t i = 0; i < sizeof r; i++)
+		snprintf(key + 2 * i, 3, "%02x", r[i]);
+	return key;
+}
+
+/* A secret buf that grows or is freed leaves no copy of its bytes in the
+ * block it let go of (realloc and free did). */
+TEST(buf_secret_leaves_no_copy_when_it_grows)
+{
+	int fd = open("/proc/self/mem", O_RDONLY);
+	char *key = fresh_key(), seen[256];
+	CHECK(fd >= 0);
+	/* The key from byte 16 on: an allocator may write its own words over
+	 * the first bytes of a block it frees. */
+	struct buf b = {.secret = true};
+	buf_puts(&b, "x-api-key:      ");
+	buf_puts(&b, key);
+	uintptr_t old = (uintptr_t)b.data;
+	size_t old_cap = b.cap;
+	CHECK(old_cap <= sizeof seen);
+	for (int i = 0; i < 40; i++)
+		buf_puts(&b, "padding ");
+	if ((uintptr_t)b.data != old) { /* realloc could have grown it in place */
+		peek(fd, old, old_cap, seen);
+		CHECK(!memmem(seen, old_cap, key, strlen(key)));
+	}
+	CHECK_HAS(b.data, key);
+	uintptr_t last = (uintptr_t)b.data;
+	size_t last_cap = b.cap;
+	char *all = malloc(last_cap);
+	buf_free(&b);
+	peek(fd, last, last_cap, all);
+	CHECK(!memmem(all, last_cap, key, strlen(key)));
+	free(all);
+	free(key);
+	close(fd);
+}
+
+/* Formats a line from deep in the stack, below where the caller looks. */
+static __attribute__((noinline)) void format_deep(struct buf *b, const char *key, const char *pad)
+{
+	volatile char depth[8192];
+	depth[0] = depth[sizeof depth - 1] = 0;
+	buf_printf(b, "Authorization: Bearer %s%s", key, pad);
+	(void)depth[0];
+}
+
+/* buf_printf() leaves no copy of what it formatted on the stack, when the
+ * line is long as well (a header line with a key; the copy was wiped only
+ * when the line was short). */
+TEST(buf_printf_leaves_nothing_on_the_stack)
+{
+	int fd = open("/proc/self/mem", O_RDONLY);
+	char *key = fresh_key(), pad[300];
+	size_t span = 16384;
+	char *below = malloc(span);
+	CHECK(fd >= 0);
+	memset(pad, '.', sizeof pad - 1);
+	pad[sizeof pad - 1] = '\0';
+	struct buf b = {.secret = true};
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	format_deep(&b, key, pad);
+	CHECK_HAS(b.data, key);
+	buf_free(&b);
+	/* From 2 KiB below this frame (what the calls from here may use) to
+	 * 18 KiB, where format_deep's callees ran. */
+	peek(fd, sp - 2048 - span, span, below);
+	CHECK(!memmem(below, span, key, strlen(key)));
+	free(below);
+	free(key);
+	close(fd);
+}
+
 /* The printf-free formatters write what printf would. */
 TEST(formatters_match_printf)
 {
@@ -219,5 +323,7 @@ int main(void)
 	RUN(formatters_match_printf);
 	RUN(time_rfc3339);
 	RUN(buf_json_escapes);
+	RUN(buf_secret_leaves_no_copy_when_it_grows);
+	RUN(buf_printf_leaves_nothing_on_the_stack);
 	return unit_done();
 }
