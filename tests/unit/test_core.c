@@ -298,6 +298,34 @@ TEST(time_rfc3339)
 	CHECK_STR(out, "2026-11-22T03:00:00.123Z");
 }
 
+/* Dates that do not exist are refused, not carried into the next month
+ * (2026-02-31 was read as 2026-03-03). A leap second (:60) is taken only at
+ * 23:59 UTC, where leap seconds are inserted, and counts as :59. */
+TEST(time_rfc3339_impossible_dates)
+{
+	int64_t ms, want;
+	static const char *const bad[] = {
+	        "2026-02-31T00:00:00Z",      "2026-02-29T00:00:00Z", "1900-02-29T00:00:00Z",
+	        "2026-04-31T00:00:00Z",      "2026-06-31T00:00:00Z", "2026-09-31T00:00:00Z",
+	        "2026-11-31T00:00:00Z",      "2026-01-32T00:00:00Z", "2026-01-00T00:00:00Z",
+	        "2026-01-01T24:00:00Z",      "2026-01-01T12:60:00Z", "2026-01-01T12:00:61Z",
+	        "2026-06-30T12:00:60Z",      "2026-12-31T23:58:60Z", "2026-12-31T23:59:60+01:00",
+	        "2026-12-31T23:59:00+24:00",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (time_parse_rfc3339(bad[i], &ms) == 0)
+			UNIT_FAIL("\"%s\" parsed", bad[i]);
+	static const char *const good[] = {"2024-02-29T00:00:00Z", "2000-02-29T00:00:00Z",
+	                                   "2026-01-31T23:59:59Z", "2026-04-30T00:00:00Z",
+	                                   "2026-12-31T23:59:60Z", "2027-01-01T05:29:60+05:30"};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		if (time_parse_rfc3339(good[i], &ms) != 0)
+			UNIT_FAIL("\"%s\" refused", good[i]);
+	CHECK_INT(time_parse_rfc3339("2026-12-31T23:59:60.250Z", &ms), 0);
+	CHECK_INT(time_parse_rfc3339("2026-12-31T23:59:59.250Z", &want), 0);
+	CHECK_INT(ms, want);
+}
+
 TEST(buf_json_escapes)
 {
 	struct buf b = {0};
@@ -322,6 +350,7 @@ int main(void)
 	RUN(money_parse_usd_exact_and_bounded);
 	RUN(formatters_match_printf);
 	RUN(time_rfc3339);
+	RUN(time_rfc3339_impossible_dates);
 	RUN(buf_json_escapes);
 	RUN(buf_secret_leaves_no_copy_when_it_grows);
 	RUN(buf_printf_leaves_nothing_on_the_stack);
