@@ -11,9 +11,12 @@ PKGS    := rdkafka libcurl jansson hiredis libconfig libuv libmicrohttpd libcryp
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror
 CSTD    := -std=c11 -D_GNU_SOURCE
 
+# The sanitizer build is the test build: it alone has the test hooks
+# (worker/testhook.h), which release binaries ignore.
 ifeq ($(SAN),1)
 BUILD   := build/san
-OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+           -DPROMPTYARD_TEST_HOOKS
 LDSAN   := -fsanitize=address,undefined
 BINDIR  := $(BUILD)/bin
 else

@@ -3,6 +3,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "testhook.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -517,7 +518,7 @@ struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg, const struct 
 	rd_kafka_conf_set_dr_msg_cb(pconf, dr_msg_cb);
 	rd_kafka_conf_set_opaque(pconf, k);
 	k->pconf = rd_kafka_conf_dup(pconf);
-	const char *fa = getenv("PROMPTYARD_TEST_FATAL_PRODUCER_AFTER");
+	const char *fa = testhook_getenv("PROMPTYARD_TEST_FATAL_PRODUCER_AFTER");
 	k->fatal_after = fa ? atol(fa) : 0;
 
 	k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);

@@ -1,6 +1,8 @@
 /* timeutil: clocks and RFC 3339. */
 #include "timeutil.h"
 
+#include "testhook.h"
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,9 +22,10 @@ void time_set_offset_ms(int64_t ms)
 int64_t time_now_ms(void)
 {
 	if (!offset_loaded) {
-		const char *e = getenv("PROMPTYARD_CLOCK_OFFSET_MS");
-		offset_ms = e ? strtoll(e, NULL, 10) : 0;
+		/* Loaded first: the lookup logs, and a log line reads the clock. */
 		offset_loaded = 1;
+		const char *e = testhook_getenv("PROMPTYARD_CLOCK_OFFSET_MS");
+		offset_ms = e ? strtoll(e, NULL, 10) : 0;
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);

@@ -1,5 +1,6 @@
 /* timeutil: wall-clock and monotonic milliseconds, RFC 3339 in and out.
- * The wall clock can be shifted for tests (PROMPTYARD_CLOCK_OFFSET_MS), so that a
+ * The wall clock can be shifted for tests (the test hook
+ * PROMPTYARD_CLOCK_OFFSET_MS, testhook.h, or time_set_offset_ms()), so that a
  * day budget can be carried across midnight without waiting for it. */
 #ifndef PROMPTYARD_TIMEUTIL_H
 #define PROMPTYARD_TIMEUTIL_H

@@ -1,6 +1,8 @@
 /* Unit tests of the small core modules: money, timeutil, buf. */
 #include "buf.h"
+#include "log.h"
 #include "money.h"
+#include "testhook.h"
 #include "timeutil.h"
 #include "unit.h"
 
@@ -229,6 +231,51 @@ TEST(buf_printf_leaves_nothing_on_the_stack)
 	close(fd);
 }
 
+/* The release build's testhook_getenv(): worker/testhook.c compiled once
+ * more, here, without PROMPTYARD_TEST_HOOKS. */
+#undef PROMPTYARD_TEST_HOOKS
+#define testhook_getenv release_testhook_getenv
+#include "../../worker/testhook.c"
+#undef testhook_getenv
+
+/* Reads a hook with stderr copied into log (log_size bytes). */
+static const char *hook_logged(const char *(*get)(const char *), const char *name, char *log,
+                               size_t log_size)
+{
+	char path[] = "/tmp/test_core_hook.XXXXXX";
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	const char *v = get(name);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	ssize_t n = pread(fd, log, log_size - 1, 0);
+	log[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	return v;
+}
+
+/* A test hook works in the test build (this one) and says so in a warning;
+ * a release build ignores it, and says that. */
+TEST(test_hooks_only_in_the_test_build)
+{
+	char log[1024];
+	enum log_level was = log_min_level;
+	log_set_level(LOG_WARN);
+	setenv("PROMPTYARD_TEST_SOME_HOOK", "42", 1);
+	CHECK_STR(hook_logged(testhook_getenv, "PROMPTYARD_TEST_SOME_HOOK", log, sizeof log), "42");
+	CHECK_HAS(log, "\"msg\":\"test hook set: this process is being tested\"");
+	CHECK_HAS(log, "\"variable\":\"PROMPTYARD_TEST_SOME_HOOK\"");
+	CHECK(hook_logged(release_testhook_getenv, "PROMPTYARD_TEST_SOME_HOOK", log, sizeof log) ==
+	      NULL);
+	CHECK_HAS(log, "\"msg\":\"test hook ignored: a release build has none\"");
+	CHECK_HAS(log, "\"variable\":\"PROMPTYARD_TEST_SOME_HOOK\"");
+	unsetenv("PROMPTYARD_TEST_SOME_HOOK");
+	CHECK(hook_logged(testhook_getenv, "PROMPTYARD_TEST_SOME_HOOK", log, sizeof log) == NULL);
+	CHECK_STR(log, "");
+	log_set_level(was);
+}
+
 /* The printf-free formatters write what printf would. */
 TEST(formatters_match_printf)
 {
@@ -351,6 +398,7 @@ int main(void)
 	RUN(formatters_match_printf);
 	RUN(time_rfc3339);
 	RUN(time_rfc3339_impossible_dates);
+	RUN(test_hooks_only_in_the_test_build);
 	RUN(buf_json_escapes);
 	RUN(buf_secret_leaves_no_copy_when_it_grows);
 	RUN(buf_printf_leaves_nothing_on_the_stack);
