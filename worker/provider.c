@@ -13,6 +13,7 @@ static const struct provider *const providers[] = {
         &provider_openai,
         &provider_anthropic,
         &provider_gemini,
+        &provider_bedrock,
 };
 
 const struct provider *provider_lookup(const char *type)

@@ -117,6 +117,10 @@ const struct provider *provider_lookup(const char *type);
 extern const struct provider provider_openai;
 extern const struct provider provider_anthropic;
 extern const struct provider provider_gemini;
+extern const struct provider provider_bedrock;
+/* The clock Bedrock's signatures take their time from (unix seconds): the
+ * wall clock; a test sets its own, so that a signature can be expected. */
+extern int64_t (*provider_bedrock_now_s)(void);
 
 /* Shared helpers for the wire formats. */
 /* The class of a status that is not 2xx, before looking at the body. */
