@@ -361,14 +361,7 @@ static enum response_class gemini_error(long status, enum response_class cls, st
 	else if (cls == RESPONSE_REJECTED && provider_text_is_context_overflow(msg))
 		cls = RESPONSE_CONTEXT_OVERFLOW;
 
-	if (!root)
-		provider_set_error(out, "HTTP %ld with a body that is not JSON", status);
-	else if (st && msg)
-		provider_set_error(out, "%s: %s", st, msg);
-	else if (st || msg)
-		provider_set_error(out, "%s", msg ? msg : st);
-	else
-		provider_set_error(out, "HTTP %ld without an error message", status);
+	provider_set_error_of(out, status, root != NULL, st, msg, msg ? strlen(msg) : 0);
 	return cls;
 }
 
@@ -475,12 +468,7 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 	out->finish_reason = map_finish(jv_cstr(finish, word, sizeof word), out->n_tool_calls > 0);
 	cls = RESPONSE_OK;
 out:
-	if (cls == RESPONSE_INVALID) {
-		free(out->content);
-		out->content = NULL;
-	}
-	jdoc_free(&doc);
-	return cls;
+	return provider_parse_end(&doc, out, cls);
 }
 
 /* ---------------------------------------------------------------- batch (SPEC §14)

@@ -440,12 +440,7 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 	}
 	cls = RESPONSE_OK;
 out:
-	if (cls == RESPONSE_INVALID) {
-		free(out->content);
-		out->content = NULL;
-	}
-	jdoc_free(&doc);
-	return cls;
+	return provider_parse_end(&doc, out, cls);
 }
 
 /* ---------------------------------------------------------------- batch (SPEC §14)

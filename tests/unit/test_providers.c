@@ -13,16 +13,26 @@
  *                  "default_max_tokens", "capabilities" [names],
  *                  "thinking_budget_low" / "_medium" / "_high"} over the
  *                  type's default test model
- *   provider.json  optional: {"base_url", "api_key" (null: no key),
- *                  "auth_header", "headers" ["Name: value"], "query" "a=b&c=d"}
+ *   provider.json  optional: {"base_url", "api_key" (null: no key; absent:
+ *                  the type's default, a key but for bedrock, which signs
+ *                  with AWS credentials; anything else: the test key),
+ *                  "auth_header", "headers" ["Name: value"], "query" "a=b&c=d",
+ *                  and for bedrock "region" (default us-east-1),
+ *                  "aws_session_token" (true: the test session token),
+ *                  "aws_credentials" (false: none)}
  *   fetched.json   optional: the bytes the worker fetched for URL parts, as
  *                  {"<message index>:<part index>": {"data": base64,
  *                  "content_type": str}}, given to job_part_set_fetched()
  *   request.json   the request expected: {"method", "path" (the URL minus
  *                  http://provider.test), "headers" {name: value} that must be
- *                  there ("<KEY>" stands for the test key), "headers_absent"
- *                  [names], "body" (compared as JSON)}; or {"build_error":
- *                  true} when the job cannot be expressed in the format
+ *                  there ("<KEY>" stands for the test key, "<SESSION_TOKEN>"
+ *                  for the AWS test session token), "headers_absent"
+ *                  [names], "body" (compared as JSON), "body_sha256" (the
+ *                  hex SHA-256 of the body bytes, which a SigV4 signature
+ *                  covers: tests/integration/test_bedrock.py checks the
+ *                  expected Authorization headers with botocore from it)};
+ *                  or {"build_error": true} when the job cannot be expressed
+ *                  in the format
  *   response.http  the response given: a status line, headers, a blank line
  *                  and the body; or response.json (the body) and status
  *                  (the status as a decimal number)
@@ -41,9 +51,13 @@
  * batch_list, batch_results or batch_requests, with the files
  * tests/providers/README.md lists.
  *
+ * Bedrock requests are signed at a fixed time (TEST_TIME_S), so that
+ * request.json can hold the exact Authorization header.
+ *
  * Every case also checks what holds for any response: the key appears in no
- * URL, no body and no error message; a non-ok class carries an error message
- * and an ok one a content; every strict prefix of a 2xx body (a truncated
+ * URL, no body and no error message, nor does the AWS secret key anywhere
+ * or the session token outside X-Amz-Security-Token; a non-ok class
+ * carries an error message and an ok one a content; every strict prefix of a 2xx body (a truncated
  * response) is RESPONSE_INVALID, and no prefix of any body crashes or leaks. */
 #include "provider.h"
 #include "provider_batch.h"
@@ -51,12 +65,25 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define TEST_KEY  "sk-test-123"
 #define TEST_HOST "http://provider.test"
+/* AWS credentials of the bedrock cases: AWS's documentation examples. */
+#define TEST_AWS_KEY_ID "AKIDEXAMPLE"
+#define TEST_AWS_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define TEST_AWS_TOKEN                                                                             \
+	"IQoJb3JpZ2luX2VjEPT//////////wEaCXVzLWVhc3QtMSJHMEUCIQD6+example/token+AAAA="
+/* 2024-06-20T12:00:00Z: the time bedrock signatures are made at. */
+#define TEST_TIME_S 1718884800
+
+static int64_t test_now_s(void)
+{
+	return TEST_TIME_S;
+}
 
 /* ---------------------------------------------------------------- files */
 
@@ -145,6 +172,7 @@ static const struct test_model test_models[] = {
         {"openai", "/v1", "gpt-4o-mini", 0.15, 0.075, -1, 0.60},
         {"anthropic", "/v1", "claude-sonnet-4-20250514", 3.00, 0.30, 3.75, 15.00},
         {"gemini", "/v1beta", "gemini-2.0-flash", 0.10, 0.025, -1, 0.40},
+        {"bedrock", "", "anthropic.claude-3-5-sonnet-20240620-v1:0", 3.00, 0.30, 3.75, 15.00},
 };
 
 /* Reads a price member (USD/Mtok) of model.json into nano-USD. */
@@ -213,8 +241,9 @@ static int case_config(struct tcase *t)
 		buf_printf(&b, "%s%s", TEST_HOST, tm->base_path);
 		t->base_url = buf_take(&b);
 	}
+	bool bedrock = strcmp(t->type, "bedrock") == 0;
 	v = json_object_get(pj, "api_key");
-	t->api_key = v && json_is_null(v) ? NULL : xstrdup(TEST_KEY);
+	t->api_key = (v ? !json_is_null(v) : !bedrock) ? xstrdup(TEST_KEY) : NULL;
 
 	v = json_object_get(mj, "id");
 	t->model_id = xstrdup(json_is_string(v) ? json_string_value(v) : tm->id);
@@ -225,7 +254,7 @@ static int case_config(struct tcase *t)
 	t->pc.type = (char *)t->type;
 	t->pc.ops = provider_lookup(t->type);
 	t->pc.base_url = t->base_url;
-	t->pc.api_key_env = (char *)"PROMPTYARD_TEST_KEY";
+	t->pc.api_key_env = (char *)(t->api_key || !bedrock ? "PROMPTYARD_TEST_KEY" : "");
 	t->pc.api_key = t->api_key;
 	t->pc.timeout_ms = 120000;
 	t->pc.max_connections = 64;
@@ -239,6 +268,16 @@ static int case_config(struct tcase *t)
 		if (json_is_string(hv) && t->pc.n_headers < 8)
 			t->headers[t->pc.n_headers++] = xstrdup(json_string_value(hv));
 	t->pc.headers = t->headers;
+	if (bedrock) {
+		v = json_object_get(pj, "region");
+		t->pc.region = (char *)(json_is_string(v) ? json_string_value(v) : "us-east-1");
+		if (!json_is_false(json_object_get(pj, "aws_credentials"))) {
+			t->pc.aws_access_key_id = (char *)TEST_AWS_KEY_ID;
+			t->pc.aws_secret_access_key = (char *)TEST_AWS_SECRET;
+		}
+		if (json_is_true(json_object_get(pj, "aws_session_token")))
+			t->pc.aws_session_token = (char *)TEST_AWS_TOKEN;
+	}
 
 	t->mc.name = t->model_name;
 	t->mc.provider = 0;
@@ -324,18 +363,38 @@ static const char *header_value(const struct http_request *req, const char *name
 	return NULL;
 }
 
-/* value with every "<KEY>" replaced by the test key (new). */
+/* value with every "<KEY>" replaced by the test key and every
+ * "<SESSION_TOKEN>" by the AWS test session token (new). */
 static char *with_key(const char *value)
 {
+	static const struct {
+		const char *mark, *value;
+	} marks[] = {{"<KEY>", TEST_KEY}, {"<SESSION_TOKEN>", TEST_AWS_TOKEN}};
 	struct buf b = {0};
-	const char *p;
-	while ((p = strstr(value, "<KEY>")) != NULL) {
-		buf_append(&b, value, (size_t)(p - value));
-		buf_puts(&b, TEST_KEY);
-		value = p + 5;
+	while (*value) {
+		size_t i = 0;
+		while (i < 2 && strncmp(value, marks[i].mark, strlen(marks[i].mark)) != 0)
+			i++;
+		if (i < 2) {
+			buf_puts(&b, marks[i].value);
+			value += strlen(marks[i].mark);
+		} else {
+			buf_append(&b, value++, 1);
+		}
 	}
-	buf_puts(&b, value);
-	return buf_take(&b);
+	return b.data ? buf_take(&b) : xstrdup("");
+}
+
+/* The hex SHA-256 of len bytes of data, in out (65 bytes). */
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	out[0] = '\0';
+	if (EVP_Digest(data ? data : "", len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+		return;
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 /* json_equal(), but an integer and a real of one value are equal: the JSON
@@ -402,16 +461,33 @@ static void check_http(const json_t *rj, const struct http_request *req)
 		if (json_is_string(v) && header_value(req, json_string_value(v)))
 			UNIT_FAIL("header %s should not be sent", json_string_value(v));
 	}
-	/* The key goes in one header and nowhere else. */
-	size_t with = 0;
-	for (i = 0; i < req->n_headers; i++)
+	/* The key goes in one header and nowhere else; so does the session
+	 * token (X-Amz-Security-Token); the AWS secret goes nowhere. */
+	size_t with = 0, with_token = 0;
+	for (i = 0; i < req->n_headers; i++) {
 		with += strstr(req->headers[i], TEST_KEY) != NULL;
+		with_token += strstr(req->headers[i], TEST_AWS_TOKEN) != NULL;
+		CHECK(!strstr(req->headers[i], TEST_AWS_SECRET));
+	}
 	CHECK(with <= 1);
-	CHECK(!strstr(url, TEST_KEY));
-	CHECK(!req->body.data ||
-	      !memmem(req->body.data, req->body.len, TEST_KEY, strlen(TEST_KEY)));
+	CHECK(with_token <= 1);
+	if (with_token)
+		CHECK_STR(header_value(req, "X-Amz-Security-Token"), TEST_AWS_TOKEN);
+	const char *const secrets[] = {TEST_KEY, TEST_AWS_SECRET, TEST_AWS_TOKEN};
+	for (i = 0; i < 3; i++) {
+		CHECK(!strstr(url, secrets[i]));
+		CHECK(!req->body.data ||
+		      !memmem(req->body.data, req->body.len, secrets[i], strlen(secrets[i])));
+	}
 	if (req->method == HTTP_GET && req->body.len)
 		UNIT_FAIL("a GET with a body");
+	v = json_object_get(rj, "body_sha256");
+	if (json_is_string(v)) {
+		char hex[65];
+		sha256_hex(req->body.data, req->body.len, hex);
+		if (strcmp(hex, json_string_value(v)) != 0)
+			UNIT_FAIL("body_sha256: %s, expected %s", hex, json_string_value(v));
+	}
 
 	if (json_object_get(rj, "multipart") ||
 	    (req->body.len == 0 && !json_object_get(rj, "body")))
@@ -485,8 +561,10 @@ static long load_response(struct tcase *t, const char **body, size_t *len)
  * is filled in. */
 static void check_invariants(const struct completion *c, enum response_class cls, const char *what)
 {
-	if (c->error_message && strstr(c->error_message, TEST_KEY))
-		UNIT_FAIL("%s: the error message holds the key", what);
+	if (c->error_message &&
+	    (strstr(c->error_message, TEST_KEY) || strstr(c->error_message, TEST_AWS_SECRET) ||
+	     strstr(c->error_message, TEST_AWS_TOKEN)))
+		UNIT_FAIL("%s: the error message holds a secret", what);
 	if (cls != RESPONSE_OK && !c->error_message)
 		UNIT_FAIL("%s: class %s without an error message", what, class_name(cls));
 	if (cls == RESPONSE_OK && !c->content)
@@ -1432,8 +1510,8 @@ TEST(context_overflow_text)
 
 TEST(lookup)
 {
-	static const char *const types[] = {"openai", "anthropic", "gemini"};
-	for (size_t i = 0; i < 3; i++) {
+	static const char *const types[] = {"openai", "anthropic", "gemini", "bedrock"};
+	for (size_t i = 0; i < 4; i++) {
 		const struct provider *p = provider_lookup(types[i]);
 		if (!p) {
 			UNIT_FAIL("no table for %s", types[i]);
@@ -1779,6 +1857,7 @@ int main(int argc, char **argv)
 	const char *root = argc > 1 ? argv[1] : getenv("PROMPTYARD_TESTDATA");
 	if (!root || !*root)
 		root = "tests/providers";
+	provider_bedrock_now_s = test_now_s;
 
 	RUN(class_of_status);
 	RUN(context_overflow_text);
