@@ -435,7 +435,7 @@ struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg, const struct 
 	 * is per batch: with outputs keyed over many partitions, a linger of
 	 * 1 ms cost 12-18 us of that thread per job in make bench (b), 10 ms
 	 * 2-5, 20 ms 1-2. A job's slot is not held while its outputs wait for
-	 * the acknowledgement (engine.c, slot_free), so the linger is not part
+	 * the acknowledgement (engine_intake.c, slot_free), so the linger is not part
 	 * of a call's turn in the latency-bound bench (a) either (README,
 	 * Performance); a result comes at most 20 ms later. */
 	if (conf_set(pconf, "linger.ms", "20", errstr, errstr_size) ||

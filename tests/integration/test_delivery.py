@@ -225,7 +225,7 @@ def test_sigterm_drains_1000_in_flight():
 
 
 def test_calls_fill_every_connection_of_a_sharded_provider():
-    # 600 connections are three curl pools of 200 (engine.c, POOL_CONNECTIONS):
+    # 600 connections are three curl pools of 200 (engine_pools.c, POOL_CONNECTIONS):
     # with more jobs than connections every pool is kept full, and no call
     # waits inside curl for a connection while another pool has one free.
     with stack(partitions=2, latency_ms=3000, max_in_flight=1000, connections=600) as s:
