@@ -3,7 +3,7 @@
  * The router and the HTTP loop see only this table. A provider builds the HTTP
  * request for one attempt and turns the HTTP response into a normalized
  * completion or a classified failure. Adding a wire format is adding one file
- * and one line in provider.c. */
+ * and its line in provider_registry.c/.h (provider_lookup, the tables). */
 #ifndef PROMPTYARD_PROVIDER_H
 #define PROMPTYARD_PROVIDER_H
 
@@ -12,6 +12,7 @@
 #include "job.h"
 #include "jscan.h"
 #include "money.h"
+#include "provider_registry.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,13 +74,6 @@ struct provider {
 	enum response_class (*parse_response)(const struct model_conf *m, long status,
 	                                      const char *body, size_t len, struct completion *out);
 };
-
-/* The table for a config's provider type, or NULL. */
-const struct provider *provider_lookup(const char *type);
-
-extern const struct provider provider_openai;
-extern const struct provider provider_anthropic;
-extern const struct provider provider_gemini;
 
 /* Shared helpers for the wire formats. */
 /* The class of a status that is not 2xx, before looking at the body. */
