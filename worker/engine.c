@@ -189,12 +189,9 @@ static void finish_stop(struct engine *e)
 	e->redis = NULL;
 	engine_pools_free(e->pools, e->cfg->n_providers);
 	e->pools = NULL;
-	/* What is left never finished: its offsets were not stored. Its ticket
-	 * is closed only so that a revoked partition's track can be freed. */
-	while (e->live) {
-		track_done(e->live->track, e->live->ticket);
+	/* What is left never finished: its offsets were not stored. */
+	while (e->live)
 		task_free(e->live);
-	}
 	metrics_server_stop(e->metrics_server);
 	e->metrics_server = NULL;
 	uv_close((uv_handle_t *)&e->store_offsets, NULL);

@@ -64,7 +64,7 @@ struct reaped_out {
 
 struct task {
 	struct engine *e;
-	struct partition_track *track;
+	struct partition_track *track; /* a reference (track_ref), dropped by task_free */
 	uint64_t ticket;
 	int32_t partition;
 	int64_t offset;

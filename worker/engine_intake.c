@@ -135,7 +135,7 @@ static void start_message(struct engine *e, rd_kafka_message_t *m)
 	t->pending_model = -1;
 	t->admitted_model = -1;
 	t->started_mono_ms = time_mono_ms();
-	t->track = engine_track_get(e, topic, m->partition);
+	t->track = track_ref(engine_track_get(e, topic, m->partition));
 	t->ticket = track_add(t->track, m->offset);
 	t->partition = m->partition;
 	t->offset = m->offset;

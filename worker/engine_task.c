@@ -121,8 +121,10 @@ void task_done(struct task *t)
 		                        t->error == ERR_NONE ? "" : error_code_name(t->error)};
 		metrics_add(e->metrics, METRIC_JOBS_TOTAL, labels, 1);
 	}
-	struct partition_track *pt = t->track;
-	track_done(pt, t->ticket);
+	track_done(t->track, t->ticket);
+	/* A revoke may wait for the partition's last job. Asked now: the track
+	 * may go with t (released, its last holder). */
+	bool drained = track_in_flight(t->track) == 0;
 	task_release_dups(t);
 	if (t->acking)
 		e->acking--;
@@ -130,7 +132,7 @@ void task_done(struct task *t)
 		e->in_flight--;
 	task_free(t);
 	engine_in_flight_gauge(e);
-	if (e->revokes && track_in_flight(pt) == 0)
+	if (e->revokes && drained)
 		engine_revokes_check(e);
 	engine_backlog_start(e);
 	engine_maybe_finish_stop(e);
@@ -181,5 +183,6 @@ void task_free(struct task *t)
 	free(t->key);
 	free(t->raw);
 	free(t->id);
+	track_unref(t->track);
 	free(t);
 }
