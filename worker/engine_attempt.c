@@ -29,7 +29,6 @@ static void task_skip(struct task *t, int model, enum error_code why, const char
 static void task_out_of_models(struct task *t);
 static int task_admit(struct task *t, int model);
 static void on_admitted(void *opaque, enum health_verdict v, int64_t retry_ms);
-static void slot_acquire(struct task *t);
 static void send_reserve(struct task *t);
 static void on_reserved(void *opaque, redisReply *reply);
 static void on_http_done(void *opaque, const struct http_response *resp);
@@ -92,8 +91,8 @@ void task_attempt(struct task *t)
 			continue;
 		}
 		t->pending_model = mi;
-		t->reserve_seq++;
-		slot_acquire(t);
+		t->pending_estimate_nusd = estimate;
+		task_call(t);
 		return;
 	}
 	task_out_of_models(t);
@@ -281,9 +280,10 @@ static int task_admit(struct task *t, int model)
  * times out a transfer waiting for a connection, and a lease should cover a
  * call that is running, not one in a queue. So calls wait here, per provider,
  * for one of its slots. */
-static void slot_acquire(struct task *t)
+void task_call(struct task *t)
 {
 	struct engine *e = t->e;
+	t->reserve_seq++;
 	int p = e->cfg->models[t->pending_model].provider;
 	if (e->calls[p] < e->slots[p] && !e->slot_head[p]) {
 		e->calls[p]++;
@@ -334,13 +334,14 @@ static void send_reserve(struct task *t)
 	struct ledger_reserve_req req = {
 	        .budget = t->job.budget_name,
 	        .job_id = t->id,
-	        .estimate_nusd = t->route.entries[mi].estimate_nusd,
+	        .estimate_nusd = t->pending_estimate_nusd,
 	        /* The attempt's timeout, plus room for settling it afterwards. */
 	        .lease_ms = p->timeout_ms + 15000,
 	        .token = token,
 	        .model = m->name,
 	        .provider = p->name,
 	        .lookup = !t->looked_up,
+	        .classifier = t->classifying,
 	};
 	ledger_reserve(e->ledger, &req, on_reserved, t);
 }
@@ -359,6 +360,18 @@ static void on_reserve_retry(uv_timer_t *timer)
 		return;
 	}
 	send_reserve(t);
+}
+
+/* The pending call does not go out: its request, its slot and any probe
+ * or slow-start turn health gave it go back. */
+static void pending_drop(struct task *t)
+{
+	struct engine *e = t->e;
+	int mi = t->pending_model;
+	http_request_clear(&t->pending_req);
+	t->pending_model = -1;
+	slot_release(e, e->cfg->models[mi].provider);
+	health_release(e->health, mi);
 }
 
 static void on_reserved(void *opaque, redisReply *reply)
@@ -384,15 +397,20 @@ static void on_reserved(void *opaque, redisReply *reply)
 	}
 	if (res.status == LEDGER_JOB_DONE || res.status == LEDGER_JOB_PENDING) {
 		/* Nothing was reserved: the call does not go out. */
-		http_request_clear(&t->pending_req);
-		t->pending_model = -1;
-		slot_release(e, m->provider);
-		health_release(e->health, mi);
+		pending_drop(t);
+		t->classifying = false;
 		task_found(t, res.status == LEDGER_JOB_DONE ? JOB_DONE : JOB_PENDING, res.outputs,
 		           res.outputs_len);
 		return;
 	}
 	t->looked_up = true;
+	if (t->classifying && (res.status == LEDGER_WAIT || res.status == LEDGER_EXHAUSTED)) {
+		/* The classifier is worth no wait and no refusal: the heuristic's
+		 * score stands, and the job's own attempts ask the budget. */
+		pending_drop(t);
+		task_classifier_end(t, false);
+		return;
+	}
 	switch (res.status) {
 	case LEDGER_RESERVED: t->waits = 0; break;
 	case LEDGER_WAIT:
@@ -425,20 +443,17 @@ static void on_reserved(void *opaque, redisReply *reply)
 	case LEDGER_JOB_PENDING: break; /* above */
 	case LEDGER_EXHAUSTED: {
 		char spent[32], limit[32], est[32];
+		int64_t estimate = t->pending_estimate_nusd;
 		money_format_usd(res.spent_nusd, spent, sizeof spent);
 		money_format_usd(res.limit_nusd, limit, sizeof limit);
-		money_format_usd(t->route.entries[mi].estimate_nusd, est, sizeof est);
+		money_format_usd(estimate, est, sizeof est);
 		task_skip(t, mi, ERR_BUDGET_EXHAUSTED,
 		          "budget: %s cannot cover %s's estimate (spent $%s + estimate $%s > limit "
 		          "$%s)",
 		          res.budget ? res.budget : "?", m->name, spent, est, limit);
-		int64_t estimate = t->route.entries[mi].estimate_nusd;
 		if (!t->refused_estimate_nusd || estimate < t->refused_estimate_nusd)
 			t->refused_estimate_nusd = estimate;
-		http_request_clear(&t->pending_req);
-		t->pending_model = -1;
-		slot_release(e, m->provider);
-		health_release(e->health, mi);
+		pending_drop(t);
 		task_attempt(t); /* a cheaper model may still fit */
 		return;
 	}
@@ -447,15 +462,14 @@ static void on_reserved(void *opaque, redisReply *reply)
 	if (!a) {
 		/* Skipped models fill the record too; give the lease back. */
 		ledger_release(e->ledger, t->id, res.attempt, NULL, NULL);
-		http_request_clear(&t->pending_req);
-		t->pending_model = -1;
-		slot_release(e, m->provider);
+		pending_drop(t);
 		task_fail(t, ERR_PROVIDERS_FAILED, "too many attempts");
 		return;
 	}
 	a->number = res.attempt;
 	a->model = mi;
-	t->n_calls++;
+	if (!t->classifying)
+		t->n_calls++; /* worker.max_attempts counts the chain's calls, not attempt 0 */
 	struct http_request req = t->pending_req;
 	memset(&t->pending_req, 0, sizeof t->pending_req);
 	t->pending_model = -1;
@@ -518,7 +532,7 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 		metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
 		            (const char *[]){t->job.budget_name, provider, m->name}, a->cost_nusd);
 		metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"false"}, 1);
-		if (a->outcome == OUTCOME_OK)
+		if (a->outcome == OUTCOME_OK && !t->classifying)
 			task_build_outputs(t);
 	}
 	/* Every call settles, an unbilled one at 0: that frees its reservation
@@ -555,10 +569,11 @@ static void settle_attempt(struct task *t)
 {
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
 	struct buf blob = {0};
-	if (a->outcome == OUTCOME_OK)
+	bool answered = a->outcome == OUTCOME_OK && !t->classifying;
+	if (answered)
 		task_outputs_blob(t, &blob);
 	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, a->number, a->cost_nusd,
-	                     a->outcome == OUTCOME_OK ? &blob : NULL, on_settled, t);
+	                     answered ? &blob : NULL, on_settled, t);
 	buf_free(&blob);
 }
 
@@ -600,7 +615,10 @@ static void on_settled(void *opaque, redisReply *reply)
 			t->n_outs = 0;
 		}
 	}
-	task_decide(t);
+	if (t->classifying)
+		task_classifier_end(t, true);
+	else
+		task_decide(t);
 }
 
 static void on_attempt_timer(uv_timer_t *timer)

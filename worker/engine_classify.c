@@ -1,28 +1,34 @@
 /* engine_classify: auto's classifier call (SPEC §6). With
  * router.classifier_model set, a job of strategy auto first asks that model
  * how hard it is ("a single number from 0 to 1"), as attempt 0, charged to
- * the job; the route is then made again on its score. */
+ * the job; the route is then made again on its score.
+ *
+ * The call goes the way of every attempt (engine_attempt.c, task_call):
+ * health admits it, it waits for a slot of its provider, its estimate is
+ * reserved on the job's budget (the reservation looks the job up, and hands
+ * out attempt 0, or a new number when the job runs again after a crash: a
+ * classifier asked again is charged again), and it is settled at its cost.
+ * What differs is the way out: a classifier that cannot be asked now (its
+ * circuit open, its provider rate-limited, the job's cap or the budget
+ * unable to cover it) is skipped, and the heuristic's score stands. */
 #include "engine_int.h"
 
 #include "complexity.h"
-#include "ledger.h"
-#include "metrics.h"
+#include "redis.h"
 #include "timeutil.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-static void on_classifier_settled(void *opaque, redisReply *reply);
+static void classifier_admit(struct task *t);
 
-/* Routes again on the classifier's score (or keeps the heuristic route) and
- * starts the first real attempt. */
-static void classifier_done(struct task *t, bool have_score, double score)
+void task_classifier_end(struct task *t, bool answered)
 {
-	if (t->classifier_job) {
-		job_clear(t->classifier_job);
-		free(t->classifier_job);
-		t->classifier_job = NULL;
-	}
+	double score = 0;
+	bool have_score = answered && t->completion.content &&
+	                  complexity_parse_reply(t->completion.content,
+	                                         strlen(t->completion.content), &score) == 0;
+	completion_clear(&t->completion);
+	t->classifying = false;
 	if (have_score) {
 		struct route_context ctx = {
 		        .cost_left_nusd =
@@ -37,94 +43,88 @@ static void classifier_done(struct task *t, bool have_score, double score)
 	task_attempt(t);
 }
 
-static void settle_classifier(struct task *t)
+/* Skipped before its reservation: the call does not go out. */
+static void classifier_skip(struct task *t)
 {
-	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
-	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, 0, a->cost_nusd, NULL,
-	                     on_classifier_settled, t);
+	http_request_clear(&t->pending_req);
+	t->pending_model = -1;
+	task_classifier_end(t, false);
 }
 
-static void on_classifier_settle_retry(uv_timer_t *timer)
+static void on_classifier_admit_retry(uv_timer_t *timer)
 {
-	settle_classifier(timer->data);
+	classifier_admit(timer->data);
 }
 
-static void on_classifier_settled(void *opaque, redisReply *reply)
+/* Acts on health's verdict for the classifier's model. */
+static void classifier_verdict(struct task *t, enum health_verdict v, int64_t retry_ms)
+{
+	switch (v) {
+	case HEALTH_GO: task_call(t); return;
+	case HEALTH_PENDING: t->admit_pending = true; return;
+	case HEALTH_LIMITED:
+		if (health_cold(t->e->health, t->pending_model)) {
+			/* Slow start: one call at a time across workers; wait for its
+			 * outcome, as any attempt on a cold model does. */
+			task_later(t, retry_ms > 0 && retry_ms < 5000 ? retry_ms : 100,
+			           on_classifier_admit_retry);
+			return;
+		}
+		break; /* rate-limited: not worth a wait */
+	case HEALTH_CIRCUIT_OPEN: break;
+	}
+	classifier_skip(t);
+}
+
+static void on_classifier_admitted(void *opaque, enum health_verdict v, int64_t retry_ms)
 {
 	struct task *t = opaque;
-	if (t->e->closing)
-		return;
-	struct ledger_settlement st;
-	char err[256];
-	if (ledger_settle_result(reply, &st, err, sizeof err) != LEDGER_OK) {
-		task_later(t, 200, on_classifier_settle_retry);
-		return;
-	}
-	double score = 0;
-	bool have = t->completion.content &&
-	            complexity_parse_reply(t->completion.content, strlen(t->completion.content),
-	                                   &score) == 0;
-	completion_clear(&t->completion);
-	classifier_done(t, have, score);
+	t->admit_pending = false;
+	classifier_verdict(t, v, retry_ms);
 }
 
-static void on_classified(void *opaque, const struct http_response *resp)
+static void classifier_admit(struct task *t)
 {
-	struct task *t = opaque;
-	struct engine *e = t->e;
-	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
-	const struct model_conf *m = &e->cfg->models[a->model];
-	health_call_end(e->health, &t->call);
-	completion_clear(&t->completion);
-	t->cls = RESPONSE_RETRYABLE;
-	if (resp->error == HTTP_OK)
-		t->cls = e->cfg->providers[m->provider].ops->parse_response(
-		        m, resp->status, resp->body, resp->body_len, &t->completion);
-	a->outcome = engine_outcome_of(resp, t->cls);
-	a->http_status = resp->error == HTTP_OK ? resp->status : 0;
-	a->latency_ms = resp->latency_ms;
-	task_record_health(t, a, m);
-	if (!t->completion.has_usage) {
-		completion_clear(&t->completion);
-		classifier_done(t, false, 0);
-		return;
-	}
-	/* Charged to the job as attempt 0 (SPEC §6). */
-	a->billed = true;
-	a->usage = t->completion.usage;
-	a->cost_nusd = money_cost_nusd(&m->price, &a->usage);
-	t->cost_nusd += a->cost_nusd;
-	metrics_add(
-	        e->metrics, METRIC_SPEND_USD_TOTAL,
-	        (const char *[]){t->job.budget_name, e->cfg->providers[m->provider].name, m->name},
-	        a->cost_nusd);
-	settle_classifier(t);
+	int64_t retry_ms = 0;
+	enum health_verdict v = health_admit(t->e->health, t->pending_model, t->pending_tokens,
+	                                     on_classifier_admitted, t, &retry_ms);
+	classifier_verdict(t, v, retry_ms);
 }
 
-/* Asks router.classifier_model how hard the job is; false when it cannot be
- * asked (the heuristic's route stands). */
-bool task_classify(struct task *t, int ci)
+void task_classify(struct task *t, int ci)
 {
 	struct engine *e = t->e;
 	const struct model_conf *m = &e->cfg->models[ci];
 	const struct provider_conf *p = &e->cfg->providers[m->provider];
+	struct job cj;
 	char err[256];
-	struct http_request req = {0};
-	t->classifier_job = xcalloc(1, sizeof *t->classifier_job);
-	if (complexity_classifier_job(e->cfg, &t->job, t->classifier_job, err, sizeof err) != 0 ||
-	    p->ops->build_request(p, m, t->classifier_job, COMPLEXITY_CLASSIFIER_MAX_TOKENS, &req,
-	                          err, sizeof err) != 0) {
-		http_request_clear(&req);
-		job_clear(t->classifier_job);
-		free(t->classifier_job);
-		t->classifier_job = NULL;
-		return false;
+	int64_t estimate = -1, tokens = 0;
+	if (!redis_ready(e->redis)) {
+		/* The job's attempts wait for Redis; the heuristic serves them. */
+		task_attempt(t);
+		return;
 	}
-	struct attempt_rec *a = task_attempt_new(t); /* the first: never NULL */
-	a->number = 0;
-	a->model = ci;
-	health_call_begin(e->health, ci, &t->call);
-	http_pool_start(engine_pools_pick(e->pools, m->provider), &req, p->timeout_ms,
-	                on_classified, t);
-	return true;
+	http_request_clear(&t->pending_req);
+	if (complexity_classifier_job(e->cfg, &t->job, &cj, err, sizeof err) == 0) {
+		int64_t input = router_est_input(&cj);
+		tokens = input + COMPLEXITY_CLASSIFIER_MAX_TOKENS;
+		estimate = router_estimate(m, input, COMPLEXITY_CLASSIFIER_MAX_TOKENS);
+		/* Charged to the job: it must fit what is left of max_cost_usd. */
+		if (t->job.max_cost_nusd && t->cost_nusd + estimate > t->job.max_cost_nusd)
+			estimate = -1;
+		else if (p->ops->build_request(p, m, &cj, COMPLEXITY_CLASSIFIER_MAX_TOKENS,
+		                               &t->pending_req, err, sizeof err) != 0)
+			estimate = -1;
+	}
+	job_clear(&cj);
+	if (estimate < 0) {
+		http_request_clear(&t->pending_req);
+		task_attempt(t);
+		return;
+	}
+	t->classifying = true;
+	t->pending_model = ci;
+	t->pending_estimate_nusd = estimate;
+	t->pending_tokens = tokens;
+	classifier_admit(t);
 }

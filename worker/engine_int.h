@@ -90,13 +90,15 @@ struct task {
 	bool admit_pending;
 	struct http_request pending_req; /* built, waiting for its reservation */
 	int pending_model;               /* -1 when none */
+	int64_t pending_estimate_nusd;   /* what the pending call reserves */
+	int64_t pending_tokens;          /* the classifier's est_input + max_tokens (rpm/tpm) */
+	bool classifying;                /* the pending or running call is auto's classifier */
 	int64_t refused_estimate_nusd;   /* the budget refused this estimate: any
 	                                    model at least as costly cannot fit */
 	enum error_code last_skip;       /* why the last model was passed over */
 	char *skip_message;
-	bool parked;                /* budget exhausted, waiting (pause mode) */
-	struct job *classifier_job; /* auto's classifier call (attempt 0), in flight */
-	bool replayed;              /* outputs re-sent from Redis, no call made */
+	bool parked;   /* budget exhausted, waiting (pause mode) */
+	bool replayed; /* outputs re-sent from Redis, no call made */
 
 	struct route route;
 	size_t chain_pos;
@@ -264,6 +266,12 @@ void engine_dedupe_flush(struct engine *e);
 
 /* Starts the next attempt along the chain, or ends the job when none is left. */
 void task_attempt(struct task *t);
+/* Sends the call built in t->pending_req to model t->pending_model, which
+ * health admitted: it waits for a slot of its provider, reserves
+ * t->pending_estimate_nusd on the job's budget (looking the job up if it
+ * never was), goes out, and is settled at its cost; then it is decided, or,
+ * for the classifier (t->classifying), read (task_classifier_end). */
+void task_call(struct task *t);
 /* The attempt outcome of an HTTP answer whose body parse_response classed cls. */
 enum outcome engine_outcome_of(const struct http_response *resp, enum response_class cls);
 /* What a call's outcome says of the model's health. */
@@ -273,9 +281,13 @@ void engine_on_redis_state(void *opaque, bool ready);
 
 /* ---------------------------------------------------------------- engine_classify.c */
 
-/* Asks router.classifier_model how hard the job is (model ci); false when
- * it cannot be asked (the heuristic's route stands). */
-bool task_classify(struct task *t, int ci);
+/* Asks router.classifier_model (model ci) how hard the job is, as attempt
+ * 0, then starts the first attempt; when the classifier cannot be asked now,
+ * the heuristic's route stands. */
+void task_classify(struct task *t, int ci);
+/* The classifier's call was settled (answered: read its score and route
+ * again) or could not be reserved; either way the first attempt starts. */
+void task_classifier_end(struct task *t, bool answered);
 
 /* ---------------------------------------------------------------- engine_outbox.c */
 

@@ -45,15 +45,11 @@ void task_begin(struct task *t)
 		return;
 	}
 	int ci = router_classifier(cfg, &t->job, &t->route);
-	if (ci >= 0 && !t->looked_up) {
-		/* The classifier's call is bought too: look the job up first. */
-		task_check_later(t);
-		return;
-	}
 	t->tried = xcalloc(cfg->n_models, sizeof *t->tried);
-	if (ci >= 0 && task_classify(t, ci))
-		return;
-	task_attempt(t);
+	if (ci >= 0)
+		task_classify(t, ci); /* its reservation looks the job up, as any first one */
+	else
+		task_attempt(t);
 }
 
 /* The next attempt record (zeroed), or NULL when the job has had
@@ -168,10 +164,6 @@ void task_free(struct task *t)
 	completion_clear(&t->completion);
 	http_request_clear(&t->pending_req);
 	free(t->skip_message);
-	if (t->classifier_job) {
-		job_clear(t->classifier_job);
-		free(t->classifier_job);
-	}
 	if (t->admit_pending && e->health)
 		health_admit_cancel(e->health, t);
 	health_call_end(e->health, &t->call);
