@@ -232,6 +232,8 @@ static void on_drain_timeout(uv_timer_t *timer)
 	snprintf(n, sizeof n, "%d", e->in_flight + e->acking);
 	log_warn("drain timeout: leaving unfinished jobs to be consumed again", "in_flight", n,
 	         NULL);
+	/* The stop failed: these jobs' offsets are not committed (engine.h). */
+	e->exit_code = 1;
 	finish_stop(e);
 }
 

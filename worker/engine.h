@@ -25,7 +25,13 @@ int engine_start(struct engine *e, char *errstr, size_t errstr_size);
 void engine_stop(struct engine *e);
 /* Frees what is left once the loop has run out. NULL is safe. */
 void engine_free(struct engine *e);
-/* Exit status the process should return (0 unless the stop failed). */
+/* Exit status the process should return once the loop ran out: 0 when the
+ * stop completed (every job taken finished and its outputs were acknowledged
+ * by Kafka, or it was left to Kafka on purpose: jobs parked out of budget in
+ * pause mode); 1 when the stop failed, that is, worker.drain_timeout_ms
+ * passed with jobs still in flight or their outputs not yet acknowledged.
+ * Their offsets are not committed, so they run again (SPEC §9); exit 1 says
+ * that the drain did not finish them. */
 int engine_exit_code(const struct engine *e);
 
 #endif

@@ -321,3 +321,26 @@ def test_producer_rebuilt_after_fatal_error():
         w.sigterm()
         assert w.wait(60) == 0
         assert_all_committed(s)
+
+
+def test_sigterm_past_the_drain_timeout_exits_1():
+    # Calls that hang past worker.drain_timeout_ms: the stop fails (exit 1),
+    # nothing of those jobs is committed, and the next worker does them all.
+    with stack(partitions=2, timeout_ms=3000) as s:
+        s.config["worker"]["drain_timeout_ms"] = 1000
+        s.write_config()
+        s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "hang": True}])
+        produce(s, 20, "dt")
+        w = s.worker()
+        procs.wait_until(lambda: s.fake.stats()["suspended"] >= 1, 60, interval=0.1,
+                         what="a call held at the provider")
+        w.sigterm()
+        assert w.wait(60) == 1, w.log_text()[-3000:]
+        w.wait_log("drain timeout: leaving unfinished jobs to be consumed again", timeout=1)
+        assert s.results(timeout_s=2) == []
+        s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": 0}])
+        s.fake.release()
+        w2 = s.worker(name="again")
+        assert len(wait_results(s, 20, 90)) == 20
+        w2.sigterm()
+        assert w2.wait(60) == 0
