@@ -3,9 +3,12 @@
  *
  *   task_attempt: the next model of the chain that the job's cap and budget
  *       allow -> health admits it (circuit, rate limit) -> a slot of its
- *       provider (slot_acquire) -> its estimate reserved on the budget
+ *       provider (task_call) -> its estimate reserved on the budget
  *       (send_reserve) -> the HTTP call -> settled at its actual cost ->
  *       task_decide: done, the same model again, or the next one (failover).
+ *
+ * Auto's classifier call (engine_classify.c) takes the same path from
+ * task_call on; t->classifying marks what differs after it.
  *
  * A model passed over is remembered with its reason (task_skip): when the
  * chain runs out, the last reason is the job's error, or, out of budget in
