@@ -7,7 +7,7 @@
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
-PKGS    := rdkafka libcurl jansson hiredis libconfig libuv libmicrohttpd
+PKGS    := rdkafka libcurl jansson hiredis libconfig libuv libmicrohttpd libcrypto
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror
 CSTD    := -std=c11 -D_GNU_SOURCE
 

@@ -105,10 +105,8 @@ int cli_estimate(int argc, char **argv)
 		        d.strategy);
 		goto out;
 	}
-	/* Route as the workers would, with their keys. config_free() frees this. */
-	for (size_t i = 0; i < cfg->n_providers; i++)
-		if (cfg->providers[i].api_key_env[0] && !cfg->providers[i].api_key)
-			cfg->providers[i].api_key = xstrdup("(estimate)");
+	/* Route as the workers would, with their keys. */
+	config_assume_credentials(cfg);
 
 	rc = cli_jobs_load("estimate", cfg, file, &d, &jobs);
 	if (rc != 0)
@@ -139,8 +137,8 @@ int cli_estimate(int argc, char **argv)
 			int m = route.chain[0];
 			int64_t est = route.entries[m].estimate_nusd;
 			ms[m].jobs++;
-			ms[m].input_tokens += route.est_input;
-			ms[m].output_tokens += route.entries[m].max_tokens;
+			ms[m].input_tokens += route.entries[m].est_input;
+			ms[m].output_tokens += route.entries[m].output_tokens;
 			ms[m].nusd += est;
 			total += est;
 			routed++;

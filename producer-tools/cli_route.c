@@ -29,6 +29,9 @@
  *    "empty_reason": str|null,     (drop reason explaining an empty chain)
  *    "models": [{"name", "provider", "eligible": bool, "rank": int|null
  *                (1 = chosen), "estimate_nusd", "estimate_usd", "max_tokens",
+ *                "input_tokens" (est_input with the job's images and pages on
+ *                this model), "media_tokens" (those images and pages alone),
+ *                "output_tokens" (max_tokens plus any thinking budget),
  *                "reason": null|"not_candidate"|"no_api_key"|"capability"|
  *                "context"|"cost_cap"|"budget"|"circuit_open"|"rate_limited",
  *                "detail": str|null, "quality", "latency_ms",
@@ -101,19 +104,6 @@ static int64_t budget_left(const struct config *cfg, int budget,
 	return left;
 }
 
-static const char *caps_text(unsigned caps, char *out, size_t size)
-{
-	static const char *const names[] = {"json", "tools", "vision", "long_context"};
-	out[0] = '\0';
-	for (unsigned i = 0; i < 4; i++) {
-		if (!(caps & (1u << i)))
-			continue;
-		size_t l = strlen(out);
-		snprintf(out + l, size - l, "%s%s", l ? "," : "", names[i]);
-	}
-	return out;
-}
-
 /* Why model i was dropped, in words. */
 static void drop_detail(const struct config *cfg, const struct job *job, const struct route *r,
                         const struct route_context *ctx, const struct health *h, size_t i,
@@ -134,14 +124,15 @@ static void drop_detail(const struct config *cfg, const struct job *job, const s
 			buf_printf(out, "not in rule \"%s\"'s models", rule->name);
 		break;
 	case DROP_NO_KEY:
-		buf_printf(out, "$%s is not set", cfg->providers[m->provider].api_key_env);
+		buf_printf(out, "$%s is not set", cfg->providers[m->provider].missing_env);
 		break;
 	case DROP_CAPABILITY:
-		buf_printf(out, "lacks %s", caps_text(job->caps & ~m->caps, b, sizeof b));
+		buf_printf(out, "lacks %s", capability_list(job->caps & ~m->caps, b, sizeof b));
 		break;
 	case DROP_CONTEXT:
 		buf_printf(out, "needs %lld tokens, context_tokens %lld",
-		           (long long)(r->est_input + e->max_tokens), (long long)m->context_tokens);
+		           (long long)(e->est_input + e->output_tokens),
+		           (long long)m->context_tokens);
 		break;
 	case DROP_COST_CAP:
 		cli_usd(ctx->cost_left_nusd, a, sizeof a);
@@ -226,9 +217,7 @@ int cli_route(int argc, char **argv)
 	if (!cfg)
 		goto out;
 	if (assume_keys)
-		for (size_t i = 0; i < cfg->n_providers; i++)
-			if (cfg->providers[i].api_key_env[0] && !cfg->providers[i].api_key)
-				cfg->providers[i].api_key = xstrdup("(assumed)");
+		config_assume_credentials(cfg);
 
 	size_t len = 0;
 	value = read_all(file, &len);
@@ -306,15 +295,19 @@ int cli_route(int argc, char **argv)
 			const struct model_row *row = &rows[i];
 			json_array_append_new(
 			        models,
-			        json_pack("{s:s, s:s, s:b, s:o, s:I, s:o, s:I, s:o, s:o, s:f, s:I, "
-			                  "s:s, s:o, s:I, s:s}",
+			        json_pack("{s:s, s:s, s:b, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:o, "
+			                  "s:o, "
+			                  "s:f, s:I, s:s, s:o, s:I, s:s}",
 			                  "name", m->name, "provider",
 			                  cfg->providers[m->provider].name, "eligible",
 			                  e->drop == DROP_NONE, "rank",
 			                  row->rank ? json_integer(row->rank) : json_null(),
 			                  "estimate_nusd", (json_int_t)e->estimate_nusd,
 			                  "estimate_usd", cli_json_usd(e->estimate_nusd),
-			                  "max_tokens", (json_int_t)e->max_tokens, "reason",
+			                  "max_tokens", (json_int_t)e->max_tokens, "input_tokens",
+			                  (json_int_t)e->est_input, "media_tokens",
+			                  (json_int_t)(e->est_input - route.est_input),
+			                  "output_tokens", (json_int_t)e->output_tokens, "reason",
 			                  e->drop == DROP_NONE
 			                          ? json_null()
 			                          : json_string(drop_reason_name(e->drop)),
@@ -364,6 +357,14 @@ int cli_route(int argc, char **argv)
 		printf("job          %s (%zu message%s, %zu bytes; est_input %lld tokens)\n",
 		       job.id ? job.id : "", job.n_messages, job.n_messages == 1 ? "" : "s",
 		       job.content_bytes, (long long)route.est_input);
+		if (job.n_images || job.n_documents)
+			printf("media        %zu image%s, %zu document%s (%lld page%s counted%s): "
+			       "image_tokens and pdf_page_tokens of each model added to its "
+			       "input\n",
+			       job.n_images, job.n_images == 1 ? "" : "s", job.n_documents,
+			       job.n_documents == 1 ? "" : "s", (long long)job.pdf_pages,
+			       job.pdf_pages == 1 ? "" : "s",
+			       job.pdf_unreadable_bytes ? "; unreadable ones as bytes / 3" : "");
 		printf("strategy     %s (%s)\n", strategy_name(route.strategy),
 		       strcmp(strategy_source, "default") == 0 ? "worker.default_strategy"
 		       : strcmp(strategy_source, "rule") == 0  ? "set by the rule"
@@ -402,9 +403,9 @@ int cli_route(int argc, char **argv)
 			cli_usd(job.max_cost_nusd, usd, sizeof usd);
 			printf("cost cap     %s (max_cost_usd)\n", usd);
 		}
-		printf("\n%-24s %-11s %-14s %14s %14s %7s %11s %8s %-7s %s\n", "MODEL", "PROVIDER",
-		       "VERDICT", "ESTIMATE", "NANO-USD", "QUALITY", "LATENCY", "SUCCESS",
-		       "CIRCUIT", "WHY");
+		printf("\n%-24s %-11s %-14s %9s %14s %14s %7s %11s %8s %-7s %s\n", "MODEL",
+		       "PROVIDER", "VERDICT", "INPUT", "ESTIMATE", "NANO-USD", "QUALITY", "LATENCY",
+		       "SUCCESS", "CIRCUIT", "WHY");
 		for (size_t i = 0; i < cfg->n_models; i++) {
 			const struct model_conf *m = &cfg->models[i];
 			const struct route_entry *e = &route.entries[i];
@@ -423,10 +424,11 @@ int cli_route(int argc, char **argv)
 			else
 				snprintf(succ, sizeof succ, "-");
 			cli_usd(e->estimate_nusd, usd, sizeof usd);
-			printf("%-24s %-11s %-14s %14s %14lld %7.2f %11s %8s %-7s %s%s%s\n",
-			       m->name, cfg->providers[m->provider].name, verdict, usd,
-			       (long long)e->estimate_nusd, m->quality, lat, succ,
-			       health_circuit_name(row->circuit), row->detail ? row->detail : "",
+			printf("%-24s %-11s %-14s %9lld %14s %14lld %7.2f %11s %8s %-7s %s%s%s\n",
+			       m->name, cfg->providers[m->provider].name, verdict,
+			       (long long)e->est_input, usd, (long long)e->estimate_nusd,
+			       m->quality, lat, succ, health_circuit_name(row->circuit),
+			       row->detail ? row->detail : "",
 			       e->probe ? "would be the circuit's probe" : "",
 			       e->limited ? "rate-limited: the job would wait" : "");
 		}

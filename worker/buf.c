@@ -208,3 +208,21 @@ void buf_i64(struct buf *b, int64_t v)
 		*--p = '-';
 	buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
+
+void buf_base64(struct buf *b, const unsigned char *s, size_t len)
+{
+	static const char tbl[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	buf_reserve(b, (len + 2) / 3 * 4);
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)s[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)s[i + 1] << 8;
+		if (i + 2 < len)
+			v |= s[i + 2];
+		char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63],
+		             i + 1 < len ? tbl[(v >> 6) & 63] : '=',
+		             i + 2 < len ? tbl[v & 63] : '='};
+		buf_append(b, q, 4);
+	}
+}

@@ -20,6 +20,8 @@ void buf_puts(struct buf *b, const char *s);
 void buf_i64(struct buf *b, int64_t v);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends len bytes of s as standard base64, padded (RFC 4648 §4). */
+void buf_base64(struct buf *b, const unsigned char *s, size_t len);
 /* Appends s as a JSON string literal, quotes included. */
 void buf_json_str(struct buf *b, const char *s, size_t len);
 void buf_reset(struct buf *b);

@@ -22,7 +22,8 @@ struct usage {
 	int64_t input_tokens;        /* all input tokens, cached ones included */
 	int64_t cached_input_tokens; /* of which read from the provider's cache */
 	int64_t cache_write_tokens;  /* of which written to the cache (Anthropic) */
-	int64_t output_tokens;
+	int64_t output_tokens;       /* all output, thinking included */
+	int64_t reasoning_tokens;    /* of which thinking (SPEC §13): priced as output */
 };
 
 struct price {

@@ -9,8 +9,9 @@
 
 const char *finish_reason_name(enum finish_reason f)
 {
-	static const char *names[] = {"stop", "length", "content_filter", "tool_calls", "other"};
-	return (unsigned)f < 5 ? names[f] : "other";
+	static const char *names[] = {"stop",       "length", "content_filter",
+	                              "tool_calls", "other",  "refusal"};
+	return (unsigned)f < 6 ? names[f] : "other";
 }
 
 void http_request_add_header(struct http_request *req, const char *fmt, ...)
@@ -37,8 +38,64 @@ void http_request_clear(struct http_request *req)
 	memset(req, 0, sizeof *req);
 }
 
+void provider_request_common(const struct provider_conf *p, struct http_request *req,
+                             const char *default_name)
+{
+	const char *name = p->auth_header ? p->auth_header : default_name;
+	if (p->api_key && strcasecmp(name, "Authorization") == 0)
+		http_request_add_header(req, "%s: Bearer %s", name, p->api_key);
+	else if (p->api_key)
+		http_request_add_header(req, "%s: %s", name, p->api_key);
+	for (size_t i = 0; i < p->n_headers; i++)
+		http_request_add_header(req, "%s", p->headers[i]);
+	if (p->query)
+		buf_printf(&req->url, "%c%s", memchr(req->url.data, '?', req->url.len) ? '&' : '?',
+		           p->query);
+}
+
+int provider_check_plain(const char *type, const struct job *job, char *errstr, size_t errstr_size)
+{
+	const char *what = NULL;
+	if (job->n_images)
+		what = "images";
+	else if (job->n_documents)
+		what = "documents";
+	else if (job->tools || (job->caps & CAP_TOOLS))
+		what = "tools";
+	else if (job->format == FORMAT_JSON_SCHEMA)
+		what = "json_schema";
+	else if (job->effort != EFFORT_NONE)
+		what = "reasoning_effort";
+	if (!what)
+		return 0;
+	snprintf(errstr, errstr_size, "%s: %s are not supported by this format yet", type, what);
+	return -1;
+}
+
+void completion_add_tool_call(struct completion *c, const char *id, const char *name,
+                              const char *arguments, size_t arguments_len)
+{
+	c->tool_calls = xrealloc(c->tool_calls, (c->n_tool_calls + 1) * sizeof *c->tool_calls);
+	struct completion_tool_call *t = &c->tool_calls[c->n_tool_calls++];
+	char made[32];
+	if (!id || !*id) {
+		snprintf(made, sizeof made, "call_%zu", c->n_tool_calls);
+		id = made;
+	}
+	t->id = xstrdup(id);
+	t->name = xstrdup(name);
+	t->arguments = arguments ? xstrndup(arguments, arguments_len) : xstrdup("{}");
+}
+
 void completion_clear(struct completion *c)
 {
+	for (size_t i = 0; i < c->n_tool_calls; i++) {
+		free(c->tool_calls[i].id);
+		free(c->tool_calls[i].name);
+		free(c->tool_calls[i].arguments);
+	}
+	free(c->tool_calls);
+	free(c->refusal);
 	free(c->content);
 	free(c->error_message);
 	memset(c, 0, sizeof *c);

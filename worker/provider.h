@@ -24,7 +24,8 @@ enum finish_reason {
 	FINISH_LENGTH,
 	FINISH_CONTENT_FILTER,
 	FINISH_TOOL_CALLS,
-	FINISH_OTHER
+	FINISH_OTHER,
+	FINISH_REFUSAL, /* the model declined (SPEC §13): the call answered, the result is ok */
 };
 const char *finish_reason_name(enum finish_reason f);
 
@@ -48,17 +49,35 @@ void http_request_add_header(struct http_request *req, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 void http_request_clear(struct http_request *req);
 
+/* A tool call of an answer, normalised to OpenAI's shape (SPEC §13). */
+struct completion_tool_call {
+	char *id;        /* new; the provider's, or made up ("call_<n>") when it gives none */
+	char *name;      /* new */
+	char *arguments; /* new: a JSON object as text */
+};
+
 struct completion {
 	char *content; /* new, UTF-8; NULL if none */
 	enum finish_reason finish_reason;
 	struct usage usage;
 	bool has_usage;      /* the provider reported usage: the attempt is billed */
 	char *error_message; /* new: provider's error text for a non-OK class, no secrets */
+	char *refusal;       /* new: the model's refusal text (finish_reason refusal), or NULL */
+	struct completion_tool_call *tool_calls; /* new array, NULL when none */
+	size_t n_tool_calls;
 };
+/* Appends a tool call (strings copied; arguments NULL is "{}"). */
+void completion_add_tool_call(struct completion *c, const char *id, const char *name,
+                              const char *arguments, size_t arguments_len);
 void completion_clear(struct completion *c);
 
 struct provider {
 	const char *type; /* the config's provider type: "openai", ... */
+
+	/* The parts the format sends by URL: bits (1u << PART_IMAGE) and
+	 * (1u << PART_DOCUMENT). A URL part of another kind must be fetched
+	 * (job_part.fetched) before build_request, which sends its bytes. */
+	unsigned url_parts;
 
 	/* Builds the request of one attempt of job on model m with the output limit
 	 * max_tokens. Returns 0, or -1 with errstr set (the job cannot be expressed
@@ -74,6 +93,19 @@ struct provider {
 	enum response_class (*parse_response)(const struct model_conf *m, long status,
 	                                      const char *body, size_t len, struct completion *out);
 };
+
+/* Adds to req what a provider's configuration asks of every call (SPEC
+ * §15), once its URL is built: the key in the header p->auth_header names,
+ * else default_name ("Authorization" carries "Bearer KEY", any other name
+ * the key as it is; nothing without a key), the extra header lines, and the
+ * query parameters appended to the URL. */
+void provider_request_common(const struct provider_conf *p, struct http_request *req,
+                             const char *default_name);
+
+/* 0 when the job asks only for what every format here supports today;
+ * otherwise -1 with errstr naming what this format cannot send yet (content
+ * parts other than text, tools, tool messages, json_schema, reasoning). */
+int provider_check_plain(const char *type, const struct job *job, char *errstr, size_t errstr_size);
 
 /* Shared helpers for the wire formats. */
 /* The class of a status that is not 2xx, before looking at the body. */

@@ -93,6 +93,8 @@ static int anthropic_build_request(const struct provider_conf *p, const struct m
 	size_t pos = 0;
 	int rc = -1;
 
+	if (provider_check_plain("anthropic", job, errstr, errstr_size) != 0)
+		goto out;
 	if (!provider_next_turn(job, &pos, &turn)) {
 		snprintf(errstr, errstr_size,
 		         "anthropic: the job has no user or assistant message with content");
@@ -100,8 +102,7 @@ static int anthropic_build_request(const struct provider_conf *p, const struct m
 	}
 
 	buf_printf(&req->url, "%s/messages", p->base_url);
-	if (p->api_key)
-		http_request_add_header(req, "x-api-key: %s", p->api_key);
+	provider_request_common(p, req, "x-api-key");
 	http_request_add_header(req, "anthropic-version: " ANTHROPIC_VERSION);
 	http_request_add_header(req, "content-type: application/json");
 
@@ -311,6 +312,7 @@ out:
 
 const struct provider provider_anthropic = {
         .type = "anthropic",
+        .url_parts = 1u << PART_IMAGE | 1u << PART_DOCUMENT,
         .build_request = anthropic_build_request,
         .parse_response = anthropic_parse_response,
 };

@@ -92,6 +92,8 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 	const char *id = m->id;
 	int rc = -1;
 
+	if (provider_check_plain("gemini", job, errstr, errstr_size) != 0)
+		goto out;
 	if (!provider_next_turn(job, &pos, &turn)) {
 		snprintf(errstr, errstr_size,
 		         "gemini: the job has no user or assistant message with content");
@@ -102,8 +104,7 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 	buf_printf(&req->url, "%s/models/", p->base_url);
 	put_path_segment(&req->url, id);
 	buf_puts(&req->url, ":generateContent");
-	if (p->api_key)
-		http_request_add_header(req, "x-goog-api-key: %s", p->api_key);
+	provider_request_common(p, req, "x-goog-api-key");
 	http_request_add_header(req, "Content-Type: application/json");
 
 	buf_puts(b, "{\"contents\":[");
@@ -337,6 +338,7 @@ out:
 
 const struct provider provider_gemini = {
         .type = "gemini",
+        .url_parts = 0,
         .build_request = gemini_build_request,
         .parse_response = gemini_parse_response,
 };

@@ -54,12 +54,11 @@ static int openai_build_request(const struct provider_conf *p, const struct mode
                                 const struct job *job, int64_t max_tokens, struct http_request *req,
                                 char *errstr, size_t errstr_size)
 {
-	(void)errstr;
-	(void)errstr_size;
+	if (provider_check_plain("openai", job, errstr, errstr_size) != 0)
+		return -1;
 	buf_printf(&req->url, "%s/chat/completions", p->base_url);
 	http_request_add_header(req, "Content-Type: application/json");
-	if (p->api_key)
-		http_request_add_header(req, "Authorization: Bearer %s", p->api_key);
+	provider_request_common(p, req, "Authorization");
 
 	struct buf *b = &req->body;
 	bool first = true;
@@ -301,6 +300,7 @@ out:
 
 const struct provider provider_openai = {
         .type = "openai",
+        .url_parts = 1u << PART_IMAGE,
         .build_request = openai_build_request,
         .parse_response = openai_parse_response,
 };

@@ -9,8 +9,14 @@
  *   model.json     optional: {"id", "name", "max_completion_tokens",
  *                  "input_usd_per_mtok", "cached_input_usd_per_mtok",
  *                  "cache_write_usd_per_mtok", "output_usd_per_mtok",
- *                  "default_max_tokens"} over the type's default test model
- *   provider.json  optional: {"base_url", "api_key"} (api_key null: no key)
+ *                  "default_max_tokens", "capabilities" [names],
+ *                  "thinking_budget_low" / "_medium" / "_high"} over the
+ *                  type's default test model
+ *   provider.json  optional: {"base_url", "api_key" (null: no key),
+ *                  "auth_header", "headers" ["Name: value"], "query" "a=b&c=d"}
+ *   fetched.json   optional: the bytes the worker fetched for URL parts, as
+ *                  {"<message index>:<part index>": {"data": base64,
+ *                  "content_type": str}}, given to job_part_set_fetched()
  *   request.json   the request expected: {"method", "path" (the URL minus
  *                  http://provider.test), "headers" {name: value} that must be
  *                  there ("<KEY>" stands for the test key), "headers_absent"
@@ -22,9 +28,12 @@
  *   expected.json  the normalized result: {"class" (ok, retryable,
  *                  context_overflow, auth, rejected, invalid), "content",
  *                  "finish_reason", "usage" {input_tokens, cached_input_tokens,
- *                  cache_write_tokens, output_tokens}, "billed", "cost_nusd"
- *                  (with the model's prices), "error_contains"}; a key left
- *                  out is not checked, apart from billed and cost_nusd.
+ *                  cache_write_tokens, output_tokens, reasoning_tokens},
+ *                  "billed", "cost_nusd" (with the model's prices),
+ *                  "error_contains", "refusal" (str or null), "tool_calls"
+ *                  [{"id", "name", "arguments"}] (arguments compared as JSON;
+ *                  [] for none)}; a key left out is not checked, apart from
+ *                  billed and cost_nusd.
  *
  * Every case also checks what holds for any response: the key appears in no
  * URL, no body and no error message; a non-ok class carries an error message
@@ -150,7 +159,8 @@ struct tcase {
 	struct job job;
 	struct http_request req;
 	struct completion c;
-	json_t *model_j, *provider_j, *request_j, *expected_j;
+	json_t *model_j, *provider_j, *request_j, *expected_j, *fetched_j;
+	char *headers[8];
 	char *job_text, *response_text;
 };
 
@@ -163,6 +173,9 @@ static void case_free(struct tcase *t)
 	json_decref(t->provider_j);
 	json_decref(t->request_j);
 	json_decref(t->expected_j);
+	json_decref(t->fetched_j);
+	for (size_t i = 0; i < t->pc.n_headers; i++)
+		free(t->headers[i]);
 	free(t->job_text);
 	free(t->response_text);
 	free(t->base_url);
@@ -209,6 +222,16 @@ static int case_config(struct tcase *t)
 	t->pc.api_key = t->api_key;
 	t->pc.timeout_ms = 120000;
 	t->pc.max_connections = 64;
+	v = json_object_get(pj, "auth_header");
+	t->pc.auth_header = json_is_string(v) ? (char *)json_string_value(v) : NULL;
+	v = json_object_get(pj, "query");
+	t->pc.query = json_is_string(v) ? (char *)json_string_value(v) : NULL;
+	json_t *hv;
+	size_t hi;
+	json_array_foreach (json_object_get(pj, "headers"), hi, hv)
+		if (json_is_string(hv) && t->pc.n_headers < 8)
+			t->headers[t->pc.n_headers++] = xstrdup(json_string_value(hv));
+	t->pc.headers = t->headers;
 
 	t->mc.name = t->model_name;
 	t->mc.provider = 0;
@@ -224,7 +247,31 @@ static int case_config(struct tcase *t)
 	t->mc.default_max_tokens = json_is_integer(v) ? json_integer_value(v) : 1024;
 	t->mc.quality = 0.5;
 	t->mc.latency_ms = 1000;
-	t->mc.caps = CAP_JSON | CAP_TOOLS | CAP_VISION | CAP_LONG_CONTEXT;
+	t->mc.caps = CAP_JSON | CAP_JSON_SCHEMA | CAP_TOOLS | CAP_VISION | CAP_PDF | CAP_REASONING |
+	             CAP_LONG_CONTEXT;
+	v = json_object_get(mj, "capabilities");
+	if (json_is_array(v)) {
+		json_t *cv;
+		size_t ci;
+		t->mc.caps = 0;
+		json_array_foreach (v, ci, cv) {
+			unsigned bit = 0;
+			if (!json_is_string(cv) ||
+			    capability_parse(json_string_value(cv), &bit) != 0)
+				UNIT_FAIL("model.json: capabilities[%zu] is no capability", ci);
+			t->mc.caps |= bit;
+		}
+	}
+	static const char *const budgets[] = {"thinking_budget_low", "thinking_budget_medium",
+	                                      "thinking_budget_high"};
+	static const int64_t budget_defaults[] = {1024, 8192, 24576};
+	for (int k = 0; k < 3; k++) {
+		v = json_object_get(mj, budgets[k]);
+		t->mc.thinking_budget[k] =
+		        json_is_integer(v) ? json_integer_value(v) : budget_defaults[k];
+	}
+	t->mc.image_tokens = 1600;
+	t->mc.pdf_page_tokens = 3000;
 	t->mc.max_completion_tokens = json_is_true(json_object_get(mj, "max_completion_tokens"));
 
 	t->budget.name = (char *)"default";
@@ -460,6 +507,39 @@ static void check_expected(struct tcase *t, enum response_class cls)
 		check_usage_member(v, "cached_input_tokens", c->usage.cached_input_tokens);
 		check_usage_member(v, "cache_write_tokens", c->usage.cache_write_tokens);
 		check_usage_member(v, "output_tokens", c->usage.output_tokens);
+		check_usage_member(v, "reasoning_tokens", c->usage.reasoning_tokens);
+	}
+	v = json_object_get(ej, "refusal");
+	if (json_is_string(v)) {
+		if (!c->refusal || strcmp(c->refusal, json_string_value(v)) != 0)
+			UNIT_FAIL("refusal \"%s\", expected \"%s\"",
+			          c->refusal ? c->refusal : "(null)", json_string_value(v));
+	} else if (v && json_is_null(v) && c->refusal) {
+		UNIT_FAIL("refusal \"%s\", expected none", c->refusal);
+	}
+	v = json_object_get(ej, "tool_calls");
+	if (json_is_array(v)) {
+		CHECK_INT(c->n_tool_calls, json_array_size(v));
+		for (size_t i = 0; i < c->n_tool_calls && i < json_array_size(v); i++) {
+			const json_t *w = json_array_get(v, i);
+			const struct completion_tool_call *tc = &c->tool_calls[i];
+			const char *id = json_string_value(json_object_get(w, "id"));
+			if (id)
+				CHECK_STR(tc->id, id);
+			CHECK_STR(tc->name, json_string_value(json_object_get(w, "name")));
+			json_t *got = json_loads(tc->arguments, 0, NULL);
+			json_t *want = json_object_get(w, "arguments");
+			json_t *want_j = json_is_string(want)
+			                         ? json_loads(json_string_value(want), 0, NULL)
+			                         : json_incref(want);
+			if (!got || !want_j || !json_same(got, want_j))
+				UNIT_FAIL("tool_calls[%zu].arguments %s, expected %s", i,
+				          tc->arguments,
+				          json_is_string(want) ? json_string_value(want)
+				                               : "(object)");
+			json_decref(got);
+			json_decref(want_j);
+		}
 	}
 	CHECK_INT(c->has_usage, json_is_true(json_object_get(ej, "billed")));
 	int64_t cost = c->has_usage ? money_cost_nusd(&t->mc.price, &c->usage) : 0;
@@ -497,6 +577,35 @@ static void check_truncations(struct tcase *t, long status, const char *body, si
 	}
 }
 
+/* Gives the URL parts the bytes fetched.json holds, as the engine would. */
+static int give_fetched(struct tcase *t)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach (t->fetched_j, key, v) {
+		size_t mi = 0, pi = 0;
+		const char *b64 = json_string_value(json_object_get(v, "data"));
+		const char *ct = json_string_value(json_object_get(v, "content_type"));
+		if (sscanf(key, "%zu:%zu", &mi, &pi) != 2 || mi >= t->job.n_messages ||
+		    pi >= t->job.messages[mi].n_parts || !b64) {
+			UNIT_FAIL("fetched.json: %s names no part, or has no data", key);
+			return -1;
+		}
+		unsigned char *bytes = xmalloc(strlen(b64) / 4 * 3 + 1);
+		int64_t n = job_base64_decode(b64, strlen(b64), bytes);
+		char err[256];
+		int rc = n < 0 ? -1
+		               : job_part_set_fetched(&t->job, &t->job.messages[mi].parts[pi],
+		                                      bytes, (size_t)n, ct, err, sizeof err);
+		free(bytes);
+		if (rc != 0) {
+			UNIT_FAIL("fetched.json: %s: %s", key, n < 0 ? "bad base64" : err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void run_case(const char *dir, const char *type)
 {
 	struct tcase t = {.dir = dir, .type = type};
@@ -510,6 +619,7 @@ static void run_case(const char *dir, const char *type)
 	t.provider_j = load_json(dir, "provider.json");
 	t.request_j = load_json(dir, "request.json");
 	t.expected_j = load_json(dir, "expected.json");
+	t.fetched_j = load_json(dir, "fetched.json");
 	if (!t.job_text || !t.request_j) {
 		UNIT_FAIL("job.json and request.json are required");
 		goto out;
@@ -520,6 +630,8 @@ static void run_case(const char *dir, const char *type)
 		UNIT_FAIL("job.json: %s", err);
 		goto out;
 	}
+	if (give_fetched(&t) != 0)
+		goto out;
 	err[0] = '\0';
 	int rc = t.pc.ops->build_request(&t.pc, &t.mc, &t.job, t.job.max_tokens, &t.req, err,
 	                                 sizeof err);
@@ -748,11 +860,16 @@ TEST(stop_array)
 TEST(turns)
 {
 	/* system, user, (blank user), system, user, assistant, assistant, "  " */
+#define M(r, t)                                                                                    \
+	{                                                                                          \
+		.role = r, .content = t, .content_len = 2                                          \
+	}
 	struct job_message msgs[] = {
-	        {ROLE_SYSTEM, "S1", 2},    {ROLE_USER, "u1", 2},  {ROLE_USER, " \n", 2},
-	        {ROLE_SYSTEM, "S2", 2},    {ROLE_USER, "u2", 2},  {ROLE_ASSISTANT, "a1", 2},
-	        {ROLE_ASSISTANT, "a2", 2}, {ROLE_USER, "\t ", 2},
+	        M(ROLE_SYSTEM, "S1"),    M(ROLE_USER, "u1"),  M(ROLE_USER, " \n"),
+	        M(ROLE_SYSTEM, "S2"),    M(ROLE_USER, "u2"),  M(ROLE_ASSISTANT, "a1"),
+	        M(ROLE_ASSISTANT, "a2"), M(ROLE_USER, "\t "),
 	};
+#undef M
 	struct job job = {.messages = msgs, .n_messages = sizeof msgs / sizeof msgs[0]};
 	struct provider_turn t;
 	struct buf sys = {0};
@@ -767,7 +884,8 @@ TEST(turns)
 	CHECK_STR(sys.data, "S1\n\nS2");
 	buf_free(&sys);
 
-	struct job_message only_system[] = {{ROLE_SYSTEM, "S", 1}, {ROLE_USER, "", 0}};
+	struct job_message only_system[] = {{.role = ROLE_SYSTEM, .content = "S", .content_len = 1},
+	                                    {.role = ROLE_USER, .content = "", .content_len = 0}};
 	struct job job2 = {.messages = only_system, .n_messages = 2};
 	pos = 0;
 	CHECK(!provider_next_turn(&job2, &pos, &t));

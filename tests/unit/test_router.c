@@ -15,6 +15,14 @@
 #include <string.h>
 #include <time.h>
 
+/* A two-page PDF, as base64. */
+#define TINY_PDF_B64                                                                               \
+	"JVBERi0xLjQKMSAwIG9iajw8L1R5cGUgL0NhdGFsb2cgL1BhZ2VzIDIgMCBSPj5lbmRvYmogMiAwIG9iajw8L1R5" \
+	"cGUg"                                                                                     \
+	"L1BhZ2VzIC9LaWRzWzMgMCBSIDQgMCBSXS9Db3VudCAyPj5lbmRvYmogMyAwIG9iajw8L1R5cGUgL1BhZ2UgL1Bh" \
+	"cmVu"                                                                                     \
+	"dCAyIDAgUj4+ZW5kb2JqIDQgMCBvYmo8PC9UeXBlL1BhZ2UvUGFyZW50IDIgMCBSPj5lbmRvYmoKJSVFT0YK"
+
 /* A six-model catalog on two providers; prices in USD per Mtok. */
 static struct provider_conf providers[2] = {
         {.name = "a",
@@ -124,6 +132,45 @@ TEST(estimate_is_spec)
 	CHECK_INT(r.entries[0].estimate_nusd, 41100);
 	router_route_clear(&r);
 	job_clear(&job);
+}
+
+TEST(estimate_counts_images_pages_thinking_and_output_cap)
+{
+	struct job job;
+	struct route r = {0};
+	models[0].image_tokens = 1000;
+	models[0].pdf_page_tokens = 2000;
+	models[0].thinking_budget[EFFORT_LOW] = 50;
+	models[0].max_output_tokens = 60;
+	models[0].caps |= CAP_VISION | CAP_PDF | CAP_REASONING;
+	/* "look" (4 bytes) and "hi" (2): joined "look\nhi" = 7 bytes -> 3, + 4 + 3 = 10
+	 * text tokens; one image and a two-page PDF add 1000 + 2 x 2000 on tiny. */
+	route("{\"id\":\"1\",\"strategy\":\"cheapest\",\"models\":[\"tiny\"],\"max_tokens\":80,"
+	      "\"reasoning_effort\":\"low\",\"messages\":[{\"role\":\"user\",\"content\":["
+	      "{\"type\":\"text\",\"text\":\"look\"},{\"type\":\"image\",\"url\":\"https://x/"
+	      "i.png\"},"
+	      "{\"type\":\"document\",\"data\":\"" TINY_PDF_B64
+	      "\"},{\"type\":\"text\",\"text\":\"hi\"}]}]}",
+	      &r, &job);
+	CHECK_INT(r.est_input, 10);
+	CHECK_INT(r.entries[0].est_input, 10 + 1000 + 4000);
+	CHECK_INT(r.entries[0].max_tokens, 60);     /* capped by max_output_tokens */
+	CHECK_INT(r.entries[0].output_tokens, 110); /* plus the low thinking budget */
+	CHECK_INT(router_call_tokens(&r, 0), 5010 + 110);
+	/* 5010 x 100 nano + 110 x 400 nano */
+	CHECK_INT(r.entries[0].estimate_nusd, 501000 + 44000);
+	CHECK_INT(r.n_chain, 1);
+	router_route_clear(&r);
+	job_clear(&job);
+	/* tiny's context (8000) cannot hold two more such PDFs. */
+	models[0].pdf_page_tokens = 4000;
+	route("{\"id\":\"1\",\"models\":[\"tiny\"],\"messages\":[{\"role\":\"user\",\"content\":["
+	      "{\"type\":\"document\",\"data\":\"" TINY_PDF_B64 "\"}]}]}",
+	      &r, &job);
+	CHECK_INT(r.entries[0].drop, DROP_CONTEXT);
+	router_route_clear(&r);
+	job_clear(&job);
+	models[0] = model("tiny", 0, 0.10, 0.40, 0.40, 8000, 300, 0);
 }
 
 TEST(estimate_matches_money)
@@ -378,9 +425,11 @@ TEST(classifier_when_configured)
 	job_clear(&job);
 	cfg.router.classifier_model = "big";
 	providers[1].api_key = NULL;
+	providers[1].missing_env = "B_KEY";
 	route("{\"id\":\"1\",\"prompt\":\"hi\",\"strategy\":\"auto\"}", &r, &job);
 	CHECK_INT(router_classifier(&cfg, &job, &r), -1); /* its key is missing */
 	providers[1].api_key = "k";
+	providers[1].missing_env = NULL;
 	job_clear(&job);
 	/* The classifier's answer routes the job: 0.8 -> huge. */
 	cfg.router.classifier_model = "small";
@@ -462,10 +511,12 @@ TEST(cost_cap_budget_and_missing_key)
 	CHECK_INT(router_empty_reason(&cfg, &r), DROP_BUDGET);
 	/* Provider b's key missing: its models are not eligible. */
 	providers[1].api_key = NULL;
+	providers[1].missing_env = "B_KEY";
 	router_route(&cfg, &job, NULL, &r);
 	CHECK_STR(chain(&r), "tiny,twin,small");
 	CHECK_INT(r.entries[3].drop, DROP_NO_KEY);
 	providers[1].api_key = "k";
+	providers[1].missing_env = NULL;
 	/* Models already tried. */
 	bool tried[6] = {true, false, false, false, true, false};
 	struct route_context ctx2 = {.cost_left_nusd = -1, .excluded = tried};
@@ -684,6 +735,7 @@ int main(void)
 {
 	setup();
 	RUN(estimate_is_spec);
+	RUN(estimate_counts_images_pages_thinking_and_output_cap);
 	RUN(estimate_matches_money);
 	RUN(cheapest_ties_by_quality_then_name);
 	RUN(balanced_takes_cheapest_near_best);
