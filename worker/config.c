@@ -1073,6 +1073,7 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 	                                    "latency_ms",
 	                                    "capabilities",
 	                                    "max_completion_tokens",
+	                                    "structured_outputs",
 	                                    "max_output_tokens",
 	                                    "image_tokens",
 	                                    "pdf_page_tokens",
@@ -1116,6 +1117,7 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 	    get_double(ld, g, "quality", 0.5, 0, 1, &m->quality) < 0 ||
 	    get_int64(ld, g, "latency_ms", 1000, 0, MS_MAX, &m->latency_ms) < 0 ||
 	    get_bool(ld, g, "max_completion_tokens", false, &m->max_completion_tokens) < 0 ||
+	    get_bool(ld, g, "structured_outputs", false, &m->structured_outputs) < 0 ||
 	    get_str_list(ld, g, "capabilities", &caps) < 0 ||
 	    get_int64(ld, g, "max_output_tokens", 0, 0, 100000000, &m->max_output_tokens) < 0 ||
 	    get_int64(ld, g, "image_tokens", 1600, 0, 1000000, &m->image_tokens) < 0 ||

@@ -3,34 +3,58 @@
  * Request:  POST {base_url}/models/{id}:generateContent with
  *           x-goog-api-key: KEY (never in the URL, where logs and proxies
  *           would keep it) and a JSON body {contents, systemInstruction?,
- *           generationConfig}.
- * Response: the text parts of candidates[0].content, its finishReason, and
- *           usageMetadata.
+ *           tools?, toolConfig?, generationConfig}.
+ * Response: the text parts of candidates[0].content, its functionCall
+ *           parts, its finishReason, and usageMetadata.
  *
  * How a job becomes a request, decided here:
- * - Roles: user is "user", assistant is "model". Every system message,
+ * - Roles: user is "user", assistant is "model", and a tool result is a
+ *   functionResponse part in a "user" content. Every system message,
  *   wherever it stands, goes to systemInstruction as one text part, in
  *   order, separated by a blank line.
- * - Consecutive messages of one role (once system messages are out) merge
- *   into one content with one text part per message; blank messages (empty
- *   or whitespace only) are left out.
- * - A conversation that starts with a "model" turn is sent as it is; a job
- *   with no user or assistant message left cannot be expressed and
- *   build_request fails.
- * - json_response sets generationConfig.responseMimeType "application/json",
- *   Gemini's own JSON mode; the prompt is not touched.
+ * - Consecutive messages of one side (once system messages are out) merge
+ *   into one content with one text part per message or text part; blank
+ *   messages and text parts (empty or whitespace only) are left out.
+ * - Images and documents are inlineData {mimeType, data}. url_parts is 0:
+ *   the worker fetches a part given by URL and sends its bytes. Google has
+ *   announced (2026-01) public and signed https URLs as fileData.fileUri,
+ *   but not for every model family, and a request cannot tell which model
+ *   takes them: the bytes work with all.
+ * - An assistant's tool calls are functionCall {name, args} parts after its
+ *   text; a tool message is functionResponse {name, response}, name that
+ *   of the call it answers, response its content when that is a JSON
+ *   object, else {"content": the text}. Gemini pairs them by order and
+ *   name; the job's call ids are not sent.
+ * - tools are one functionDeclarations list {name, description,
+ *   parametersJsonSchema}; tool_choice is toolConfig.functionCallingConfig
+ *   mode AUTO, NONE or ANY, a named function ANY with allowedFunctionNames.
+ * - json_object sets generationConfig.responseMimeType
+ *   "application/json", Gemini's own JSON mode; the prompt is not touched.
+ *   json_schema adds responseJsonSchema, which takes JSON Schema (the
+ *   older responseSchema takes an OpenAPI subset); parametersJsonSchema
+ *   likewise. Both schemas go in SCHEMA_GEMINI's dialect (provider.h):
+ *   Google lists the keywords it supports; const becomes a one-value enum,
+ *   definitions become $defs, the rest (minLength, maxLength, pattern, ...)
+ *   is left out, and the worker validates the answer against the whole
+ *   schema.
+ * - reasoning_effort is generationConfig.thinkingConfig.thinkingBudget, the
+ *   model's thinking budget; maxOutputTokens covers it (max_tokens plus the
+ *   budget: the thoughts count against maxOutputTokens).
  * - The model id may be written with or without the "models/" prefix; it is
  *   percent-encoded into the path.
  *
  * Response, decided here:
  * - Parts marked "thought" (thought summaries) and non-text parts are not
- *   content. A STOP with a functionCall part is finish_reason tool_calls.
+ *   content. functionCall parts are tool calls, their id the part's when
+ *   Google gives one (else made up); a STOP with one is finish_reason
+ *   tool_calls.
  * - A prompt blocked before generation (promptFeedback.blockReason, no
  *   candidates) is a completion: content "", finish_reason content_filter;
  *   billed when usageMetadata is there.
  * - Usage: promptTokenCount includes cached tokens (cachedContentTokenCount);
  *   toolUsePromptTokenCount is input too; thoughtsTokenCount is billed as
- *   output, so it is added to candidatesTokenCount. Google leaves out counts
+ *   output and is not inside candidatesTokenCount, so output_tokens is
+ *   their sum and reasoning_tokens the thoughts. Google leaves out counts
  *   that are zero, so an absent count is 0.
  *
  * Classes, by error.status before the HTTP status: RESOURCE_EXHAUSTED (429),
@@ -66,19 +90,139 @@ static void put_path_segment(struct buf *b, const char *s)
 	}
 }
 
-static void put_turn(struct buf *b, const struct job *job, const struct provider_turn *t)
+/* The name of the call a tool message answers (job_decode made sure there
+ * is one). */
+static const char *call_name(const struct job *job, const char *id)
 {
-	size_t k = 0;
-	buf_printf(b, "{\"role\":\"%s\",\"parts\":[", t->role == ROLE_USER ? "user" : "model");
-	for (size_t i = t->first; i < t->end; i++) {
+	for (size_t i = 0; i < job->n_messages; i++) {
 		const struct job_message *msg = &job->messages[i];
-		if (msg->role != t->role || provider_message_is_blank(msg))
-			continue;
-		buf_puts(b, k++ ? ",{\"text\":" : "{\"text\":");
+		for (size_t k = 0; k < json_array_size(msg->tool_calls); k++) {
+			struct provider_call call;
+			provider_call_at(msg, k, &call);
+			if (strcmp(call.id, id) == 0)
+				return call.name;
+		}
+	}
+	return "";
+}
+
+static void part_start(struct buf *b, size_t *n)
+{
+	if ((*n)++)
+		buf_puts(b, ",");
+}
+
+static void put_text_part(struct buf *b, size_t *n, const char *text, size_t len)
+{
+	if (provider_text_is_blank(text, len))
+		return;
+	part_start(b, n);
+	buf_puts(b, "{\"text\":");
+	buf_json_str(b, text, len);
+	buf_puts(b, "}");
+}
+
+/* A tool result: functionResponse {name, response}, response the content
+ * when it is a JSON object, else {"content": the text}. */
+static void put_function_response(struct buf *b, size_t *n, const struct job *job,
+                                  const struct job_message *msg)
+{
+	const char *name = call_name(job, msg->tool_call_id);
+	json_t *obj = json_loadb(msg->content, msg->content_len, 0, NULL);
+	part_start(b, n);
+	buf_puts(b, "{\"functionResponse\":{\"name\":");
+	buf_json_str(b, name, strlen(name));
+	buf_puts(b, ",\"response\":");
+	if (json_is_object(obj)) {
+		provider_buf_json(b, obj);
+	} else {
+		buf_puts(b, "{\"content\":");
 		buf_json_str(b, msg->content, msg->content_len);
 		buf_puts(b, "}");
 	}
+	buf_puts(b, "}}");
+	json_decref(obj);
+}
+
+/* Appends the parts of one message. */
+static int put_message_parts(struct buf *b, size_t *n, const struct job *job,
+                             const struct job_message *msg, char *errstr, size_t errstr_size)
+{
+	if (msg->role == ROLE_TOOL) {
+		put_function_response(b, n, job, msg);
+		return 0;
+	}
+	for (size_t k = 0; k < msg->n_parts; k++) {
+		const struct job_part *part = &msg->parts[k];
+		struct provider_media media;
+		if (part->type == PART_TEXT) {
+			put_text_part(b, n, part->text, part->text_len);
+			continue;
+		}
+		if (provider_part_media(provider_gemini.url_parts, part, &media, errstr,
+		                        errstr_size) != 0)
+			return -1;
+		part_start(b, n);
+		buf_printf(b, "{\"inlineData\":{\"mimeType\":\"%s\",\"data\":\"", media.media_type);
+		buf_append(b, media.data, media.data_len);
+		buf_puts(b, "\"}}");
+	}
+	if (!msg->n_parts)
+		put_text_part(b, n, msg->content, msg->content_len);
+	for (size_t k = 0; k < json_array_size(msg->tool_calls); k++) {
+		struct provider_call call;
+		provider_call_at(msg, k, &call);
+		part_start(b, n);
+		buf_puts(b, "{\"functionCall\":{\"name\":");
+		buf_json_str(b, call.name, strlen(call.name));
+		buf_puts(b, ",\"args\":");
+		provider_buf_arguments(b, call.arguments);
+		buf_puts(b, "}}");
+	}
+	return 0;
+}
+
+static int put_turn(struct buf *b, const struct job *job, const struct provider_turn *t,
+                    char *errstr, size_t errstr_size)
+{
+	size_t n = 0;
+	buf_printf(b, "{\"role\":\"%s\",\"parts\":[", t->role == ROLE_USER ? "user" : "model");
+	for (size_t i = t->first; i < t->end; i++)
+		if (provider_turn_takes(t, &job->messages[i]) &&
+		    put_message_parts(b, &n, job, &job->messages[i], errstr, errstr_size) != 0)
+			return -1;
 	buf_puts(b, "]}");
+	return 0;
+}
+
+/* tools as one functionDeclarations list, and toolConfig when the job sets
+ * tool_choice: a named function is ANY with allowedFunctionNames. */
+static void put_tools(struct buf *b, const struct job *job)
+{
+	static const char *const modes[] = {"AUTO", "NONE", "ANY", "ANY"};
+	if (!job->tools)
+		return;
+	buf_puts(b, ",\"tools\":[{\"functionDeclarations\":[");
+	for (size_t i = 0; i < json_array_size(job->tools); i++) {
+		struct provider_tool tool;
+		provider_buf_tool_open(b, job, i, &tool);
+		if (tool.parameters) {
+			buf_puts(b, ",\"parametersJsonSchema\":");
+			provider_buf_schema(b, tool.parameters, SCHEMA_GEMINI);
+		}
+		buf_puts(b, "}");
+	}
+	buf_puts(b, "]}]");
+	if (job->tool_choice == TOOL_CHOICE_UNSET)
+		return;
+	buf_printf(b, ",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"%s\"",
+	           modes[job->tool_choice - TOOL_CHOICE_AUTO]);
+	if (job->tool_choice == TOOL_CHOICE_FUNCTION) {
+		buf_puts(b, ",\"allowedFunctionNames\":[");
+		buf_json_str(b, job->tool_choice_name, strlen(job->tool_choice_name));
+		buf_puts(b, "]");
+	}
+	buf_puts(b, "}}");
 }
 
 static int gemini_build_request(const struct provider_conf *p, const struct model_conf *m,
@@ -92,8 +236,6 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 	const char *id = m->id;
 	int rc = -1;
 
-	if (provider_check_plain("gemini", job, errstr, errstr_size) != 0)
-		goto out;
 	if (!provider_next_turn(job, &pos, &turn)) {
 		snprintf(errstr, errstr_size,
 		         "gemini: the job has no user or assistant message with content");
@@ -108,10 +250,13 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 	http_request_add_header(req, "Content-Type: application/json");
 
 	buf_puts(b, "{\"contents\":[");
-	put_turn(b, job, &turn);
-	while (provider_next_turn(job, &pos, &turn)) {
-		buf_puts(b, ",");
-		put_turn(b, job, &turn);
+	for (bool first = true;; first = false) {
+		if (!first)
+			buf_puts(b, ",");
+		if (put_turn(b, job, &turn, errstr, errstr_size) != 0)
+			goto out;
+		if (!provider_next_turn(job, &pos, &turn))
+			break;
 	}
 	buf_puts(b, "]");
 
@@ -120,9 +265,10 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 		buf_json_str(b, system.data, system.len);
 		buf_puts(b, "}]}");
 	}
+	put_tools(b, job);
 
 	buf_printf(b, ",\"generationConfig\":{\"maxOutputTokens\":%lld",
-	           (long long)provider_max_tokens(m, max_tokens));
+	           (long long)provider_output_limit(m, job, max_tokens));
 	if (job->has_temperature)
 		buf_printf(b, ",\"temperature\":%.17g", job->temperature);
 	if (job->has_top_p)
@@ -130,6 +276,13 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 	provider_buf_stop_array(b, ",\"stopSequences\":", job->stop);
 	if (job->json_response)
 		buf_puts(b, ",\"responseMimeType\":\"application/json\"");
+	if (job->format == FORMAT_JSON_SCHEMA) {
+		buf_puts(b, ",\"responseJsonSchema\":");
+		provider_buf_schema(b, job->schema, SCHEMA_GEMINI);
+	}
+	if (job->effort != EFFORT_NONE)
+		buf_printf(b, ",\"thinkingConfig\":{\"thinkingBudget\":%lld}",
+		           (long long)provider_thinking_budget(m, job));
 	buf_puts(b, "}}");
 	rc = 0;
 out:
@@ -179,6 +332,7 @@ static int parse_usage(const struct jval *usage, struct completion *out)
 	out->usage.cached_input_tokens = cached > prompt + tool ? prompt + tool : cached;
 	out->usage.cache_write_tokens = 0;
 	out->usage.output_tokens = cand + thoughts;
+	out->usage.reasoning_tokens = thoughts;
 	out->has_usage = true;
 	return 0;
 }
@@ -233,8 +387,8 @@ static enum response_class gemini_error(long status, enum response_class cls, st
 }
 
 /* Joins the text parts of content (absent: no parts) into out->content and
- * notes a function call. Returns -1 when the parts are malformed. */
-static int take_content(const struct jval *content, struct completion *out, bool *tool_call)
+ * takes its function calls. Returns -1 when the parts are malformed. */
+static int take_content(const struct jval *content, struct completion *out)
 {
 	struct buf b = {0};
 	const struct jval *parts = jv_get(content, "parts");
@@ -247,8 +401,12 @@ static int take_content(const struct jval *content, struct completion *out, bool
 	{
 		if (!jv_is_object(part))
 			goto fail;
-		if (jv_get(part, "functionCall"))
-			*tool_call = true;
+		const struct jval *call = jv_get(part, "functionCall");
+		const struct jval *args = jv_get(call, "args");
+		if (call && (!jv_is_object(call) || (args && !jv_is_object(args)) ||
+		             completion_take_tool_call(out, jv_get(call, "id"),
+		                                       jv_get(call, "name"), args) != 0))
+			goto fail;
 		const struct jval *text = jv_get(part, "text");
 		if (!text || jv_is_true(jv_get(part, "thought")))
 			continue;
@@ -275,7 +433,6 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 	struct jdoc *d = &doc;
 	const struct jval *root = jdoc_root(d);
 	const struct jval *cands, *cand, *finish;
-	bool tool_call = false;
 
 	bool usage_ok = parse_usage(jv_get(root, "usageMetadata"), out) == 0;
 
@@ -325,13 +482,17 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 		provider_set_error(out, "candidates[0] is malformed");
 		goto out;
 	}
-	if (take_content(jv_get(cand, "content"), out, &tool_call) != 0) {
+	if (take_content(jv_get(cand, "content"), out) != 0) {
 		provider_set_error(out, "candidates[0].content is malformed");
 		goto out;
 	}
-	out->finish_reason = map_finish(jv_cstr(finish, word, sizeof word), tool_call);
+	out->finish_reason = map_finish(jv_cstr(finish, word, sizeof word), out->n_tool_calls > 0);
 	cls = RESPONSE_OK;
 out:
+	if (cls == RESPONSE_INVALID) {
+		free(out->content);
+		out->content = NULL;
+	}
 	jdoc_free(&doc);
 	return cls;
 }

@@ -2,20 +2,36 @@
  * (Groq, DeepSeek, Mistral, Together, vLLM, Ollama, ...).
  *
  * Request:  POST {base_url}/chat/completions, Authorization: Bearer KEY.
- *           The messages go as they are, roles and order kept. The output
- *           limit is max_tokens, or max_completion_tokens when the model says
- *           so (OpenAI's reasoning models refuse max_tokens).
- * Response: choices[0].message.content, choices[0].finish_reason, usage.
- *           Every other member of OpenAI's published schema (logprobs, audio,
- *           annotations, service_tier, system_fingerprint, the *_details of
- *           usage, ...) is accepted and ignored.
+ *           The messages go as they are, roles and order kept: content
+ *           parts as text, image_url (an https URL, or the bytes as a data:
+ *           URL; detail passed through) and file parts (file_data, a data:
+ *           URL, with filename, "document.pdf" when the job gives none: the
+ *           API wants one); an assistant's tool_calls and a tool message's
+ *           tool_call_id. tools and tool_choice go as the job gives them;
+ *           json_schema is response_format json_schema {name, schema,
+ *           strict}; reasoning_effort goes as it is. The output limit is
+ *           max_tokens, or max_completion_tokens when the model says so or
+ *           the job asks for reasoning (OpenAI's reasoning models refuse
+ *           max_tokens); with reasoning it is max_tokens plus the model's
+ *           thinking budget, the call's output limit (SPEC §13).
+ * Response: choices[0].message.content, .refusal and .tool_calls,
+ *           choices[0].finish_reason, usage (reasoning tokens from
+ *           completion_tokens_details.reasoning_tokens, already inside
+ *           completion_tokens). Every other member of OpenAI's published
+ *           schema (logprobs, audio, annotations, service_tier,
+ *           system_fingerprint, ...) is accepted and ignored.
  *
  * Decided here, beyond the SPEC:
- * - json_response sends response_format json_object. OpenAI refuses that
+ * - json_object sends response_format json_object. OpenAI refuses that
  *   unless a message contains the word "JSON"; when none does, a system
- *   message PROVIDER_JSON_INSTRUCTION is put first.
- * - A refusal (message.refusal) is finish_reason content_filter; the content
- *   is the refusal text when the model gave no other.
+ *   message PROVIDER_JSON_INSTRUCTION is put first. json_schema needs no
+ *   such word.
+ * - A call with reasoning_effort sends no temperature and no top_p: OpenAI's
+ *   reasoning models refuse both.
+ * - A refusal (message.refusal) is finish_reason refusal, the result ok,
+ *   with the refusal text apart and content "" when the model gave none.
+ * - Tool calls with finish_reason stop (some compatible servers say so) are
+ *   finish_reason tool_calls.
  * - content given as an array of parts (Mistral's reasoning models, some
  *   proxies) is the concatenation of its text parts.
  * - Cached input is prompt_tokens_details.cached_tokens, or DeepSeek's
@@ -50,12 +66,116 @@ static bool mentions_json(const struct job *job)
 	return false;
 }
 
+/* Appends one content part. */
+static int put_part(struct buf *b, const struct job_part *part, char *errstr, size_t errstr_size)
+{
+	struct provider_media media;
+	if (part->type == PART_TEXT) {
+		buf_puts(b, "{\"type\":\"text\",\"text\":");
+		buf_json_str(b, part->text, part->text_len);
+		buf_puts(b, "}");
+		return 0;
+	}
+	if (provider_part_media(provider_openai.url_parts, part, &media, errstr, errstr_size) != 0)
+		return -1;
+	if (part->type == PART_IMAGE) {
+		buf_puts(b, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
+		if (media.url)
+			buf_json_str(b, media.url, strlen(media.url));
+		else
+			provider_buf_data_url(b, &media);
+		if (part->detail) {
+			buf_puts(b, ",\"detail\":");
+			buf_json_str(b, part->detail, strlen(part->detail));
+		}
+		buf_puts(b, "}}");
+		return 0;
+	}
+	const char *name = part->filename ? part->filename : "document.pdf";
+	buf_puts(b, "{\"type\":\"file\",\"file\":{\"filename\":");
+	buf_json_str(b, name, strlen(name));
+	buf_puts(b, ",\"file_data\":");
+	provider_buf_data_url(b, &media);
+	buf_puts(b, "}}");
+	return 0;
+}
+
+/* Appends one message: content as a string, as parts, or null beside tool calls. */
+static int put_message(struct buf *b, const struct job_message *msg, char *errstr,
+                       size_t errstr_size)
+{
+	buf_printf(b, "{\"role\":\"%s\",\"content\":", role_name(msg->role));
+	if (msg->n_parts) {
+		buf_puts(b, "[");
+		for (size_t k = 0; k < msg->n_parts; k++) {
+			if (k)
+				buf_puts(b, ",");
+			if (put_part(b, &msg->parts[k], errstr, errstr_size) != 0)
+				return -1;
+		}
+		buf_puts(b, "]");
+	} else if (msg->tool_calls && msg->content_len == 0) {
+		buf_puts(b, "null");
+	} else {
+		buf_json_str(b, msg->content, msg->content_len);
+	}
+	for (size_t k = 0; k < json_array_size(msg->tool_calls); k++) {
+		struct provider_call call;
+		provider_call_at(msg, k, &call);
+		buf_puts(b, k ? ",{\"id\":" : ",\"tool_calls\":[{\"id\":");
+		buf_json_str(b, call.id, strlen(call.id));
+		buf_puts(b, ",\"type\":\"function\",\"function\":{\"name\":");
+		buf_json_str(b, call.name, strlen(call.name));
+		buf_puts(b, ",\"arguments\":");
+		buf_json_str(b, call.arguments, strlen(call.arguments));
+		buf_puts(b, "}}");
+	}
+	if (msg->tool_calls)
+		buf_puts(b, "]");
+	if (msg->tool_call_id) {
+		buf_puts(b, ",\"tool_call_id\":");
+		buf_json_str(b, msg->tool_call_id, strlen(msg->tool_call_id));
+	}
+	buf_puts(b, "}");
+	return 0;
+}
+
+static void put_tools(struct buf *b, const struct job *job)
+{
+	static const char *const choices[] = {"auto", "none", "required"};
+	if (!job->tools)
+		return;
+	buf_puts(b, ",\"tools\":");
+	provider_buf_json(b, job->tools);
+	if (job->tool_choice == TOOL_CHOICE_FUNCTION) {
+		buf_puts(b, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":");
+		buf_json_str(b, job->tool_choice_name, strlen(job->tool_choice_name));
+		buf_puts(b, "}}");
+	} else if (job->tool_choice != TOOL_CHOICE_UNSET) {
+		buf_printf(b, ",\"tool_choice\":\"%s\"",
+		           choices[job->tool_choice - TOOL_CHOICE_AUTO]);
+	}
+}
+
+static void put_response_format(struct buf *b, const struct job *job)
+{
+	if (job->format == FORMAT_JSON_OBJECT) {
+		buf_puts(b, ",\"response_format\":{\"type\":\"json_object\"}");
+	} else if (job->format == FORMAT_JSON_SCHEMA) {
+		buf_puts(b, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+		            "\"name\":");
+		buf_json_str(b, job->schema_name, strlen(job->schema_name));
+		buf_puts(b, ",\"schema\":");
+		provider_buf_json(b, job->schema);
+		buf_printf(b, ",\"strict\":%s}}", job->schema_strict ? "true" : "false");
+	}
+}
+
 static int openai_build_request(const struct provider_conf *p, const struct model_conf *m,
                                 const struct job *job, int64_t max_tokens, struct http_request *req,
                                 char *errstr, size_t errstr_size)
 {
-	if (provider_check_plain("openai", job, errstr, errstr_size) != 0)
-		return -1;
+	bool reasoning = job->effort != EFFORT_NONE;
 	buf_printf(&req->url, "%s/chat/completions", p->base_url);
 	http_request_add_header(req, "Content-Type: application/json");
 	provider_request_common(p, req, "Authorization");
@@ -65,26 +185,27 @@ static int openai_build_request(const struct provider_conf *p, const struct mode
 	buf_puts(b, "{\"model\":");
 	buf_json_str(b, m->id, strlen(m->id));
 	buf_puts(b, ",\"messages\":[");
-	if (job->json_response && !mentions_json(job)) {
+	if (job->format == FORMAT_JSON_OBJECT && !mentions_json(job)) {
 		buf_puts(b, "{\"role\":\"system\",\"content\":");
 		buf_json_str(b, PROVIDER_JSON_INSTRUCTION, strlen(PROVIDER_JSON_INSTRUCTION));
 		buf_puts(b, "}");
 		first = false;
 	}
 	for (size_t i = 0; i < job->n_messages; i++) {
-		const struct job_message *msg = &job->messages[i];
-		buf_printf(b, "%s{\"role\":\"%s\",\"content\":", first ? "" : ",",
-		           role_name(msg->role));
-		buf_json_str(b, msg->content, msg->content_len);
-		buf_puts(b, "}");
+		if (!first)
+			buf_puts(b, ",");
+		if (put_message(b, &job->messages[i], errstr, errstr_size) != 0)
+			return -1;
 		first = false;
 	}
 	buf_printf(b, "],\"%s\":%lld",
-	           m->max_completion_tokens ? "max_completion_tokens" : "max_tokens",
-	           (long long)provider_max_tokens(m, max_tokens));
-	if (job->has_temperature)
+	           m->max_completion_tokens || reasoning ? "max_completion_tokens" : "max_tokens",
+	           (long long)provider_output_limit(m, job, max_tokens));
+	if (reasoning)
+		buf_printf(b, ",\"reasoning_effort\":\"%s\"", reasoning_effort_name(job->effort));
+	if (job->has_temperature && !reasoning)
 		put_number(b, "temperature", job->temperature);
-	if (job->has_top_p)
+	if (job->has_top_p && !reasoning)
 		put_number(b, "top_p", job->top_p);
 	/* A string goes as it is; an array without its empty strings, and not at
 	 * all when nothing is left (some compatible servers refuse "stop": []). */
@@ -94,8 +215,8 @@ static int openai_build_request(const struct provider_conf *p, const struct mode
 	} else if (json_is_array(job->stop)) {
 		provider_buf_stop_array(b, ",\"stop\":", job->stop);
 	}
-	if (job->json_response)
-		buf_puts(b, ",\"response_format\":{\"type\":\"json_object\"}");
+	put_response_format(b, job);
+	put_tools(b, job);
 	buf_puts(b, "}");
 	return 0;
 }
@@ -121,20 +242,25 @@ static enum finish_reason map_finish(const char *r)
  * set) when there is none or it is malformed. */
 static int parse_usage(const struct jval *usage, struct completion *out)
 {
-	int64_t in, outp, cached, hit;
+	int64_t in, outp, cached, hit, reasoning;
 	if (!jv_is_object(usage) || !jv_get(usage, "prompt_tokens"))
 		return -1;
 	if (jv_count(usage, "prompt_tokens", &in) < 0 ||
 	    jv_count(usage, "completion_tokens", &outp) < 0 ||
 	    jv_count(jv_get(usage, "prompt_tokens_details"), "cached_tokens", &cached) < 0 ||
-	    jv_count(usage, "prompt_cache_hit_tokens", &hit) < 0)
+	    jv_count(usage, "prompt_cache_hit_tokens", &hit) < 0 ||
+	    jv_count(jv_get(usage, "completion_tokens_details"), "reasoning_tokens", &reasoning) <
+	            0)
 		return -1;
+	if (reasoning > outp)
+		return -1; /* they are a part of completion_tokens */
 	if (cached == 0)
 		cached = hit; /* DeepSeek */
 	out->usage.input_tokens = in;
 	out->usage.output_tokens = outp;
 	out->usage.cached_input_tokens = cached > in ? in : cached;
 	out->usage.cache_write_tokens = 0;
+	out->usage.reasoning_tokens = reasoning;
 	out->has_usage = true;
 	return 0;
 }
@@ -216,6 +342,26 @@ static int take_content(const struct jval *content, struct completion *out)
 	return 0;
 }
 
+/* Adds message.tool_calls (absent or null: none). Returns -1 when malformed. */
+static int take_tool_calls(const struct jval *calls, struct completion *out)
+{
+	size_t i;
+	const struct jval *call;
+	if (!calls || jv_is_null(calls))
+		return 0;
+	if (!jv_is_array(calls))
+		return -1;
+	jv_array_foreach(calls, i, call)
+	{
+		const struct jval *f = jv_get(call, "function");
+		if (!jv_is_object(f) ||
+		    completion_take_tool_call(out, jv_get(call, "id"), jv_get(f, "name"),
+		                              jv_get(f, "arguments")) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static enum response_class openai_parse_response(const struct model_conf *m, long status,
                                                  const char *body, size_t len,
                                                  struct completion *out)
@@ -278,15 +424,18 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 		provider_set_error(out, "choices[0].message.content is not a string");
 		goto out;
 	}
+	if (take_tool_calls(jv_get(message, "tool_calls"), out) != 0) {
+		provider_set_error(out, "choices[0].message.tool_calls is malformed");
+		goto out;
+	}
 	out->finish_reason = map_finish(jv_cstr(finish, word, sizeof word));
+	if (out->n_tool_calls && out->finish_reason == FINISH_STOP)
+		out->finish_reason = FINISH_TOOL_CALLS;
 	if (jv_is_string(refusal) && refusal->len > 0) {
-		out->finish_reason = FINISH_CONTENT_FILTER;
-		if (out->content[0] == '\0') {
-			struct buf b = {0};
-			jv_buf_text(&b, refusal);
-			free(out->content);
-			out->content = buf_take(&b);
-		}
+		struct buf b = {0};
+		jv_buf_text(&b, refusal);
+		out->refusal = buf_take(&b);
+		out->finish_reason = FINISH_REFUSAL;
 	}
 	cls = RESPONSE_OK;
 out:

@@ -7,6 +7,7 @@
  *
  *   job.json       the job, as a Kafka message value carries it (SPEC §2)
  *   model.json     optional: {"id", "name", "max_completion_tokens",
+ *                  "structured_outputs",
  *                  "input_usd_per_mtok", "cached_input_usd_per_mtok",
  *                  "cache_write_usd_per_mtok", "output_usd_per_mtok",
  *                  "default_max_tokens", "capabilities" [names],
@@ -273,6 +274,7 @@ static int case_config(struct tcase *t)
 	t->mc.image_tokens = 1600;
 	t->mc.pdf_page_tokens = 3000;
 	t->mc.max_completion_tokens = json_is_true(json_object_get(mj, "max_completion_tokens"));
+	t->mc.structured_outputs = json_is_true(json_object_get(mj, "structured_outputs"));
 
 	t->budget.name = (char *)"default";
 	t->budget.limit_nusd = 100 * NUSD_PER_USD;
@@ -802,6 +804,7 @@ TEST(finish_names)
 	CHECK_STR(finish_reason_name(FINISH_CONTENT_FILTER), "content_filter");
 	CHECK_STR(finish_reason_name(FINISH_TOOL_CALLS), "tool_calls");
 	CHECK_STR(finish_reason_name(FINISH_OTHER), "other");
+	CHECK_STR(finish_reason_name(FINISH_REFUSAL), "refusal");
 	CHECK_STR(finish_reason_name((enum finish_reason)99), "other");
 }
 
@@ -889,6 +892,110 @@ TEST(turns)
 	struct job job2 = {.messages = only_system, .n_messages = 2};
 	pos = 0;
 	CHECK(!provider_next_turn(&job2, &pos, &t));
+
+	/* A tool result is on the user's side; a call, an image or a result
+	 * with no text is not blank. */
+	json_t *calls = json_loads("[{\"id\":\"c1\",\"type\":\"function\",\"function\":"
+	                           "{\"name\":\"f\",\"arguments\":\"{}\"}}]",
+	                           0, NULL);
+	struct job_part image = {.type = PART_IMAGE, .url = "https://example.com/a.png"};
+	struct job_message conv[] = {
+	        {.role = ROLE_USER, .content = "", .parts = &image, .n_parts = 1},
+	        {.role = ROLE_ASSISTANT, .content = "", .tool_calls = calls},
+	        {.role = ROLE_TOOL, .content = "", .tool_call_id = "c1"},
+	        {.role = ROLE_USER, .content = "and?", .content_len = 4},
+	};
+	struct job job3 = {.messages = conv, .n_messages = 4};
+	pos = 0;
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_USER && t.first == 0 && t.n == 1);
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_ASSISTANT && t.first == 1 && t.n == 1);
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_USER && t.first == 2 && t.end == 4 && t.n == 2);
+	CHECK(provider_turn_takes(&t, &conv[2]) && provider_turn_takes(&t, &conv[3]));
+	CHECK(!provider_next_turn(&job3, &pos, &t));
+	json_decref(calls);
+}
+
+/* One schema through a dialect, compared as JSON. */
+static void check_schema(const char *in, enum provider_schema_dialect d, const char *want)
+{
+	json_t *schema = json_loads(in, 0, NULL);
+	json_t *expect = json_loads(want, 0, NULL);
+	struct buf b = {0};
+	provider_buf_schema(&b, schema, d);
+	json_t *got = json_loads(b.data ? b.data : "", 0, NULL);
+	if (!schema || !expect || !got || !json_same(got, expect))
+		UNIT_FAIL("schema %s\n       got:      %s\n       expected: %s", in,
+		          b.data ? b.data : "", want);
+	buf_free(&b);
+	json_decref(schema);
+	json_decref(expect);
+	json_decref(got);
+}
+
+TEST(schema_dialects)
+{
+	/* Anthropic: every object closed; limits, pattern and unknown keywords out. */
+	check_schema("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\","
+	             "\"minimum\":1,\"maximum\":9},\"s\":{\"type\":\"string\",\"minLength\":2,"
+	             "\"pattern\":\"^a\",\"x-note\":1},\"l\":{\"type\":\"array\",\"minItems\":1,"
+	             "\"maxItems\":3,\"items\":{\"properties\":{\"k\":{\"const\":\"v\"}}}},"
+	             "\"m\":{\"type\":\"array\",\"minItems\":2}},\"required\":[\"n\"],"
+	             "\"additionalProperties\":true}",
+	             SCHEMA_ANTHROPIC,
+	             "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"},"
+	             "\"s\":{\"type\":\"string\"},\"l\":{\"type\":\"array\",\"minItems\":1,"
+	             "\"items\":{\"properties\":{\"k\":{\"const\":\"v\"}},"
+	             "\"additionalProperties\":false}},\"m\":{\"type\":\"array\"}},"
+	             "\"required\":[\"n\"],\"additionalProperties\":false}");
+	/* A property may be named like a keyword: names are not keywords. */
+	check_schema("{\"type\":[\"object\",\"null\"],\"properties\":{\"pattern\":"
+	             "{\"type\":\"string\"}},\"$defs\":{\"minimum\":{\"type\":\"object\"}},"
+	             "\"anyOf\":[{\"$ref\":\"#/$defs/minimum\"},true]}",
+	             SCHEMA_ANTHROPIC,
+	             "{\"type\":[\"object\",\"null\"],\"properties\":{\"pattern\":"
+	             "{\"type\":\"string\"}},\"$defs\":{\"minimum\":{\"type\":\"object\","
+	             "\"additionalProperties\":false}},\"anyOf\":[{\"$ref\":\"#/$defs/minimum\"},"
+	             "true],\"additionalProperties\":false}");
+	/* Gemini: const to enum, definitions to $defs, $ref alone, other keywords out. */
+	check_schema("{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"a\"},"
+	             "\"n\":{\"type\":\"number\",\"minimum\":0,\"exclusiveMaximum\":5},"
+	             "\"s\":{\"type\":\"string\",\"minLength\":1,\"pattern\":\"x\","
+	             "\"enum\":[\"p\",\"q\"]},\"b\":{\"enum\":[true,false]},"
+	             "\"r\":{\"$ref\":\"#/definitions/R\",\"description\":\"d\"},"
+	             "\"c\":{\"const\":{\"o\":1}}},\"definitions\":{\"R\":{\"type\":"
+	             "\"array\",\"items\":{\"type\":\"integer\"},\"maxItems\":4}},"
+	             "\"additionalProperties\":false,\"required\":[\"kind\"]}",
+	             SCHEMA_GEMINI,
+	             "{\"type\":\"object\",\"properties\":{\"kind\":{\"enum\":[\"a\"]},"
+	             "\"n\":{\"type\":\"number\",\"minimum\":0},\"s\":{\"type\":\"string\","
+	             "\"enum\":[\"p\",\"q\"]},\"b\":{},\"r\":{\"$ref\":\"#/$defs/R\"},"
+	             "\"c\":{}},\"$defs\":{\"R\":{\"type\":\"array\",\"items\":"
+	             "{\"type\":\"integer\"},\"maxItems\":4}},\"additionalProperties\":false,"
+	             "\"required\":[\"kind\"]}");
+}
+
+TEST(part_media)
+{
+	struct job_part url = {
+	        .type = PART_IMAGE, .url = "https://example.com/a.png", .msg = 2, .index = 1};
+	struct provider_media m;
+	char err[256] = "";
+	CHECK(provider_part_media(1u << PART_IMAGE, &url, &m, err, sizeof err) == 0);
+	CHECK_STR(m.url, "https://example.com/a.png");
+	CHECK(provider_part_media(1u << PART_DOCUMENT, &url, &m, err, sizeof err) == -1);
+	CHECK_HAS(err, "messages[2].content[1]");
+	url.fetched = (char *)"iVBORw0KGgo=";
+	url.fetched_len = 12;
+	url.media_type = "image/png";
+	CHECK(provider_part_media(0, &url, &m, err, sizeof err) == 0);
+	CHECK(m.url == NULL && m.data_len == 12 && strcmp(m.media_type, "image/png") == 0);
+	struct buf b = {0};
+	provider_buf_data_url(&b, &m);
+	CHECK_STR(b.data, "\"data:image/png;base64,iVBORw0KGgo=\"");
+	buf_free(&b);
 }
 
 TEST(max_tokens_default)
@@ -913,6 +1020,8 @@ int main(int argc, char **argv)
 	RUN(stop_array);
 	RUN(turns);
 	RUN(max_tokens_default);
+	RUN(schema_dialects);
+	RUN(part_media);
 	run_data_cases(root);
 	return unit_done();
 }
