@@ -48,7 +48,8 @@ LUA      := $(wildcard worker/*.lua)
 .PHONY: all test unit demo bench fmt clean install tools includes
 all: includes $(BINDIR)/promptyard-worker $(BINDIR)/promptyard $(TOOL_BIN)
 
-# worker/'s modules must not include each other in a cycle (tests/check_includes.py).
+# worker/'s modules must not include each other in a cycle, nor a subsystem's
+# internal header (name_int.h) outside it (tests/check_includes.py).
 includes:
 	@$(PYTHON) tests/check_includes.py
 

@@ -13,6 +13,10 @@ path, and the exit status is 1 if any is not in KNOWN.
 KNOWN lists cycles that are being removed elsewhere: they are reported as
 known, not failed. One that is gone (its files removed or no longer in a
 cycle) is reported as stale so that the entry can go too.
+
+It also fails when an internal header name_int.h is included by a file
+outside its subsystem (name.c, name_*.c, name_*.h): the state a subsystem's
+files share is theirs alone (STYLE.md).
 """
 import re
 import sys
@@ -32,6 +36,25 @@ def module_of(path):
     return stem
 
 
+def includes(path):
+    return INCLUDE_RE.findall(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def foreign_int_includes(root):
+    """(file, header) pairs where a file includes another subsystem's _int.h."""
+    bad = []
+    for p in sorted(root.iterdir()):
+        if p.suffix not in (".c", ".h"):
+            continue
+        for name in includes(p):
+            if not name.endswith("_int.h") or not (root / name).is_file():
+                continue
+            sub = name[: -len("_int.h")]
+            if p.stem != sub and not p.stem.startswith(sub + "_"):
+                bad.append((p.name, name))
+    return bad
+
+
 def graph(root):
     """{module: set of modules it includes}."""
     files = sorted(p for p in root.iterdir() if p.suffix in (".c", ".h") and p.is_file())
@@ -40,8 +63,7 @@ def graph(root):
     for p in files:
         a = module_of(p)
         edges.setdefault(a, set())
-        text = p.read_text(encoding="utf-8", errors="replace")
-        for name in INCLUDE_RE.findall(text):
+        for name in includes(p):
             target = present.get(name)
             if target is None:
                 continue  # not a worker/ file (or no longer there)
@@ -121,8 +143,11 @@ def main(argv):
     for known in KNOWN:
         if not any(set(c) == known for c in found):
             print(f"check_includes: stale KNOWN entry, no longer a cycle: {sorted(known)}")
+    for name, header in foreign_int_includes(root):
+        print(f"check_includes: {name} includes {header}, internal to another subsystem")
+        bad += 1
     if bad:
-        print(f"check_includes: {bad} include cycle(s) among {len(edges)} modules of {root}")
+        print(f"check_includes: {bad} problem(s) among {len(edges)} modules of {root}")
         return 1
     return 0
 
