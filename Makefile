@@ -41,7 +41,9 @@ CLI_SRC  := $(wildcard producer-tools/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TOOL_SRC := $(wildcard tests/tools/*.c)
+# bin/fake_provider is made of tests/tools/fake_*.c; every other tool is one file.
+FAKE_SRC := $(filter-out tests/tools/fake_provider.c,$(wildcard tests/tools/fake_*.c))
+TOOL_SRC := $(filter-out $(FAKE_SRC),$(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BINDIR)/%)
 LUA      := $(wildcard worker/*.lua)
 
@@ -78,6 +80,8 @@ $(BINDIR)/promptyard-worker: $(BUILD)/worker/main.o $(LIB)
 $(BINDIR)/promptyard: $(CLI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BINDIR)/fake_provider: $(FAKE_SRC:%.c=$(BUILD)/%.o)
 
 $(BINDIR)/%: $(BUILD)/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -62,30 +62,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-/* Reads path ("-": stdin) whole. Returns a new NUL-terminated buffer, or NULL. */
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct buf b = {0};
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_append(&b, chunk, n);
-	bool bad = ferror(f);
-	if (f != stdin)
-		fclose(f);
-	if (bad) {
-		buf_free(&b);
-		return NULL;
-	}
-	*len = b.len;
-	if (!b.data)
-		buf_puts(&b, "");
-	return buf_take(&b);
-}
-
 /* The budget's chain: limit - spent, the tightest (SPEC §7: exhausted when
  * spent + estimate > limit anywhere on the chain). */
 static int64_t budget_left(const struct config *cfg, int budget,
@@ -220,7 +196,7 @@ int cli_route(int argc, char **argv)
 		config_assume_credentials(cfg);
 
 	size_t len = 0;
-	value = read_all(file, &len);
+	value = cli_read_file(file, &len);
 	if (!value) {
 		fprintf(stderr, "promptyard route: %s: cannot read\n", file);
 		goto out;

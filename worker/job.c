@@ -6,6 +6,7 @@
 #include "job.h"
 
 #include "buf.h"
+#include "jsonschema.h"
 #include "money.h"
 #include "timeutil.h"
 
@@ -982,7 +983,12 @@ static int dec_response_format(struct dec *d)
 		fail(d->err, d->err_size, "response_format.json_schema.schema: must be an object");
 		return -1;
 	}
-	/* MERGE-JSONSCHEMA: jsonschema_check(schema) goes here. */
+	char why[256];
+	d->job->validator = jsonschema_compile(schema, why, sizeof why);
+	if (!d->job->validator) {
+		fail(d->err, d->err_size, "response_format.json_schema.schema: %s", why);
+		return -1;
+	}
 	d->job->format = FORMAT_JSON_SCHEMA;
 	d->job->json_response = true;
 	d->job->schema = schema;
@@ -1347,6 +1353,7 @@ void job_clear(struct job *job)
 	for (size_t i = 0; i < job->n_texts; i++)
 		free(job->texts[i]);
 	free(job->texts);
+	jsonschema_free(job->validator);
 	free(job->messages);
 	free(job->models);
 	free(job->metadata_json);

@@ -9,6 +9,8 @@
 
 #include "config.h"
 
+struct jsonschema; /* jsonschema.h */
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -111,7 +113,10 @@ struct job {
 	json_t *stop;       /* string or array of strings, borrowed from root, or NULL */
 	bool json_response; /* response_format json_object or json_schema: the answer is JSON */
 	enum output_format format;
-	json_t *schema; /* json_schema: the schema (borrowed), checked by jsonschema_check */
+	json_t *schema; /* json_schema: the schema (borrowed) */
+	/* json_schema: the schema compiled (new), which the answer's parsed
+	 * content must satisfy (SPEC §13). */
+	struct jsonschema *validator;
 	const char *schema_name; /* json_schema.name, "response" when absent */
 	bool schema_strict;      /* json_schema.strict */
 	json_t *tools; /* array of {"type":"function","function":{...}}, borrowed, or NULL */

@@ -16,34 +16,6 @@ static char dir[] = "/tmp/test_config.XXXXXX";
 static char cfg_path[512];
 static char err[1024];
 
-/* Finds a file of the source tree: $PROMPTYARD_SRCDIR, the tree this file was
- * compiled from, or the working directory and its parents. */
-static const char *src_path(const char *rel)
-{
-	static char path[1024];
-	const char *env = getenv("PROMPTYARD_SRCDIR");
-	const char *self = __FILE__, *tail = "tests/unit/test_config.c";
-	size_t n = strlen(self), t = strlen(tail);
-
-	if (env) {
-		snprintf(path, sizeof path, "%s/%s", env, rel);
-		if (access(path, R_OK) == 0)
-			return path;
-	}
-	if (n >= t && strcmp(self + n - t, tail) == 0) {
-		snprintf(path, sizeof path, "%.*s%s", (int)(n - t), self, rel);
-		if (access(path, R_OK) == 0)
-			return path;
-	}
-	for (size_t i = 0; i < 3; i++) {
-		static const char *const up[] = {"", "../", "../../"};
-		snprintf(path, sizeof path, "%s%s", up[i], rel);
-		if (access(path, R_OK) == 0)
-			return path;
-	}
-	return NULL;
-}
-
 /* Writes text to a fresh file in the temp dir and loads it. */
 static struct config *load_text(const char *text, int flags)
 {
@@ -88,7 +60,7 @@ static int fails_with(const char *text, int line, const char *what)
 
 TEST(full_config_loads_every_key)
 {
-	const char *path = src_path("tests/configs/full.cfg");
+	const char *path = unit_src_path("tests/configs/full.cfg");
 	struct config *cfg = NULL;
 
 	setenv("PROMPTYARD_TEST_OPENAI_KEY", "sk-test-123", 1);
@@ -321,7 +293,7 @@ TEST(money_conversion_of_prices)
 
 TEST(example_file_loads)
 {
-	const char *path = src_path("deploy/promptyard.cfg.example");
+	const char *path = unit_src_path("deploy/promptyard.cfg.example");
 	struct config *cfg = NULL;
 
 	CHECK(path != NULL);

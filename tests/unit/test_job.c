@@ -226,6 +226,14 @@ static const struct bad_row bad_rows[] = {
         {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{},"
            "\"strict\":1}}"),
          0, "response_format.json_schema.strict: must be true or false", "a", 1},
+        {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+           "{\"type\":\"object\",\"properties\":{\"x\":{\"oneOf\":[{\"type\":\"string\"}]}}}}}"),
+         0,
+         "response_format.json_schema.schema: keyword \"oneOf\" at /properties/x is not supported",
+         "a", 1},
+        {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+           "{\"$ref\":\"#/$defs/missing\"}}}"),
+         0, "response_format.json_schema.schema: ", "a", 1},
         /* model, models, allow_fallbacks, strategy */
         {J("\"model\":5"), 0, "model: must be a string", "a", 1},
         {J("\"model\":\"gpt-9\""), 0, "model: unknown model \"gpt-9\"", "a", 1},
