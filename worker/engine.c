@@ -179,8 +179,10 @@ static void finish_stop(struct engine *e)
 	on_before_sleep(&e->store_offsets);
 	engine_backlog_drop(e, NULL); /* librdkafka wants its messages back before it closes */
 	/* Outputs still unacknowledged are flushed by kafka_close(); their jobs'
-	 * offsets are not stored, so another worker takes them again. */
-	kafka_close(e->kafka);
+	 * offsets are not stored, so another worker takes them again. Outputs
+	 * Kafka never took fail the stop (engine.h). */
+	if (kafka_close(e->kafka) > 0)
+		e->exit_code = 1;
 	e->kafka = NULL;
 	engine_reaped_forget(e);
 	health_free(e->health);
@@ -232,8 +234,6 @@ static void on_drain_timeout(uv_timer_t *timer)
 	snprintf(n, sizeof n, "%d", e->in_flight + e->acking);
 	log_warn("drain timeout: leaving unfinished jobs to be consumed again", "in_flight", n,
 	         NULL);
-	/* The stop failed: these jobs' offsets are not committed (engine.h). */
-	e->exit_code = 1;
 	finish_stop(e);
 }
 
