@@ -11,9 +11,12 @@ PKGS    := rdkafka libcurl jansson hiredis libconfig libuv libmicrohttpd libcryp
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror
 CSTD    := -std=c11 -D_GNU_SOURCE
 
+# The sanitizer build is the test build: it alone has the test hooks
+# (worker/testhook.h), which release binaries ignore.
 ifeq ($(SAN),1)
 BUILD   := build/san
-OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+           -DPROMPTYARD_TEST_HOOKS
 LDSAN   := -fsanitize=address,undefined
 BINDIR  := $(BUILD)/bin
 else
@@ -62,6 +65,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # Lua scripts are compiled in as strings: one source of truth, no path lookup at run time.
+# A script's @MACRO@ becomes the number a C header defines (embed_lua.sh).
 $(BUILD)/lua_scripts.c: $(LUA) tests/tools/embed_lua.sh
 	@mkdir -p $(dir $@)
 	sh tests/tools/embed_lua.sh $(LUA) > $@

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
+#include "testhook.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -106,7 +107,7 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 		goto fail;
 	e->redis = redis_new(loop, &ropt, engine_on_redis_state, e);
 	e->ledger = ledger_new(e->redis, cfg);
-	const char *period = getenv("PROMPTYARD_TEST_RATE_PERIOD_MS");
+	const char *period = testhook_getenv("PROMPTYARD_TEST_RATE_PERIOD_MS");
 	struct health_options hopt = {.worker_id = e->worker_id,
 	                              .rate_period_ms = period ? atoll(period) : 0};
 	e->health = health_new(loop, e->redis, cfg, &hopt);

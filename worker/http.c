@@ -379,7 +379,7 @@ static const struct curl_slist *headers_for(struct http_pool *pool, struct trans
 			found = sh->list;
 	}
 	if (!found && pool->n_shared < SHARED_HEADERS_MAX) {
-		struct buf lines = {0};
+		struct buf lines = {.secret = true};
 		for (size_t i = 0; i < t->req.n_headers; i++) {
 			buf_puts(&lines, t->req.headers[i]);
 			buf_append(&lines, "\n", 1);

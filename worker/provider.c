@@ -14,6 +14,12 @@ const char *finish_reason_name(enum finish_reason f)
 	return (unsigned)f < 6 ? names[f] : "other";
 }
 
+static void add_line(struct http_request *req, char *line)
+{
+	req->headers = xrealloc(req->headers, (req->n_headers + 1) * sizeof *req->headers);
+	req->headers[req->n_headers++] = line;
+}
+
 void http_request_add_header(struct http_request *req, const char *fmt, ...)
 {
 	struct buf b = {0};
@@ -21,8 +27,17 @@ void http_request_add_header(struct http_request *req, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	req->headers = xrealloc(req->headers, (req->n_headers + 1) * sizeof *req->headers);
-	req->headers[req->n_headers++] = buf_take(&b);
+	add_line(req, buf_take(&b));
+}
+
+void http_request_add_secret_header(struct http_request *req, const char *name_colon_space,
+                                    const char *secret)
+{
+	size_t n = strlen(name_colon_space), k = strlen(secret);
+	char *line = xmalloc(n + k + 1);
+	memcpy(line, name_colon_space, n);
+	memcpy(line + n, secret, k + 1);
+	add_line(req, line);
 }
 
 void http_request_clear(struct http_request *req)
@@ -42,12 +57,17 @@ void provider_request_common(const struct provider_conf *p, struct http_request 
                              const char *default_name)
 {
 	const char *name = p->auth_header ? p->auth_header : default_name;
-	if (p->api_key && strcasecmp(name, "Authorization") == 0)
-		http_request_add_header(req, "%s: Bearer %s", name, p->api_key);
-	else if (p->api_key)
-		http_request_add_header(req, "%s: %s", name, p->api_key);
+	if (p->api_key) {
+		/* The key is appended, never formatted (http_request_add_secret_header). */
+		struct buf prefix = {0};
+		buf_puts(&prefix, name);
+		buf_puts(&prefix, strcasecmp(name, "Authorization") == 0 ? ": Bearer " : ": ");
+		http_request_add_secret_header(req, prefix.data, p->api_key);
+		buf_free(&prefix);
+	}
+	/* Extra lines may hold a ${NAME} secret. */
 	for (size_t i = 0; i < p->n_headers; i++)
-		http_request_add_header(req, "%s", p->headers[i]);
+		http_request_add_secret_header(req, "", p->headers[i]);
 	if (p->query)
 		buf_printf(&req->url, "%c%s", memchr(req->url.data, '?', req->url.len) ? '&' : '?',
 		           p->query);

@@ -45,8 +45,14 @@ struct http_request {
 	size_t n_headers;
 	struct buf body; /* request body */
 };
+/* Adds a header line made with printf: never a secret (see buf_vprintf). */
 void http_request_add_header(struct http_request *req, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+/* Adds the line name_colon_space + secret ("Authorization: Bearer " + key),
+ * appended into a block of its exact size: no printf, no realloc, no copy
+ * left behind. http_request_clear() wipes it. */
+void http_request_add_secret_header(struct http_request *req, const char *name_colon_space,
+                                    const char *secret);
 void http_request_clear(struct http_request *req);
 
 /* A tool call of an answer, normalised to OpenAI's shape (SPEC §13). */
