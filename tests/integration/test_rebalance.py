@@ -74,6 +74,18 @@ def all_ok(s, prefix, n, timeout_s):
     assert not bad, bad[:3]
 
 
+def stop_all(workers):
+    """SIGTERM to each once it has its partitions (librdkafka 2.0.2 aborts in
+    rd_kafka_sticky_assignor_state_destroy when a consumer closes before its
+    first assignment), then each must exit 0 with no sanitizer report."""
+    for w in workers:
+        w.wait_log("partition assigned", timeout=60)
+    for w in workers:
+        w.sigterm()
+    for w in workers:
+        assert_clean_exit(w)
+
+
 def assert_clean_exit(w):
     assert w.wait(60) == 0, w.log_text()[-3000:]
     assert "AddressSanitizer" not in w.log_text(), w.log_text()[-6000:]
@@ -98,10 +110,7 @@ def test_revoke_drain_timeout_with_jobs_in_flight():
         s.fake.release()
         all_ok(s, "rv", n, 120)
         assert a.running(), a.log_text()[-6000:]
-        for w in (a, b, c):
-            w.sigterm()
-        for w in (a, b, c):
-            assert_clean_exit(w)
+        stop_all((a, b, c))
 
 
 def test_lost_partitions_with_jobs_in_flight():
@@ -127,7 +136,4 @@ def test_lost_partitions_with_jobs_in_flight():
         s.fake.release()
         all_ok(s, "lo", n, 180)
         assert a.running(), a.log_text()[-6000:]
-        for w in (a, b):
-            w.sigterm()
-        for w in (a, b):
-            assert_clean_exit(w)
+        stop_all((a, b))
