@@ -299,6 +299,20 @@ void provider_buf_data_url(struct buf *b, const struct provider_media *media)
 	buf_puts(b, "\"");
 }
 
+void provider_buf_path_segment(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			buf_append(b, p, 1);
+		} else {
+			char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			buf_append(b, esc, 3);
+		}
+	}
+}
+
 static int dump_to_buf(const char *chunk, size_t size, void *data)
 {
 	buf_append(data, chunk, size);

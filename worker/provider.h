@@ -39,9 +39,14 @@ enum response_class {
 	RESPONSE_INVALID,          /* 2xx whose body is unusable: invalid_response, retryable */
 };
 
+/* The method of a request: every call of the sync path POSTs; a batch's
+ * polls, lists and results downloads GET (provider_batch.h). */
+enum http_method { HTTP_POST, HTTP_GET };
+
 struct http_request {
-	struct buf url; /* full URL */
-	char **headers; /* "Name: value" lines (new); may hold the API key: never log */
+	enum http_method method; /* HTTP_POST (0) unless set; a GET sends no body */
+	struct buf url;          /* full URL */
+	char **headers;          /* "Name: value" lines (new); may hold the API key: never log */
 	size_t n_headers;
 	struct buf body; /* request body */
 };
@@ -87,6 +92,8 @@ int completion_take_tool_call(struct completion *c, const struct jval *id, const
                               const struct jval *args);
 void completion_clear(struct completion *c);
 
+struct provider_batch; /* provider_batch.h */
+
 struct provider {
 	const char *type; /* the config's provider type: "openai", ... */
 
@@ -105,9 +112,14 @@ struct provider {
 	/* Parses the response of one attempt (any status). Fills out and returns
 	 * its class. Never fails: a malformed body is RESPONSE_INVALID (2xx) or the
 	 * class of the status. Usage is filled whenever the body reports it, even
-	 * for an error, so that a billed failure is still charged. */
+	 * for an error, so that a billed failure is still charged. m may be NULL
+	 * for a status that is not 2xx (the error answer of a batch call, which
+	 * is no model's: provider_batch.h). */
 	enum response_class (*parse_response)(const struct model_conf *m, long status,
 	                                      const char *body, size_t len, struct completion *out);
+
+	/* The format's batch API (SPEC §14), NULL when it has none. */
+	const struct provider_batch *batch;
 };
 
 /* Adds to req what a provider's configuration asks of every call (SPEC
@@ -169,6 +181,10 @@ int provider_part_media(unsigned url_parts, const struct job_part *part, struct 
                         char *errstr, size_t errstr_size);
 /* Appends media's bytes as a data: URL, quotes included (OpenAI's shape). */
 void provider_buf_data_url(struct buf *b, const struct provider_media *media);
+
+/* Appends s to b with every byte outside RFC 3986's unreserved set
+ * percent-encoded: a path segment or a query value made of anything. */
+void provider_buf_path_segment(struct buf *b, const char *s);
 
 /* Appends v as compact JSON (object keys in their order). */
 void provider_buf_json(struct buf *b, const json_t *v);

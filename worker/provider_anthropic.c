@@ -76,6 +76,7 @@
  * message says so ("prompt is too long: ...", "... exceed context limit"),
  * else RESPONSE_REJECTED, as are not_found_error and request_too_large. */
 #include "provider.h"
+#include "provider_batch.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -665,9 +666,152 @@ out:
 	return cls;
 }
 
+/* ---------------------------------------------------------------- batch (SPEC §14)
+ *
+ * Submit: POST {base_url}/messages/batches {requests: [{custom_id, params}]},
+ *         params the body of a Messages call.
+ * Poll:   GET {base_url}/messages/batches/{id}; cancel: POST .../{id}/cancel;
+ *         list: GET {base_url}/messages/batches?limit=100&after_id={last_id},
+ *         {data, has_more, last_id}.
+ * Results: GET the batch's results_url, lines {custom_id, result}: result
+ *         succeeded {message}, errored {error: an error body}, canceled,
+ *         expired. A batch carries no token: the orphan search reads it off
+ *         its results' custom_ids.
+ *
+ * processing_status is in_progress, canceling or ended (whatever each
+ * request became: request_counts and the lines say). results_url is used
+ * when it is on base_url's host (the key goes nowhere else), else the
+ * documented {base_url}/messages/batches/{id}/results. */
+
+static void anthropic_put_item(struct buf *items, size_t index, const char *custom_id,
+                               const char *body, size_t len)
+{
+	buf_puts(items, index ? ",{\"custom_id\":" : "{\"custom_id\":");
+	buf_json_str(items, custom_id, strlen(custom_id));
+	buf_puts(items, ",\"params\":");
+	buf_append(items, body, len);
+	buf_puts(items, "}");
+}
+
+static void anthropic_submit_request(const struct provider_conf *p,
+                                     const struct provider_batch_submission *s, int step,
+                                     const char *prev_id, struct http_request *req)
+{
+	(void)step;
+	(void)prev_id;
+	buf_printf(&req->url, "%s/messages/batches", p->base_url);
+	provider_batch_request_end(p, HTTP_POST, req);
+	http_request_add_header(req, "content-type: application/json");
+	buf_puts(&req->body, "{\"requests\":[");
+	buf_append(&req->body, s->items.data, s->items.len);
+	buf_puts(&req->body, "]}");
+}
+
+static int anthropic_batch_of(const struct provider_conf *p, struct jdoc *d, const struct jval *obj,
+                              struct provider_batch_status *st)
+{
+	static const char *const kinds[] = {"processing", "succeeded", "errored", "canceled",
+	                                    "expired"};
+	const struct jval *id = jv_get(obj, "id");
+	const struct jval *counts = jv_get(obj, "request_counts");
+	const char *status = jdoc_str(d, jv_get(obj, "processing_status"));
+	const char *url = jdoc_str(d, jv_get(obj, "results_url"));
+	int64_t n[5];
+
+	if (!jv_is_string(id) || id->len == 0) {
+		provider_batch_set_error(&st->error_message, "the batch has no id");
+		return -1;
+	}
+	st->id = xstrdup(jdoc_str(d, id));
+	if (is(status, "in_progress")) {
+		st->state = BATCH_IN_PROGRESS;
+	} else if (is(status, "canceling")) {
+		st->state = BATCH_CANCELING;
+	} else if (is(status, "ended")) {
+		st->state = BATCH_ENDED;
+	} else {
+		provider_batch_set_error(&st->error_message,
+		                         "batch %s: unknown processing_status \"%s\"", st->id,
+		                         status ? status : "(none)");
+		return -1;
+	}
+	for (size_t i = 0; i < 5; i++) {
+		if (jv_count(counts, kinds[i], &n[i]) < 0) {
+			provider_batch_set_error(&st->error_message,
+			                         "batch %s: malformed request_counts", st->id);
+			return -1;
+		}
+	}
+	st->total = n[0] + n[1] + n[2] + n[3] + n[4];
+	st->done = n[1];
+	st->failed = n[2] + n[3] + n[4];
+	st->created_ms = provider_batch_time_ms(jv_get(obj, "created_at"));
+	if (url && provider_batch_add_results_url(p, url, st) != 0) {
+		struct buf b = {0};
+		provider_batch_url(p, st->id, "/results", &b);
+		st->results[st->n_results++] = buf_take(&b);
+	}
+	return 0;
+}
+
+static enum provider_batch_outcome anthropic_parse_result(const struct model_conf *m,
+                                                          const char *line, size_t len,
+                                                          struct provider_batch_result *out)
+{
+	struct jdoc doc;
+	if (provider_batch_line_open(&doc, line, len, out) != 0)
+		goto out;
+	const struct jval *root = jdoc_root(&doc);
+	const struct jval *result = jv_get(root, "result");
+	const struct jval *err = jv_get(result, "error");
+	const char *type = jdoc_str(&doc, jv_get(result, "type"));
+	provider_batch_take_custom_id(out, jv_get(root, "custom_id"));
+	if (!out->custom_id)
+		provider_batch_outcome(out, BATCH_LINE_INVALID, "the result has no custom_id");
+	else if (is(type, "succeeded"))
+		provider_batch_answered(&provider_anthropic, m, 200, jv_get(result, "message"),
+		                        out);
+	else if (is(type, "errored"))
+		/* An error body {"type":"error","error":{type, message}}, or its
+		 * inner error alone. */
+		provider_batch_errored(&provider_anthropic, 500, err,
+		                       !jv_is_object(jv_get(err, "error")), out);
+	else if (is(type, "canceled"))
+		provider_batch_outcome(out, BATCH_LINE_CANCELED, "the batch was canceled first");
+	else if (is(type, "expired"))
+		provider_batch_outcome(out, BATCH_LINE_EXPIRED, "the batch expired first");
+	else
+		provider_batch_outcome(out, BATCH_LINE_INVALID, "unknown result type \"%s\"",
+		                       type ? type : "(none)");
+out:
+	jdoc_free(&doc);
+	return out->outcome;
+}
+
+static const struct provider_batch anthropic_batch = {
+        .max_requests = 100000, /* Anthropic: per batch */
+        .max_bytes = 256000000, /* Anthropic: per batch (256 MB) */
+        .submit_steps = 1,
+        .key_header = "x-api-key",
+        .version_header = "anthropic-version: " ANTHROPIC_VERSION,
+        .batches_path = "/messages/batches",
+        .cancel_suffix = "/cancel",
+        .list_query = "?limit=100",
+        .cursor_param = "after_id",
+        .id_key = "id",
+        .list_key = "data",
+        .list_cursor_key = "last_id",
+        .list_more_key = "has_more",
+        .put_item = anthropic_put_item,
+        .submit_request = anthropic_submit_request,
+        .read_batch = anthropic_batch_of,
+        .parse_result = anthropic_parse_result,
+};
+
 const struct provider provider_anthropic = {
         .type = "anthropic",
         .url_parts = 1u << PART_IMAGE | 1u << PART_DOCUMENT,
         .build_request = anthropic_build_request,
         .parse_response = anthropic_parse_response,
+        .batch = &anthropic_batch,
 };
