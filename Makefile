@@ -50,8 +50,13 @@ TOOL_SRC := $(filter-out $(FAKE_SRC),$(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BINDIR)/%)
 LUA      := $(wildcard worker/*.lua)
 
-.PHONY: all test unit demo bench fmt clean install tools
-all: $(BINDIR)/promptyard-worker $(BINDIR)/promptyard $(TOOL_BIN)
+.PHONY: all test unit demo bench fmt clean install tools includes
+all: includes $(BINDIR)/promptyard-worker $(BINDIR)/promptyard $(TOOL_BIN)
+
+# worker/'s modules must not include each other in a cycle, nor a subsystem's
+# internal header (name_int.h) outside it (tests/check_includes.py).
+includes:
+	@$(PYTHON) tests/check_includes.py
 
 tools: $(TOOL_BIN)
 

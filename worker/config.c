@@ -15,7 +15,7 @@
 
 #include "buf.h"
 #include "log.h"
-#include "provider.h"
+#include "provider_registry.h"
 
 #include <errno.h>
 #include <libconfig.h>

@@ -25,7 +25,14 @@ int engine_start(struct engine *e, char *errstr, size_t errstr_size);
 void engine_stop(struct engine *e);
 /* Frees what is left once the loop has run out. NULL is safe. */
 void engine_free(struct engine *e);
-/* Exit status the process should return (0 unless the stop failed). */
+/* Exit status the process should return once the loop ran out: 1 when the
+ * stop failed, that is, the producer could not deliver every output it had
+ * been handed before the worker closed it (brokers unreachable at the stop:
+ * kafka_close() gave up with messages left); else 0. The jobs of those
+ * outputs have no offset committed, so they run again, served from Redis
+ * where they finished (SPEC §9). Jobs a drain could not finish within
+ * worker.drain_timeout_ms also run again, but that is the drain working as
+ * SPEC §9 says (exit 0), not a failure. */
 int engine_exit_code(const struct engine *e);
 
 #endif

@@ -1,6 +1,7 @@
-/* health: the local view, the batches sent to Redis, the probe claims and
- * the rate-limit credit cache. See health.h for the model and the keys. */
-#include "health.h"
+/* health: the local view, the batches sent to Redis, the circuit breaker's
+ * probe claims and admission; the rate-limit client is health_rate.c. See
+ * health.h for the model and the keys. */
+#include "health_int.h"
 
 #include "buf.h"
 #include "log.h"
@@ -13,55 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-extern const char lua_health_flush[], lua_health_view[], lua_health_probe[], lua_ratelimit[];
+extern const char lua_health_flush[], lua_health_view[], lua_health_probe[];
 
-/* An admission asked while Redis is unreachable is retried after this. */
-#define REDIS_DOWN_RETRY_MS 250
 /* A probe claim's lease beyond the provider's timeout. */
 #define PROBE_LEASE_MARGIN_MS 5000
-/* Demand is counted over windows of this length to size credit batches. */
-#define DEMAND_WINDOW_MS 250
-
-/* ---------------------------------------------------------------- state */
-
-/* Outcomes recorded since the last flush, for one model. */
-struct hbatch {
-	int64_t ok, fail;
-	int64_t trail; /* failures after the last success */
-	int64_t tokens;
-	int probe;  /* 0, or this worker's probe outcome: 1 success, 2 failure */
-	bool force; /* open the circuit now (401/403) */
-	bool has_hist;
-	uint32_t hist[HEALTH_BINS];
-};
-
-struct hmodel {
-	/* The shared view, as of the last refresh (times on the monotonic clock). */
-	int64_t median_ms; /* -1: none */
-	int64_t ok, fail, tokens, consec;
-	int64_t open_until;  /* 0: closed; else the cooldown ends then */
-	int64_t probe_until; /* a probe is held (by anyone) until then */
-
-	/* This worker's own knowledge, ahead of the view. */
-	int64_t local_consec;     /* consecutive failures seen here */
-	int64_t local_open_until; /* opened here (own failures, 401/403) until then */
-	uint64_t local_open_gen;  /* the batch that carries the opening */
-	bool claiming;            /* a probe claim is in flight */
-	bool probe_held;          /* this worker holds the probe: the next record is its outcome */
-	/* Slow start: a model with no success in the window ("cold") takes one
-	 * call at a time across all workers, claimed like a probe, so a provider
-	 * that fails from the start gets breaker_failures calls, not a burst. */
-	bool warm;          /* a success was seen here */
-	bool cold_claiming; /* a cold claim is in flight */
-	bool cold_held;     /* this worker holds the cold call: the next record is its outcome */
-
-	struct health_call *calls, *calls_tail; /* this worker's calls, oldest first */
-
-	bool dirty;
-	struct hbatch pend;
-	char *ckey, *wkey; /* circuit and window keys */
-	size_t ckey_len, wkey_len;
-};
 
 static bool is_cold(const struct hmodel *m)
 {
@@ -73,75 +29,6 @@ static bool is_cold(const struct hmodel *m)
 
 /* How soon to ask again while another call holds a cold model. */
 #define COLD_RETRY_MS 50
-
-/* An admission waiting for Redis: rate credits, then possibly a probe claim. */
-struct admit {
-	struct health *h;
-	int model;
-	int64_t tokens;
-	health_admit_cb *cb;
-	void *opaque;
-	int64_t req, tok; /* credits taken, given back if the call does not happen */
-	bool cancelled;
-	bool in_claim;             /* a probe claim for it is in flight */
-	bool cold;                 /* the claim is a slow-start (cold) one */
-	bool waits;                /* health_wait: stays queued while the provider holds back */
-	struct admit *qnext;       /* in a provider's queue */
-	struct admit *next, *prev; /* every live admission, for cancel */
-};
-
-struct hprov {
-	struct health *h;
-	int index;
-	int64_t rpm, tpm;               /* 0 = unlimited */
-	int64_t burst_req, burst_tok;   /* as ratelimit.lua computes them */
-	int64_t credit_req, credit_tok; /* local credits */
-	int64_t credit_expires;         /* monotonic ms */
-	int64_t dry_until;              /* the shared bucket said wait until then */
-	int64_t throttled_until;        /* the provider said 429 */
-	bool taking;                    /* a take is in flight */
-	struct admit *qhead, *qtail;
-	size_t qlen;
-	uv_timer_t wake; /* for the waiters: when the bucket or the throttle allows */
-	int64_t demand_start, demand_req, demand_tok, last_req, last_tok;
-	char *key;
-	size_t key_len;
-};
-
-/* A flush in flight: the batches sent, kept to merge back on failure. */
-struct flush_call {
-	struct health *h;
-	uint64_t gen;
-	size_t n;
-	int *models;
-	struct hbatch *batches;
-};
-
-struct health {
-	uv_loop_t *loop;
-	struct redis *r;
-	const struct config *cfg;
-	struct health_options opt;
-	char worker_id[128];
-	size_t s_flush, s_view, s_probe, s_rate; /* script ids */
-	struct hmodel *models;
-	struct hprov *provs;
-	char *view_key;
-	size_t view_key_len;
-	int64_t window_ms, credit_ttl_ms;
-
-	uv_timer_t flush_timer, refresh_timer;
-	int open_handles; /* timers not yet closed */
-	int calls;        /* Redis calls not yet answered */
-	bool dead;        /* health_free() was called */
-
-	bool flushing, viewing, urgent;
-	uint64_t batch_gen;      /* generation of the batch being recorded */
-	uint64_t acked_gen;      /* the last generation Redis acknowledged */
-	uint64_t view_acked_gen; /* acked_gen when the view in flight was asked */
-	int64_t view_at;         /* monotonic ms of the last view, -1 for none */
-	struct admit *admits;    /* live admissions */
-};
 
 static const char *const circuit_names[] = {"closed", "open", "probe"};
 static const char *const verdict_names[] = {"go", "pending", "limited", "circuit_open"};
@@ -171,10 +58,9 @@ static int64_t bin_ms(int b)
 	return (int64_t)llround(pow(1.1, b + 0.5) - 1);
 }
 
-static void maybe_free(struct health *h);
 static void flush_send(struct health *h);
 
-static bool redis_up(const struct health *h)
+bool health_redis_up(const struct health *h)
 {
 	return h->r && !h->dead && redis_ready(h->r);
 }
@@ -197,7 +83,7 @@ static uint32_t catalog_hash(const struct config *cfg)
 	return x;
 }
 
-static char *make_key(const struct config *cfg, const char *kind, const char *name, size_t *len)
+char *health_key(const struct config *cfg, const char *kind, const char *name, size_t *len)
 {
 	struct buf b = {0};
 	buf_printf(&b, "%s{health}:%s:%s", cfg->redis.key_prefix, kind, name);
@@ -237,40 +123,25 @@ struct health *health_new(uv_loop_t *loop, struct redis *r, const struct config 
 	for (size_t i = 0; i < cfg->n_models; i++) {
 		struct hmodel *m = &h->models[i];
 		m->median_ms = -1;
-		m->ckey = make_key(cfg, "c", cfg->models[i].name, &m->ckey_len);
-		m->wkey = make_key(cfg, "w", cfg->models[i].name, &m->wkey_len);
-	}
-	h->provs = xcalloc(cfg->n_providers ? cfg->n_providers : 1, sizeof *h->provs);
-	for (size_t i = 0; i < cfg->n_providers; i++) {
-		struct hprov *p = &h->provs[i];
-		p->h = h;
-		p->index = (int)i;
-		p->rpm = cfg->providers[i].rpm > 0 ? cfg->providers[i].rpm : 0;
-		p->tpm = cfg->providers[i].tpm > 0 ? cfg->providers[i].tpm : 0;
-		p->burst_req = p->rpm / 60 > 1 ? p->rpm / 60 : 1;
-		p->burst_tok = p->tpm / 60 > 1 ? p->tpm / 60 : 1;
-		p->key = make_key(cfg, "rl", cfg->providers[i].name, &p->key_len);
+		m->ckey = health_key(cfg, "c", cfg->models[i].name, &m->ckey_len);
+		m->wkey = health_key(cfg, "w", cfg->models[i].name, &m->wkey_len);
 	}
 	char hash[16];
 	snprintf(hash, sizeof hash, "%08x", (unsigned)catalog_hash(cfg));
-	h->view_key = make_key(cfg, "view", hash, &h->view_key_len);
+	h->view_key = health_key(cfg, "view", hash, &h->view_key_len);
 
 	if (r) {
 		h->s_flush = redis_add_script(r, "health_flush", lua_health_flush);
 		h->s_view = redis_add_script(r, "health_view", lua_health_view);
 		h->s_probe = redis_add_script(r, "health_probe", lua_health_probe);
-		h->s_rate = redis_add_script(r, "ratelimit", lua_ratelimit);
 	}
+	health_rate_init(h);
 	if (loop && r) {
 		uv_timer_init(loop, &h->flush_timer);
 		uv_timer_init(loop, &h->refresh_timer);
 		h->flush_timer.data = h->refresh_timer.data = h;
 		h->open_handles = 2;
-		for (size_t i = 0; i < cfg->n_providers; i++) {
-			uv_timer_init(loop, &h->provs[i].wake);
-			h->provs[i].wake.data = &h->provs[i];
-			h->open_handles++;
-		}
+		health_rate_start(h);
 		uv_timer_start(&h->flush_timer, on_flush_timer, (uint64_t)h->opt.flush_ms,
 		               (uint64_t)h->opt.flush_ms);
 		/* The timer ticks at least every 100 ms so that the first view
@@ -281,7 +152,7 @@ struct health *health_new(uv_loop_t *loop, struct redis *r, const struct config 
 	return h;
 }
 
-static void admit_unlink(struct health *h, struct admit *a)
+void health_admission_unlink(struct health *h, struct admit *a)
 {
 	if (a->prev)
 		a->prev->next = a->next;
@@ -295,20 +166,18 @@ static void admit_unlink(struct health *h, struct admit *a)
 static void really_free(struct health *h)
 {
 	while (h->admits)
-		admit_unlink(h, h->admits);
+		health_admission_unlink(h, h->admits);
 	for (size_t i = 0; i < h->cfg->n_models; i++) {
 		free(h->models[i].ckey);
 		free(h->models[i].wkey);
 	}
-	for (size_t i = 0; i < h->cfg->n_providers; i++)
-		free(h->provs[i].key);
+	health_rate_free(h);
 	free(h->models);
-	free(h->provs);
 	free(h->view_key);
 	free(h);
 }
 
-static void maybe_free(struct health *h)
+void health_maybe_free(struct health *h)
 {
 	if (h->dead && h->calls == 0 && h->open_handles == 0)
 		really_free(h);
@@ -318,14 +187,7 @@ static void on_timer_closed(uv_handle_t *handle)
 {
 	struct health *h = handle->data;
 	h->open_handles--;
-	maybe_free(h);
-}
-
-static void on_wake_closed(uv_handle_t *handle)
-{
-	struct hprov *p = handle->data;
-	p->h->open_handles--;
-	maybe_free(p->h);
+	health_maybe_free(h);
 }
 
 void health_free(struct health *h)
@@ -337,18 +199,12 @@ void health_free(struct health *h)
 	h->dead = true;
 	/* Queued admissions have no Redis call: they go now. Those in a claim
 	 * are freed when their reply comes. */
-	for (size_t i = 0; i < h->cfg->n_providers; i++) {
-		struct hprov *p = &h->provs[i];
-		for (struct admit *a = p->qhead; a; a = a->qnext)
-			a->cancelled = true;
-		p->qhead = p->qtail = NULL;
-		p->qlen = 0;
-	}
+	health_rate_stop(h);
 	struct admit *a = h->admits;
 	while (a) {
 		struct admit *next = a->next;
 		if (!a->in_claim)
-			admit_unlink(h, a);
+			health_admission_unlink(h, a);
 		a = next;
 	}
 	if (h->open_handles) {
@@ -356,12 +212,8 @@ void health_free(struct health *h)
 		uv_timer_stop(&h->refresh_timer);
 		uv_close((uv_handle_t *)&h->flush_timer, on_timer_closed);
 		uv_close((uv_handle_t *)&h->refresh_timer, on_timer_closed);
-		for (size_t i = 0; i < h->cfg->n_providers; i++) {
-			uv_timer_stop(&h->provs[i].wake);
-			uv_close((uv_handle_t *)&h->provs[i].wake, on_wake_closed);
-		}
 	}
-	maybe_free(h);
+	health_maybe_free(h);
 }
 
 /* ---------------------------------------------------------------- flushing */
@@ -409,14 +261,14 @@ static void on_flushed(void *opaque, redisReply *reply)
 	free(fc->models);
 	free(fc->batches);
 	free(fc);
-	maybe_free(h);
+	health_maybe_free(h);
 }
 
 /* Sends every model's pending batch in one script call. */
 static void flush_send(struct health *h)
 {
 	const struct config *cfg = h->cfg;
-	if (h->flushing || !redis_up(h))
+	if (h->flushing || !health_redis_up(h))
 		return;
 	size_t n = 0;
 	for (size_t i = 0; i < cfg->n_models; i++)
@@ -580,17 +432,6 @@ void health_release(struct health *h, int model)
 	flush_soon(h);
 }
 
-void health_throttle(struct health *h, int provider, int64_t retry_after_ms)
-{
-	struct hprov *p = &h->provs[provider];
-	p->throttled_until = time_mono_ms() + (retry_after_ms > 0 ? retry_after_ms : 1000);
-	p->credit_req = p->credit_tok = 0;
-	/* A 429 says nothing of the model's health: a probe goes back. */
-	for (size_t i = 0; i < h->cfg->n_models; i++)
-		if (h->cfg->models[i].provider == provider)
-			health_release(h, (int)i);
-}
-
 /* ---------------------------------------------------------------- the view */
 
 /* Applies a view reply ({now, json}) received at mono. Redis' times are
@@ -643,7 +484,7 @@ static void on_view(void *opaque, redisReply *reply)
 	h->viewing = false;
 	if (!h->dead && view_apply(h, reply, time_mono_ms(), true) != 0 && reply)
 		log_warn("health view unreadable", NULL);
-	maybe_free(h);
+	health_maybe_free(h);
 }
 
 /* Keys and arguments of health_view.lua (argv holds borrowed pointers and
@@ -672,7 +513,7 @@ static size_t view_args(const struct health *h, const char **argv, size_t *lens,
 
 static void view_send(struct health *h)
 {
-	if (h->viewing || !redis_up(h))
+	if (h->viewing || !health_redis_up(h))
 		return;
 	size_t n = 1 + 2 * h->cfg->n_models + 3;
 	const char **argv = xcalloc(n, sizeof *argv);
@@ -854,83 +695,15 @@ int64_t health_view_age_ms(const struct health *h)
 	return h->view_at < 0 ? -1 : time_mono_ms() - h->view_at;
 }
 
-/* ---------------------------------------------------------------- rate limits */
-
-static bool limited_provider(const struct hprov *p)
-{
-	return p->rpm > 0 || p->tpm > 0;
-}
-
-static void credits_expire(struct hprov *p, int64_t now)
-{
-	if (p->credit_expires <= now)
-		p->credit_req = p->credit_tok = 0;
-}
-
-static bool credits_cover(const struct hprov *p, int64_t tokens)
-{
-	return (p->rpm == 0 || p->credit_req >= 1) && (p->tpm == 0 || p->credit_tok >= tokens);
-}
-
-static void credits_take(struct hprov *p, struct admit *a, int64_t tokens)
-{
-	int64_t req = p->rpm ? 1 : 0, tok = p->tpm ? tokens : 0;
-	p->credit_req -= req;
-	p->credit_tok -= tok;
-	if (a) {
-		a->req = req;
-		a->tok = tok;
-	}
-}
-
-static void credits_refund(struct health *h, struct admit *a)
-{
-	struct hprov *p = &h->provs[h->cfg->models[a->model].provider];
-	p->credit_req += a->req;
-	p->credit_tok += a->tok;
-	a->req = a->tok = 0;
-}
-
 bool health_cold(const struct health *h, int model)
 {
 	return is_cold(&h->models[model]);
 }
 
-bool health_limited(const struct health *h, int model, int64_t tokens, int64_t now_ms)
-{
-	const struct hprov *p = &h->provs[h->cfg->models[model].provider];
-	if (p->throttled_until > now_ms)
-		return true;
-	if (!limited_provider(p))
-		return false;
-	if (p->credit_expires > now_ms && credits_cover(p, tokens))
-		return false;
-	return p->dry_until > now_ms;
-}
-
-bool health_provider_may_limit(const struct health *h, int provider, int64_t now_ms)
-{
-	const struct hprov *p = &h->provs[provider];
-	return p->throttled_until > now_ms || (limited_provider(p) && p->dry_until > now_ms);
-}
-
-static void demand_note(struct hprov *p, int64_t tokens, int64_t now)
-{
-	if (now - p->demand_start >= DEMAND_WINDOW_MS) {
-		p->last_req = p->demand_req;
-		p->last_tok = p->demand_tok;
-		p->demand_req = p->demand_tok = 0;
-		p->demand_start = now;
-	}
-	p->demand_req++;
-	p->demand_tok += tokens;
-}
-
-static void take_send(struct health *h, struct hprov *p);
 static void claim_send(struct health *h, struct admit *a);
 
-static struct admit *admit_new(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
-                               void *opaque)
+struct admit *health_admission_new(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
+                                   void *opaque)
 {
 	struct admit *a = xcalloc(1, sizeof *a);
 	a->h = h;
@@ -946,196 +719,25 @@ static struct admit *admit_new(struct health *h, int model, int64_t tokens, heal
 }
 
 /* Delivers a verdict (unless cancelled) and forgets the admission. */
-static void admit_done(struct health *h, struct admit *a, enum health_verdict v, int64_t retry)
+void health_admission_done(struct health *h, struct admit *a, enum health_verdict v, int64_t retry)
 {
 	if (!a->cancelled && !h->dead)
 		a->cb(a->opaque, v, retry);
-	admit_unlink(h, a);
+	health_admission_unlink(h, a);
 }
 
 /* The credits are there: claim the probe if one is due, else go. */
-static void admit_proceed(struct health *h, struct admit *a)
+void health_admission_proceed(struct health *h, struct admit *a)
 {
 	enum health_circuit c = health_circuit(h, a->model, time_mono_ms());
-	if (c == HEALTH_OPEN || (c == HEALTH_PROBE_ALLOWED && !redis_up(h))) {
-		credits_refund(h, a);
-		admit_done(h, a, HEALTH_CIRCUIT_OPEN, 0);
+	if (c == HEALTH_OPEN || (c == HEALTH_PROBE_ALLOWED && !health_redis_up(h))) {
+		health_rate_refund(h, a);
+		health_admission_done(h, a, HEALTH_CIRCUIT_OPEN, 0);
 	} else if (c == HEALTH_PROBE_ALLOWED) {
 		claim_send(h, a);
 	} else {
-		admit_done(h, a, HEALTH_GO, 0);
+		health_admission_done(h, a, HEALTH_GO, 0);
 	}
-}
-
-static void queue_push(struct hprov *p, struct admit *a)
-{
-	a->qnext = NULL;
-	if (p->qtail)
-		p->qtail->qnext = a;
-	else
-		p->qhead = a;
-	p->qtail = a;
-	p->qlen++;
-}
-
-/* Until when (monotonic ms) the provider holds back a call needing tokens:
- * a 429's throttle, or the shared bucket dry with no local credit for it.
- * 0: it may go (or take from the bucket) now. */
-static int64_t held_until(const struct hprov *p, int64_t tokens, int64_t now)
-{
-	int64_t until = p->throttled_until > now ? p->throttled_until : 0;
-	if (limited_provider(p) && p->dry_until > now && p->dry_until > until &&
-	    !(p->credit_expires > now && credits_cover(p, tokens)))
-		until = p->dry_until;
-	return until;
-}
-
-static void on_wake(uv_timer_t *timer);
-
-/* What the queue needs next: the wake timer while the provider holds back,
- * else a take (or, unlimited, nothing to wait for). */
-static void queue_next(struct health *h, struct hprov *p)
-{
-	if (!p->qhead || h->dead)
-		return;
-	int64_t now = time_mono_ms();
-	int64_t until = held_until(p, p->qhead->tokens, now);
-	if (until > 0 && h->loop) {
-		uv_timer_start(&p->wake, on_wake, (uint64_t)(until - now), 0);
-	} else if (!p->taking) {
-		take_send(h, p);
-	}
-}
-
-/* Serves the queue in order while the credits last (after a take's answer,
- * or when the wake timer fires). wait_ms > 0: the bucket is dry; admissions
- * are told to retry, waiters stay. failed: Redis did not answer. */
-static void queue_serve(struct health *h, struct hprov *p, int64_t wait_ms, bool failed)
-{
-	struct admit *a = p->qhead;
-	int64_t now = time_mono_ms();
-	int64_t throttled = p->throttled_until > now ? p->throttled_until - now : 0;
-	p->qhead = p->qtail = NULL;
-	p->qlen = 0;
-	while (a) {
-		struct admit *next = a->qnext;
-		if (a->cancelled) {
-			admit_unlink(h, a);
-		} else if (throttled > 0) {
-			if (a->waits && !failed)
-				queue_push(p, a);
-			else
-				admit_done(h, a, HEALTH_LIMITED,
-				           failed ? REDIS_DOWN_RETRY_MS : throttled);
-		} else if (credits_cover(p, a->tokens)) {
-			credits_take(p, a, a->tokens);
-			admit_proceed(h, a);
-		} else if (failed) {
-			admit_done(h, a, HEALTH_LIMITED, REDIS_DOWN_RETRY_MS);
-		} else if (wait_ms > 0 && !a->waits) {
-			admit_done(h, a, HEALTH_LIMITED, wait_ms);
-		} else {
-			queue_push(p, a);
-		}
-		a = next;
-	}
-	queue_next(h, p);
-}
-
-static void on_wake(uv_timer_t *timer)
-{
-	struct hprov *p = timer->data;
-	struct health *h = p->h;
-	int64_t now = time_mono_ms();
-	if (h->dead || !p->qhead)
-		return;
-	if (!redis_up(h) && limited_provider(p)) {
-		queue_serve(h, p, 0, true);
-		return;
-	}
-	credits_expire(p, now);
-	/* Unlimited (a 429 held it) or credits left: serve; else take. */
-	if (!limited_provider(p) || credits_cover(p, p->qhead->tokens))
-		queue_serve(h, p, 0, false);
-	else
-		queue_next(h, p);
-}
-
-static void on_take(void *opaque, redisReply *reply)
-{
-	struct hprov *p = opaque;
-	struct health *h = p->h;
-	h->calls--;
-	p->taking = false;
-	if (h->dead) {
-		maybe_free(h);
-		return;
-	}
-	int64_t now = time_mono_ms();
-	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[1]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[2]->type != REDIS_REPLY_INTEGER) {
-		if (reply && reply->type == REDIS_REPLY_ERROR)
-			log_warn("rate limit script failed", "error", reply->str, NULL);
-		queue_serve(h, p, 0, true);
-		return;
-	}
-	int64_t wait = reply->element[2]->integer;
-	if (wait > 0) {
-		p->dry_until = now + wait;
-	} else {
-		credits_expire(p, now);
-		p->credit_req += reply->element[0]->integer;
-		p->credit_tok += reply->element[1]->integer;
-		p->credit_expires = now + h->credit_ttl_ms;
-		p->dry_until = 0;
-	}
-	queue_serve(h, p, wait, false);
-}
-
-/* Asks the shared buckets for what the queue's head needs, plus a batch
- * sized by recent demand (at most a quarter of the burst). */
-static void take_send(struct health *h, struct hprov *p)
-{
-	struct admit *head = p->qhead;
-	while (head && head->cancelled)
-		head = head->qnext;
-	if (!head)
-		return;
-	if (!redis_up(h)) {
-		queue_serve(h, p, 0, true);
-		return;
-	}
-	int64_t need_req = p->rpm ? 1 : 0, need_tok = p->tpm ? head->tokens : 0;
-	int64_t more_req = p->last_req > p->demand_req ? p->last_req : p->demand_req;
-	int64_t more_tok = p->last_tok > p->demand_tok ? p->last_tok : p->demand_tok;
-	if (more_req < (int64_t)p->qlen - 1)
-		more_req = (int64_t)p->qlen - 1;
-	if (more_req > p->burst_req / 4)
-		more_req = p->burst_req / 4;
-	if (more_tok > p->burst_tok / 4)
-		more_tok = p->burst_tok / 4;
-	char vals[7][24];
-	const char *argv[8];
-	size_t lens[8];
-	long long v[7] = {h->opt.rate_period_ms,
-	                  p->rpm,
-	                  p->tpm,
-	                  need_req,
-	                  need_tok,
-	                  p->rpm ? need_req + more_req : 0,
-	                  p->tpm ? need_tok + more_tok : 0};
-	argv[0] = p->key;
-	lens[0] = p->key_len;
-	for (int i = 0; i < 7; i++) {
-		snprintf(vals[i], sizeof vals[i], "%lld", v[i]);
-		argv[i + 1] = vals[i];
-		lens[i + 1] = strlen(vals[i]);
-	}
-	p->taking = true;
-	h->calls++;
-	redis_eval(h->r, h->s_rate, on_take, p, 1, 8, argv, lens);
 }
 
 static void on_claim(void *opaque, redisReply *reply)
@@ -1149,8 +751,8 @@ static void on_claim(void *opaque, redisReply *reply)
 	else
 		m->claiming = false;
 	if (h->dead) {
-		admit_unlink(h, a);
-		maybe_free(h);
+		health_admission_unlink(h, a);
+		health_maybe_free(h);
 		return;
 	}
 	int64_t now = time_mono_ms();
@@ -1158,12 +760,12 @@ static void on_claim(void *opaque, redisReply *reply)
 	if (a->cold) {
 		if (r == 1) {
 			m->cold_held = !a->cancelled;
-			admit_done(h, a, HEALTH_GO, 0);
+			health_admission_done(h, a, HEALTH_GO, 0);
 		} else {
 			/* Another worker's call on the cold model is out (or Redis is
 			 * away): wait for its outcome rather than pile on. */
-			credits_refund(h, a);
-			admit_done(h, a, HEALTH_LIMITED, COLD_RETRY_MS);
+			health_rate_refund(h, a);
+			health_admission_done(h, a, HEALTH_LIMITED, COLD_RETRY_MS);
 		}
 		return;
 	}
@@ -1174,16 +776,16 @@ static void on_claim(void *opaque, redisReply *reply)
 		                PROBE_LEASE_MARGIN_MS;
 		m->probe_until = now + lease;
 		m->probe_held = !a->cancelled;
-		admit_done(h, a, HEALTH_GO, 0);
+		health_admission_done(h, a, HEALTH_GO, 0);
 	} else if (r == 2) {
 		m->open_until = 0; /* someone closed it meanwhile */
-		admit_done(h, a, HEALTH_GO, 0);
+		health_admission_done(h, a, HEALTH_GO, 0);
 	} else {
 		/* Another worker probes (or Redis is away): closed to us until the
 		 * next view says otherwise. */
 		m->probe_until = now + h->opt.refresh_ms;
-		credits_refund(h, a);
-		admit_done(h, a, HEALTH_CIRCUIT_OPEN, 0);
+		health_rate_refund(h, a);
+		health_admission_done(h, a, HEALTH_CIRCUIT_OPEN, 0);
 	}
 }
 
@@ -1211,48 +813,24 @@ static void claim_send(struct health *h, struct admit *a)
 enum health_verdict health_admit(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
                                  void *opaque, int64_t *retry_after_ms)
 {
-	struct hprov *p = &h->provs[h->cfg->models[model].provider];
 	int64_t now = time_mono_ms();
 	*retry_after_ms = 0;
 	enum health_circuit c = health_circuit(h, model, now);
 	if (c == HEALTH_OPEN)
 		return HEALTH_CIRCUIT_OPEN;
-	if (p->throttled_until > now) {
-		*retry_after_ms = p->throttled_until - now;
-		return HEALTH_LIMITED;
-	}
 	int64_t req = 0, tok = 0;
-	if (limited_provider(p)) {
-		credits_expire(p, now);
-		demand_note(p, tokens, now);
-		if (p->qhead || !credits_cover(p, tokens)) {
-			if (p->dry_until > now && !p->taking) {
-				*retry_after_ms = p->dry_until - now;
-				return HEALTH_LIMITED;
-			}
-			if (!redis_up(h)) {
-				*retry_after_ms = REDIS_DOWN_RETRY_MS;
-				return HEALTH_LIMITED;
-			}
-			struct admit *a = admit_new(h, model, tokens, cb, opaque);
-			queue_push(p, a);
-			if (!p->taking)
-				take_send(h, p);
-			return HEALTH_PENDING;
-		}
-		req = p->rpm ? 1 : 0;
-		tok = p->tpm ? tokens : 0;
-		credits_take(p, NULL, tokens);
-	}
+	enum health_verdict v =
+	        health_rate_admit(h, model, tokens, cb, opaque, &req, &tok, retry_after_ms);
+	if (v != HEALTH_GO)
+		return v;
 	struct hmodel *hm = &h->models[model];
 	if (c == HEALTH_CLOSED && is_cold(hm)) {
-		if (hm->cold_claiming || hm->cold_held || !redis_up(h)) {
-			p->credit_req += req;
-			p->credit_tok += tok;
+		if (hm->cold_claiming || hm->cold_held || !health_redis_up(h)) {
+			health_rate_give_back(h, model, req, tok);
 			*retry_after_ms = COLD_RETRY_MS;
 			return HEALTH_LIMITED;
 		}
-		struct admit *a = admit_new(h, model, tokens, cb, opaque);
+		struct admit *a = health_admission_new(h, model, tokens, cb, opaque);
 		a->req = req;
 		a->tok = tok;
 		a->cold = true;
@@ -1260,43 +838,17 @@ enum health_verdict health_admit(struct health *h, int model, int64_t tokens, he
 		return HEALTH_PENDING;
 	}
 	if (c == HEALTH_PROBE_ALLOWED) {
-		if (!redis_up(h)) {
-			p->credit_req += req;
-			p->credit_tok += tok;
+		if (!health_redis_up(h)) {
+			health_rate_give_back(h, model, req, tok);
 			return HEALTH_CIRCUIT_OPEN;
 		}
-		struct admit *a = admit_new(h, model, tokens, cb, opaque);
+		struct admit *a = health_admission_new(h, model, tokens, cb, opaque);
 		a->req = req;
 		a->tok = tok;
 		claim_send(h, a);
 		return HEALTH_PENDING;
 	}
 	return HEALTH_GO;
-}
-
-enum health_verdict health_wait(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
-                                void *opaque, int64_t *retry_after_ms)
-{
-	struct hprov *p = &h->provs[h->cfg->models[model].provider];
-	int64_t now = time_mono_ms();
-	*retry_after_ms = 0;
-	if (health_circuit(h, model, now) == HEALTH_OPEN)
-		return HEALTH_CIRCUIT_OPEN;
-	int64_t until = held_until(p, tokens, now);
-	if (until == 0 || !h->loop) {
-		*retry_after_ms = until > now ? until - now : 1;
-		return HEALTH_LIMITED;
-	}
-	if (!redis_up(h)) {
-		*retry_after_ms = REDIS_DOWN_RETRY_MS;
-		return HEALTH_LIMITED;
-	}
-	struct admit *a = admit_new(h, model, tokens, cb, opaque);
-	a->waits = true;
-	queue_push(p, a);
-	if (!p->taking)
-		queue_next(h, p);
-	return HEALTH_PENDING;
 }
 
 void health_admit_cancel(struct health *h, void *opaque)

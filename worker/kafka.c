@@ -503,7 +503,7 @@ struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg, const struct 
 	 * is per batch: with outputs keyed over many partitions, a linger of
 	 * 1 ms cost 12-18 us of that thread per job in make bench (b), 10 ms
 	 * 2-5, 20 ms 1-2. A job's slot is not held while its outputs wait for
-	 * the acknowledgement (engine.c, slot_free), so the linger is not part
+	 * the acknowledgement (engine_intake.c, slot_free), so the linger is not part
 	 * of a call's turn in the latency-bound bench (a) either (README,
 	 * Performance); a result comes at most 20 ms later. */
 	if (conf_set(pconf, "linger.ms", "20", errstr, errstr_size) ||
@@ -733,10 +733,10 @@ static void on_closed(uv_handle_t *h)
 		free(k);
 }
 
-void kafka_close(struct kafka *k)
+int kafka_close(struct kafka *k)
 {
 	if (!k)
-		return;
+		return 0;
 	if (k->open_handles) {
 		uv_timer_stop(&k->tick);
 		uv_timer_stop(&k->again);
@@ -754,6 +754,13 @@ void kafka_close(struct kafka *k)
 		log_warn("kafka final commit failed", "error", rd_kafka_err2str(err), NULL);
 	rd_kafka_consumer_close(k->consumer);
 	rd_kafka_flush(k->producer, 10000);
+	int left = rd_kafka_outq_len(k->producer);
+	if (left > 0) {
+		char n[24];
+		snprintf(n, sizeof n, "%d", left);
+		log_warn("kafka producer not flushed: outputs left unacknowledged", "count", n,
+		         NULL);
+	}
 	if (k->paused)
 		rd_kafka_topic_partition_list_destroy(k->paused);
 	rd_kafka_topic_partition_list_destroy(k->assignment);
@@ -764,7 +771,7 @@ void kafka_close(struct kafka *k)
 	rd_kafka_conf_destroy(k->pconf);
 	if (!k->open_handles) {
 		free(k);
-		return;
+		return left;
 	}
 	close(k->cw.fds[1]);
 	close(k->pw.fds[1]);
@@ -773,4 +780,5 @@ void kafka_close(struct kafka *k)
 	uv_close((uv_handle_t *)&k->tick, on_closed);
 	uv_close((uv_handle_t *)&k->again, on_closed);
 	uv_close((uv_handle_t *)&k->rebuild, on_closed);
+	return left;
 }

@@ -86,8 +86,12 @@ int kafka_outq_len(const struct kafka *k);
 /* Stops fetching (for a drain): no more messages are handed over. */
 void kafka_stop_fetching(struct kafka *k);
 
-/* Commits stored offsets, leaves the group, closes both clients (this blocks,
- * for shutdown only) and releases the loop handles; the loop must run after. */
-void kafka_close(struct kafka *k);
+/* Commits stored offsets, leaves the group, flushes the producer (up to
+ * 10 s for what was produced to be acknowledged; delivery reports run
+ * meanwhile), closes both clients (this blocks, for shutdown only) and
+ * releases the loop handles; the loop must run after. Returns how many
+ * produced messages were still unacknowledged when the flush gave up (0:
+ * none); NULL is safe and returns 0. */
+int kafka_close(struct kafka *k);
 
 #endif

@@ -518,6 +518,7 @@ void ledger_reserve(struct ledger *l, const struct ledger_reserve_req *req, redi
 	cmd_str(&c, l->worker);
 	cmd_i64(&c, l->cfg->worker.dedupe_ttl_s);
 	cmd_str(&c, req->lookup ? "1" : "0");
+	cmd_str(&c, req->classifier ? "1" : "0");
 	cmd_send(l, l->reserve, &c, on_reserved, rc);
 }
 
@@ -531,7 +532,7 @@ int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *ou
 	*out = (struct ledger_reservation){0};
 	if (elem_is(reply, 0, "reserved")) {
 		out->status = LEDGER_RESERVED;
-		if (reply->elements < 3 || elem_i64(reply, 1, &attempt) != 0 || attempt < 1 ||
+		if (reply->elements < 3 || elem_i64(reply, 1, &attempt) != 0 || attempt < 0 ||
 		    attempt > INT32_MAX || elem_i64(reply, 2, &out->expires_ms) != 0)
 			return fail(errstr, errstr_size, LEDGER_ERROR, "reserve: bad reply");
 		out->attempt = (int)attempt;

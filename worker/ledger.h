@@ -166,6 +166,9 @@ struct ledger_reserve_req {
 	 * Kafka, which then needs no ledger_dedupe_check): a job done, or
 	 * finished and not acknowledged, reserves nothing and the reply says so. */
 	bool lookup;
+	/* The auto strategy's classifier call: attempt 0 when the job has had
+	 * no attempt yet, else the next number (reserve.lua). */
+	bool classifier;
 };
 
 enum ledger_reserve_status {
@@ -182,7 +185,8 @@ enum ledger_reserve_status {
 
 struct ledger_reservation {
 	enum ledger_reserve_status status;
-	int attempt;        /* RESERVED: the attempt's number, unique for the job */
+	int attempt;        /* RESERVED: the attempt's number, unique for the job (0
+	                       only for a first classifier call) */
 	int64_t expires_ms; /* RESERVED: the lease's expiry, unix ms */
 	const char *budget; /* otherwise: the budget that refused; borrowed */
 	int64_t limit_nusd, spent_nusd, reserved_nusd; /* WAIT, EXHAUSTED: its window */

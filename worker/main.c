@@ -9,6 +9,8 @@
 #include "engine.h"
 #include "http.h"
 #include "log.h"
+#include "testhook.h"
+#include "timeutil.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -77,6 +79,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(ll);
+	/* Test hook (README, Tests): the wall clock shifted, before the engine
+	 * reads it. */
+	const char *offset = testhook_getenv("PROMPTYARD_CLOCK_OFFSET_MS");
+	if (offset)
+		time_set_offset_ms(strtoll(offset, NULL, 10));
 
 	if (http_global_init() != 0) {
 		fprintf(stderr, "promptyard-worker: libcurl initialisation failed\n");

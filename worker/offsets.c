@@ -22,8 +22,8 @@ struct partition_track {
 	uint64_t head; /* ticket of the oldest entry in flight */
 	uint64_t tail; /* next ticket */
 	int64_t watermark;
+	int refs; /* the assignment's and its tasks' */
 	bool revoked;
-	bool released;
 	bool dirty;
 };
 
@@ -35,11 +35,20 @@ struct partition_track *track_new(const char *topic, int32_t partition)
 	pt->mask = 63;
 	pt->ring = xcalloc(pt->mask + 1, sizeof *pt->ring);
 	pt->watermark = -1;
+	pt->refs = 1;
 	return pt;
 }
 
-static void track_free(struct partition_track *pt)
+struct partition_track *track_ref(struct partition_track *pt)
 {
+	pt->refs++;
+	return pt;
+}
+
+void track_unref(struct partition_track *pt)
+{
+	if (!pt || --pt->refs > 0)
+		return;
 	free(pt->topic);
 	free(pt->ring);
 	free(pt);
@@ -83,10 +92,6 @@ bool track_done(struct partition_track *pt, uint64_t ticket)
 		pt->watermark =
 		        pt->head < pt->tail ? pt->ring[pt->head & pt->mask].offset : last + 1;
 		pt->dirty = true;
-	}
-	if (pt->released && pt->head == pt->tail) {
-		track_free(pt);
-		return false;
 	}
 	return moved && !pt->revoked;
 }
@@ -136,8 +141,5 @@ void track_release(struct partition_track *pt)
 	if (!pt)
 		return;
 	pt->revoked = true;
-	if (pt->head == pt->tail)
-		track_free(pt);
-	else
-		pt->released = true;
+	track_unref(pt);
 }

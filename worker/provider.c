@@ -1,4 +1,5 @@
-/* provider: the registry of wire formats and what they share. */
+/* provider: what the wire formats share (their registry is
+ * provider_registry.c). */
 #include "provider.h"
 
 #include <limits.h>
@@ -7,24 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* Every wire format, one line each. */
-static const struct provider *const providers[] = {
-        &provider_openai,
-        &provider_anthropic,
-        &provider_gemini,
-        &provider_bedrock,
-};
-
-const struct provider *provider_lookup(const char *type)
-{
-	if (!type)
-		return NULL;
-	for (size_t i = 0; i < sizeof providers / sizeof providers[0]; i++)
-		if (strcmp(providers[i]->type, type) == 0)
-			return providers[i];
-	return NULL;
-}
 
 const char *finish_reason_name(enum finish_reason f)
 {

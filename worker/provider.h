@@ -3,7 +3,7 @@
  * The router and the HTTP loop see only this table. A provider builds the HTTP
  * request for one attempt and turns the HTTP response into a normalized
  * completion or a classified failure. Adding a wire format is adding one file
- * and one line in provider.c. */
+ * and its line in provider_registry.c/.h (provider_lookup, the tables). */
 #ifndef PROMPTYARD_PROVIDER_H
 #define PROMPTYARD_PROVIDER_H
 
@@ -12,6 +12,7 @@
 #include "job.h"
 #include "jscan.h"
 #include "money.h"
+#include "provider_registry.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -129,13 +130,6 @@ struct provider {
 void provider_request_common(const struct provider_conf *p, struct http_request *req,
                              const char *default_name);
 
-/* The table for a config's provider type, or NULL. */
-const struct provider *provider_lookup(const char *type);
-
-extern const struct provider provider_openai;
-extern const struct provider provider_anthropic;
-extern const struct provider provider_gemini;
-extern const struct provider provider_bedrock;
 /* The clock Bedrock's signatures take their time from (unix seconds): the
  * wall clock; a test sets its own, so that a signature can be expected. */
 extern int64_t (*provider_bedrock_now_s)(void);

@@ -28,6 +28,11 @@
 -- ARGV[13] the dedupe hash's time to live, s (worker.dedupe_ttl_s)
 -- ARGV[14] "1": look the job up first, as dedupe_check.lua does (the first
 --          reservation of a job consumed from Kafka: one round trip for both)
+-- ARGV[15] "1": the auto strategy's classifier call (SPEC §6: charged to the
+--          job as attempt 0). It gets attempt 0 when the job has had no
+--          attempt number yet; otherwise (the job runs again after a crash)
+--          the next number, like any attempt: reserved and charged, never
+--          free, and never sharing a settle marker with an earlier call.
 --
 -- The chain is walked from the meta hashes: the budget, its parent, and so on,
 -- at most 4 budgets; each is checked in the window its period selects ("all",
@@ -39,8 +44,9 @@
 --                                       acknowledged: nothing reserved, skip it
 --   {"pending", outputs}                (ARGV[14] "1") finished but not
 --                                       acknowledged: nothing reserved, re-send
---   {"reserved", attempt, expires_ms}   held; attempt is new (HINCRBY), unique
---                                       for the job across crashes and re-runs
+--   {"reserved", attempt, expires_ms}   held; attempt is new (HINCRBY, or 0 for
+--                                       a first classifier call), unique for
+--                                       the job across crashes and re-runs
 --   {"wait", name, limit, spent, reserved}       does not fit only because of
 --                                       other reservations (spent + estimate <=
 --                                       limit everywhere): retry later
@@ -143,7 +149,12 @@ end
 for i = 1, #chain do
   redis.call('HINCRBY', chain[i].key, 'reserved', est)
 end
-local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local attempt
+if ARGV[15] == '1' and redis.call('HSETNX', KEYS[1], 'attempts', 0) == 1 then
+  attempt = 0
+else
+  attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+end
 if token ~= '' then
   redis.call('HSET', KEYS[1], 'token:' .. token, attempt)
 end

@@ -30,8 +30,8 @@
 --   lease live:  on the budget windows recorded in the lease, spent += actual
 --                and reserved -= the lease's estimate (read from the lease, so
 --                it is subtracted once); the lease is removed.
---   no lease, no marker: an attempt that reserved nothing (the classifier's
---                attempt 0, a caller without reservations): spent += actual on
+--   no lease, no marker: an attempt that reserved nothing (a caller without
+--                reservations): spent += actual on
 --                the chain walked from the meta hashes, in the windows of now
 --                (an empty budget name charges no budget: a job that has none).
 --   marker:      a repeat. After a reap (the lease expired) the attempt stays

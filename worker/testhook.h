@@ -2,7 +2,8 @@
  * only (README, Tests):
  *   PROMPTYARD_TEST_FATAL_PRODUCER_AFTER=N  a fatal producer error after N
  *                                           delivery reports (kafka.c)
- *   PROMPTYARD_CLOCK_OFFSET_MS=MS           the wall clock shifted (timeutil.c)
+ *   PROMPTYARD_CLOCK_OFFSET_MS=MS           the wall clock shifted (main.c sets
+ *                                           time_set_offset_ms)
  *   PROMPTYARD_TEST_RATE_PERIOD_MS=MS       a shorter "minute" for rpm/tpm
  *
  * They exist only in a build with PROMPTYARD_TEST_HOOKS defined: the

@@ -1,8 +1,6 @@
 /* timeutil: clocks and RFC 3339. */
 #include "timeutil.h"
 
-#include "testhook.h"
-
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,22 +9,14 @@
 #include <time.h>
 
 static int64_t offset_ms;
-static int offset_loaded;
 
 void time_set_offset_ms(int64_t ms)
 {
 	offset_ms = ms;
-	offset_loaded = 1;
 }
 
 int64_t time_now_ms(void)
 {
-	if (!offset_loaded) {
-		/* Loaded first: the lookup logs, and a log line reads the clock. */
-		offset_loaded = 1;
-		const char *e = testhook_getenv("PROMPTYARD_CLOCK_OFFSET_MS");
-		offset_ms = e ? strtoll(e, NULL, 10) : 0;
-	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + offset_ms;

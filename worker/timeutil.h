@@ -1,7 +1,8 @@
 /* timeutil: wall-clock and monotonic milliseconds, RFC 3339 in and out.
- * The wall clock can be shifted for tests (the test hook
- * PROMPTYARD_CLOCK_OFFSET_MS, testhook.h, or time_set_offset_ms()), so that a
- * day budget can be carried across midnight without waiting for it. */
+ * The wall clock can be shifted for tests (time_set_offset_ms(); the worker
+ * sets it from the test hook PROMPTYARD_CLOCK_OFFSET_MS, testhook.h), so
+ * that a day budget can be carried across midnight without waiting for it.
+ * timeutil reads no hook itself: testhook logs, and log reads the clock. */
 #ifndef PROMPTYARD_TIMEUTIL_H
 #define PROMPTYARD_TIMEUTIL_H
 
@@ -12,6 +13,7 @@
 int64_t time_now_ms(void);
 /* Monotonic milliseconds, for timeouts and latencies. */
 int64_t time_mono_ms(void);
+/* Shifts time_now_ms() by offset_ms from now on (tests). */
 void time_set_offset_ms(int64_t offset_ms);
 /* Writes "2026-11-22T03:00:00.123Z". out needs 25 bytes. */
 void time_format_rfc3339(int64_t unix_ms, char *out, size_t out_size);

@@ -237,7 +237,7 @@ def test_sigterm_drains_1000_in_flight():
 
 
 def test_calls_fill_every_connection_of_a_sharded_provider():
-    # 600 connections are three curl pools of 200 (engine.c, POOL_CONNECTIONS):
+    # 600 connections are three curl pools of 200 (engine_pools.c, POOL_CONNECTIONS):
     # with more jobs than connections every pool is kept full, and no call
     # waits inside curl for a connection while another pool has one free.
     with stack(partitions=2, latency_ms=3000, max_in_flight=1000, connections=600) as s:
@@ -338,3 +338,61 @@ def test_producer_rebuilt_after_fatal_error():
         w.sigterm()
         assert w.wait(60) == 0
         assert_all_committed(s)
+
+
+def test_drain_timeout_leaves_unfinished_jobs_to_run_again():
+    # Calls that hang past worker.drain_timeout_ms: the drain gives up on
+    # them, nothing of those jobs is committed, the worker exits 0 (SPEC §9:
+    # that is the drain working) and the next worker does them all.
+    with stack(partitions=2, timeout_ms=3000) as s:
+        s.config["worker"]["drain_timeout_ms"] = 1000
+        s.write_config()
+        s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "hang": True}])
+        produce(s, 20, "dt")
+        w = s.worker()
+        procs.wait_until(lambda: s.fake.stats()["suspended"] >= 1, 60, interval=0.1,
+                         what="a call held at the provider")
+        w.sigterm()
+        assert w.wait(60) == 0, w.log_text()[-3000:]
+        w.wait_log("drain timeout: leaving unfinished jobs to be consumed again", timeout=1)
+        assert s.results(timeout_s=2) == []
+        s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": 0}])
+        s.fake.release()
+        w2 = s.worker(name="again")
+        assert len(wait_results(s, 20, 90)) == 20
+        w2.sigterm()
+        assert w2.wait(60) == 0
+
+
+def test_stop_with_outputs_kafka_never_took_exits_1():
+    # The jobs are answered while the brokers are away: their outputs wait in
+    # the producer. SIGTERM: the drain times out, the producer cannot flush,
+    # and the stop failed (exit 1). Once the brokers are back, the next
+    # worker re-sends those outputs from Redis without buying them again.
+    n = 30
+    with stack(partitions=2) as s:
+        s.config["worker"]["drain_timeout_ms"] = 1000
+        s.write_config()
+        w = s.worker()
+        produce(s, 2, "warm")  # a warm model takes calls at full concurrency
+        assert len(wait_results(s, 2, 60)) == 2
+        s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": 3000}])
+        produce(s, n, "nf")
+        procs.wait_until(lambda: s.fake.stats()["suspended"] >= n, 60, interval=0.1,
+                         what=f"{n} calls held at the provider")
+        s.cluster.down_all()
+        procs.wait_until(lambda: s.fake.stats()["suspended"] == 0, 30, interval=0.1,
+                         what="every call answered")
+        time.sleep(1)  # settled, outputs handed to the producer
+        w.sigterm()
+        try:
+            assert w.wait(90) == 1, w.log_text()[-3000:]
+        finally:
+            s.cluster.up_all()
+        w.wait_log("kafka producer not flushed: outputs left unacknowledged", timeout=1)
+        w2 = s.worker(name="after")
+        got = wait_results(s, n + 2, 120)
+        assert {f"nf-{i}" for i in range(n)} <= got
+        assert calls(s) == n + 2  # re-sent from Redis, not bought again
+        w2.sigterm()
+        assert w2.wait(60) == 0

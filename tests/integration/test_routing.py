@@ -210,3 +210,117 @@ def test_auto_asks_the_classifier_as_attempt_zero():
             assert round(r["cost_usd"] * 1e9) == job_costs
         w.sigterm()
         assert w.wait(60) == 0
+
+
+def classifier_answer(prompt_tokens=40, completion_tokens=2):
+    """The fake classifier's answer: "0.9", with the usage given."""
+    return json.dumps({"id": "chatcmpl-c", "object": "chat.completion", "created": 1,
+                       "model": "cls",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "0.9"},
+                                    "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": prompt_tokens,
+                                 "completion_tokens": completion_tokens,
+                                 "total_tokens": prompt_tokens + completion_tokens}})
+
+
+def spent_nusd(s, budget="default"):
+    prefix = s.config["redis"]["key_prefix"]
+    return int(s.redis.client().hget(f"{prefix}{{ledger}}:b:{budget}:all", "spent") or 0)
+
+
+def leases_left(s):
+    prefix = s.config["redis"]["key_prefix"]
+    return s.redis.client().zcard(f"{prefix}{{ledger}}:leases")
+
+
+def distinct_costs(s):
+    """{(job_id, attempt): record}; the same key twice must be the same record."""
+    out = {}
+    for c in s.costs(timeout_s=5):
+        key = (c["job_id"], c["attempt"])
+        assert out.get(key, c)["cost_nusd"] == c["cost_nusd"], ("two costs for", key)
+        out[key] = c
+    return out
+
+
+def test_classifier_calls_cannot_overspend_the_budget():
+    # The budget covers a few classifier calls and no call of the two job
+    # models: the classifier reserves like any attempt, so once the budget
+    # cannot cover its estimate the jobs fall back to the heuristic (and
+    # then end budget_exhausted). Spend never passes the limit, and every
+    # classifier call is charged and reported.
+    models = [model("cls", "a", 0.05, quality=0.3), model("big", "b", 2.0, quality=0.4),
+              model("huge", "b", 3.0, quality=0.95)]
+    limit_nusd = 50000  # a classifier call costs 2,400, its estimate about 12,000
+    with two_provider_stack(models, router={"classifier_model": "cls"},
+                            worker={"default_strategy": "auto"}) as s:
+        s.config["budgets"] = [{"name": "default", "limit_usd": limit_nusd / 1e9,
+                                "period": "none", "parent": ""}]
+        s.write_config()
+        s.set_fake_rules([{"prefix": "/a/v1", "model": "cls", "status": 200,
+                           "body": classifier_answer()},
+                          {"prefix": "/b/v1", "model": "*", "latency_ms": 5}])
+        n = 40
+        produce(s, n, "ovr", {"models": ["big", "huge"]})
+        w = s.worker()
+        rs = results_for(s, "ovr", n)
+        bad = [r for r in rs if r["status"] != "error" or r["error"]["code"] != "budget_exhausted"]
+        assert not bad, bad[:3]
+        procs.wait_until(lambda: leases_left(s) == 0, 30, interval=0.5, what="no lease left")
+        spent = spent_nusd(s)
+        assert spent <= limit_nusd, (spent, limit_nusd)
+        costs = distinct_costs(s)
+        assert sum(c["cost_nusd"] for c in costs.values()) == spent
+        cls_calls = calls_at(s, "/a/v1")
+        assert 1 <= cls_calls < n, cls_calls  # some jobs could not afford the classifier
+        assert len([c for c in costs.values() if c["model"] == "cls"]) == cls_calls
+        assert calls_at(s, "/b/v1") == 0
+        w.sigterm()
+        assert w.wait(60) == 0
+
+
+def test_classifier_asked_again_after_a_crash_is_charged_again():
+    # Worker A's classifier calls hang; A is killed with them in flight. B
+    # takes the jobs again and asks the classifier again. A's calls were
+    # reserved: their leases are reaped (charged at the estimate, reported
+    # "estimated"); B's are charged at their cost. Both calls of every job
+    # are in the ledger and in the cost records.
+    models = [model("cls", "a", 0.05, quality=0.3), model("cheap", "a", 0.1, quality=0.4),
+              model("strong", "b", 2.0, quality=0.95)]
+    with two_provider_stack(models, timeout_ms=3000,
+                            router={"classifier_model": "cls", "auto_floor": 0.3},
+                            worker={"default_strategy": "auto"}) as s:
+        answer = [{"prefix": "/a/v1", "model": "cls", "status": 200, "body": classifier_answer()},
+                  {"prefix": "/a/v1", "model": "*", "latency_ms": 5},
+                  {"prefix": "/b/v1", "model": "*", "latency_ms": 5}]
+        s.set_fake_rules(answer)
+        a = s.worker(name="worker-a")
+        # Warm models take calls at full concurrency (README "Slow start").
+        produce(s, 2, "warm")
+        results_for(s, "warm", 2)
+        s.set_fake_rules([{"prefix": "/a/v1", "model": "cls", "hang": True}] + answer[1:])
+        n = 5
+        produce(s, n, "crash")
+        procs.wait_until(lambda: s.fake.stats()["suspended"] >= n, 60, interval=0.1,
+                         what=f"{n} classifier calls held")
+        a.sigkill()
+        s.set_fake_rules(answer)
+        s.fake.release()
+        b = s.worker(name="worker-b")
+        rs = results_for(s, "crash", n, timeout_s=90)
+        for r in rs:
+            assert r["status"] == "ok", r
+            assert [x["model"] for x in r["attempts"]] == ["cls", "strong"], r["attempts"]
+        # A's leases expire (timeout 3 s + 15 s) and are reaped by B.
+        procs.wait_until(lambda: leases_left(s) == 0, 60, interval=0.5,
+                         what="A's leases reaped")
+        costs = distinct_costs(s)
+        assert sum(c["cost_nusd"] for c in costs.values()) == spent_nusd(s)
+        for i in range(n):
+            mine = sorted((c["attempt"], c["model"], c["estimated"])
+                          for (job, _), c in costs.items() if job == f"crash-{i}")
+            assert [(m, e) for _, m, e in mine] == \
+                [("cls", True), ("cls", False), ("strong", False)], mine
+            assert mine[0][0] == 0  # A's call was the job's attempt 0
+        b.sigterm()
+        assert b.wait(60) == 0

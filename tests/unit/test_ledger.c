@@ -272,8 +272,9 @@ struct rsv {
 
 /* A reserve; with lookup, the job is looked up first (outputs of a pending
  * one copied to out.outputs). */
-static struct rsv reserve_req(struct fx *f, int li, const char *budget, const char *job,
-                              int64_t est, int64_t lease_ms, const char *token, bool lookup)
+static struct rsv reserve_full(struct fx *f, int li, const char *budget, const char *job,
+                               int64_t est, int64_t lease_ms, const char *token, bool lookup,
+                               bool classifier)
 {
 	struct waiter w = {0};
 	struct rsv out = {0};
@@ -284,7 +285,8 @@ static struct rsv reserve_req(struct fx *f, int li, const char *budget, const ch
 	                                 .token = token,
 	                                 .model = "m-small",
 	                                 .provider = "p-one",
-	                                 .lookup = lookup};
+	                                 .lookup = lookup,
+	                                 .classifier = classifier};
 	ledger_reserve(f->l[li], &req, on_reply, &w);
 	redisReply *r = wait_for(f, &w);
 	out.rc = ledger_reserve_result(r, &out.res, out.err, sizeof out.err);
@@ -297,6 +299,12 @@ static struct rsv reserve_req(struct fx *f, int li, const char *budget, const ch
 	out.res.outputs = NULL;
 	reply_free(r);
 	return out;
+}
+
+static struct rsv reserve_req(struct fx *f, int li, const char *budget, const char *job,
+                              int64_t est, int64_t lease_ms, const char *token, bool lookup)
+{
+	return reserve_full(f, li, budget, job, est, lease_ms, token, lookup, false);
 }
 
 static struct rsv reserve_tok(struct fx *f, int li, const char *budget, const char *job,
@@ -518,6 +526,37 @@ TEST(reserve_looks_the_job_up)
 	CHECK_INT(a.res.status, LEDGER_RESERVED);
 	CHECK_INT(a.res.attempt, 2);
 	CHECK_INT(state(&f, "b").reserved, 900);
+	fx_close(&f);
+}
+
+/* The classifier's call is attempt 0 of a new job (SPEC §6); asked again
+ * after a crash it is a new attempt, reserved and charged like any. */
+TEST(classifier_attempt_numbers)
+{
+	struct fx f;
+	CHECK(fx_open(&f, "t13:", 1, NULL, 0, 0) == 0);
+	CHECK(define("t13:", "b", 100000, "none", "") == 0);
+	struct rsv a = reserve_full(&f, 0, "b", "job-c", 500, 60000, "tok-1", true, true);
+	CHECK_INT(a.res.status, LEDGER_RESERVED);
+	CHECK_INT(a.res.attempt, 0);
+	/* A lost reply: the same token gets the same attempt 0. */
+	a = reserve_full(&f, 0, "b", "job-c", 500, 60000, "tok-1", true, true);
+	CHECK_INT(a.res.attempt, 0);
+	CHECK_INT(state(&f, "b").reserved, 500);
+	struct stl s = settle(&f, "b", "job-c", 0, 300);
+	CHECK_INT(s.rc, LEDGER_OK);
+	CHECK(s.s.now);
+	/* The job's first real attempt is 1. */
+	a = reserve_full(&f, 0, "b", "job-c", 500, 60000, "tok-2", false, false);
+	CHECK_INT(a.res.attempt, 1);
+	/* The job runs again (a crash): its classifier call is attempt 2, and
+	 * its settlement charges again. */
+	a = reserve_full(&f, 0, "b", "job-c", 500, 60000, "tok-3", true, true);
+	CHECK_INT(a.res.status, LEDGER_RESERVED);
+	CHECK_INT(a.res.attempt, 2);
+	s = settle(&f, "b", "job-c", 2, 300);
+	CHECK(s.s.now);
+	CHECK_INT(state(&f, "b").spent, 600);
 	fx_close(&f);
 }
 
@@ -1311,6 +1350,7 @@ int main(void)
 	}
 	RUN(reserve_settle_release);
 	RUN(reserve_looks_the_job_up);
+	RUN(classifier_attempt_numbers);
 	RUN(same_settle_three_times);
 	RUN(parent_binds_and_refusals);
 	RUN(chain_longer_than_four_refused);

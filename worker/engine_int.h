@@ -1,0 +1,351 @@
+/* engine_int: the state the engine's files share. Only worker/engine*.c
+ * include it; everything else sees engine.h.
+ *
+ * The engine is one subsystem split by idea (as redis' server.h serves
+ * networking.c, ae.c, ...):
+ *
+ *   engine.c          life cycle: build, start, signals, readiness, drain, stop
+ *   engine_task.c     a task's life: begin (route), fail, finish, done, free
+ *   engine_intake.c   messages in: the backlog, holds and pauses (backpressure)
+ *   engine_dedupe.c   one id is one job: id claims, lookups, done-marks, re-sends
+ *   engine_attempt.c  the attempt cycle: admission, provider slots, reserve,
+ *                     call, settle, decide, failover
+ *   engine_classify.c auto's classifier call (attempt 0)
+ *   engine_outbox.c   outputs: build, produce, delivery reports, producer rebuild
+ *   engine_assign.c   assignment and rebalance: partition tracks, revokes
+ *   engine_upkeep.c   timers of its own: leases of dead workers, the budget poll
+ *   engine_pools.c    each provider's HTTP pools (curl multi handles, sharded)
+ *
+ * Names: task_* act on one task, engine_* on the engine; whatever one file
+ * alone uses is static there. */
+#ifndef PROMPTYARD_ENGINE_INT_H
+#define PROMPTYARD_ENGINE_INT_H
+
+#include "engine.h"
+#include "health.h"
+#include "http.h"
+#include "job.h"
+#include "kafka.h"
+#include "offsets.h"
+#include "output.h"
+#include "provider.h"
+#include "router.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* Attempt records a job may have, calls and skipped models together. */
+#define MAX_CHAIN_ATTEMPTS 32
+
+struct task;
+
+/* One message to produce for a task, kept until Kafka acknowledged it so that
+ * it can be produced again after a failure. */
+struct out_msg {
+	struct task *task; /* NULL for a reaped lease's cost record (see reaper) */
+	const char *topic;
+	char *value;
+	size_t len;
+	bool is_result;
+	bool acked;
+	bool retry_pending; /* a produce_later timer will produce it */
+	int64_t sent_ms;    /* first produced, monotonic ms */
+	struct out_msg *next_unacked, *prev_unacked;
+};
+
+/* The cost record of a lease this worker reaped: produced on its own, and
+ * acknowledged to the ledger once Kafka has it. */
+struct reaped_out {
+	struct out_msg out; /* first: an out_msg with task == NULL is one of these */
+	char *job_id;
+	int attempt;
+};
+
+struct task {
+	struct engine *e;
+	struct partition_track *track; /* a reference (track_ref), dropped by task_free */
+	uint64_t ticket;
+	int32_t partition;
+	int64_t offset;
+	char *key;
+	size_t key_len;
+	rd_kafka_headers_t *headers; /* the input's, for the DLQ record */
+	char *raw;                   /* the value, kept only when it did not parse */
+	size_t raw_len;
+	struct job job;
+	char *id; /* the job's id or topic:partition:offset (new) */
+	int64_t started_mono_ms;
+
+	/* Redis said this job is neither done nor pending (SPEC §9): a dedupe
+	 * lookup, or the first reservation, which looks it up in the same step.
+	 * Until then no call, no classifier and no output goes out. */
+	bool looked_up;
+	bool finish_after_lookup; /* ended before its first reservation: look up, then finish */
+	uint64_t serial;          /* for reservation tokens (reserve_token) */
+	int reserve_seq;          /* the reservation being asked for: its token's last part */
+	int waits;                /* reservations deferred for others in a row */
+	size_t n_calls;           /* attempts that went to a provider (max_attempts) */
+	int admitted_model;       /* health said GO for this model (-1: none yet) */
+	bool admit_pending;
+	struct http_request pending_req; /* built, waiting for its reservation */
+	int pending_model;               /* -1 when none */
+	int64_t pending_estimate_nusd;   /* what the pending call reserves */
+	int64_t pending_tokens;          /* the classifier's est_input + max_tokens (rpm/tpm) */
+	bool classifying;                /* the pending or running call is auto's classifier */
+	int64_t refused_estimate_nusd;   /* the budget refused this estimate: any
+	                                    model at least as costly cannot fit */
+	enum error_code last_skip;       /* why the last model was passed over */
+	char *skip_message;
+	bool parked;   /* budget exhausted, waiting (pause mode) */
+	bool replayed; /* outputs re-sent from Redis, no call made */
+
+	struct route route;
+	size_t chain_pos;
+	int same_retries;
+	bool *tried;                  /* per model */
+	struct attempt_rec *attempts; /* grown on demand, at most MAX_CHAIN_ATTEMPTS */
+	size_t n_attempts, cap_attempts;
+	int64_t cost_nusd;
+
+	/* The attempt being decided. */
+	struct completion completion;
+	enum response_class cls;
+	int64_t retry_after_ms;
+	int settle_tries;
+
+	/* The end. */
+	enum error_code error;
+	char *error_message;
+	struct out_msg *outs;
+	size_t n_outs;
+	int acks_pending;
+	bool acking; /* its outputs are with Kafka: it holds no slot (engine_intake.c) */
+
+	bool id_holder;    /* this task holds its id in engine.ids */
+	struct task *dups; /* copies of the same id consumed meanwhile, waiting */
+	struct task *next_dup;
+
+	struct health_call call;  /* the HTTP call in flight, for health */
+	uv_timer_t *timer;        /* for delays (Retry-After, retries); NULL when unused */
+	struct task *next, *prev; /* the engine's live list */
+	struct task *next_wait;   /* waiting for Redis */
+	struct task *next_slot;   /* waiting for a connection to its provider */
+};
+
+/* Partitions being revoked: they take no new jobs, and are released once
+ * their in-flight jobs are done or the drain timeout passes (SPEC §9). */
+struct revoking {
+	struct engine *e;
+	rd_kafka_topic_partition_list_t *parts;
+	uv_timer_t timer;
+	struct revoking *next;
+};
+
+struct engine {
+	uv_loop_t *loop;
+	const struct config *cfg;
+	struct kafka *kafka;
+	struct redis *redis;
+	struct ledger *ledger;
+	struct health *health;
+	struct provider_pools *pools;         /* per provider (engine_pools.c) */
+	int *calls;                           /* per provider: calls under way */
+	int *slots;                           /* per provider: how many may be (connections,
+	                               times streams when HTTP/2 may multiplex) */
+	struct task **slot_head, **slot_tail; /* per provider: calls waiting, FIFO */
+	struct metrics *metrics;
+	struct metrics_server *metrics_server;
+	struct metrics_series *m_in_flight;
+	char worker_id[128];
+
+	struct partition_track **tracks; /* assigned partitions */
+	size_t n_tracks, cap_tracks;
+
+	bool *revoking_flags; /* parallel to tracks: the partition is being revoked */
+	struct revoking *revokes;
+
+	struct idmap *ids;   /* id -> the task running it (one id is one job) */
+	struct task **check; /* decoded jobs waiting for their dedupe lookup */
+	size_t n_check, cap_check;
+	char **done_ids; /* ok jobs acknowledged, to be marked done */
+	size_t n_done, cap_done;
+
+	struct task *live;
+	int in_flight;           /* jobs holding a slot: taken, not yet handed to Kafka */
+	int acking;              /* jobs whose outputs wait for Kafka's acknowledgement */
+	struct task *wait_redis; /* tasks held while Redis is unreachable */
+	struct out_msg *unacked;
+
+	uv_prepare_t store_offsets;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t drain_timer;
+	int signals;
+	bool draining;
+	bool closing;
+	int exit_code;
+	uint64_t jobs_ok, jobs_error, jobs_skipped, jobs_resent;
+	uint64_t serial;
+	int n_parked; /* jobs waiting for budget (on_budget_exhausted = pause) */
+	/* Messages taken while max_in_flight jobs run, oldest first (a ring). */
+	rd_kafka_message_t **backlog;
+	size_t backlog_head, backlog_len, backlog_cap, backlog_max;
+	bool backlog_starting; /* engine_backlog_start() is on the stack */
+	uv_timer_t reaper;     /* reaps expired leases of dead workers */
+	bool reaping;
+	uv_timer_t budget_poll;      /* budget gauges, and the budgets Redis knows */
+	int64_t unacked_warned_ms;   /* the last warning of outputs Kafka has not taken */
+	uv_timer_t hold_timer;       /* turns a long hold into a pause */
+	struct idmap *redis_budgets; /* names (keys owned by budget_names) */
+	char **budget_names;
+	size_t n_budget_names;
+};
+
+/* What Redis knows of a job (SPEC §9), from a lookup or a reservation. */
+enum job_state { JOB_NEW, JOB_DONE, JOB_PENDING };
+
+/* ---------------------------------------------------------------- engine.c */
+
+/* A uv_close callback that frees the handle (allocated on its own). */
+void engine_timer_closed(uv_handle_t *h);
+/* Ends a drain once nothing is left in flight (on a fresh loop turn). */
+void engine_maybe_finish_stop(struct engine *e);
+
+/* ---------------------------------------------------------------- engine_task.c */
+
+/* Starts a task whose id it holds: routes it, asks the classifier or starts
+ * the first attempt. */
+void task_begin(struct task *t);
+/* The next attempt record (zeroed), or NULL when the job has had
+ * MAX_CHAIN_ATTEMPTS. */
+struct attempt_rec *task_attempt_new(struct task *t);
+/* Runs fn(t) after delay_ms on the loop (one timer per task: a later call
+ * replaces an earlier one). */
+void task_later(struct task *t, int64_t delay_ms, uv_timer_cb fn);
+/* Ends the job with an error result. */
+void task_fail(struct task *t, enum error_code code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Ends the job (t->error says how): builds and produces its outputs, after
+ * a lookup when it never asked Redis. */
+void task_finish(struct task *t);
+/* Every output acknowledged (or none to send): the offset is finished, the
+ * id passes to its waiting copies, and t is freed. */
+void task_done(struct task *t);
+/* Frees t and unlinks it from the engine. */
+void task_free(struct task *t);
+
+/* ---------------------------------------------------------------- engine_intake.c */
+
+void engine_on_message(void *opaque, rd_kafka_message_t *m);
+/* Starts backlogged messages while slots are free, then engine_flow_check(). */
+void engine_backlog_start(struct engine *e);
+/* Drops the backlogged messages of parts (all of them when parts is NULL). */
+void engine_backlog_drop(struct engine *e, const rd_kafka_topic_partition_list_t *parts);
+/* Holds, pauses or resumes consumption by the backlog and the budget. */
+void engine_flow_check(struct engine *e);
+/* Sets the in-flight gauge (jobs with a slot and jobs waiting for acks). */
+void engine_in_flight_gauge(struct engine *e);
+
+/* ---------------------------------------------------------------- engine_dedupe.c */
+
+/* Takes t's id, or queues t behind the task holding it. waited: t waited
+ * for a twin, so it is looked up before it begins. */
+void task_claim(struct task *t, bool waited);
+/* Hands t's id over to the copies that waited for it. */
+void task_release_dups(struct task *t);
+/* Queues t for this turn's dedupe lookup. */
+void task_check_later(struct task *t);
+/* What a lookup (or a first reservation) found: skip, re-send or go on. */
+void task_found(struct task *t, enum job_state st, const char *outputs, size_t len);
+/* Queues an acknowledged ok job's done-mark (id copied). */
+void engine_dedupe_mark_done(struct engine *e, const char *id);
+/* Sends this turn's done-marks, then its lookups (one Redis call each). */
+void engine_dedupe_flush(struct engine *e);
+
+/* ---------------------------------------------------------------- engine_attempt.c */
+
+/* Starts the next attempt along the chain, or ends the job when none is left. */
+void task_attempt(struct task *t);
+/* Sends the call built in t->pending_req to model t->pending_model, which
+ * health admitted: it waits for a slot of its provider, reserves
+ * t->pending_estimate_nusd on the job's budget (looking the job up if it
+ * never was), goes out, and is settled at its cost; then it is decided, or,
+ * for the classifier (t->classifying), read (task_classifier_end). */
+void task_call(struct task *t);
+/* The attempt outcome of an HTTP answer whose body parse_response classed cls. */
+enum outcome engine_outcome_of(const struct http_response *resp, enum response_class cls);
+/* What a call's outcome says of the model's health. */
+void task_record_health(struct task *t, const struct attempt_rec *a, const struct model_conf *m);
+/* Redis came back (or went): the tasks held for it start their attempts. */
+void engine_on_redis_state(void *opaque, bool ready);
+
+/* ---------------------------------------------------------------- engine_classify.c */
+
+/* Asks router.classifier_model (model ci) how hard the job is, as attempt
+ * 0, then starts the first attempt; when the classifier cannot be asked now,
+ * the heuristic's route stands. */
+void task_classify(struct task *t, int ci);
+/* The classifier's call was settled (answered: read its score and route
+ * again) or could not be reserved; either way the first attempt starts. */
+void task_classifier_end(struct task *t, bool answered);
+
+/* ---------------------------------------------------------------- engine_outbox.c */
+
+/* Builds every output of the task: the result, a cost record per billed
+ * attempt and, for an error, the DLQ record. */
+void task_build_outputs(struct task *t);
+/* Appends an output (value taken) to t->outs, which has room for it. */
+struct out_msg *task_add_out(struct task *t, const char *topic, struct buf *value, bool is_result);
+/* The outputs as Redis keeps them for a re-send: one JSON per line, result first. */
+void task_outputs_blob(const struct task *t, struct buf *b);
+/* Produces every output of the task (built already); its slot is freed. */
+void task_produce(struct task *t);
+/* Produces o and keeps it on the unacknowledged list until Kafka has it. */
+void engine_outbox_send(struct engine *e, struct out_msg *o);
+void engine_unacked_unlink(struct engine *e, struct out_msg *o);
+/* Warns of outputs Kafka has not acknowledged for long (rate-limited). */
+void engine_unacked_warn(struct engine *e, int64_t now);
+void engine_on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err);
+void engine_on_producer_reset(void *opaque);
+
+/* ---------------------------------------------------------------- engine_assign.c */
+
+/* The track of an assigned partition (and its index in e->tracks), or NULL. */
+struct partition_track *engine_track_find(struct engine *e, const char *topic, int32_t partition,
+                                          size_t *index);
+/* The track of topic/partition, made if it has none yet. */
+struct partition_track *engine_track_get(struct engine *e, const char *topic, int32_t partition);
+/* Stores the watermarks that moved (one call each). */
+void engine_store_offsets(struct engine *e);
+/* Completes every revoke whose partitions have nothing left in flight. */
+void engine_revokes_check(struct engine *e);
+/* Completes every revoke now (the stop). */
+void engine_revokes_finish(struct engine *e);
+void engine_on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *parts);
+void engine_on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts, bool lost);
+
+/* ---------------------------------------------------------------- engine_upkeep.c */
+
+/* Starts the reaper and the budget poll (their timers are e->reaper and
+ * e->budget_poll; the stop closes them). */
+void engine_upkeep_start(struct engine *e);
+/* A reaped lease's cost record is in Kafka: the lease is forgotten. r is freed. */
+void engine_reaped_acked(struct engine *e, struct reaped_out *r);
+/* Frees the reaped leases' records never acknowledged (a later reap reports
+ * them again). */
+void engine_reaped_forget(struct engine *e);
+/* job_decode's lookup: is name a budget Redis knows (as of the last poll)? */
+bool engine_budget_known(void *opaque, const char *name);
+void engine_budget_names_free(struct engine *e);
+
+/* ---------------------------------------------------------------- engine_pools.c */
+
+/* One provider_pools per provider of cfg (new), or NULL with errstr set. */
+struct provider_pools *engine_pools_new(uv_loop_t *loop, const struct config *cfg, char *errstr,
+                                        size_t errstr_size);
+/* The pool for provider's next call (borrowed). */
+struct http_pool *engine_pools_pick(struct provider_pools *pools, int provider);
+/* Closes and frees every provider's pools (n_providers of them). NULL is safe. */
+void engine_pools_free(struct provider_pools *pools, size_t n_providers);
+
+#endif
