@@ -137,20 +137,6 @@ struct revoking {
 	struct revoking *next;
 };
 
-/* A provider's calls, spread over several curl multi handles when it may
- * hold many connections. Each new call makes curl look for a free
- * connection by walking every connection to its host, so a call costs more
- * the more connections one multi handle holds: with 2,000 (make bench a),
- * eight multi handles of 250 took a fifth off the worker's CPU per call. */
-#define POOL_CONNECTIONS 256 /* connections per multi handle, at most */
-#define POOL_SHARDS_MAX  16
-
-struct provider_pools {
-	struct http_pool *shard[POOL_SHARDS_MAX];
-	int share[POOL_SHARDS_MAX]; /* max_connections of each: they add up to the provider's */
-	int n;
-};
-
 struct engine {
 	uv_loop_t *loop;
 	const struct config *cfg;
@@ -158,7 +144,7 @@ struct engine {
 	struct redis *redis;
 	struct ledger *ledger;
 	struct health *health;
-	struct provider_pools *pools;         /* per provider */
+	struct http_pool **pools;             /* per provider */
 	int *calls;                           /* per provider: calls under way */
 	int *slots;                           /* per provider: how many may be (connections,
 	                               times streams when HTTP/2 may multiplex) */
@@ -969,22 +955,6 @@ static void send_reserve(struct task *t);
 enum job_state { JOB_NEW, JOB_DONE, JOB_PENDING };
 static void task_found(struct task *t, enum job_state st, const char *outputs, size_t len);
 
-/* The shard with the most connections to spare: with the engine's slots
- * (calls <= max_connections) one always has room, so curl never queues a
- * call behind a connection. */
-static struct http_pool *pool_for(struct provider_pools *pp)
-{
-	int best = 0, room = INT_MIN;
-	for (int k = 0; k < pp->n; k++) {
-		int r = pp->share[k] - http_pool_active(pp->shard[k]);
-		if (r > room) {
-			room = r;
-			best = k;
-		}
-	}
-	return pp->shard[best];
-}
-
 /* A call reserves its budget only once it can go out at once: curl never
  * times out a transfer waiting for a connection, and a lease should cover a
  * call that is running, not one in a queue. So calls wait here, per provider,
@@ -1171,8 +1141,8 @@ static void on_reserved(void *opaque, redisReply *reply)
 	memset(&t->pending_req, 0, sizeof t->pending_req);
 	t->pending_model = -1;
 	health_call_begin(e->health, mi, &t->call);
-	http_pool_start(pool_for(&e->pools[m->provider]), &req,
-	                e->cfg->providers[m->provider].timeout_ms, on_http_done, t);
+	http_pool_start(e->pools[m->provider], &req, e->cfg->providers[m->provider].timeout_ms,
+	                on_http_done, t);
 }
 
 /* ---------------------------------------------------------------- auto's classifier */
@@ -1289,7 +1259,7 @@ static bool task_classify(struct task *t, int ci)
 	a->number = 0;
 	a->model = ci;
 	health_call_begin(e->health, ci, &t->call);
-	http_pool_start(pool_for(&e->pools[m->provider]), &req, p->timeout_ms, on_classified, t);
+	http_pool_start(e->pools[m->provider], &req, p->timeout_ms, on_classified, t);
 	return true;
 }
 
@@ -2152,31 +2122,6 @@ static void on_signal(uv_signal_t *s, int signum)
 	engine_stop(e);
 }
 
-static int pools_init(uv_loop_t *loop, struct provider_pools *pp, const struct provider_conf *p,
-                      int64_t max_response_bytes, char *errstr, size_t errstr_size)
-{
-	int mc = p->max_connections > 0 ? p->max_connections : 1;
-	int n = (mc + POOL_CONNECTIONS - 1) / POOL_CONNECTIONS;
-	pp->n = n < POOL_SHARDS_MAX ? n : POOL_SHARDS_MAX;
-	for (int k = 0; k < pp->n; k++) {
-		pp->share[k] = mc / pp->n + (k < mc % pp->n ? 1 : 0);
-		pp->shard[k] = http_pool_new(loop, pp->share[k], (size_t)max_response_bytes, errstr,
-		                             errstr_size);
-		if (!pp->shard[k])
-			return -1;
-	}
-	return 0;
-}
-
-static void pools_free(struct provider_pools *pp)
-{
-	for (int k = 0; k < pp->n; k++) {
-		http_pool_free(pp->shard[k]);
-		pp->shard[k] = NULL;
-	}
-	pp->n = 0;
-}
-
 struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errstr,
                           size_t errstr_size)
 {
@@ -2229,14 +2174,18 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	e->slot_head = xcalloc(cfg->n_providers, sizeof *e->slot_head);
 	e->slot_tail = xcalloc(cfg->n_providers, sizeof *e->slot_tail);
 	for (size_t i = 0; i < cfg->n_providers; i++) {
-		bool tls = strncmp(cfg->providers[i].base_url, "https://", 8) == 0;
-		/* Over TLS HTTP/2 may carry up to 100 streams per connection. */
-		e->slots[i] = cfg->providers[i].max_connections * (tls ? 100 : 1);
-	}
-	for (size_t i = 0; i < cfg->n_providers; i++)
-		if (pools_init(loop, &e->pools[i], &cfg->providers[i],
-		               cfg->worker.max_response_bytes, errstr, errstr_size) != 0)
+		const struct provider_conf *p = &cfg->providers[i];
+		struct http_pool_options popt = {
+		        .max_connections = p->max_connections,
+		        .max_body_bytes = (size_t)cfg->worker.max_response_bytes,
+		        .tls = strncmp(p->base_url, "https://", 8) == 0,
+		};
+		e->pools[i] = http_pool_new(loop, &popt, errstr, errstr_size);
+		if (!e->pools[i])
 			goto fail;
+		/* As many calls as the pool takes without queueing one in curl. */
+		e->slots[i] = http_pool_capacity(e->pools[i]);
+	}
 	return e;
 fail:
 	if (e->kafka) {
@@ -2317,8 +2266,10 @@ static void finish_stop(struct engine *e)
 	e->health = NULL;
 	redis_free(e->redis);
 	e->redis = NULL;
-	for (size_t i = 0; i < e->cfg->n_providers; i++)
-		pools_free(&e->pools[i]);
+	for (size_t i = 0; i < e->cfg->n_providers; i++) {
+		http_pool_free(e->pools[i]);
+		e->pools[i] = NULL;
+	}
 	/* What is left never finished: its offsets were not stored. Its ticket
 	 * is closed only so that a revoked partition's track can be freed. */
 	while (e->live) {
@@ -2393,7 +2344,7 @@ void engine_free(struct engine *e)
 		return;
 	if (e->pools) {
 		for (size_t i = 0; i < e->cfg->n_providers; i++)
-			pools_free(&e->pools[i]);
+			http_pool_free(e->pools[i]);
 		free(e->pools);
 	}
 	free(e->calls);

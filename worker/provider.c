@@ -29,30 +29,6 @@ const char *finish_reason_name(enum finish_reason f)
 	return (unsigned)f < 5 ? names[f] : "other";
 }
 
-void http_request_add_header(struct http_request *req, const char *fmt, ...)
-{
-	struct buf b = {0};
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	req->headers = xrealloc(req->headers, (req->n_headers + 1) * sizeof *req->headers);
-	req->headers[req->n_headers++] = buf_take(&b);
-}
-
-void http_request_clear(struct http_request *req)
-{
-	for (size_t i = 0; i < req->n_headers; i++) {
-		/* Headers may carry a key: wipe them before the memory is reused. */
-		explicit_bzero(req->headers[i], strlen(req->headers[i]));
-		free(req->headers[i]);
-	}
-	free(req->headers);
-	buf_free(&req->url);
-	buf_free(&req->body);
-	memset(req, 0, sizeof *req);
-}
-
 void completion_clear(struct completion *c)
 {
 	free(c->content);

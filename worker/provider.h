@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "http.h"
 #include "job.h"
 #include "jscan.h"
 #include "money.h"
@@ -36,16 +37,6 @@ enum response_class {
 	RESPONSE_REJECTED,         /* other 4xx: provider_rejected, the job ends */
 	RESPONSE_INVALID,          /* 2xx whose body is unusable: invalid_response, retryable */
 };
-
-struct http_request {
-	struct buf url; /* full URL */
-	char **headers; /* "Name: value" lines (new); may hold the API key: never log */
-	size_t n_headers;
-	struct buf body; /* request body */
-};
-void http_request_add_header(struct http_request *req, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-void http_request_clear(struct http_request *req);
 
 struct completion {
 	char *content; /* new, UTF-8; NULL if none */

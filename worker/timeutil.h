@@ -17,5 +17,7 @@ void time_format_rfc3339(int64_t unix_ms, char *out, size_t out_size);
 /* Parses an RFC 3339 date-time ("2026-11-22T03:00:00Z", fractions and offsets
  * allowed). Returns 0 and sets *unix_ms, or -1 if s is not one. */
 int time_parse_rfc3339(const char *s, int64_t *unix_ms);
+/* Days since 1970-01-01 of a proleptic Gregorian date (m 1-12, d 1-31). */
+int64_t time_days_from_civil(int y, int m, int d);
 
 #endif

@@ -93,6 +93,12 @@ int main(int argc, char **argv)
 	const char *job_text = arg_of(argc, argv, "--job");
 	long calls = atol(arg_of(argc, argv, "--calls"));
 	long in_flight = atol(arg_of(argc, argv, "--in-flight"));
+	enum http_version http_version = HTTP_VERSION_DEFAULT;
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--http") == 0)
+			http_version = strcmp(argv[i + 1], "2") == 0     ? HTTP_VERSION_2
+			               : strcmp(argv[i + 1], "1.1") == 0 ? HTTP_VERSION_1_1
+			                                                 : HTTP_VERSION_DEFAULT;
 	if (calls <= 0 || in_flight <= 0) {
 		fprintf(stderr, "http_floor: --calls and --in-flight must be positive\n");
 		return 2;
@@ -124,18 +130,24 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	r.loop = &loop;
-	r.pool = http_pool_new(&loop, r.pconf->max_connections, 1 << 20, err, sizeof err);
+	struct http_pool_options hopt = {
+	        .max_connections = r.pconf->max_connections,
+	        .max_body_bytes = 1 << 20,
+	        .tls = strncmp(r.pconf->base_url, "https://", 8) == 0,
+	        .tls_version = http_version,
+	};
+	r.pool = http_pool_new(&loop, &hopt, err, sizeof err);
 	if (!r.pool) {
 		fprintf(stderr, "http_floor: %s\n", err);
 		return 1;
 	}
 
 	struct rusage before, after;
-	/* The engine hands curl at most max_connections calls of a provider (its
-	 * slots): curl's own queue of transfers waiting for a connection would
-	 * double the CPU per call. */
-	if (in_flight > r.pconf->max_connections)
-		in_flight = r.pconf->max_connections;
+	/* The engine hands curl at most the pool's capacity (its slots): curl's
+	 * own queue of transfers waiting for a connection would double the CPU
+	 * per call. */
+	if (in_flight > http_pool_capacity(r.pool))
+		in_flight = http_pool_capacity(r.pool);
 	getrusage(RUSAGE_SELF, &before);
 	for (long i = 0; i < in_flight && r.started < calls; i++)
 		start_one(&r);
