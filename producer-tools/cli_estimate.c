@@ -105,10 +105,8 @@ int cli_estimate(int argc, char **argv)
 		        d.strategy);
 		goto out;
 	}
-	/* Route as the workers would, with their keys. config_free() frees this. */
-	for (size_t i = 0; i < cfg->n_providers; i++)
-		if (cfg->providers[i].api_key_env[0] && !cfg->providers[i].api_key)
-			cfg->providers[i].api_key = xstrdup("(estimate)");
+	/* Route as the workers would, with their keys. */
+	config_assume_credentials(cfg);
 
 	rc = cli_jobs_load("estimate", cfg, file, &d, &jobs);
 	if (rc != 0)

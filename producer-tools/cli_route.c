@@ -101,19 +101,6 @@ static int64_t budget_left(const struct config *cfg, int budget,
 	return left;
 }
 
-static const char *caps_text(unsigned caps, char *out, size_t size)
-{
-	static const char *const names[] = {"json", "tools", "vision", "long_context"};
-	out[0] = '\0';
-	for (unsigned i = 0; i < 4; i++) {
-		if (!(caps & (1u << i)))
-			continue;
-		size_t l = strlen(out);
-		snprintf(out + l, size - l, "%s%s", l ? "," : "", names[i]);
-	}
-	return out;
-}
-
 /* Why model i was dropped, in words. */
 static void drop_detail(const struct config *cfg, const struct job *job, const struct route *r,
                         const struct route_context *ctx, const struct health *h, size_t i,
@@ -134,10 +121,10 @@ static void drop_detail(const struct config *cfg, const struct job *job, const s
 			buf_printf(out, "not in rule \"%s\"'s models", rule->name);
 		break;
 	case DROP_NO_KEY:
-		buf_printf(out, "$%s is not set", cfg->providers[m->provider].api_key_env);
+		buf_printf(out, "$%s is not set", cfg->providers[m->provider].missing_env);
 		break;
 	case DROP_CAPABILITY:
-		buf_printf(out, "lacks %s", caps_text(job->caps & ~m->caps, b, sizeof b));
+		buf_printf(out, "lacks %s", capability_list(job->caps & ~m->caps, b, sizeof b));
 		break;
 	case DROP_CONTEXT:
 		buf_printf(out, "needs %lld tokens, context_tokens %lld",
@@ -226,9 +213,7 @@ int cli_route(int argc, char **argv)
 	if (!cfg)
 		goto out;
 	if (assume_keys)
-		for (size_t i = 0; i < cfg->n_providers; i++)
-			if (cfg->providers[i].api_key_env[0] && !cfg->providers[i].api_key)
-				cfg->providers[i].api_key = xstrdup("(assumed)");
+		config_assume_credentials(cfg);
 
 	size_t len = 0;
 	value = read_all(file, &len);

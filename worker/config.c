@@ -24,21 +24,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- names */
 
-static const char *strategy_names[STRATEGY_COUNT] = {"cheapest", "balanced", "fastest", "reliable",
-                                                     "auto"};
-
-int strategy_parse(const char *name, enum strategy *out)
+/* One table of names for a small enum: index i is value i. */
+static int name_parse(const char *const *names, int n, const char *name, int *out)
 {
-	for (int i = 0; i < STRATEGY_COUNT; i++) {
-		if (strcmp(name, strategy_names[i]) == 0) {
-			*out = (enum strategy)i;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(name, names[i]) == 0) {
+			*out = i;
 			return 0;
 		}
 	}
 	return -1;
+}
+
+static const char *const strategy_names[STRATEGY_COUNT] = {"cheapest", "balanced", "fastest",
+                                                           "reliable", "auto"};
+
+int strategy_parse(const char *name, enum strategy *out)
+{
+	int v = 0;
+	if (name_parse(strategy_names, STRATEGY_COUNT, name, &v) < 0)
+		return -1;
+	*out = (enum strategy)v;
+	return 0;
 }
 
 const char *strategy_name(enum strategy s)
@@ -46,35 +57,87 @@ const char *strategy_name(enum strategy s)
 	return (unsigned)s < STRATEGY_COUNT ? strategy_names[s] : "?";
 }
 
+static const char *const capability_names[CAPABILITY_COUNT] = {
+        "json", "tools", "vision", "long_context", "json_schema", "pdf", "reasoning"};
+
 int capability_parse(const char *name, unsigned *bit)
 {
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} caps[] = {{"json", CAP_JSON},
-	            {"tools", CAP_TOOLS},
-	            {"vision", CAP_VISION},
-	            {"long_context", CAP_LONG_CONTEXT}};
-	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
-		if (strcmp(name, caps[i].name) == 0) {
-			*bit = caps[i].bit;
+	for (unsigned i = 0; i < CAPABILITY_COUNT; i++) {
+		if (strcmp(name, capability_names[i]) == 0) {
+			*bit = 1u << i;
 			return 0;
 		}
 	}
 	return -1;
 }
 
-static const char *period_names[] = {"none", "day", "month"};
+const char *capability_name(unsigned bit)
+{
+	for (unsigned i = 0; i < CAPABILITY_COUNT; i++)
+		if (bit == 1u << i)
+			return capability_names[i];
+	return "?";
+}
+
+const char *capability_list(unsigned caps, char *out, size_t out_size)
+{
+	size_t at = 0;
+	if (!out_size)
+		return out;
+	out[0] = '\0';
+	for (unsigned i = 0; i < CAPABILITY_COUNT; i++) {
+		if (!(caps & (1u << i)))
+			continue;
+		int n = snprintf(out + at, out_size - at, "%s%s", at ? "," : "",
+		                 capability_names[i]);
+		if (n < 0 || (size_t)n >= out_size - at)
+			break;
+		at += (size_t)n;
+	}
+	return out;
+}
+
+static const char *const mode_names[] = {"sync", "batch", "auto"};
+
+int mode_parse(const char *name, enum job_mode *out)
+{
+	int v = 0;
+	if (name_parse(mode_names, 3, name, &v) < 0)
+		return -1;
+	*out = (enum job_mode)v;
+	return 0;
+}
+
+const char *mode_name(enum job_mode m)
+{
+	return (unsigned)m < 3 ? mode_names[m] : "?";
+}
+
+static const char *const effort_names[] = {"low", "medium", "high"};
+
+int reasoning_effort_parse(const char *name, enum reasoning_effort *out)
+{
+	int v = 0;
+	if (name_parse(effort_names, 3, name, &v) < 0)
+		return -1;
+	*out = (enum reasoning_effort)v;
+	return 0;
+}
+
+const char *reasoning_effort_name(enum reasoning_effort e)
+{
+	return e >= EFFORT_LOW && e <= EFFORT_HIGH ? effort_names[e] : "none";
+}
+
+static const char *const period_names[] = {"none", "day", "month"};
 
 int period_parse(const char *name, enum period *out)
 {
-	for (int i = 0; i < 3; i++) {
-		if (strcmp(name, period_names[i]) == 0) {
-			*out = (enum period)i;
-			return 0;
-		}
-	}
-	return -1;
+	int v = 0;
+	if (name_parse(period_names, 3, name, &v) < 0)
+		return -1;
+	*out = (enum period)v;
+	return 0;
 }
 
 const char *period_name(enum period p)
@@ -414,13 +477,44 @@ static bool is_env_name(const char *s)
 	return true;
 }
 
+/* Reads the environment variable env into *secret (new; NULL when unset or
+ * empty). A value pasted with a trailing newline or blanks (a common mistake
+ * with Kubernetes Secrets) is trimmed; any other control character is
+ * refused, naming the variable and never the value, since it would end up in
+ * a request head. Returns 0, or -1 with the problem in why. */
+static int env_secret(const char *env, char **secret, const char **why)
+{
+	const char *v = getenv(env);
+	size_t len = v ? strlen(v) : 0;
+
+	*secret = NULL;
+	while (len > 0 && (v[len - 1] == '\n' || v[len - 1] == '\r' || v[len - 1] == ' ' ||
+	                   v[len - 1] == '\t'))
+		len--;
+	if (!len) {
+		*why = v ? "is empty" : "is not set";
+		return 0;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c < 0x20 || c == 0x7f) {
+			*why = "holds a control character (only trailing newlines and blanks are "
+			       "trimmed)";
+			return -1;
+		}
+	}
+	*secret = xstrndup(v, len);
+	return 0;
+}
+
 /* Reads the *_env member name of g into *env (new, "" when absent) and the
  * variable it names into *secret (new, NULL when unset or empty). When the
- * variable is missing and required, fails naming the variable, never a value. */
+ * variable is missing and required, fails naming the variable, never a value;
+ * when it is missing and not required, *missing (if given) gets its name. */
 static int get_secret(struct loader *ld, const config_setting_t *g, const char *name, bool required,
-                      char **env, char **secret)
+                      char **env, char **secret, char **missing)
 {
-	const char *v = NULL;
+	const char *why = NULL;
 
 	if (dup_str(ld, g, name, "", env) < 0)
 		return -1;
@@ -430,14 +524,14 @@ static int get_secret(struct loader *ld, const config_setting_t *g, const char *
 		return fail(ld, g, name,
 		            "must name an environment variable (letters, digits and _), "
 		            "not hold the secret itself");
-	v = getenv(*env);
-	if (v && *v) {
-		*secret = xstrdup(v);
+	if (env_secret(*env, secret, &why) < 0)
+		return fail(ld, g, name, "environment variable %s %s", *env, why);
+	if (*secret)
 		return 0;
-	}
 	if (required)
-		return fail(ld, g, name, "environment variable %s is %s", *env,
-		            v ? "empty" : "not set");
+		return fail(ld, g, name, "environment variable %s %s", *env, why);
+	if (missing && !*missing)
+		*missing = xstrdup(*env);
 	return 0;
 }
 
@@ -570,11 +664,29 @@ static int load_kafka(struct loader *ld, const config_setting_t *g, struct confi
 	return 0;
 }
 
+/* Is s "host:port" with a port from 1 to 65535 (an IPv6 host in brackets)? */
+static bool is_host_port(const char *s)
+{
+	return *s && is_listen_addr(s);
+}
+
 static int load_redis(struct loader *ld, const config_setting_t *g, struct config *cfg)
 {
 	/* "password" is known in order to be refused, not warned about. */
-	static const char *const known[] = {"host", "port",       "password_env", "password",
-	                                    "db",   "key_prefix", "timeout_ms",   NULL};
+	static const char *const known[] = {"host",
+	                                    "port",
+	                                    "password_env",
+	                                    "password",
+	                                    "db",
+	                                    "key_prefix",
+	                                    "timeout_ms",
+	                                    "username",
+	                                    "sentinels",
+	                                    "sentinel_master",
+	                                    "min_replicas_acked",
+	                                    NULL};
+	const config_setting_t *sentinels = NULL;
+	const char *username = NULL, *master = NULL;
 
 	warn_unknown(ld, g, known);
 	if (refuse_secret(ld, g, "password", "password_env") < 0 ||
@@ -582,12 +694,34 @@ static int load_redis(struct loader *ld, const config_setting_t *g, struct confi
 	    get_int(ld, g, "port", 6379, 1, 65535, &cfg->redis.port) < 0 ||
 	    get_int(ld, g, "db", 0, 0, 1000000, &cfg->redis.db) < 0 ||
 	    dup_str(ld, g, "key_prefix", "promptyard:", &cfg->redis.key_prefix) < 0 ||
-	    get_ms(ld, g, "timeout_ms", 1000, &cfg->redis.timeout_ms) < 0)
+	    get_ms(ld, g, "timeout_ms", 1000, &cfg->redis.timeout_ms) < 0 ||
+	    get_str(ld, g, "username", &username) < 0 ||
+	    get_str_list(ld, g, "sentinels", &sentinels) < 0 ||
+	    get_str(ld, g, "sentinel_master", &master) < 0 ||
+	    get_int(ld, g, "min_replicas_acked", 1, 0, 100, &cfg->redis.min_replicas_acked) < 0)
 		return -1;
+	if (username && *username)
+		cfg->redis.username = xstrdup(username);
+	size_t n = sentinels ? (size_t)config_setting_length(sentinels) : 0;
+	cfg->redis.sentinels = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		const char *hp = config_setting_get_string_elem(sentinels, (int)i);
+		if (!is_host_port(hp))
+			return fail(ld, config_setting_get_elem(sentinels, (unsigned)i), NULL,
+			            "must be \"host:port\"");
+		cfg->redis.sentinels[cfg->redis.n_sentinels++] = xstrdup(hp);
+	}
+	if (n && (!master || !*master))
+		return fail(ld, g, "sentinel_master",
+		            "is required with sentinels (the name the sentinels monitor)");
+	if (master && *master && !n)
+		return fail(ld, g, "sentinels", "are required with sentinel_master");
+	if (n)
+		cfg->redis.sentinel_master = xstrdup(master);
 	/* A password the operator asked for but did not provide is always an
 	 * error: unlike a provider key, nothing works without Redis. */
 	return get_secret(ld, g, "password_env", true, &cfg->redis.password_env,
-	                  &cfg->redis.password);
+	                  &cfg->redis.password, NULL);
 }
 
 static int load_worker(struct loader *ld, const config_setting_t *g, struct config *cfg)
@@ -598,7 +732,8 @@ static int load_worker(struct loader *ld, const config_setting_t *g, struct conf
 	                                    "on_budget_exhausted", "drain_timeout_ms",
 	                                    "max_job_bytes",       "dedupe_ttl_s",
 	                                    "metrics_listen",      "log_level",
-	                                    "max_response_bytes",  NULL};
+	                                    "max_response_bytes",  "default_mode",
+	                                    "max_fetch_bytes",     NULL};
 	const char *v = NULL;
 	enum log_level level;
 
@@ -613,7 +748,9 @@ static int load_worker(struct loader *ld, const config_setting_t *g, struct conf
 	    get_int64(ld, g, "max_job_bytes", MIB, 1, 64 * MIB, &cfg->worker.max_job_bytes) < 0 ||
 	    get_int64(ld, g, "dedupe_ttl_s", 172800, 1, 31536000, &cfg->worker.dedupe_ttl_s) < 0 ||
 	    get_int64(ld, g, "max_response_bytes", 8 * MIB, 1, 1024 * MIB,
-	              &cfg->worker.max_response_bytes) < 0)
+	              &cfg->worker.max_response_bytes) < 0 ||
+	    get_int64(ld, g, "max_fetch_bytes", 20 * MIB, 1, 1024 * MIB,
+	              &cfg->worker.max_fetch_bytes) < 0)
 		return -1;
 	if (dup_nonempty(ld, g, "default_budget", "default", &cfg->worker.default_budget) < 0 ||
 	    dup_str(ld, g, "metrics_listen", "127.0.0.1:9464", &cfg->worker.metrics_listen) < 0 ||
@@ -626,6 +763,12 @@ static int load_worker(struct loader *ld, const config_setting_t *g, struct conf
 	if (v && strategy_parse(v, &cfg->worker.default_strategy) < 0)
 		return fail(ld, g, "default_strategy",
 		            "must be one of cheapest, balanced, fastest, reliable, auto");
+
+	if (get_str(ld, g, "default_mode", &v) < 0)
+		return -1;
+	cfg->worker.default_mode = MODE_SYNC;
+	if (v && mode_parse(v, &cfg->worker.default_mode) < 0)
+		return fail(ld, g, "default_mode", "must be one of sync, batch, auto");
 
 	if (get_str(ld, g, "on_budget_exhausted", &v) < 0)
 		return -1;
@@ -664,12 +807,192 @@ static int load_router(struct loader *ld, const config_setting_t *g, struct conf
 	return 0;
 }
 
+static int load_batch(struct loader *ld, const config_setting_t *g, struct config *cfg)
+{
+	static const char *const known[] = {"max_requests",
+	                                    "max_wait_ms",
+	                                    "poll_interval_s",
+	                                    "min_lead_s",
+	                                    "fallback_lead_s",
+	                                    "default_window_s",
+	                                    NULL};
+	const int64_t year_s = 31536000;
+
+	warn_unknown(ld, g, known);
+	if (get_int(ld, g, "max_requests", 10000, 1, 100000, &cfg->batch.max_requests) < 0 ||
+	    get_ms(ld, g, "max_wait_ms", 60000, &cfg->batch.max_wait_ms) < 0 ||
+	    get_int64(ld, g, "poll_interval_s", 60, 1, 86400, &cfg->batch.poll_interval_s) < 0 ||
+	    get_int64(ld, g, "min_lead_s", 3600, 1, year_s, &cfg->batch.min_lead_s) < 0 ||
+	    get_int64(ld, g, "fallback_lead_s", 1800, 0, year_s, &cfg->batch.fallback_lead_s) < 0 ||
+	    get_int64(ld, g, "default_window_s", 86400, 1, year_s, &cfg->batch.default_window_s) <
+	            0)
+		return -1;
+	/* A job is batched only when complete_by is min_lead_s away, and its batch
+	 * is given up fallback_lead_s before it: the second must be shorter, or
+	 * a batch would be canceled as soon as it is sent. */
+	if (cfg->batch.fallback_lead_s >= cfg->batch.min_lead_s)
+		return fail(ld, g, "fallback_lead_s", "must be less than min_lead_s (%lld)",
+		            (long long)cfg->batch.min_lead_s);
+	return 0;
+}
+
+/* Is c a character of an HTTP field name (RFC 9110 token)? */
+static bool is_tchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool is_token(const char *s, size_t len)
+{
+	if (!len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!is_tchar(s[i]))
+			return false;
+	return true;
+}
+
+/* Reads headers = ["Name: value", ...] of provider g into p->headers, every
+ * ${NAME} replaced by that environment variable (a secret: the line is wiped
+ * when freed). A variable that is missing fails when required, else is noted
+ * in p->missing_env. Errors name the element and the variable, never a value. */
+static int load_headers(struct loader *ld, const config_setting_t *g, struct provider_conf *p,
+                        bool required)
+{
+	const config_setting_t *list = NULL;
+	struct buf line = {0};
+	int rc = -1;
+
+	if (get_str_list(ld, g, "headers", &list) < 0 || !list)
+		return list ? -1 : 0;
+	size_t n = (size_t)config_setting_length(list);
+	p->headers = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *h = config_setting_get_string(e);
+		const char *colon = strchr(h, ':');
+		bool missing = false;
+
+		if (!colon || !is_token(h, (size_t)(colon - h))) {
+			fail(ld, e, NULL,
+			     "must be \"Name: value\" with a header name before the colon");
+			goto out;
+		}
+		buf_reset(&line);
+		buf_append(&line, h, (size_t)(colon - h));
+		buf_puts(&line, ": ");
+		const char *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		while (*v) {
+			const char *ref = strstr(v, "${");
+			const char *end = ref ? strchr(ref + 2, '}') : NULL;
+			if (!ref || !end) {
+				buf_puts(&line, v);
+				break;
+			}
+			buf_append(&line, v, (size_t)(ref - v));
+			char *env = xstrndup(ref + 2, (size_t)(end - ref - 2));
+			char *secret = NULL;
+			const char *why = NULL;
+			if (!is_env_name(env)) {
+				fail(ld, e, NULL, "${%s}: must name an environment variable", env);
+				free(env);
+				goto out;
+			}
+			if (env_secret(env, &secret, &why) < 0 || (!secret && required)) {
+				fail(ld, e, NULL, "environment variable %s %s", env, why);
+				free(env);
+				goto out;
+			}
+			if (secret) {
+				buf_puts(&line, secret);
+				explicit_bzero(secret, strlen(secret));
+				free(secret);
+			} else {
+				missing = true;
+				if (!p->missing_env)
+					p->missing_env = xstrdup(env);
+			}
+			free(env);
+			v = end + 1;
+		}
+		for (size_t k = 0; k < line.len; k++) {
+			unsigned char c = (unsigned char)line.data[k];
+			if ((c < 0x20 && c != '\t') || c == 0x7f) {
+				fail(ld, e, NULL, "must not hold control characters");
+				goto out;
+			}
+		}
+		if (missing)
+			continue; /* the provider is unusable anyway (missing_env) */
+		p->headers[p->n_headers++] = xstrndup(line.data, line.len);
+	}
+	rc = 0;
+out:
+	if (line.data)
+		explicit_bzero(line.data, line.len);
+	buf_free(&line);
+	return rc;
+}
+
+/* Reads query = ["k=v", ...] into p->query ("k=v&k2=v2"), written as it is
+ * to go into a URL. */
+static int load_query(struct loader *ld, const config_setting_t *g, struct provider_conf *p)
+{
+	const config_setting_t *list = NULL;
+	struct buf q = {0};
+
+	if (get_str_list(ld, g, "query", &list) < 0)
+		return -1;
+	for (int i = 0; list && i < config_setting_length(list); i++) {
+		const char *kv = config_setting_get_string_elem(list, i);
+		if (!*kv || *kv == '=' || strpbrk(kv, " #?\t\r\n")) {
+			buf_free(&q);
+			return fail(ld, config_setting_get_elem(list, (unsigned)i), NULL,
+			            "must be \"name=value\" as it goes into a URL (no blanks, '#' "
+			            "or '?')");
+		}
+		if (q.len)
+			buf_puts(&q, "&");
+		buf_puts(&q, kv);
+	}
+	p->query = q.len ? buf_take(&q) : NULL;
+	buf_free(&q);
+	return 0;
+}
+
+/* Reads an AWS credential from its fixed environment variable (bedrock). */
+static int aws_secret(struct loader *ld, const config_setting_t *g, struct provider_conf *p,
+                      const char *env, bool required, char **out)
+{
+	const char *why = NULL;
+
+	if (env_secret(env, out, &why) < 0)
+		return fail(ld, g, "type", "environment variable %s %s", env, why);
+	if (*out || !required)
+		return 0;
+	if (ld->flags & CONFIG_REQUIRE_KEYS && !p->optional)
+		return fail(ld, g, "type",
+		            "bedrock signs its calls with AWS credentials: "
+		            "environment variable %s %s",
+		            env, why);
+	if (!p->missing_env)
+		p->missing_env = xstrdup(env);
+	return 0;
+}
+
 static int load_provider(struct loader *ld, const config_setting_t *g, struct config *cfg, size_t i)
 {
-	static const char *const known[] = {
-	        "name", "type", "base_url", "api_key_env", "timeout_ms", "max_connections",
-	        "rpm",  "tpm",  "optional", "api_key",     NULL}; /* api_key: to refuse it */
+	static const char *const known[] = {"name",        "type",       "base_url",
+	                                    "api_key_env", "timeout_ms", "max_connections",
+	                                    "rpm",         "tpm",        "optional",
+	                                    "api_key",     "batch",      "headers",
+	                                    "auth_header", "ca_file",    "query",
+	                                    "region",      NULL}; /* api_key: to refuse it */
 	struct provider_conf *p = &cfg->providers[i];
+	const char *auth = NULL, *ca = NULL, *region = NULL;
 	size_t len;
 
 	warn_unknown(ld, g, known);
@@ -686,6 +1009,7 @@ static int load_provider(struct loader *ld, const config_setting_t *g, struct co
 	p->ops = provider_lookup(p->type);
 	if (!p->ops)
 		return fail(ld, g, "type", "unknown provider type \"%s\"", p->type);
+	bool bedrock = strcmp(p->type, "bedrock") == 0;
 	if (dup_nonempty(ld, g, "base_url", NULL, &p->base_url) < 0)
 		return -1;
 	if (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0)
@@ -698,10 +1022,40 @@ static int load_provider(struct loader *ld, const config_setting_t *g, struct co
 	    get_int(ld, g, "max_connections", 64, 1, 100000, &p->max_connections) < 0 ||
 	    get_int64(ld, g, "rpm", 0, 0, INT64_C(1000000000000), &p->rpm) < 0 ||
 	    get_int64(ld, g, "tpm", 0, 0, INT64_C(1000000000000), &p->tpm) < 0 ||
-	    refuse_secret(ld, g, "api_key", "api_key_env") < 0)
+	    get_bool(ld, g, "batch", false, &p->batch) < 0 ||
+	    refuse_secret(ld, g, "api_key", "api_key_env") < 0 ||
+	    get_str(ld, g, "auth_header", &auth) < 0 || get_str(ld, g, "ca_file", &ca) < 0 ||
+	    get_str(ld, g, "region", &region) < 0 || load_query(ld, g, p) < 0)
 		return -1;
-	return get_secret(ld, g, "api_key_env", (ld->flags & CONFIG_REQUIRE_KEYS) && !p->optional,
-	                  &p->api_key_env, &p->api_key);
+	if (p->batch && bedrock)
+		return fail(ld, g, "batch", "is not supported for type bedrock");
+	if (auth && !is_token(auth, strlen(auth)))
+		return fail(ld, g, "auth_header", "must be a header name, e.g. \"api-key\"");
+	if (auth)
+		p->auth_header = xstrdup(auth);
+	if (ca && access(ca, R_OK) != 0)
+		return fail(ld, g, "ca_file", "cannot read %s: %s", ca, strerror(errno));
+	if (ca)
+		p->ca_file = xstrdup(ca);
+	if (region &&
+	    (!*region || strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(region)))
+		return fail(ld, g, "region", "must be an AWS region name, e.g. \"us-east-1\"");
+	if (bedrock && !region)
+		return fail(ld, g, "region", "is required for type bedrock");
+	if (region)
+		p->region = xstrdup(region);
+	bool required = (ld->flags & CONFIG_REQUIRE_KEYS) && !p->optional;
+	if (get_secret(ld, g, "api_key_env", required, &p->api_key_env, &p->api_key,
+	               &p->missing_env) < 0 ||
+	    load_headers(ld, g, p, required) < 0)
+		return -1;
+	/* Bedrock with no api_key_env signs with the AWS keys (SigV4). */
+	if (bedrock && !p->api_key_env[0] &&
+	    (aws_secret(ld, g, p, "AWS_ACCESS_KEY_ID", true, &p->aws_access_key_id) < 0 ||
+	     aws_secret(ld, g, p, "AWS_SECRET_ACCESS_KEY", true, &p->aws_secret_access_key) < 0 ||
+	     aws_secret(ld, g, p, "AWS_SESSION_TOKEN", false, &p->aws_session_token) < 0))
+		return -1;
+	return 0;
 }
 
 static int load_model(struct loader *ld, const config_setting_t *g, struct config *cfg, size_t i)
@@ -719,8 +1073,18 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 	                                    "latency_ms",
 	                                    "capabilities",
 	                                    "max_completion_tokens",
+	                                    "max_output_tokens",
+	                                    "image_tokens",
+	                                    "pdf_page_tokens",
+	                                    "thinking_budget_low",
+	                                    "thinking_budget_medium",
+	                                    "thinking_budget_high",
+	                                    "batch_input_usd_per_mtok",
+	                                    "batch_cached_input_usd_per_mtok",
+	                                    "batch_output_usd_per_mtok",
 	                                    NULL};
 	struct model_conf *m = &cfg->models[i];
+	struct price *bp = &m->batch_price;
 	struct price *pr = &m->price;
 	const config_setting_t *caps = NULL;
 	const char *provider = NULL;
@@ -752,17 +1116,43 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 	    get_double(ld, g, "quality", 0.5, 0, 1, &m->quality) < 0 ||
 	    get_int64(ld, g, "latency_ms", 1000, 0, MS_MAX, &m->latency_ms) < 0 ||
 	    get_bool(ld, g, "max_completion_tokens", false, &m->max_completion_tokens) < 0 ||
-	    get_str_list(ld, g, "capabilities", &caps) < 0)
+	    get_str_list(ld, g, "capabilities", &caps) < 0 ||
+	    get_int64(ld, g, "max_output_tokens", 0, 0, 100000000, &m->max_output_tokens) < 0 ||
+	    get_int64(ld, g, "image_tokens", 1600, 0, 1000000, &m->image_tokens) < 0 ||
+	    get_int64(ld, g, "pdf_page_tokens", 3000, 0, 1000000, &m->pdf_page_tokens) < 0 ||
+	    get_int64(ld, g, "thinking_budget_low", 1024, 1, 10000000,
+	              &m->thinking_budget[EFFORT_LOW]) < 0 ||
+	    get_int64(ld, g, "thinking_budget_medium", 8192, 1, 10000000,
+	              &m->thinking_budget[EFFORT_MEDIUM]) < 0 ||
+	    get_int64(ld, g, "thinking_budget_high", 24576, 1, 10000000,
+	              &m->thinking_budget[EFFORT_HIGH]) < 0)
 		return -1;
 	for (int k = 0; caps && k < config_setting_length(caps); k++) {
 		const char *name = config_setting_get_string_elem(caps, k);
 		unsigned bit = 0;
 		if (capability_parse(name, &bit) < 0)
 			return fail(ld, config_setting_get_elem(caps, (unsigned)k), NULL,
-			            "unknown capability \"%s\" (json, tools, vision, long_context)",
+			            "unknown capability \"%s\" (json, json_schema, tools, vision, "
+			            "pdf, reasoning, long_context)",
 			            name);
 		m->caps |= bit;
 	}
+	if (m->max_output_tokens && m->default_max_tokens > m->max_output_tokens)
+		return fail(ld, g, "default_max_tokens", "must not exceed max_output_tokens (%lld)",
+		            (long long)m->max_output_tokens);
+	/* Batch prices (SPEC §14): half the sync price, rounded up so that an
+	 * estimate never falls short, unless the model says otherwise. */
+	m->has_batch_price = cfg->providers[m->provider].batch;
+	if (get_usd(ld, g, "batch_input_usd_per_mtok", (pr->input_nusd_per_mtok + 1) / 2,
+	            &bp->input_nusd_per_mtok) < 0 ||
+	    get_usd(ld, g, "batch_cached_input_usd_per_mtok",
+	            (pr->cached_input_nusd_per_mtok + 1) / 2,
+	            &bp->cached_input_nusd_per_mtok) < 0 ||
+	    get_usd(ld, g, "batch_output_usd_per_mtok", (pr->output_nusd_per_mtok + 1) / 2,
+	            &bp->output_nusd_per_mtok) < 0)
+		return -1;
+	bp->cache_write_nusd_per_mtok =
+	        pr->cache_write_nusd_per_mtok < 0 ? -1 : (pr->cache_write_nusd_per_mtok + 1) / 2;
 	return 0;
 }
 
@@ -990,11 +1380,12 @@ static int load_list(struct loader *ld, const config_setting_t *list, size_t n, 
 
 struct config *config_load(const char *path, int flags, char *errstr, size_t errstr_size)
 {
-	static const char *const known[] = {"kafka",  "redis",   "worker", "router", "providers",
-	                                    "models", "budgets", "rules",  NULL};
+	static const char *const known[] = {"kafka",     "redis",  "worker",  "router", "batch",
+	                                    "providers", "models", "budgets", "rules",  NULL};
 	struct loader ld = {
 	        .path = path, .flags = flags, .errstr = errstr, .errstr_size = errstr_size};
 	const config_setting_t *kafka = NULL, *redis = NULL, *worker = NULL, *router = NULL;
+	const config_setting_t *batch = NULL;
 	const config_setting_t *providers = NULL, *models = NULL, *budgets = NULL, *rules = NULL;
 	struct config *cfg = NULL;
 	config_setting_t *root = NULL;
@@ -1043,7 +1434,7 @@ struct config *config_load(const char *path, int flags, char *errstr, size_t err
 	warn_unknown(&ld, root, known);
 	if (section(&ld, root, "kafka", &kafka) < 0 || section(&ld, root, "redis", &redis) < 0 ||
 	    section(&ld, root, "worker", &worker) < 0 ||
-	    section(&ld, root, "router", &router) < 0 ||
+	    section(&ld, root, "router", &router) < 0 || section(&ld, root, "batch", &batch) < 0 ||
 	    group_list(&ld, root, "providers", &providers, &cfg->n_providers) < 0 ||
 	    group_list(&ld, root, "models", &models, &cfg->n_models) < 0 ||
 	    group_list(&ld, root, "budgets", &budgets, &cfg->n_budgets) < 0 ||
@@ -1058,6 +1449,7 @@ struct config *config_load(const char *path, int flags, char *errstr, size_t err
 
 	if (load_kafka(&ld, kafka, cfg) < 0 || load_redis(&ld, redis, cfg) < 0 ||
 	    load_worker(&ld, worker, cfg) < 0 || load_router(&ld, router, cfg) < 0 ||
+	    load_batch(&ld, batch, cfg) < 0 ||
 	    load_list(&ld, providers, cfg->n_providers, cfg, load_provider) < 0 ||
 	    load_list(&ld, models, cfg->n_models, cfg, load_model) < 0 ||
 	    load_list(&ld, budgets, cfg->n_budgets, cfg, load_budget) < 0 ||
@@ -1111,6 +1503,11 @@ void config_free(struct config *cfg)
 	free(cfg->redis.password_env);
 	free_secret(cfg->redis.password);
 	free(cfg->redis.key_prefix);
+	free(cfg->redis.username);
+	for (size_t i = 0; i < cfg->redis.n_sentinels; i++)
+		free(cfg->redis.sentinels[i]);
+	free(cfg->redis.sentinels);
+	free(cfg->redis.sentinel_master);
 
 	free(cfg->worker.default_budget);
 	free(cfg->worker.metrics_listen);
@@ -1124,6 +1521,17 @@ void config_free(struct config *cfg)
 		free(p->base_url);
 		free(p->api_key_env);
 		free_secret(p->api_key);
+		for (size_t k = 0; k < p->n_headers; k++)
+			free_secret(p->headers[k]);
+		free(p->headers);
+		free(p->auth_header);
+		free(p->ca_file);
+		free(p->query);
+		free(p->region);
+		free_secret(p->aws_access_key_id);
+		free_secret(p->aws_secret_access_key);
+		free_secret(p->aws_session_token);
+		free(p->missing_env);
 	}
 	free(cfg->providers);
 	for (size_t i = 0; i < cfg->n_models; i++) {
@@ -1146,6 +1554,14 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->rules);
 	free(cfg);
+}
+
+void config_assume_credentials(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_providers; i++) {
+		free(cfg->providers[i].missing_env);
+		cfg->providers[i].missing_env = NULL;
+	}
 }
 
 int config_override_redis(struct config *cfg, const char *hostport)

@@ -454,7 +454,7 @@ int router_route(const struct config *cfg, const struct job *job, const struct r
 	int64_t now = h ? (ctx->now_ms ? ctx->now_ms : time_mono_ms()) : 0;
 	for (size_t i = 0; i < cfg->n_providers; i++) {
 		const struct provider_conf *p = &cfg->providers[i];
-		prov[i] = (p->api_key_env[0] && !p->api_key ? PROV_KEY_MISSING : 0) |
+		prov[i] = (p->missing_env ? PROV_KEY_MISSING : 0) |
 		          (h && health_provider_may_limit(h, (int)i, now) ? PROV_MAY_LIMIT : 0);
 	}
 	size_t n_limited = 0;
@@ -595,7 +595,7 @@ int router_classifier(const struct config *cfg, const struct job *job, const str
 	if (c < 0)
 		return -1;
 	const struct provider_conf *p = &cfg->providers[cfg->models[c].provider];
-	if (p->api_key_env[0] && !p->api_key)
+	if (p->missing_env)
 		return -1;
 	return c;
 }

@@ -662,6 +662,180 @@ TEST(rule_errors)
 	config_free(cfg);
 }
 
+TEST(keys_of_rich_jobs_batches_and_integrations)
+{
+	setenv("PY_TEST_HDR", "tok-123\n", 1); /* a trailing newline is trimmed */
+	setenv("PY_TEST_KEY", "sk-abc", 1);
+	struct config *cfg = load_text(
+	        "redis = { username = \"app\"; sentinels = [\"s1:26379\", \"[::1]:26380\"];\n"
+	        "          sentinel_master = \"mymaster\"; min_replicas_acked = 2; };\n"
+	        "worker = { default_mode = \"auto\"; max_fetch_bytes = 1048576; };\n"
+	        "batch = { max_requests = 500; max_wait_ms = 2000; poll_interval_s = 5;\n"
+	        "          min_lead_s = 600; fallback_lead_s = 300; default_window_s = 7200; };\n"
+	        "providers = (\n"
+	        "  { name = \"az\"; type = \"openai\"; base_url = "
+	        "\"https://x.openai.azure.com/o\";\n"
+	        "    api_key_env = \"PY_TEST_KEY\"; auth_header = \"api-key\"; batch = true;\n"
+	        "    headers = [\"X-Team: ${PY_TEST_HDR}\", \"HTTP-Referer:   "
+	        "https://a.b/${PY_TEST_HDR}/c\"];\n"
+	        "    query = [\"api-version=2024-10-21\", \"x=1\"]; },\n"
+	        "  { name = \"plain\"; type = \"anthropic\"; base_url = \"http://h\"; }\n"
+	        ");\n"
+	        "models = (\n"
+	        "  { name = \"m\"; provider = \"az\"; input_usd_per_mtok = 0.15;\n"
+	        "    cached_input_usd_per_mtok = 0.075; output_usd_per_mtok = 0.6;\n"
+	        "    max_output_tokens = 16384; image_tokens = 800; pdf_page_tokens = 1500;\n"
+	        "    thinking_budget_low = 2000; batch_output_usd_per_mtok = 0.25;\n"
+	        "    capabilities = [\"json_schema\", \"pdf\", \"reasoning\"]; },\n"
+	        "  { name = \"b\"; provider = \"plain\"; input_usd_per_mtok = 3.0; "
+	        "output_usd_per_mtok = 15.0; }\n"
+	        ");\n",
+	        CONFIG_REQUIRE_KEYS);
+	CHECK_STR(cfg ? "loaded" : err, "loaded");
+	if (cfg && cfg->n_providers == 2 && cfg->n_models == 2) {
+		CHECK_STR(cfg->redis.username, "app");
+		CHECK_INT(cfg->redis.n_sentinels, 2);
+		CHECK_STR(cfg->redis.sentinels[1], "[::1]:26380");
+		CHECK_STR(cfg->redis.sentinel_master, "mymaster");
+		CHECK_INT(cfg->redis.min_replicas_acked, 2);
+		CHECK_INT(cfg->worker.default_mode, MODE_AUTO);
+		CHECK_INT(cfg->worker.max_fetch_bytes, 1048576);
+		CHECK_INT(cfg->batch.max_requests, 500);
+		CHECK_INT(cfg->batch.max_wait_ms, 2000);
+		CHECK_INT(cfg->batch.poll_interval_s, 5);
+		CHECK_INT(cfg->batch.min_lead_s, 600);
+		CHECK_INT(cfg->batch.fallback_lead_s, 300);
+		CHECK_INT(cfg->batch.default_window_s, 7200);
+		const struct provider_conf *p = &cfg->providers[0];
+		CHECK(p->batch);
+		CHECK_STR(p->auth_header, "api-key");
+		CHECK_INT(p->n_headers, 2);
+		CHECK_STR(p->headers[0], "X-Team: tok-123");
+		CHECK_STR(p->headers[1], "HTTP-Referer: https://a.b/tok-123/c");
+		CHECK_STR(p->query, "api-version=2024-10-21&x=1");
+		CHECK(p->missing_env == NULL);
+		p = &cfg->providers[1];
+		CHECK(!p->batch);
+		CHECK(p->auth_header == NULL && p->ca_file == NULL && p->query == NULL);
+		CHECK_INT(p->n_headers, 0);
+		const struct model_conf *m = &cfg->models[0];
+		CHECK_INT(m->caps, CAP_JSON_SCHEMA | CAP_PDF | CAP_REASONING);
+		CHECK_INT(m->max_output_tokens, 16384);
+		CHECK_INT(m->image_tokens, 800);
+		CHECK_INT(m->pdf_page_tokens, 1500);
+		CHECK_INT(m->thinking_budget[EFFORT_LOW], 2000);
+		CHECK_INT(m->thinking_budget[EFFORT_MEDIUM], 8192);
+		CHECK(m->has_batch_price);
+		CHECK_INT(m->batch_price.input_nusd_per_mtok, 75000000); /* half, by default */
+		CHECK_INT(m->batch_price.cached_input_nusd_per_mtok, 37500000);
+		CHECK_INT(m->batch_price.output_nusd_per_mtok, 250000000); /* as set */
+		m = &cfg->models[1];
+		CHECK(!m->has_batch_price); /* its provider has no batch */
+		CHECK_INT(m->image_tokens, 1600);
+		CHECK_INT(m->pdf_page_tokens, 3000);
+		CHECK_INT(m->max_output_tokens, 0);
+		char caps[128];
+		CHECK_STR(capability_list(CAP_JSON | CAP_PDF | CAP_REASONING, caps, sizeof caps),
+		          "json,pdf,reasoning");
+	}
+	config_free(cfg);
+
+	/* Defaults. */
+	cfg = load_text("# nothing\n", 0);
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK_INT(cfg->worker.default_mode, MODE_SYNC);
+		CHECK_INT(cfg->worker.max_fetch_bytes, 20971520);
+		CHECK_INT(cfg->batch.max_requests, 10000);
+		CHECK_INT(cfg->batch.max_wait_ms, 60000);
+		CHECK_INT(cfg->batch.poll_interval_s, 60);
+		CHECK_INT(cfg->batch.min_lead_s, 3600);
+		CHECK_INT(cfg->batch.fallback_lead_s, 1800);
+		CHECK_INT(cfg->batch.default_window_s, 86400);
+		CHECK(cfg->redis.username == NULL);
+		CHECK_INT(cfg->redis.n_sentinels, 0);
+		CHECK_INT(cfg->redis.min_replicas_acked, 1);
+	}
+	config_free(cfg);
+
+	/* A missing ${NAME}: required fails naming it, an optional provider notes it. */
+	unsetenv("PY_TEST_NOPE");
+	cfg = load_text(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  headers = [\"X: ${PY_TEST_NOPE}\"]; } );\n",
+	        CONFIG_REQUIRE_KEYS);
+	CHECK(cfg == NULL);
+	CHECK(strstr(err,
+	             ":2: providers[0].headers[0]: environment variable PY_TEST_NOPE is not set"));
+	config_free(cfg);
+	cfg = load_text(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  headers = [\"X: ${PY_TEST_NOPE}\"]; optional = true; } );\n",
+	        CONFIG_REQUIRE_KEYS);
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK_STR(cfg->providers[0].missing_env, "PY_TEST_NOPE");
+		config_assume_credentials(cfg);
+		CHECK(cfg->providers[0].missing_env == NULL);
+	}
+	config_free(cfg);
+
+	/* A control character inside a secret is refused without echoing it. */
+	setenv("PY_TEST_HDR", "abc\001def", 1);
+	cfg = load_text(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  api_key_env = \"PY_TEST_HDR\"; } );\n",
+	        CONFIG_REQUIRE_KEYS);
+	CHECK(cfg == NULL);
+	CHECK(strstr(err, "PY_TEST_HDR") != NULL);
+	CHECK(strstr(err, "abc") == NULL);
+	config_free(cfg);
+
+	unsetenv("PY_TEST_HDR");
+	unsetenv("PY_TEST_KEY");
+}
+
+TEST(errors_of_rich_jobs_batches_and_integrations)
+{
+	CHECK(fails_with("worker = { default_mode = \"later\"; };\n", 1,
+	                 "worker.default_mode: must be one of sync, batch, auto"));
+	CHECK(fails_with("batch = {\n min_lead_s = 100;\n fallback_lead_s = 100; };\n", 3,
+	                 "batch.fallback_lead_s: must be less than min_lead_s (100)"));
+	CHECK(fails_with("redis = {\n sentinels = [\"s1:26379\"]; };\n", 1,
+	                 "redis.sentinel_master: is required with sentinels"));
+	CHECK(fails_with("redis = {\n sentinels = [\"s1\"]; sentinel_master = \"m\"; };\n", 2,
+	                 "redis.sentinels[0]: must be \"host:port\""));
+	CHECK(fails_with(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  headers = [\"no colon\"]; } );\n",
+	        2, "providers[0].headers[0]: must be \"Name: value\""));
+	CHECK(fails_with(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  auth_header = \"api key\"; } );\n",
+	        2, "providers[0].auth_header: must be a header name"));
+	CHECK(fails_with(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  ca_file = \"/nonexistent/ca.pem\"; } );\n",
+	        2, "providers[0].ca_file: cannot read /nonexistent/ca.pem"));
+	CHECK(fails_with(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\";\n"
+	        "  query = [\"a b=c\"]; } );\n",
+	        2, "providers[0].query[0]: must be \"name=value\""));
+	CHECK(fails_with(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\"; } );\n"
+	        "models = ( { name = \"m\"; provider = \"p\";\n"
+	        "  capabilities = [\"telepathy\"]; } );\n",
+	        3,
+	        "models[0].capabilities[0]: unknown capability \"telepathy\" (json, json_schema, "
+	        "tools, vision, pdf, "
+	        "reasoning, long_context)"));
+	CHECK(fails_with(
+	        "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://h\"; } );\n"
+	        "models = ( { name = \"m\"; provider = \"p\";\n"
+	        "  max_output_tokens = 100; default_max_tokens = 200; } );\n",
+	        3, "models[0].default_max_tokens: must not exceed max_output_tokens (100)"));
+}
+
 TEST(free_null_is_safe)
 {
 	config_free(NULL);
@@ -711,6 +885,8 @@ int main(void)
 	RUN(budget_chains);
 	RUN(cross_references);
 	RUN(rule_errors);
+	RUN(keys_of_rich_jobs_batches_and_integrations);
+	RUN(errors_of_rich_jobs_batches_and_integrations);
 	RUN(free_null_is_safe);
 	remove_dir();
 	return unit_done();

@@ -378,9 +378,11 @@ TEST(classifier_when_configured)
 	job_clear(&job);
 	cfg.router.classifier_model = "big";
 	providers[1].api_key = NULL;
+	providers[1].missing_env = "B_KEY";
 	route("{\"id\":\"1\",\"prompt\":\"hi\",\"strategy\":\"auto\"}", &r, &job);
 	CHECK_INT(router_classifier(&cfg, &job, &r), -1); /* its key is missing */
 	providers[1].api_key = "k";
+	providers[1].missing_env = NULL;
 	job_clear(&job);
 	/* The classifier's answer routes the job: 0.8 -> huge. */
 	cfg.router.classifier_model = "small";
@@ -462,10 +464,12 @@ TEST(cost_cap_budget_and_missing_key)
 	CHECK_INT(router_empty_reason(&cfg, &r), DROP_BUDGET);
 	/* Provider b's key missing: its models are not eligible. */
 	providers[1].api_key = NULL;
+	providers[1].missing_env = "B_KEY";
 	router_route(&cfg, &job, NULL, &r);
 	CHECK_STR(chain(&r), "tiny,twin,small");
 	CHECK_INT(r.entries[3].drop, DROP_NO_KEY);
 	providers[1].api_key = "k";
+	providers[1].missing_env = NULL;
 	/* Models already tried. */
 	bool tried[6] = {true, false, false, false, true, false};
 	struct route_context ctx2 = {.cost_left_nusd = -1, .excluded = tried};
