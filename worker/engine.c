@@ -2178,6 +2178,7 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 		struct http_pool_options popt = {
 		        .max_connections = p->max_connections,
 		        .max_body_bytes = (size_t)cfg->worker.max_response_bytes,
+		        .ca_file = p->ca_file,
 		        .tls = strncmp(p->base_url, "https://", 8) == 0,
 		};
 		e->pools[i] = http_pool_new(loop, &popt, errstr, errstr_size);

@@ -133,6 +133,7 @@ int main(int argc, char **argv)
 	struct http_pool_options hopt = {
 	        .max_connections = r.pconf->max_connections,
 	        .max_body_bytes = 1 << 20,
+	        .ca_file = r.pconf->ca_file,
 	        .tls = strncmp(r.pconf->base_url, "https://", 8) == 0,
 	        .tls_version = http_version,
 	};
