@@ -145,9 +145,8 @@ struct engine {
 	struct ledger *ledger;
 	struct health *health;
 	struct http_pool **pools;             /* per provider */
-	int *calls;                           /* per provider: calls under way */
-	int *slots;                           /* per provider: how many may be (connections,
-	                               times streams when HTTP/2 may multiplex) */
+	int *calls;                           /* per provider: calls under way, at most
+	                                         http_pool_capacity() */
 	struct task **slot_head, **slot_tail; /* per provider: calls waiting, FIFO */
 	struct metrics *metrics;
 	struct metrics_server *metrics_server;
@@ -963,7 +962,7 @@ static void slot_acquire(struct task *t)
 {
 	struct engine *e = t->e;
 	int p = e->cfg->models[t->pending_model].provider;
-	if (e->calls[p] < e->slots[p] && !e->slot_head[p]) {
+	if (e->calls[p] < http_pool_capacity(e->pools[p]) && !e->slot_head[p]) {
 		e->calls[p]++;
 		send_reserve(t);
 		return;
@@ -976,19 +975,20 @@ static void slot_acquire(struct task *t)
 	e->slot_tail[p] = t;
 }
 
-/* A call of provider p is over (or never went out): the next one may go. */
+/* A call of provider p is over (or never went out): the next ones may go,
+ * as many as the pool has room for (it grows when HTTP/2 is found). */
 static void slot_release(struct engine *e, int p)
 {
 	e->calls[p]--;
-	struct task *t = e->slot_head[p];
-	if (!t || e->closing)
-		return;
-	e->slot_head[p] = t->next_slot;
-	if (!e->slot_head[p])
-		e->slot_tail[p] = NULL;
-	t->next_slot = NULL;
-	e->calls[p]++;
-	send_reserve(t);
+	while (e->slot_head[p] && !e->closing && e->calls[p] < http_pool_capacity(e->pools[p])) {
+		struct task *t = e->slot_head[p];
+		e->slot_head[p] = t->next_slot;
+		if (!e->slot_head[p])
+			e->slot_tail[p] = NULL;
+		t->next_slot = NULL;
+		e->calls[p]++;
+		send_reserve(t);
+	}
 }
 
 /* The token of t's current reservation, the same on every retry of it (a
@@ -2170,7 +2170,6 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	ledger_set_worker(e->ledger, e->worker_id);
 	e->pools = xcalloc(cfg->n_providers, sizeof *e->pools);
 	e->calls = xcalloc(cfg->n_providers, sizeof *e->calls);
-	e->slots = xcalloc(cfg->n_providers, sizeof *e->slots);
 	e->slot_head = xcalloc(cfg->n_providers, sizeof *e->slot_head);
 	e->slot_tail = xcalloc(cfg->n_providers, sizeof *e->slot_tail);
 	for (size_t i = 0; i < cfg->n_providers; i++) {
@@ -2184,8 +2183,6 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 		e->pools[i] = http_pool_new(loop, &popt, errstr, errstr_size);
 		if (!e->pools[i])
 			goto fail;
-		/* As many calls as the pool takes without queueing one in curl. */
-		e->slots[i] = http_pool_capacity(e->pools[i]);
 	}
 	return e;
 fail:
@@ -2349,7 +2346,6 @@ void engine_free(struct engine *e)
 		free(e->pools);
 	}
 	free(e->calls);
-	free(e->slots);
 	free(e->slot_head);
 	free(e->slot_tail);
 	for (size_t i = 0; i < e->n_tracks; i++)

@@ -83,7 +83,7 @@ struct shard {
 	struct http_pool *pool;
 	CURLM *multi;
 	uv_timer_t timer;
-	int capacity; /* calls it takes at once: its connections, times streams */
+	int connections; /* at most */
 	int active;
 };
 
@@ -94,6 +94,9 @@ struct http_pool {
 	size_t max_body;
 	char *ca_file;
 	long tls_version; /* CURLOPT_HTTP_VERSION for https:// */
+	bool may_multiplex; /* TLS, and HTTP/2 asked for */
+	bool multiplexed;   /* an answer came over HTTP/2: HTTP_POOL_STREAMS per connection */
+	int capacity;       /* http_pool_capacity() */
 	int active;
 	bool closing;
 	int open_handles; /* libuv handles not yet closed, for a deferred free */
@@ -322,10 +325,10 @@ static int close_socket(void *clientp, curl_socket_t fd)
 	return close(fd);
 }
 
-static int shard_init(struct http_pool *pool, struct shard *sh, int connections, int streams)
+static int shard_init(struct http_pool *pool, struct shard *sh, int connections)
 {
 	sh->pool = pool;
-	sh->capacity = connections * streams;
+	sh->connections = connections;
 	sh->multi = curl_multi_init();
 	if (!sh->multi)
 		return -1;
@@ -353,13 +356,14 @@ struct http_pool *http_pool_new(uv_loop_t *loop, const struct http_pool_options 
 	pool->ca_file = opt->ca_file ? xstrdup(opt->ca_file) : NULL;
 	bool h2 = opt->tls_version != HTTP_VERSION_1_1;
 	pool->tls_version = h2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1;
+	pool->may_multiplex = opt->tls && h2;
 	int mc = opt->max_connections > 0 ? opt->max_connections : 1;
+	pool->capacity = mc;
 	int n = (mc + SHARD_CONNECTIONS - 1) / SHARD_CONNECTIONS;
 	pool->n_shards = n < SHARDS_MAX ? n : SHARDS_MAX;
 	for (int k = 0; k < pool->n_shards; k++) {
 		int share = mc / pool->n_shards + (k < mc % pool->n_shards ? 1 : 0);
-		int streams = opt->tls && h2 ? HTTP_POOL_STREAMS : 1;
-		if (shard_init(pool, &pool->shards[k], share, streams) != 0) {
+		if (shard_init(pool, &pool->shards[k], share) != 0) {
 			snprintf(errstr, errstr_size, "curl_multi_init failed");
 			pool->n_shards = k;
 			http_pool_free(pool);
@@ -371,10 +375,28 @@ struct http_pool *http_pool_new(uv_loop_t *loop, const struct http_pool_options 
 
 int http_pool_capacity(const struct http_pool *pool)
 {
-	int c = 0;
+	return pool->capacity;
+}
+
+/* Calls a shard takes at once. */
+static int shard_capacity(const struct shard *sh)
+{
+	return sh->connections * (sh->pool->multiplexed ? HTTP_POOL_STREAMS : 1);
+}
+
+/* The first answer over HTTP/2: from now on a connection carries
+ * HTTP_POOL_STREAMS calls. Until then it carries one, so that a server that
+ * offers only HTTP/1.1 never gets calls queued inside curl. */
+static void note_version(struct http_pool *pool, CURL *e)
+{
+	long v = 0;
+	curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &v);
+	if (v != CURL_HTTP_VERSION_2_0)
+		return;
+	pool->multiplexed = true;
+	pool->capacity = 0;
 	for (int k = 0; k < pool->n_shards; k++)
-		c += pool->shards[k].capacity;
-	return c;
+		pool->capacity += shard_capacity(&pool->shards[k]);
 }
 
 /* ---------------------------------------------------------------- transfers */
@@ -573,7 +595,7 @@ static struct shard *shard_for(struct http_pool *pool)
 	struct shard *best = &pool->shards[0];
 	for (int k = 1; k < pool->n_shards; k++) {
 		struct shard *sh = &pool->shards[k];
-		if (sh->capacity - sh->active > best->capacity - best->active)
+		if (shard_capacity(sh) - sh->active > shard_capacity(best) - best->active)
 			best = sh;
 	}
 	return best;
@@ -682,8 +704,11 @@ static void check_done(struct shard *sh)
 		        .body = t->body.data ? t->body.data : "",
 		        .body_len = t->body.len,
 		};
-		if (resp.error == HTTP_OK)
+		if (resp.error == HTTP_OK) {
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp.status);
+			if (pool->may_multiplex && !pool->multiplexed)
+				note_version(pool, e);
+		}
 		if (resp.error != HTTP_OK && resp.error != HTTP_TOO_LARGE)
 			log_debug("http transfer failed", "error", curl_easy_strerror(rc), NULL);
 		http_done_cb *cb = t->cb;

@@ -73,14 +73,16 @@ struct http_pool_options {
 struct http_pool *http_pool_new(uv_loop_t *loop, const struct http_pool_options *opt, char *errstr,
                                 size_t errstr_size);
 
-/* How many calls the pool takes at once without queueing one inside curl:
- * max_connections, times the streams an HTTP/2 connection carries
- * (HTTP_POOL_STREAMS) when the pool speaks HTTP/2 over TLS. The engine waits
- * for one of these slots before reserving a call's budget. */
+/* How many calls the pool takes at once without queueing one inside curl
+ * (where no timeout runs): max_connections, times HTTP_POOL_STREAMS once an
+ * answer has come over HTTP/2. It only grows, and only when a transfer ends,
+ * before its callback runs. The engine waits for one of these slots before
+ * reserving a call's budget. */
 int http_pool_capacity(const struct http_pool *pool);
 
-/* Streams per HTTP/2 connection the pool opens at most: a server that
- * offers fewer makes curl queue the rest (see http_pool_capacity). */
+/* Streams per HTTP/2 connection, at most: RFC 9113 §6.5.2 recommends that
+ * a server allow no fewer than 100 (nginx 128, Cloudflare 256). A server
+ * that allows fewer makes curl queue the rest until a stream frees. */
 #define HTTP_POOL_STREAMS 100
 
 /* Starts req (taken: the pool clears it when done) with timeout_ms covering

@@ -497,7 +497,8 @@ class Stack:
 
     def __init__(self, tmpdir=None, partitions=3, topics=None, providers=None, models=None,
                  budgets=None, rules=None, fake_rules=None, config=None, brokers=1,
-                 redis_appendonly=False, log_bodies=False, group=None, metrics=True, tls=None):
+                 redis_appendonly=False, log_bodies=False, group=None, metrics=True, tls=None,
+                 tls_log=True):
         self.tmp = procs.TempDir("stack-", parent=tmpdir)   # removed at test cleanup
         self.dir = self.tmp.path
         self.workers = []
@@ -517,7 +518,7 @@ class Stack:
             if tls not in (None, "h2", "h1"):
                 raise ValueError(f"tls={tls!r}: None, 'h2' or 'h1'")
             if tls:
-                self.tls = TlsFront(self.fake.port, tmpdir=self.dir)
+                self.tls = TlsFront(self.fake.port, tmpdir=self.dir, log=tls_log)
             self.env = {var: key for var, key in PROVIDER_KEYS.values()}
             self.providers = providers if providers is not None else [
                 {"name": t, "type": t, "base_url": self.provider_url(PROVIDER_PREFIX[t], tls),

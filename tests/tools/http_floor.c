@@ -1,15 +1,14 @@
 /* http_floor: what the worker's HTTP layer costs on its own (make bench b).
  *
  *   http_floor --config FILE --model NAME --job JSON --calls N --in-flight K
+ *              [--http 2|1.1]   (the HTTP version asked for over TLS; default the pool's)
  *
  * Decodes the job as the worker does, builds its request with the model's
  * provider adapter, and sends it N times through one http_pool of the
- * provider's max_connections, K at a time (at most max_connections, as the
- * engine's slots allow), on a libuv loop. One pool is the engine's shape up
- * to 256 connections (make bench b's); above that the engine spreads a
- * provider over several pools and this figure is not its. The worker's
- * transport with no Kafka, no Redis, no routing and no outputs. It prints one
- * line of JSON: calls, failures (any transfer error or non-2xx status), and
+ * provider's max_connections and ca_file, K at a time (at most the pool's
+ * capacity, as the engine's slots allow), on a libuv loop: the engine's
+ * shape. The worker's transport with no Kafka, no Redis, no routing and no
+ * outputs. It prints one line of JSON: calls, failures (any transfer error or non-2xx status), and
  * this process's CPU per call (user, sys) from the first call to the last
  * answer. The bench sets it beside the worker's CPU per job, so the share of
  * a job that is the HTTP client alone is a measured figure.
@@ -34,12 +33,26 @@ struct floor_run {
 	const struct provider_conf *pconf;
 	const struct model_conf *model;
 	const struct job *job;
-	long calls, started, answered, failures;
+	long calls, in_flight, started, answered, failures;
 	long by_error[HTTP_OTHER_ERROR + 1]; /* failures by enum http_error */
 	long last_status;                    /* of the last non-2xx answer */
 };
 
 static void start_one(struct floor_run *r);
+
+/* Starts calls while fewer than in_flight are under way and the pool has
+ * room: the engine hands curl at most the pool's capacity (its slots), as
+ * curl's own queue of transfers waiting for a connection would double the
+ * CPU per call; the capacity grows once HTTP/2 is found. */
+static void fill(struct floor_run *r)
+{
+	while (r->started < r->calls) {
+		long under_way = r->started - r->answered;
+		if (under_way >= r->in_flight || under_way >= http_pool_capacity(r->pool))
+			break;
+		start_one(r);
+	}
+}
 
 static void on_done(void *opaque, const struct http_response *resp)
 {
@@ -51,9 +64,8 @@ static void on_done(void *opaque, const struct http_response *resp)
 		if (resp->error == HTTP_OK)
 			r->last_status = resp->status;
 	}
-	if (r->started < r->calls)
-		start_one(r);
-	else if (r->answered == r->calls)
+	fill(r);
+	if (r->answered == r->calls)
 		uv_stop(r->loop); /* idle connections keep handles open */
 }
 
@@ -144,14 +156,9 @@ int main(int argc, char **argv)
 	}
 
 	struct rusage before, after;
-	/* The engine hands curl at most the pool's capacity (its slots): curl's
-	 * own queue of transfers waiting for a connection would double the CPU
-	 * per call. */
-	if (in_flight > http_pool_capacity(r.pool))
-		in_flight = http_pool_capacity(r.pool);
+	r.in_flight = in_flight;
 	getrusage(RUSAGE_SELF, &before);
-	for (long i = 0; i < in_flight && r.started < calls; i++)
-		start_one(&r);
+	fill(&r);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	getrusage(RUSAGE_SELF, &after);
 
