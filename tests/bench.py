@@ -398,10 +398,13 @@ def phase_b_rate(args, res, mode):
         span = r["t_last"] - r["t_first"]
         us = r["cpu_worker"] * 1e6 / n
         ng = r.get("cpu_nginx")
+        conns = bu.tcp_connections(r["worker"].pid)
         out(f"   results {r['statuses']}; {n / span:.0f} jobs/s; worker CPU {us:.1f} us/job "
             f"(sys {r['sys_worker'] * 1e6 / n:.1f})" +
-            (f"; nginx {ng * 1e6 / n:.1f} us/job" if ng is not None else ""))
-        res[f"b_rate_{mode}"] = {"us_per_job": us, "rate": n / span}
+            (f"; nginx {ng * 1e6 / n:.1f} us/job" if ng is not None else "") +
+            f"; worker peak RSS {bu.human_kib(r['rss_peak_kib'])}, {conns} TCP connections open")
+        res[f"b_rate_{mode}"] = {"us_per_job": us, "rate": n / span, "rss_kib": r["rss_peak_kib"],
+                                 "connections": conns}
 
 
 def phase_b_run(args, res, mode, d_too):

@@ -94,9 +94,9 @@ struct http_pool {
 	size_t max_body;
 	char *ca_file;
 	long tls_version; /* CURLOPT_HTTP_VERSION for https:// */
-	bool may_multiplex; /* TLS, and HTTP/2 asked for */
-	bool multiplexed;   /* an answer came over HTTP/2: HTTP_POOL_STREAMS per connection */
-	int capacity;       /* http_pool_capacity() */
+	bool learning;    /* TLS with HTTP/2 asked for, and no answer yet */
+	bool multiplexed; /* answers come over HTTP/2: HTTP_POOL_STREAMS per connection */
+	int capacity;     /* http_pool_capacity() */
 	int active;
 	bool closing;
 	int open_handles; /* libuv handles not yet closed, for a deferred free */
@@ -356,8 +356,12 @@ struct http_pool *http_pool_new(uv_loop_t *loop, const struct http_pool_options 
 	pool->ca_file = opt->ca_file ? xstrdup(opt->ca_file) : NULL;
 	bool h2 = opt->tls_version != HTTP_VERSION_1_1;
 	pool->tls_version = h2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1;
-	pool->may_multiplex = opt->tls && h2;
+	pool->learning = opt->tls && h2;
 	int mc = opt->max_connections > 0 ? opt->max_connections : 1;
+	/* Until the first answer tells whether the server multiplexes, a call a
+	 * connection. curl 7.88 then opens a connection for each of those first
+	 * calls, CURLOPT_PIPEWAIT or not (a burst of 200 calls made 101); the
+	 * ones HTTP/2 leaves unused are closed after CURLOPT_MAXAGE_CONN. */
 	pool->capacity = mc;
 	int n = (mc + SHARD_CONNECTIONS - 1) / SHARD_CONNECTIONS;
 	pool->n_shards = n < SHARDS_MAX ? n : SHARDS_MAX;
@@ -384,16 +388,16 @@ static int shard_capacity(const struct shard *sh)
 	return sh->connections * (sh->pool->multiplexed ? HTTP_POOL_STREAMS : 1);
 }
 
-/* The first answer over HTTP/2: from now on a connection carries
- * HTTP_POOL_STREAMS calls. Until then it carries one, so that a server that
- * offers only HTTP/1.1 never gets calls queued inside curl. */
+/* The first answer of a pool that may multiplex sets its capacity: over
+ * HTTP/2 a connection carries HTTP_POOL_STREAMS calls from now on; over
+ * HTTP/1.1 one, so that a server that offers only HTTP/1.1 never gets calls
+ * queued inside curl. */
 static void note_version(struct http_pool *pool, CURL *e)
 {
 	long v = 0;
 	curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &v);
-	if (v != CURL_HTTP_VERSION_2_0)
-		return;
-	pool->multiplexed = true;
+	pool->learning = false;
+	pool->multiplexed = v == CURL_HTTP_VERSION_2_0;
 	pool->capacity = 0;
 	for (int k = 0; k < pool->n_shards; k++)
 		pool->capacity += shard_capacity(&pool->shards[k]);
@@ -637,7 +641,8 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 	/* Waiting to learn whether a connection multiplexes pays off only with
 	 * TLS, where ALPN tells at connect time; on plain HTTP curl learns it from
 	 * the first response, and every call would queue behind a slow one. */
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, tls && pool->tls_version != CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT,
+	                 tls && pool->tls_version != CURL_HTTP_VERSION_1_1 ? 1L : 0L);
 	/* curl has its copy of the URL; the header lines are in a list. */
 	http_request_clear(req);
 	if (curl_multi_add_handle(sh->multi, e) != CURLM_OK) {
@@ -709,7 +714,7 @@ static void check_done(struct shard *sh)
 		};
 		if (resp.error == HTTP_OK) {
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp.status);
-			if (pool->may_multiplex && !pool->multiplexed)
+			if (pool->learning)
 				note_version(pool, e);
 		}
 		if (resp.error != HTTP_OK && resp.error != HTTP_TOO_LARGE)

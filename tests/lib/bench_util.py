@@ -85,6 +85,31 @@ def status_kib(pid, field="VmRSS"):
     return None
 
 
+def tcp_connections(pid):
+    """The TCP sockets pid holds open (its file descriptors that are sockets
+    in /proc/net/tcp), or None."""
+    try:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                t = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if t.startswith("socket:["):
+                inodes.add(t[8:-1])
+        n = 0
+        for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(path) as f:
+                    next(f)
+                    n += sum(1 for line in f if line.split()[9] in inodes)
+            except OSError:
+                pass
+        return n
+    except OSError:
+        return None
+
+
 def smaps_breakdown(pid, top=8):
     """RSS kB grouped by mapping kind: [heap], [stack], anon (mmap'd arenas,
     thread stacks, big mallocs), each shared object; top entries, largest first."""
