@@ -7,13 +7,16 @@
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
-PKGS    := rdkafka libcurl jansson hiredis libconfig libuv libmicrohttpd
+PKGS    := rdkafka libcurl jansson hiredis libconfig libuv libmicrohttpd libcrypto
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror
 CSTD    := -std=c11 -D_GNU_SOURCE
 
+# The sanitizer build is the test build: it alone has the test hooks
+# (worker/testhook.h), which release binaries ignore.
 ifeq ($(SAN),1)
 BUILD   := build/san
-OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+           -DPROMPTYARD_TEST_HOOKS
 LDSAN   := -fsanitize=address,undefined
 BINDIR  := $(BUILD)/bin
 else
@@ -41,7 +44,9 @@ CLI_SRC  := $(wildcard producer-tools/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TOOL_SRC := $(wildcard tests/tools/*.c)
+# bin/fake_provider is made of tests/tools/fake_*.c; every other tool is one file.
+FAKE_SRC := $(filter-out tests/tools/fake_provider.c,$(wildcard tests/tools/fake_*.c))
+TOOL_SRC := $(filter-out $(FAKE_SRC),$(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BINDIR)/%)
 LUA      := $(wildcard worker/*.lua)
 
@@ -55,6 +60,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # Lua scripts are compiled in as strings: one source of truth, no path lookup at run time.
+# A script's @MACRO@ becomes the number a C header defines (embed_lua.sh).
 $(BUILD)/lua_scripts.c: $(LUA) tests/tools/embed_lua.sh
 	@mkdir -p $(dir $@)
 	sh tests/tools/embed_lua.sh $(LUA) > $@
@@ -73,6 +79,8 @@ $(BINDIR)/promptyard-worker: $(BUILD)/worker/main.o $(LIB)
 $(BINDIR)/promptyard: $(CLI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BINDIR)/fake_provider: $(FAKE_SRC:%.c=$(BUILD)/%.o)
 
 $(BINDIR)/%: $(BUILD)/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -5,9 +5,11 @@ set -eu
 
 PKGS="build-essential pkg-config
 librdkafka-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev
-libconfig-dev libuv1-dev libmicrohttpd-dev
+libconfig-dev libuv1-dev libmicrohttpd-dev libssl-dev
 redis-server nginx-light openssl
-python3 python3-jsonschema python3-confluent-kafka python3-redis python3-prometheus-client python3-yaml"
+json-schema-test-suite
+python3 python3-jsonschema python3-confluent-kafka python3-redis python3-prometheus-client python3-yaml
+python3-botocore"
 
 missing=""
 for p in $PKGS; do

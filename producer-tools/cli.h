@@ -31,11 +31,14 @@ struct cli_command {
 struct config *cli_config(const char *sub, const char *path, const char *brokers,
                           const char *redis);
 
-
 /* A blocking Redis connection for a tool (authenticated, db selected). On
  * error prints "promptyard SUB: redis HOST:PORT: why" and returns NULL: the
  * caller exits 1. */
 redisContext *cli_redis(const char *sub, const struct config *cfg);
+
+/* Reads path ("-": stdin) whole into a new NUL-terminated buffer (its length,
+ * the NUL not counted, in *len), or returns NULL with errno set. */
+char *cli_read_file(const char *path, size_t *len);
 
 /* Whether stderr is a terminal (progress bars) or not (plain progress lines). */
 bool cli_tty(void);
@@ -189,5 +192,6 @@ int cli_estimate(int argc, char **argv);
 int cli_route(int argc, char **argv);
 int cli_dlq(int argc, char **argv);
 int cli_dev(int argc, char **argv);
+int cli_catalog(int argc, char **argv);
 
 #endif

@@ -30,7 +30,8 @@ static void usage(FILE *out)
 	      "       promptyard budget show [NAME] [--json] -c CFG [--redis HOST:PORT]\n"
 	      "       promptyard budget reset NAME -c CFG [--redis HOST:PORT]\n"
 	      "\n"
-	      "set    creates NAME or changes it: --limit-usd (up to 9 decimals) is required;\n"
+	      "set    creates NAME or changes it: --limit-usd (up to 9 decimals, at most\n"
+	      "       2^53 - 1 nano-USD, about 9.007 million) is required;\n"
 	      "       --period (default none for a new budget) and --parent (\"\" for none)\n"
 	      "       keep their values in Redis when left out. Spend is never touched.\n"
 	      "       A worker that starts writes its config's budgets over these.\n"
@@ -49,35 +50,6 @@ static void usage(FILE *out)
 }
 
 /* ------------------------------------------------------------ helpers */
-
-/* Parses a non-negative USD amount with at most 9 decimals into nano-USD,
- * exactly (no float). Returns 0, or -1 if s is not one or is 1e9 USD or more. */
-static int parse_usd(const char *s, int64_t *nusd)
-{
-	int64_t whole = 0, frac = 0;
-	int digits = 0, decimals = 0;
-	const char *p = s;
-	for (; *p >= '0' && *p <= '9'; p++, digits++) {
-		if (digits >= 9)
-			return -1;
-		whole = whole * 10 + (*p - '0');
-	}
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, decimals++) {
-			if (decimals >= 9)
-				return -1;
-			frac = frac * 10 + (*p - '0');
-		}
-		if (decimals == 0)
-			return -1;
-	}
-	if (*p || digits == 0)
-		return -1;
-	for (int i = decimals; i < 9; i++)
-		frac *= 10;
-	*nusd = whole * NUSD_PER_USD + frac;
-	return 0;
-}
 
 /* The arguments of one EVAL: "EVAL", the script, the key count, then keys
  * and arguments (copied). */
@@ -444,12 +416,13 @@ int cli_budget(int argc, char **argv)
 			fputs("promptyard budget set: --limit-usd X is required\n", stderr);
 			return 2;
 		}
-		if (parse_usd(limit_s, &limit) != 0) {
+		if (money_parse_usd(limit_s, &limit) != 0) {
+			char max[32];
+			money_format_usd(MONEY_MAX_NUSD, max, sizeof max);
 			fprintf(stderr,
-			        "promptyard budget set: --limit-usd: expected USD >= 0 with at "
-			        "most "
-			        "9 decimals, got \"%s\"\n",
-			        limit_s);
+			        "promptyard budget set: --limit-usd: expected USD from 0 to %s "
+			        "with at most 9 decimals, got \"%s\"\n",
+			        max, limit_s);
 			return 2;
 		}
 		if (period && period_parse(period, &p) != 0) {

@@ -3,6 +3,7 @@
 
 #include "buf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,4 +77,28 @@ fail:
 bool cli_tty(void)
 {
 	return isatty(STDERR_FILENO) == 1;
+}
+
+char *cli_read_file(const char *path, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct buf b = {0};
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_append(&b, chunk, n);
+	bool bad = ferror(f);
+	if (f != stdin)
+		fclose(f);
+	if (bad) {
+		buf_free(&b);
+		errno = EIO;
+		return NULL;
+	}
+	*len = b.len;
+	if (!b.data)
+		buf_puts(&b, "");
+	return buf_take(&b);
 }

@@ -137,8 +137,8 @@ int cli_estimate(int argc, char **argv)
 			int m = route.chain[0];
 			int64_t est = route.entries[m].estimate_nusd;
 			ms[m].jobs++;
-			ms[m].input_tokens += route.est_input;
-			ms[m].output_tokens += route.entries[m].max_tokens;
+			ms[m].input_tokens += route.entries[m].est_input;
+			ms[m].output_tokens += route.entries[m].output_tokens;
 			ms[m].nusd += est;
 			total += est;
 			routed++;

@@ -29,6 +29,9 @@
  *    "empty_reason": str|null,     (drop reason explaining an empty chain)
  *    "models": [{"name", "provider", "eligible": bool, "rank": int|null
  *                (1 = chosen), "estimate_nusd", "estimate_usd", "max_tokens",
+ *                "input_tokens" (est_input with the job's images and pages on
+ *                this model), "media_tokens" (those images and pages alone),
+ *                "output_tokens" (max_tokens plus any thinking budget),
  *                "reason": null|"not_candidate"|"no_api_key"|"capability"|
  *                "context"|"cost_cap"|"budget"|"circuit_open"|"rate_limited",
  *                "detail": str|null, "quality", "latency_ms",
@@ -57,30 +60,6 @@ static void usage(FILE *out)
 	fputs("usage: promptyard route -c CFG JOB.json [--json] [--assume-keys]\n"
 	      "                        [--brokers LIST] [--redis HOST:PORT]\n",
 	      out);
-}
-
-/* Reads path ("-": stdin) whole. Returns a new NUL-terminated buffer, or NULL. */
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct buf b = {0};
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_append(&b, chunk, n);
-	bool bad = ferror(f);
-	if (f != stdin)
-		fclose(f);
-	if (bad) {
-		buf_free(&b);
-		return NULL;
-	}
-	*len = b.len;
-	if (!b.data)
-		buf_puts(&b, "");
-	return buf_take(&b);
 }
 
 /* The budget's chain: limit - spent, the tightest (SPEC §7: exhausted when
@@ -128,7 +107,8 @@ static void drop_detail(const struct config *cfg, const struct job *job, const s
 		break;
 	case DROP_CONTEXT:
 		buf_printf(out, "needs %lld tokens, context_tokens %lld",
-		           (long long)(r->est_input + e->max_tokens), (long long)m->context_tokens);
+		           (long long)(e->est_input + e->output_tokens),
+		           (long long)m->context_tokens);
 		break;
 	case DROP_COST_CAP:
 		cli_usd(ctx->cost_left_nusd, a, sizeof a);
@@ -216,7 +196,7 @@ int cli_route(int argc, char **argv)
 		config_assume_credentials(cfg);
 
 	size_t len = 0;
-	value = read_all(file, &len);
+	value = cli_read_file(file, &len);
 	if (!value) {
 		fprintf(stderr, "promptyard route: %s: cannot read\n", file);
 		goto out;
@@ -291,15 +271,19 @@ int cli_route(int argc, char **argv)
 			const struct model_row *row = &rows[i];
 			json_array_append_new(
 			        models,
-			        json_pack("{s:s, s:s, s:b, s:o, s:I, s:o, s:I, s:o, s:o, s:f, s:I, "
-			                  "s:s, s:o, s:I, s:s}",
+			        json_pack("{s:s, s:s, s:b, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:o, "
+			                  "s:o, "
+			                  "s:f, s:I, s:s, s:o, s:I, s:s}",
 			                  "name", m->name, "provider",
 			                  cfg->providers[m->provider].name, "eligible",
 			                  e->drop == DROP_NONE, "rank",
 			                  row->rank ? json_integer(row->rank) : json_null(),
 			                  "estimate_nusd", (json_int_t)e->estimate_nusd,
 			                  "estimate_usd", cli_json_usd(e->estimate_nusd),
-			                  "max_tokens", (json_int_t)e->max_tokens, "reason",
+			                  "max_tokens", (json_int_t)e->max_tokens, "input_tokens",
+			                  (json_int_t)e->est_input, "media_tokens",
+			                  (json_int_t)(e->est_input - route.est_input),
+			                  "output_tokens", (json_int_t)e->output_tokens, "reason",
 			                  e->drop == DROP_NONE
 			                          ? json_null()
 			                          : json_string(drop_reason_name(e->drop)),
@@ -349,6 +333,14 @@ int cli_route(int argc, char **argv)
 		printf("job          %s (%zu message%s, %zu bytes; est_input %lld tokens)\n",
 		       job.id ? job.id : "", job.n_messages, job.n_messages == 1 ? "" : "s",
 		       job.content_bytes, (long long)route.est_input);
+		if (job.n_images || job.n_documents)
+			printf("media        %zu image%s, %zu document%s (%lld page%s counted%s): "
+			       "image_tokens and pdf_page_tokens of each model added to its "
+			       "input\n",
+			       job.n_images, job.n_images == 1 ? "" : "s", job.n_documents,
+			       job.n_documents == 1 ? "" : "s", (long long)job.pdf_pages,
+			       job.pdf_pages == 1 ? "" : "s",
+			       job.pdf_unreadable_bytes ? "; unreadable ones as bytes / 3" : "");
 		printf("strategy     %s (%s)\n", strategy_name(route.strategy),
 		       strcmp(strategy_source, "default") == 0 ? "worker.default_strategy"
 		       : strcmp(strategy_source, "rule") == 0  ? "set by the rule"
@@ -387,9 +379,9 @@ int cli_route(int argc, char **argv)
 			cli_usd(job.max_cost_nusd, usd, sizeof usd);
 			printf("cost cap     %s (max_cost_usd)\n", usd);
 		}
-		printf("\n%-24s %-11s %-14s %14s %14s %7s %11s %8s %-7s %s\n", "MODEL", "PROVIDER",
-		       "VERDICT", "ESTIMATE", "NANO-USD", "QUALITY", "LATENCY", "SUCCESS",
-		       "CIRCUIT", "WHY");
+		printf("\n%-24s %-11s %-14s %9s %14s %14s %7s %11s %8s %-7s %s\n", "MODEL",
+		       "PROVIDER", "VERDICT", "INPUT", "ESTIMATE", "NANO-USD", "QUALITY", "LATENCY",
+		       "SUCCESS", "CIRCUIT", "WHY");
 		for (size_t i = 0; i < cfg->n_models; i++) {
 			const struct model_conf *m = &cfg->models[i];
 			const struct route_entry *e = &route.entries[i];
@@ -408,10 +400,11 @@ int cli_route(int argc, char **argv)
 			else
 				snprintf(succ, sizeof succ, "-");
 			cli_usd(e->estimate_nusd, usd, sizeof usd);
-			printf("%-24s %-11s %-14s %14s %14lld %7.2f %11s %8s %-7s %s%s%s\n",
-			       m->name, cfg->providers[m->provider].name, verdict, usd,
-			       (long long)e->estimate_nusd, m->quality, lat, succ,
-			       health_circuit_name(row->circuit), row->detail ? row->detail : "",
+			printf("%-24s %-11s %-14s %9lld %14s %14lld %7.2f %11s %8s %-7s %s%s%s\n",
+			       m->name, cfg->providers[m->provider].name, verdict,
+			       (long long)e->est_input, usd, (long long)e->estimate_nusd,
+			       m->quality, lat, succ, health_circuit_name(row->circuit),
+			       row->detail ? row->detail : "",
 			       e->probe ? "would be the circuit's probe" : "",
 			       e->limited ? "rate-limited: the job would wait" : "");
 		}

@@ -20,6 +20,8 @@ static const struct cli_command commands[] = {
         {"estimate", "project the cost of a JSONL file without calling anything", cli_estimate},
         {"route", "explain the routing decision for one job", cli_route},
         {"dlq", "replay dead-lettered jobs", cli_dlq},
+        {"catalog", "import models from LiteLLM's price map, or check prices against it",
+         cli_catalog},
         {"dev", "run the embedded stack: Kafka, Redis, a simulated provider, a worker", cli_dev},
         {"version", "print the version", cli_version},
 };

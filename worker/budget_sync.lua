@@ -16,13 +16,24 @@
 --          a budget that exists already is left untouched (create only).
 --
 -- All budgets are checked before anything is written: limit a decimal
--- integer of at most 18 digits, period known, parent an existing budget (in
+-- integer of at most MAX_NUSD (2^53 - 1: the most reserve.lua compares
+-- exactly; worker/money.h's MONEY_MAX_NUSD), period known, parent an existing budget (in
 -- Redis or in this call), and every budget's chain, after the change, at most
 -- 4 budgets long and without a cycle. Spend hashes (<base>b:...) are never
 -- touched.
 --
 -- Returns {"ok", created, updated} (counts), {"unknown", name} when a parent
 -- names no budget, or {"invalid", message}.
+
+-- MONEY_MAX_NUSD of worker/money.h, put in at build time (tests/tools/embed_lua.sh).
+local MAX_NUSD = '@MONEY_MAX_NUSD_DIGITS@'
+
+-- A nano-USD amount: a decimal integer without leading zeros, at most MAX_NUSD.
+local function amount_ok(s)
+  return (s == '0' or string.match(s, '^[1-9]%d*$') ~= nil)
+     and (#s < #MAX_NUSD or (#s == #MAX_NUSD and s <= MAX_NUSD))
+end
+
 local base, now = ARGV[1], ARGV[2]
 local batch, order = {}, {}
 for i = 3, #ARGV, 5 do
@@ -43,8 +54,8 @@ for i = 3, #ARGV, 5 do
     if not m.limit then
       return {'invalid', 'budget "' .. name .. '": a new budget needs a limit'}
     end
-    if not string.match(m.limit, '^%d+$') or #m.limit > 18 then
-      return {'invalid', 'budget "' .. name .. '": limit must be an integer of nano-USD below 10^18'}
+    if not amount_ok(m.limit) then
+      return {'invalid', 'budget "' .. name .. '": limit must be an integer of nano-USD from 0 to ' .. MAX_NUSD}
     end
     if m.period ~= 'none' and m.period ~= 'day' and m.period ~= 'month' then
       return {'invalid', 'budget "' .. name .. '": period must be none, day or month'}

@@ -56,7 +56,15 @@ void buf_reserve(struct buf *b, size_t extra)
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap *= 2;
-	b->data = xrealloc(b->data, cap);
+	if (b->secret && b->data) {
+		char *p = xmalloc(cap);
+		memcpy(p, b->data, b->len + 1);
+		explicit_bzero(b->data, b->cap);
+		free(b->data);
+		b->data = p;
+	} else {
+		b->data = xrealloc(b->data, cap);
+	}
 	b->cap = cap;
 }
 
@@ -76,22 +84,21 @@ void buf_puts(struct buf *b, const char *s)
 
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
-	/* Most writes are short: format once into the stack, twice only when long. */
-	char tmp[256];
+	/* Into the spare room first: one pass when it fits, which is most
+	 * writes, and never a copy on this function's stack. */
 	va_list ap2;
+	buf_reserve(b, 0);
 	va_copy(ap2, ap);
-	int n = vsnprintf(tmp, sizeof tmp, fmt, ap2);
+	int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap2);
 	va_end(ap2);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof tmp) {
-		buf_append(b, tmp, (size_t)n);
-		/* It may be a header line with a key: leave no copy on the stack. */
-		explicit_bzero(tmp, (size_t)n);
+	if (n < 0) {
+		b->data[b->len] = '\0';
 		return;
 	}
-	buf_reserve(b, (size_t)n);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	if ((size_t)n >= b->cap - b->len) {
+		buf_reserve(b, (size_t)n);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	}
 	b->len += (size_t)n;
 }
 
@@ -144,6 +151,8 @@ void buf_json_str(struct buf *b, const char *s, size_t len)
 
 void buf_reset(struct buf *b)
 {
+	if (b->secret && b->data)
+		explicit_bzero(b->data, b->len);
 	b->len = 0;
 	if (b->data)
 		b->data[0] = '\0';
@@ -159,6 +168,8 @@ char *buf_take(struct buf *b)
 
 void buf_free(struct buf *b)
 {
+	if (b->secret && b->data)
+		explicit_bzero(b->data, b->cap);
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
@@ -207,4 +218,22 @@ void buf_i64(struct buf *b, int64_t v)
 	if (v < 0)
 		*--p = '-';
 	buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+void buf_base64(struct buf *b, const unsigned char *s, size_t len)
+{
+	static const char tbl[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	buf_reserve(b, (len + 2) / 3 * 4);
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)s[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)s[i + 1] << 8;
+		if (i + 2 < len)
+			v |= s[i + 2];
+		char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63],
+		             i + 1 < len ? tbl[(v >> 6) & 63] : '=',
+		             i + 2 < len ? tbl[v & 63] : '='};
+		buf_append(b, q, 4);
+	}
 }

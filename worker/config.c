@@ -479,9 +479,10 @@ static bool is_env_name(const char *s)
 
 /* Reads the environment variable env into *secret (new; NULL when unset or
  * empty). A value pasted with a trailing newline or blanks (a common mistake
- * with Kubernetes Secrets) is trimmed; any other control character is
- * refused, naming the variable and never the value, since it would end up in
- * a request head. Returns 0, or -1 with the problem in why. */
+ * with Kubernetes Secrets) is trimmed, with a warning naming the variable;
+ * any other control character is refused, naming the variable and never the
+ * value, since it would end up in a request head. Returns 0, or -1 with the
+ * problem in why. */
 static int env_secret(const char *env, char **secret, const char **why)
 {
 	const char *v = getenv(env);
@@ -503,6 +504,8 @@ static int env_secret(const char *env, char **secret, const char **why)
 			return -1;
 		}
 	}
+	if (v[len])
+		log_warn("trailing whitespace trimmed from a secret", "variable", env, NULL);
 	*secret = xstrndup(v, len);
 	return 0;
 }
@@ -1073,6 +1076,7 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 	                                    "latency_ms",
 	                                    "capabilities",
 	                                    "max_completion_tokens",
+	                                    "structured_outputs",
 	                                    "max_output_tokens",
 	                                    "image_tokens",
 	                                    "pdf_page_tokens",
@@ -1116,6 +1120,7 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 	    get_double(ld, g, "quality", 0.5, 0, 1, &m->quality) < 0 ||
 	    get_int64(ld, g, "latency_ms", 1000, 0, MS_MAX, &m->latency_ms) < 0 ||
 	    get_bool(ld, g, "max_completion_tokens", false, &m->max_completion_tokens) < 0 ||
+	    get_bool(ld, g, "structured_outputs", false, &m->structured_outputs) < 0 ||
 	    get_str_list(ld, g, "capabilities", &caps) < 0 ||
 	    get_int64(ld, g, "max_output_tokens", 0, 0, 100000000, &m->max_output_tokens) < 0 ||
 	    get_int64(ld, g, "image_tokens", 1600, 0, 1000000, &m->image_tokens) < 0 ||
@@ -1175,6 +1180,14 @@ static int load_budget(struct loader *ld, const config_setting_t *g, struct conf
 	if (get_usd(ld, g, "limit_usd", USD_REQUIRED, &b->limit_nusd) < 0 ||
 	    get_str(ld, g, "period", &period) < 0)
 		return -1;
+	if (b->limit_nusd > MONEY_MAX_NUSD) {
+		char max[32];
+		money_format_usd(MONEY_MAX_NUSD, max, sizeof max);
+		return fail(ld, g, "limit_usd",
+		            "must be at most %s USD (2^53 - 1 nano-USD, the most the ledger's "
+		            "scripts compare exactly)",
+		            max);
+	}
 	if (period && period_parse(period, &b->period) < 0)
 		return fail(ld, g, "period", "must be one of none, day, month");
 	return 0;

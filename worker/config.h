@@ -105,6 +105,8 @@ struct model_conf {
 	int64_t latency_ms;         /* configured typical latency, default 1000 */
 	unsigned caps;              /* enum capability bits */
 	bool max_completion_tokens; /* extension (openai): send max_completion_tokens */
+	bool structured_outputs;    /* extension (anthropic): json_schema as native structured
+	                               outputs (output_config.format), not a forced tool */
 	int64_t max_output_tokens;  /* caps a job's max_tokens; 0 = no cap (SPEC §16) */
 	int64_t image_tokens;       /* estimate per image (SPEC §13), default 1600 */
 	int64_t pdf_page_tokens;    /* estimate per PDF page, default 3000 */

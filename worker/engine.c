@@ -25,6 +25,7 @@
 #include "provider.h"
 #include "redis.h"
 #include "router.h"
+#include "testhook.h"
 #include "timeutil.h"
 
 #include <limits.h>
@@ -2163,7 +2164,7 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 		goto fail;
 	e->redis = redis_new(loop, &ropt, on_redis_state, e);
 	e->ledger = ledger_new(e->redis, cfg);
-	const char *period = getenv("PROMPTYARD_TEST_RATE_PERIOD_MS");
+	const char *period = testhook_getenv("PROMPTYARD_TEST_RATE_PERIOD_MS");
 	struct health_options hopt = {.worker_id = e->worker_id,
 	                              .rate_period_ms = period ? atoll(period) : 0};
 	e->health = health_new(loop, e->redis, cfg, &hopt);

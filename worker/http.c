@@ -113,6 +113,12 @@ static void check_done(struct shard *sh);
 
 /* ---------------------------------------------------------------- requests */
 
+static void add_line(struct http_request *req, char *line)
+{
+	req->headers = xrealloc(req->headers, (req->n_headers + 1) * sizeof *req->headers);
+	req->headers[req->n_headers++] = line;
+}
+
 void http_request_add_header(struct http_request *req, const char *fmt, ...)
 {
 	struct buf b = {0};
@@ -120,8 +126,17 @@ void http_request_add_header(struct http_request *req, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	req->headers = xrealloc(req->headers, (req->n_headers + 1) * sizeof *req->headers);
-	req->headers[req->n_headers++] = buf_take(&b);
+	add_line(req, buf_take(&b));
+}
+
+void http_request_add_secret_header(struct http_request *req, const char *name_colon_space,
+                                    const char *secret)
+{
+	size_t n = strlen(name_colon_space), k = strlen(secret);
+	char *line = xmalloc(n + k + 1);
+	memcpy(line, name_colon_space, n);
+	memcpy(line + n, secret, k + 1);
+	add_line(req, line);
 }
 
 static void wipe_headers(struct http_request *req)
@@ -583,7 +598,7 @@ static const struct curl_slist *headers_for(struct http_pool *pool, struct trans
 		t->headers = slist_of(req->headers, req->n_headers);
 		return t->headers;
 	}
-	struct buf lines = {0};
+	struct buf lines = {.secret = true};
 	for (size_t i = 0; i < req->n_headers; i++) {
 		buf_puts(&lines, req->headers[i]);
 		buf_append(&lines, "\n", 1);
@@ -630,11 +645,15 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 	bool tls = strncmp(req->url.data, "https://", 8) == 0;
 	curl_easy_setopt(e, CURLOPT_URL, req->url.data);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-	/* curl keeps a pointer to the body, not a copy: it stays with t. */
-	t->body_out = req->body;
-	req->body = (struct buf){0};
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body_out.data ? t->body_out.data : "");
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_out.len);
+	if (req->method == HTTP_GET) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* also undoes a POST of the handle's */
+	} else {
+		/* curl keeps a pointer to the body, not a copy: it stays with t. */
+		t->body_out = req->body;
+		req->body = (struct buf){0};
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body_out.data ? t->body_out.data : "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_out.len);
+	}
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 	                 (long)(timeout_ms < 10000 ? timeout_ms : 10000));

@@ -18,17 +18,27 @@
 #include <stdint.h>
 #include <uv.h>
 
+/* The method of a request: every call of the sync path POSTs; a batch's
+ * polls, lists and results downloads GET (provider_batch.h). */
+enum http_method { HTTP_POST, HTTP_GET };
+
 /* One call's request: what a wire format builds and the pool sends. */
 struct http_request {
-	struct buf url; /* full URL */
-	char **headers; /* "Name: value" lines (new); may hold the API key: never log */
+	enum http_method method; /* HTTP_POST (0) unless set; a GET sends no body */
+	struct buf url;          /* full URL */
+	char **headers;          /* "Name: value" lines (new); may hold the API key: never log */
 	size_t n_headers;
 	struct buf body; /* request body */
 };
 
-/* Appends one header line from a printf format. */
+/* Adds a header line made with printf: never a secret (see buf_vprintf). */
 void http_request_add_header(struct http_request *req, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+/* Adds the line name_colon_space + secret ("Authorization: Bearer " + key),
+ * appended into a block of its exact size: no printf, no realloc, no copy
+ * left behind. http_request_clear() wipes it. */
+void http_request_add_secret_header(struct http_request *req, const char *name_colon_space,
+                                    const char *secret);
 /* Frees everything req holds, the header lines wiped first (they may hold a
  * key), and leaves it empty. */
 void http_request_clear(struct http_request *req);

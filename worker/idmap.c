@@ -3,6 +3,7 @@
 #include "idmap.h"
 
 #include "buf.h"
+#include "siphash.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,21 +19,18 @@ struct idmap {
 	struct slot *slots;
 	size_t mask; /* capacity - 1, a power of two */
 	size_t count;
+	uint8_t key[SIPHASH_KEY_BYTES]; /* random, the map's own */
 };
 
-static uint64_t hash_str(const char *s)
+uint64_t idmap_hash(const struct idmap *m, const char *key)
 {
-	uint64_t h = 1469598103934665603u; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211u;
-	}
-	return h ^ (h >> 29);
+	return siphash24(m->key, key, strlen(key));
 }
 
 struct idmap *idmap_new(void)
 {
 	struct idmap *m = xcalloc(1, sizeof *m);
+	siphash_random_key(m->key);
 	m->mask = 63;
 	m->slots = xcalloc(m->mask + 1, sizeof *m->slots);
 	return m;
@@ -56,7 +54,7 @@ static size_t find(const struct idmap *m, const char *key, uint64_t h)
 
 void *idmap_get(const struct idmap *m, const char *key)
 {
-	size_t i = find(m, key, hash_str(key));
+	size_t i = find(m, key, idmap_hash(m, key));
 	return m->slots[i].key ? m->slots[i].value : NULL;
 }
 
@@ -81,7 +79,7 @@ void idmap_put(struct idmap *m, const char *key, void *value)
 {
 	if ((m->count + 1) * 4 > (m->mask + 1) * 3)
 		grow(m);
-	uint64_t h = hash_str(key);
+	uint64_t h = idmap_hash(m, key);
 	size_t i = find(m, key, h);
 	if (!m->slots[i].key) {
 		m->slots[i].key = key;
@@ -93,7 +91,7 @@ void idmap_put(struct idmap *m, const char *key, void *value)
 
 void idmap_del(struct idmap *m, const char *key)
 {
-	size_t i = find(m, key, hash_str(key));
+	size_t i = find(m, key, idmap_hash(m, key));
 	if (!m->slots[i].key)
 		return;
 	m->count--;

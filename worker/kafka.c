@@ -3,6 +3,8 @@
 
 #include "buf.h"
 #include "log.h"
+#include "testhook.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,11 +32,13 @@ struct kafka {
 	rd_kafka_queue_t *cq; /* the consumer queue */
 	rd_kafka_queue_t *pq; /* the producer's main queue */
 	struct qwatch cw, pw;
-	uv_timer_t tick;        /* safety net: serve the queues even without a wakeup */
-	uv_timer_t again;       /* serve again soon when a batch stopped early */
-	rd_kafka_conf_t *pconf; /* the producer's configuration, for a rebuild */
-	uv_timer_t rebuild;     /* a fatal producer error is handled off the callback */
+	uv_timer_t tick;         /* safety net: serve the queues even without a wakeup */
+	uv_timer_t again;        /* serve again soon when a batch stopped early */
+	rd_kafka_conf_t *pconf;  /* the producer's configuration, for a rebuild */
+	uv_timer_t rebuild;      /* a fatal producer error is handled off the callback */
+	struct retired *retired; /* old producers being destroyed off the loop */
 	bool producer_fatal;
+	bool closing;
 	long fatal_after; /* test hook: raise a fatal error after this many reports */
 	long reports;
 	rd_kafka_topic_partition_list_t *paused;
@@ -46,7 +50,18 @@ struct kafka {
 	bool fetching;
 	bool member; /* joined the group (assignment may be empty) */
 	int assigned;
-	int open_handles;
+	int open_handles; /* loop handles, and old producers being destroyed */
+};
+
+/* A producer replaced after a fatal error, destroyed on libuv's thread pool:
+ * rd_kafka_destroy() joins librdkafka's threads, which takes a while. */
+struct retired {
+	uv_work_t work;
+	rd_kafka_t *rk;
+	struct kafka *k;
+	uv_sem_t gone; /* posted once rd_kafka_destroy() returned */
+	int64_t since_ms;
+	struct retired *next;
 };
 
 /* ---------------------------------------------------------------- configuration */
@@ -342,10 +357,61 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		        "promptyard test hook (PROMPTYARD_TEST_FATAL_PRODUCER_AFTER)");
 }
 
+static void serve_producer(struct kafka *k);
+
+static void retire_work(uv_work_t *w)
+{
+	struct retired *r = w->data;
+	rd_kafka_destroy(r->rk);
+	uv_sem_post(&r->gone);
+}
+
+static void retire_done(uv_work_t *w, int status)
+{
+	struct retired *r = w->data;
+	struct kafka *k = r->k;
+	(void)status;
+	for (struct retired **p = &k->retired; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	char ms[24];
+	snprintf(ms, sizeof ms, "%lld", (long long)(time_mono_ms() - r->since_ms));
+	log_info("old kafka producer destroyed", "ms", ms, NULL);
+	uv_sem_destroy(&r->gone);
+	free(r);
+	if (--k->open_handles == 0 && k->closing) {
+		free(k);
+		return;
+	}
+	if (!k->closing)
+		serve_producer(k); /* the acknowledgements that waited */
+}
+
+/* Hands a producer to libuv's thread pool to be destroyed. */
+static void retire(struct kafka *k, rd_kafka_t *rk)
+{
+	struct retired *r = xcalloc(1, sizeof *r);
+	r->rk = rk;
+	r->k = k;
+	r->since_ms = time_mono_ms();
+	uv_sem_init(&r->gone, 0);
+	r->work.data = r;
+	r->next = k->retired;
+	k->retired = r;
+	k->open_handles++;
+	uv_queue_work(k->loop, &r->work, retire_work, retire_done);
+}
+
 /* Replaces a producer in a fatal state. What it had acknowledged is reported
  * first; the rest is purged and the owner produces it again on the new one.
- * Destroying the old producer blocks the loop briefly: it happens only after
- * a fatal error, which is rare. */
+ * The old producer is destroyed off the loop (retire). Until it is gone, the
+ * new producer's delivery reports wait in its queue (serve_producer): the
+ * owner frees an output's value once it is acknowledged, and the old
+ * producer may still hold that very value (librdkafka sends a value above
+ * msg.copy.max.bytes without copying it, and the owner re-produces the same
+ * pointers). */
 static void kafka_rebuild_producer(uv_timer_t *t)
 {
 	struct kafka *k = t->data;
@@ -358,7 +424,7 @@ static void kafka_rebuild_producer(uv_timer_t *t)
 		;
 	rd_kafka_queue_destroy(k->pq);
 	k->pq = NULL;
-	rd_kafka_destroy(old);
+	retire(k, old);
 	k->producer = NULL;
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_dup(k->pconf);
@@ -380,6 +446,8 @@ static void kafka_rebuild_producer(uv_timer_t *t)
 
 static void serve_producer(struct kafka *k)
 {
+	if (k->retired)
+		return; /* see kafka_rebuild_producer */
 	for (int n = 0; n < 64; n++)
 		if (rd_kafka_poll(k->producer, 0) == 0)
 			break;
@@ -450,7 +518,7 @@ struct kafka *kafka_new(uv_loop_t *loop, const struct config *cfg, const struct 
 	rd_kafka_conf_set_dr_msg_cb(pconf, dr_msg_cb);
 	rd_kafka_conf_set_opaque(pconf, k);
 	k->pconf = rd_kafka_conf_dup(pconf);
-	const char *fa = getenv("PROMPTYARD_TEST_FATAL_PRODUCER_AFTER");
+	const char *fa = testhook_getenv("PROMPTYARD_TEST_FATAL_PRODUCER_AFTER");
 	k->fatal_after = fa ? atol(fa) : 0;
 
 	k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
@@ -674,6 +742,11 @@ void kafka_close(struct kafka *k)
 		uv_timer_stop(&k->again);
 		uv_timer_stop(&k->rebuild);
 	}
+	/* The flush below hands acknowledgements over, after which the owner
+	 * frees values an old producer may hold: wait until it is gone. */
+	k->closing = true;
+	for (struct retired *r = k->retired; r; r = r->next)
+		uv_sem_wait(&r->gone);
 	rd_kafka_queue_io_event_enable(k->cq, -1, NULL, 0);
 	rd_kafka_queue_io_event_enable(k->pq, -1, NULL, 0);
 	rd_kafka_resp_err_t err = rd_kafka_commit(k->consumer, NULL, 0);

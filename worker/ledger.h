@@ -24,9 +24,9 @@
  * budgets), so a budget defined only with `promptyard budget set` works.
  *
  * Money is integer nano-USD. Counters change only by HINCRBY of decimal
- * strings (exact int64); the scripts compare amounts as Lua doubles, exact up
- * to LEDGER_MAX_NUSD (2^53 nano-USD, about $9.007M), and reject estimates
- * and costs above it.
+ * strings (exact int64); the scripts compare amounts as Lua doubles, which is
+ * exact for amounts up to MONEY_MAX_NUSD (money.h: 2^53 - 1 nano-USD, about
+ * $9.007M), and reject estimates, costs and limits above it.
  *
  * Every step is asynchronous on the ledger's struct redis: cb gets the reply
  * (borrowed for the call), or NULL when Redis could not be reached, and the
@@ -38,12 +38,12 @@
 
 #include "buf.h"
 #include "config.h"
+#include "money.h"
 #include "redis.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LEDGER_MAX_NUSD INT64_C(9007199254740992) /* 2^53 */
 /* Room for a window string ("2026-11-22") and its NUL. */
 #define LEDGER_WINDOW_SIZE 16
 /* A reaped lease not acknowledged (ledger_reap_ack) is reported again after this. */
@@ -125,7 +125,7 @@ int ledger_budget_result(const redisReply *reply, size_t i, struct ledger_budget
 struct ledger_reserve_req {
 	const char *budget; /* the job's budget, by name */
 	const char *job_id;
-	int64_t estimate_nusd; /* 0 .. LEDGER_MAX_NUSD */
+	int64_t estimate_nusd; /* 0 .. MONEY_MAX_NUSD */
 	int64_t lease_ms;      /* the attempt's timeout plus a margin; > 0 */
 	/* Identifies this reservation: the same string on a retry after a NULL
 	 * reply (the script may have run), so that it is not held twice; unique

@@ -22,9 +22,17 @@ const char *error_code_name(enum error_code c)
 
 void output_outcome(char *out, size_t out_size, const struct attempt_rec *a)
 {
-	static const char *names[] = {
-	        "ok",           "http",        "timeout", "connect_error", "invalid_response",
-	        "rate_limited", "circuit_open"};
+	static const char *names[] = {"ok",
+	                              "http",
+	                              "timeout",
+	                              "connect_error",
+	                              "invalid_response",
+	                              "rate_limited",
+	                              "circuit_open",
+	                              "invalid_output",
+	                              "batch_errored",
+	                              "batch_expired",
+	                              "batch_canceled"};
 	if (a->outcome == OUTCOME_HTTP)
 		snprintf(out, out_size, "http_%03ld", a->http_status);
 	else
@@ -85,6 +93,25 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 	put_word(b, "status", r->error == ERR_NONE ? "ok" : "error");
 	if (r->error == ERR_NONE) {
 		put_str(b, "content", r->content ? r->content : "");
+		if (r->parsed_json) {
+			put_key(b, "parsed");
+			buf_puts(b, r->parsed_json);
+		}
+		if (r->n_tool_calls) {
+			put_key(b, "tool_calls");
+			buf_puts(b, "[");
+			for (size_t i = 0; i < r->n_tool_calls; i++) {
+				const struct completion_tool_call *tc = &r->tool_calls[i];
+				buf_puts(b, i ? ",{" : "{");
+				put_str(b, "id", tc->id);
+				put_str(b, "name", tc->name);
+				put_str(b, "arguments", tc->arguments);
+				buf_puts(b, "}");
+			}
+			buf_puts(b, "]");
+		}
+		if (r->refusal)
+			put_str(b, "refusal", r->refusal);
 		put_word(b, "finish_reason", finish_reason_name(r->finish_reason));
 	} else {
 		put_key(b, "error");
@@ -102,6 +129,8 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 	put_int(b, "input_tokens", r->usage.input_tokens);
 	put_int(b, "output_tokens", r->usage.output_tokens);
 	put_int(b, "cached_input_tokens", r->usage.cached_input_tokens);
+	put_int(b, "reasoning_tokens", r->usage.reasoning_tokens);
+	put_int(b, "cache_write_tokens", r->usage.cache_write_tokens);
 	buf_puts(b, "}");
 	put_usd(b, "cost_usd", r->cost_nusd);
 	if (r->budget)
@@ -121,6 +150,9 @@ void output_result(struct buf *b, const struct config *cfg, const struct result_
 			put_int(b, "http_status", a->http_status);
 		put_int(b, "latency_ms", a->latency_ms);
 		put_usd(b, "cost_usd", a->cost_nusd);
+		put_word(b, "mode", a->batch ? "batch" : "sync");
+		if (a->batch_id)
+			put_str(b, "batch_id", a->batch_id);
 		buf_puts(b, "}");
 	}
 	buf_puts(b, "]");
@@ -147,6 +179,7 @@ void output_cost_record(struct buf *b, const struct cost_info *c)
 	put_usd(b, "cost_usd", c->cost_nusd);
 	put_key(b, "estimated");
 	buf_puts(b, c->estimated ? "true" : "false");
+	put_word(b, "mode", c->batch ? "batch" : "sync");
 	put_time(b, "ts", c->ts_ms);
 	buf_puts(b, "}");
 }
@@ -164,6 +197,7 @@ void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
 	        .usage = a->usage,
 	        .cost_nusd = a->cost_nusd,
 	        .estimated = estimated,
+	        .batch = a->batch,
 	        .ts_ms = ts_ms,
 	};
 	output_cost_record(b, &c);
@@ -192,25 +226,6 @@ static bool put_raw_string(struct buf *b, const char *raw, size_t len)
 	return exact;
 }
 
-static void put_base64(struct buf *b, const unsigned char *s, size_t len)
-{
-	static const char tbl[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	buf_puts(b, "\"");
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)s[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)s[i + 1] << 8;
-		if (i + 2 < len)
-			v |= s[i + 2];
-		char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63],
-		             i + 1 < len ? tbl[(v >> 6) & 63] : '=',
-		             i + 2 < len ? tbl[v & 63] : '='};
-		buf_append(b, q, 4);
-	}
-	buf_puts(b, "\"");
-}
-
 void output_dlq(struct buf *b, const json_t *job, const char *raw, size_t raw_len,
                 enum error_code code, const char *message, const char *topic, int32_t partition,
                 int64_t offset, int64_t failed_ms)
@@ -223,7 +238,9 @@ void output_dlq(struct buf *b, const json_t *job, const char *raw, size_t raw_le
 	} else if (!put_raw_string(b, raw ? raw : "", raw ? raw_len : 0)) {
 		/* Not text: the exact bytes ride along so that nothing is lost. */
 		put_key(b, "job_base64");
-		put_base64(b, (const unsigned char *)raw, raw_len);
+		buf_puts(b, "\"");
+		buf_base64(b, (const unsigned char *)raw, raw_len);
+		buf_puts(b, "\"");
 	}
 	free(dumped);
 	put_key(b, "error");

@@ -23,6 +23,10 @@ enum outcome {
 	OUTCOME_INVALID_RESPONSE,
 	OUTCOME_RATE_LIMITED,
 	OUTCOME_CIRCUIT_OPEN,
+	OUTCOME_INVALID_OUTPUT, /* the content broke the job's json_object/json_schema (SPEC §13) */
+	OUTCOME_BATCH_ERRORED,  /* a batch request that failed (SPEC §14) */
+	OUTCOME_BATCH_EXPIRED,
+	OUTCOME_BATCH_CANCELED,
 };
 
 /* The closed set of error codes of SPEC §3. */
@@ -47,6 +51,8 @@ struct attempt_rec {
 	bool billed; /* the provider reported usage */
 	struct usage usage;
 	int64_t cost_nusd;
+	bool batch;     /* sent in a provider batch (SPEC §14) */
+	char *batch_id; /* the provider's batch id (owned by the attempt's holder), or NULL */
 };
 
 /* Writes "ok", "http_429", ... */
@@ -56,7 +62,12 @@ struct result_info {
 	const char *id;
 	enum error_code error; /* ERR_NONE for status ok */
 	const char *error_message;
-	const char *content; /* ok only */
+	const char *content;     /* ok only */
+	const char *parsed_json; /* ok json_object/json_schema jobs: the content parsed, as
+	                            compact JSON (SPEC §13); NULL otherwise */
+	const struct completion_tool_call *tool_calls; /* ok only */
+	size_t n_tool_calls;
+	const char *refusal; /* ok only: the model's refusal, or NULL */
 	enum finish_reason finish_reason;
 	int model; /* the answering model, or the last tried, -1 if none */
 	struct usage usage;
@@ -83,6 +94,7 @@ struct cost_info {
 	struct usage usage;
 	int64_t cost_nusd;
 	bool estimated;
+	bool batch; /* "mode": "batch" (SPEC §14), else "sync" */
 	int64_t ts_ms;
 };
 void output_cost_record(struct buf *b, const struct cost_info *c);

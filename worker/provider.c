@@ -25,12 +25,99 @@ const struct provider *provider_lookup(const char *type)
 
 const char *finish_reason_name(enum finish_reason f)
 {
-	static const char *names[] = {"stop", "length", "content_filter", "tool_calls", "other"};
-	return (unsigned)f < 5 ? names[f] : "other";
+	static const char *names[] = {"stop",       "length", "content_filter",
+	                              "tool_calls", "other",  "refusal"};
+	return (unsigned)f < 6 ? names[f] : "other";
+}
+
+void provider_request_common(const struct provider_conf *p, struct http_request *req,
+                             const char *default_name)
+{
+	const char *name = p->auth_header ? p->auth_header : default_name;
+	if (p->api_key) {
+		/* The key is appended, never formatted (http_request_add_secret_header). */
+		struct buf prefix = {0};
+		buf_puts(&prefix, name);
+		buf_puts(&prefix, strcasecmp(name, "Authorization") == 0 ? ": Bearer " : ": ");
+		http_request_add_secret_header(req, prefix.data, p->api_key);
+		buf_free(&prefix);
+	}
+	/* Extra lines may hold a ${NAME} secret. */
+	for (size_t i = 0; i < p->n_headers; i++)
+		http_request_add_secret_header(req, "", p->headers[i]);
+	if (p->query)
+		buf_printf(&req->url, "%c%s", memchr(req->url.data, '?', req->url.len) ? '&' : '?',
+		           p->query);
+}
+
+void completion_add_tool_call(struct completion *c, const char *id, const char *name,
+                              const char *arguments, size_t arguments_len)
+{
+	c->tool_calls = xrealloc(c->tool_calls, (c->n_tool_calls + 1) * sizeof *c->tool_calls);
+	struct completion_tool_call *t = &c->tool_calls[c->n_tool_calls++];
+	char made[32];
+	if (!id || !*id) {
+		snprintf(made, sizeof made, "call_%zu", c->n_tool_calls);
+		id = made;
+	}
+	t->id = xstrdup(id);
+	t->name = xstrdup(name);
+	t->arguments = arguments ? xstrndup(arguments, arguments_len) : xstrdup("{}");
+}
+
+void provider_buf_compact(struct buf *b, const struct jval *v)
+{
+	const char *p = v->s, *end = v->s + v->len, *run = p;
+	bool in_string = false;
+	for (; p < end; p++) {
+		if (in_string) {
+			if (*p == '\\')
+				p++; /* the escaped character, whatever it is */
+			else if (*p == '"')
+				in_string = false;
+		} else if (*p == '"') {
+			in_string = true;
+		} else if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+			buf_append(b, run, (size_t)(p - run));
+			run = p + 1;
+		}
+	}
+	buf_append(b, run, (size_t)(end - run));
+}
+
+int completion_take_tool_call(struct completion *c, const struct jval *id, const struct jval *name,
+                              const struct jval *args)
+{
+	struct buf text = {0}, n = {0}, i = {0};
+	if ((id && !jv_is_string(id) && !jv_is_null(id)) || !jv_is_string(name) || name->len == 0)
+		return -1;
+	if (jv_is_string(args))
+		jv_buf_text(&text, args);
+	else if (jv_is_object(args))
+		provider_buf_compact(&text, args);
+	else if (args && !jv_is_null(args))
+		return -1;
+	jv_buf_text(&n, name);
+	jv_buf_text(&i, id);
+	/* OpenAI sends "" for a call without arguments. */
+	if (text.len == 0)
+		buf_puts(&text, "{}");
+	completion_add_tool_call(c, i.data, n.data, text.data, text.len);
+	buf_free(&n);
+	buf_free(&i);
+	buf_free(&text);
+	return 0;
 }
 
 void completion_clear(struct completion *c)
 {
+	for (size_t i = 0; i < c->n_tool_calls; i++) {
+		free(c->tool_calls[i].id);
+		free(c->tool_calls[i].name);
+		free(c->tool_calls[i].arguments);
+	}
+	free(c->tool_calls);
+	free(c->refusal);
 	free(c->content);
 	free(c->error_message);
 	memset(c, 0, sizeof *c);
@@ -142,6 +229,303 @@ int64_t provider_max_tokens(const struct model_conf *m, int64_t max_tokens)
 	return 1024;
 }
 
+int64_t provider_thinking_budget(const struct model_conf *m, const struct job *job)
+{
+	if (job->effort < EFFORT_LOW || job->effort > EFFORT_HIGH)
+		return 0;
+	return m->thinking_budget[job->effort];
+}
+
+int64_t provider_output_limit(const struct model_conf *m, const struct job *job, int64_t max_tokens)
+{
+	return provider_max_tokens(m, max_tokens) + provider_thinking_budget(m, job);
+}
+
+int provider_part_media(unsigned url_parts, const struct job_part *part, struct provider_media *out,
+                        char *errstr, size_t errstr_size)
+{
+	memset(out, 0, sizeof *out);
+	if (part->url && (url_parts & (1u << part->type))) {
+		out->url = part->url;
+		return 0;
+	}
+	if (part->url && !part->fetched) {
+		snprintf(errstr, errstr_size,
+		         "messages[%zu].content[%zu]: this format takes no %s by URL, and the "
+		         "worker has not fetched it",
+		         part->msg, part->index, part->type == PART_IMAGE ? "image" : "document");
+		return -1;
+	}
+	out->data = part->url ? part->fetched : part->data;
+	out->data_len = part->url ? part->fetched_len : part->data_len;
+	out->media_type = part->media_type;
+	if (!out->data || !out->media_type) {
+		snprintf(errstr, errstr_size, "messages[%zu].content[%zu]: no bytes to send",
+		         part->msg, part->index);
+		return -1;
+	}
+	return 0;
+}
+
+/* Base64 and the media types need no JSON escape: written as they are,
+ * without a copy of what may be megabytes. */
+void provider_buf_data_url(struct buf *b, const struct provider_media *media)
+{
+	buf_printf(b, "\"data:%s;base64,", media->media_type);
+	buf_append(b, media->data, media->data_len);
+	buf_puts(b, "\"");
+}
+
+void provider_buf_path_segment(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			buf_append(b, p, 1);
+		} else {
+			char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			buf_append(b, esc, 3);
+		}
+	}
+}
+
+static int dump_to_buf(const char *chunk, size_t size, void *data)
+{
+	buf_append(data, chunk, size);
+	return 0;
+}
+
+void provider_buf_json(struct buf *b, const json_t *v)
+{
+	if (json_dump_callback(v, dump_to_buf, b,
+	                       JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) != 0)
+		buf_puts(b, "null");
+}
+
+void provider_tool_at(const struct job *job, size_t i, struct provider_tool *out)
+{
+	const json_t *f = json_object_get(json_array_get(job->tools, i), "function");
+	out->name = json_string_value(json_object_get(f, "name"));
+	out->description = json_string_value(json_object_get(f, "description"));
+	out->parameters = json_object_get(f, "parameters");
+}
+
+void provider_buf_tool_open(struct buf *b, const struct job *job, size_t i,
+                            struct provider_tool *out)
+{
+	provider_tool_at(job, i, out);
+	buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+	buf_json_str(b, out->name, strlen(out->name));
+	if (out->description) {
+		buf_puts(b, ",\"description\":");
+		buf_json_str(b, out->description, strlen(out->description));
+	}
+}
+
+void provider_call_at(const struct job_message *msg, size_t k, struct provider_call *out)
+{
+	const json_t *call = json_array_get(msg->tool_calls, k);
+	const json_t *f = json_object_get(call, "function");
+	out->id = json_string_value(json_object_get(call, "id"));
+	out->name = json_string_value(json_object_get(f, "name"));
+	out->arguments = json_string_value(json_object_get(f, "arguments"));
+}
+
+void provider_buf_arguments(struct buf *b, const char *arguments)
+{
+	json_t *args = arguments ? json_loads(arguments, 0, NULL) : NULL;
+	if (json_is_object(args))
+		provider_buf_json(b, args);
+	else
+		buf_puts(b, "{}");
+	json_decref(args);
+}
+
+/* ---------------------------------------------------------------- schemas */
+
+/* Where a keyword's value holds subschemas. */
+enum schema_slot {
+	SLOT_VALUE,  /* a plain value, copied */
+	SLOT_SCHEMA, /* one subschema (a boolean is a schema too) */
+	SLOT_ARRAY,  /* an array of subschemas */
+	SLOT_MAP,    /* an object of named subschemas */
+	SLOT_DROP,   /* left out */
+};
+
+struct schema_keyword {
+	const char *name;
+	enum schema_slot slot;
+};
+
+/* The keywords each dialect keeps, and how to walk them. */
+static const struct schema_keyword anthropic_keywords[] = {
+        {"type", SLOT_VALUE},     {"properties", SLOT_MAP},
+        {"required", SLOT_VALUE}, {"additionalProperties", SLOT_DROP}, /* set to false */
+        {"items", SLOT_SCHEMA},   {"enum", SLOT_VALUE},
+        {"const", SLOT_VALUE},    {"anyOf", SLOT_ARRAY},
+        {"allOf", SLOT_ARRAY},    {"$ref", SLOT_VALUE},
+        {"$defs", SLOT_MAP},      {"definitions", SLOT_MAP},
+        {"title", SLOT_VALUE},    {"description", SLOT_VALUE},
+        {"default", SLOT_VALUE},  {"minItems", SLOT_VALUE}, /* 0 or 1 only */
+        {NULL, SLOT_DROP},
+};
+static const struct schema_keyword gemini_keywords[] = {
+        {"$id", SLOT_VALUE},
+        {"$defs", SLOT_MAP},
+        {"$ref", SLOT_VALUE},
+        {"$anchor", SLOT_VALUE},
+        {"type", SLOT_VALUE},
+        {"format", SLOT_VALUE},
+        {"title", SLOT_VALUE},
+        {"description", SLOT_VALUE},
+        {"enum", SLOT_VALUE},
+        {"items", SLOT_SCHEMA},
+        {"prefixItems", SLOT_ARRAY},
+        {"minItems", SLOT_VALUE},
+        {"maxItems", SLOT_VALUE},
+        {"minimum", SLOT_VALUE},
+        {"maximum", SLOT_VALUE},
+        {"anyOf", SLOT_ARRAY},
+        {"oneOf", SLOT_ARRAY},
+        {"properties", SLOT_MAP},
+        {"additionalProperties", SLOT_SCHEMA},
+        {"required", SLOT_VALUE},
+        {"propertyOrdering", SLOT_VALUE},
+        {"definitions", SLOT_MAP}, /* renamed $defs */
+        {"const", SLOT_VALUE},     /* becomes enum */
+        {NULL, SLOT_DROP},
+};
+
+static const struct schema_keyword *schema_keyword(const char *name, enum provider_schema_dialect d)
+{
+	const struct schema_keyword *k =
+	        d == SCHEMA_ANTHROPIC ? anthropic_keywords : gemini_keywords;
+	for (; k->name; k++)
+		if (strcmp(k->name, name) == 0)
+			return k;
+	return k;
+}
+
+static bool is_string_or_number(const json_t *v)
+{
+	return json_is_string(v) || json_is_number(v);
+}
+
+/* Does this schema describe objects? */
+static bool schema_is_object(const json_t *s)
+{
+	const json_t *type = json_object_get(s, "type");
+	if (json_object_get(s, "properties") ||
+	    (json_is_string(type) && strcmp(json_string_value(type), "object") == 0))
+		return true;
+	for (size_t i = 0; i < json_array_size(type); i++) {
+		const char *t = json_string_value(json_array_get(type, i));
+		if (t && strcmp(t, "object") == 0)
+			return true;
+	}
+	return false;
+}
+
+static json_t *schema_adjust(const json_t *s, enum provider_schema_dialect d);
+
+/* The value of one kept keyword, walked into (new reference). */
+static json_t *schema_slot(const json_t *v, enum schema_slot slot, enum provider_schema_dialect d)
+{
+	json_t *out;
+	const char *key;
+	json_t *sub;
+	size_t i;
+	switch (slot) {
+	case SLOT_SCHEMA: return schema_adjust(v, d);
+	case SLOT_ARRAY:
+		if (!json_is_array(v))
+			return json_deep_copy(v);
+		out = json_array();
+		json_array_foreach (v, i, sub)
+			json_array_append_new(out, schema_adjust(sub, d));
+		return out;
+	case SLOT_MAP:
+		if (!json_is_object(v))
+			return json_deep_copy(v);
+		out = json_object();
+		json_object_foreach ((json_t *)v, key, sub)
+			json_object_set_new(out, key, schema_adjust(sub, d));
+		return out;
+	case SLOT_VALUE:
+	case SLOT_DROP: break;
+	}
+	return json_deep_copy(v);
+}
+
+/* The Gemini spelling of a reference into definitions (new reference). */
+static json_t *gemini_ref(const json_t *ref)
+{
+	static const char old[] = "#/definitions/";
+	const char *r = json_string_value(ref);
+	if (!r || strncmp(r, old, sizeof old - 1) != 0)
+		return json_deep_copy(ref);
+	struct buf b = {0};
+	buf_printf(&b, "#/$defs/%s", r + sizeof old - 1);
+	json_t *out = json_string(b.data);
+	buf_free(&b);
+	return out ? out : json_deep_copy(ref);
+}
+
+/* A copy of schema s in dialect d (new reference). */
+static json_t *schema_adjust(const json_t *s, enum provider_schema_dialect d)
+{
+	if (!json_is_object(s))
+		return json_deep_copy(s); /* true, false */
+	json_t *out = json_object();
+	bool has_ref = json_object_get(s, "$ref") != NULL;
+	const char *key;
+	json_t *v;
+	/* key drives the iteration: the name written is another variable. */
+	json_object_foreach ((json_t *)s, key, v) {
+		const struct schema_keyword *k = schema_keyword(key, d);
+		const char *name = key;
+		if (k->slot == SLOT_DROP)
+			continue;
+		if (d == SCHEMA_ANTHROPIC && strcmp(key, "minItems") == 0 &&
+		    !(json_is_integer(v) && json_integer_value(v) <= 1))
+			continue;
+		if (d == SCHEMA_GEMINI) {
+			if (strcmp(key, "definitions") == 0)
+				name = "$defs";
+			if (has_ref && name[0] != '$')
+				continue; /* Google: $ref takes no siblings but $ ones */
+			if (strcmp(key, "$ref") == 0) {
+				json_object_set_new(out, name, gemini_ref(v));
+				continue;
+			}
+			if (strcmp(key, "const") == 0) {
+				if (is_string_or_number(v))
+					json_object_set_new(out, "enum", json_pack("[O]", v));
+				continue;
+			}
+			if (strcmp(key, "enum") == 0) {
+				bool ok = json_is_array(v);
+				for (size_t i = 0; ok && i < json_array_size(v); i++)
+					ok = is_string_or_number(json_array_get(v, i));
+				if (!ok)
+					continue;
+			}
+		}
+		json_object_set_new(out, name, schema_slot(v, k->slot, d));
+	}
+	if (d == SCHEMA_ANTHROPIC && schema_is_object(s))
+		json_object_set_new(out, "additionalProperties", json_false());
+	return out;
+}
+
+void provider_buf_schema(struct buf *b, const json_t *schema, enum provider_schema_dialect d)
+{
+	json_t *out = schema_adjust(schema, d);
+	provider_buf_json(b, out);
+	json_decref(out);
+}
+
 /* ---------------------------------------------------------------- turns */
 
 /* ASCII whitespace only: the answer must not depend on the locale. */
@@ -150,12 +534,22 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-bool provider_message_is_blank(const struct job_message *msg)
+bool provider_text_is_blank(const char *text, size_t len)
 {
-	for (size_t i = 0; i < msg->content_len; i++)
-		if (!is_space(msg->content[i]))
+	for (size_t i = 0; i < len; i++)
+		if (!is_space(text[i]))
 			return false;
 	return true;
+}
+
+bool provider_message_is_blank(const struct job_message *msg)
+{
+	if (msg->role == ROLE_TOOL || msg->tool_calls)
+		return false;
+	for (size_t i = 0; i < msg->n_parts; i++)
+		if (msg->parts[i].type != PART_TEXT)
+			return false;
+	return provider_text_is_blank(msg->content, msg->content_len);
 }
 
 size_t provider_buf_system(struct buf *b, const struct job *job)
@@ -172,6 +566,18 @@ size_t provider_buf_system(struct buf *b, const struct job *job)
 	return n;
 }
 
+/* The side a message takes: a tool result is the user's. */
+static enum role side_of(enum role r)
+{
+	return r == ROLE_TOOL ? ROLE_USER : r;
+}
+
+bool provider_turn_takes(const struct provider_turn *t, const struct job_message *msg)
+{
+	return msg->role != ROLE_SYSTEM && side_of(msg->role) == t->role &&
+	       !provider_message_is_blank(msg);
+}
+
 bool provider_next_turn(const struct job *job, size_t *pos, struct provider_turn *turn)
 {
 	size_t i = *pos;
@@ -182,7 +588,7 @@ bool provider_next_turn(const struct job *job, size_t *pos, struct provider_turn
 		*pos = i;
 		return false;
 	}
-	turn->role = job->messages[i].role;
+	turn->role = side_of(job->messages[i].role);
 	turn->first = i;
 	turn->end = i + 1;
 	turn->n = 1;
@@ -190,7 +596,7 @@ bool provider_next_turn(const struct job *job, size_t *pos, struct provider_turn
 		const struct job_message *msg = &job->messages[j];
 		if (msg->role == ROLE_SYSTEM || provider_message_is_blank(msg))
 			continue;
-		if (msg->role != turn->role)
+		if (side_of(msg->role) != turn->role)
 			break;
 		turn->end = j + 1;
 		turn->n++;

@@ -24,7 +24,8 @@ enum finish_reason {
 	FINISH_LENGTH,
 	FINISH_CONTENT_FILTER,
 	FINISH_TOOL_CALLS,
-	FINISH_OTHER
+	FINISH_OTHER,
+	FINISH_REFUSAL, /* the model declined (SPEC §13): the call answered, the result is ok */
 };
 const char *finish_reason_name(enum finish_reason f);
 
@@ -38,17 +39,47 @@ enum response_class {
 	RESPONSE_INVALID,          /* 2xx whose body is unusable: invalid_response, retryable */
 };
 
+/* A tool call of an answer, normalised to OpenAI's shape (SPEC §13). */
+struct completion_tool_call {
+	char *id;        /* new; the provider's, or made up ("call_<n>") when it gives none */
+	char *name;      /* new */
+	char *arguments; /* new: a JSON object as text */
+};
+
 struct completion {
 	char *content; /* new, UTF-8; NULL if none */
 	enum finish_reason finish_reason;
 	struct usage usage;
 	bool has_usage;      /* the provider reported usage: the attempt is billed */
 	char *error_message; /* new: provider's error text for a non-OK class, no secrets */
+	char *refusal;       /* new: the model's refusal text (finish_reason refusal), or NULL */
+	struct completion_tool_call *tool_calls; /* new array, NULL when none */
+	size_t n_tool_calls;
 };
+/* Appends a tool call (strings copied; arguments NULL is "{}"). */
+void completion_add_tool_call(struct completion *c, const char *id, const char *name,
+                              const char *arguments, size_t arguments_len);
+/* Appends the text of v, a JSON value of a parsed answer, without the
+ * blanks between its tokens (strings and numbers kept as written). */
+void provider_buf_compact(struct buf *b, const struct jval *v);
+/* Appends a tool call read from an answer: id (a string, or absent: one is
+ * made up), name (a non-empty string) and args (a JSON object, taken as its
+ * text, or a string holding the arguments as OpenAI sends them; absent or
+ * null is "{}"). Returns -1 (nothing added) when they are not of those
+ * types. */
+int completion_take_tool_call(struct completion *c, const struct jval *id, const struct jval *name,
+                              const struct jval *args);
 void completion_clear(struct completion *c);
+
+struct provider_batch; /* provider_batch.h */
 
 struct provider {
 	const char *type; /* the config's provider type: "openai", ... */
+
+	/* The parts the format sends by URL: bits (1u << PART_IMAGE) and
+	 * (1u << PART_DOCUMENT). A URL part of another kind must be fetched
+	 * (job_part.fetched) before build_request, which sends its bytes. */
+	unsigned url_parts;
 
 	/* Builds the request of one attempt of job on model m with the output limit
 	 * max_tokens. Returns 0, or -1 with errstr set (the job cannot be expressed
@@ -60,10 +91,23 @@ struct provider {
 	/* Parses the response of one attempt (any status). Fills out and returns
 	 * its class. Never fails: a malformed body is RESPONSE_INVALID (2xx) or the
 	 * class of the status. Usage is filled whenever the body reports it, even
-	 * for an error, so that a billed failure is still charged. */
+	 * for an error, so that a billed failure is still charged. m may be NULL
+	 * for a status that is not 2xx (the error answer of a batch call, which
+	 * is no model's: provider_batch.h). */
 	enum response_class (*parse_response)(const struct model_conf *m, long status,
 	                                      const char *body, size_t len, struct completion *out);
+
+	/* The format's batch API (SPEC §14), NULL when it has none. */
+	const struct provider_batch *batch;
 };
+
+/* Adds to req what a provider's configuration asks of every call (SPEC
+ * §15), once its URL is built: the key in the header p->auth_header names,
+ * else default_name ("Authorization" carries "Bearer KEY", any other name
+ * the key as it is; nothing without a key), the extra header lines, and the
+ * query parameters appended to the URL. */
+void provider_request_common(const struct provider_conf *p, struct http_request *req,
+                             const char *default_name);
 
 /* The table for a config's provider type, or NULL. */
 const struct provider *provider_lookup(const char *type);
@@ -98,6 +142,90 @@ size_t provider_buf_stop_array(struct buf *b, const char *key_prefix, const json
  * default_max_tokens, else 1024. */
 int64_t provider_max_tokens(const struct model_conf *m, int64_t max_tokens);
 
+/* The thinking tokens of the job's reasoning_effort on model m (the model's
+ * thinking_budget_*), 0 when the job sets none. */
+int64_t provider_thinking_budget(const struct model_conf *m, const struct job *job);
+
+/* The call's output limit: provider_max_tokens() plus the thinking budget,
+ * what the router's route_entry.output_tokens assumes (SPEC §13). */
+int64_t provider_output_limit(const struct model_conf *m, const struct job *job,
+                              int64_t max_tokens);
+
+/* How an image or a document part goes on the wire. */
+struct provider_media {
+	const char *url;        /* by URL: the format takes this kind of part by URL */
+	const char *data;       /* else its bytes in base64 (the part's own, or fetched) */
+	size_t data_len;        /* bytes of data */
+	const char *media_type; /* of data ("image/png", "application/pdf", ...) */
+};
+/* Fills out for part (strings borrowed from the part). url_parts is the
+ * format's provider.url_parts. A URL part of a kind the format does not take
+ * by URL goes as the bytes the worker fetched for it; when there are none,
+ * -1 is returned with errstr naming the part (the URL is never sent to an
+ * API that would refuse it). */
+int provider_part_media(unsigned url_parts, const struct job_part *part, struct provider_media *out,
+                        char *errstr, size_t errstr_size);
+/* Appends media's bytes as a data: URL, quotes included (OpenAI's shape). */
+void provider_buf_data_url(struct buf *b, const struct provider_media *media);
+
+/* Appends s to b with every byte outside RFC 3986's unreserved set
+ * percent-encoded: a path segment or a query value made of anything. */
+void provider_buf_path_segment(struct buf *b, const char *s);
+
+/* Appends v as compact JSON (object keys in their order). */
+void provider_buf_json(struct buf *b, const json_t *v);
+
+/* A function of job->tools (strings borrowed from the job). */
+struct provider_tool {
+	const char *name;
+	const char *description;  /* NULL when absent */
+	const json_t *parameters; /* a JSON Schema object, NULL when absent */
+};
+/* The i-th of the job's json_array_size(job->tools) tools. */
+void provider_tool_at(const struct job *job, size_t i, struct provider_tool *out);
+/* Fills out with the i-th tool and appends it as the start of an object
+ * (a comma first unless i is 0): {"name":N and ,"description":D when it has
+ * one. The caller adds the parameters in its format and the closing }. */
+void provider_buf_tool_open(struct buf *b, const struct job *job, size_t i,
+                            struct provider_tool *out);
+
+/* A tool call an assistant message made (strings borrowed from the job). */
+struct provider_call {
+	const char *id;
+	const char *name;
+	const char *arguments; /* a JSON object as text (checked by job_decode) */
+};
+/* The k-th of msg's json_array_size(msg->tool_calls) calls. */
+void provider_call_at(const struct job_message *msg, size_t k, struct provider_call *out);
+/* Appends call arguments (a JSON object as text) as that object, compact;
+ * "{}" when they do not parse. */
+void provider_buf_arguments(struct buf *b, const char *arguments);
+
+/* The JSON Schema dialects of the native structured outputs that do not
+ * take OpenAI's strict subset as it is. */
+enum provider_schema_dialect {
+	/* Anthropic structured outputs: every object gets additionalProperties
+	 * false; numeric, length and count limits (minItems above 1 included)
+	 * and pattern are left out; so is any keyword outside type,
+	 * properties, required, additionalProperties, items, enum, const,
+	 * anyOf, allOf, $ref, $defs, definitions, title, description and
+	 * default. */
+	SCHEMA_ANTHROPIC,
+	/* Gemini responseJsonSchema / parametersJsonSchema: only the keywords
+	 * Google lists ($id, $defs, $ref, $anchor, type, format, title,
+	 * description, enum, items, prefixItems, minItems, maxItems, minimum,
+	 * maximum, anyOf, oneOf, properties, additionalProperties, required,
+	 * propertyOrdering) are kept; const becomes a one-value enum,
+	 * definitions become $defs (and #/definitions/ references #/$defs/), an
+	 * enum of anything but strings and numbers is left out, and a schema
+	 * with $ref keeps only its $ keywords. */
+	SCHEMA_GEMINI,
+};
+/* Appends schema adjusted to dialect d, compact. Leaving a keyword out
+ * only widens what the model may answer: the worker still validates the
+ * answer against the job's own schema (SPEC §13). */
+void provider_buf_schema(struct buf *b, const json_t *schema, enum provider_schema_dialect d);
+
 /* The instruction added for a JSON-only answer where the wire format has no
  * JSON mode (anthropic) or wants the word "JSON" in the prompt (openai). */
 #define PROVIDER_JSON_INSTRUCTION                                                                  \
@@ -107,24 +235,30 @@ int64_t provider_max_tokens(const struct model_conf *m, int64_t max_tokens);
 /* For the formats that take system messages out of the conversation and need
  * user and assistant turns to alternate (anthropic, gemini).
  *
- * A message whose content is empty or only whitespace is blank: it carries
- * nothing, and both APIs refuse an empty text block, so it is left out. */
+ * A message whose text is empty or only whitespace, with no image, no
+ * document and no tool call, and that is no tool result, is blank: it
+ * carries nothing, and both APIs refuse an empty text block, so it is left
+ * out; so is a blank text part. */
 bool provider_message_is_blank(const struct job_message *msg);
+bool provider_text_is_blank(const char *text, size_t len);
 
 /* Appends the content of every non-blank system message to b as plain text
  * (not JSON), separated by a blank line ("\n\n"), wherever they stand in the
  * conversation. Returns the number of messages appended. */
 size_t provider_buf_system(struct buf *b, const struct job *job);
 
-/* One turn: the longest run of non-blank user or assistant messages with one
- * role, from job->messages[first] to [end - 1]; system and blank messages
- * inside the run are passed over (system ones are hoisted, see above), so
- * consecutive messages of a role merge into one turn. n counts the messages
- * the turn carries. */
+/* One turn: the longest run of non-blank messages of one side, from
+ * job->messages[first] to [end - 1]; system and blank messages inside the
+ * run are passed over (system ones are hoisted, see above), so consecutive
+ * messages of a side merge into one turn. A tool result is on the user's
+ * side (both formats carry tool results in a user turn), so role is
+ * ROLE_USER or ROLE_ASSISTANT. n counts the messages the turn carries. */
 struct provider_turn {
 	enum role role;
 	size_t first, end, n;
 };
+/* Does msg (one of job->messages[t->first .. t->end)) belong to turn t? */
+bool provider_turn_takes(const struct provider_turn *t, const struct job_message *msg);
 /* Finds the turn that starts at or after *pos and moves *pos past it.
  * Returns false when no turn is left. Start with *pos = 0. */
 bool provider_next_turn(const struct job *job, size_t *pos, struct provider_turn *turn);

@@ -3,7 +3,14 @@
  * hiredis 0.14 (Debian bookworm) has no command timeouts in its async API, so
  * a watchdog timer checks that a connection with commands outstanding keeps
  * answering; one that stalls past timeout_ms is dropped, which hands NULL to
- * every pending callback. */
+ * every pending callback.
+ *
+ * Nor does it resolve names asynchronously: redisAsyncConnect() calls
+ * getaddrinfo() on the caller's thread, which for a name (the shipped
+ * Kubernetes and compose configs use names) can block the loop for as long
+ * as DNS takes. So each (re)connect first resolves redis.host with
+ * uv_getaddrinfo() on libuv's thread pool, then hands hiredis one numeric
+ * address at a time, trying every address in turn; logs keep the name. */
 #include "redis.h"
 
 #include "buf.h"
@@ -12,6 +19,7 @@
 
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +63,12 @@ struct redis {
 	redis_state_cb *state_cb;
 	void *opaque;
 
+	/* The name's addresses: a lookup in flight, or the addresses of the last
+	 * lookup not tried yet (the list is dropped once one connects, so that a
+	 * reconnect looks the name up again). */
+	uv_getaddrinfo_t *resolving;
+	struct addrinfo *addrs, *next_addr;
+
 	redisAsyncContext *ac;
 	enum redis_state state;
 	int pending;              /* commands sent on ac, not answered */
@@ -65,7 +79,7 @@ struct redis {
 	uv_timer_t reconnect;
 	uv_timer_t watchdog;
 	bool closing;
-	int open_handles;
+	int open_handles;     /* the three handles, and a lookup in flight */
 	struct later *laters; /* deferred failures not yet delivered */
 	uv_prepare_t flush;   /* sends the batches before the loop waits */
 	struct batch *to_send;
@@ -274,6 +288,23 @@ static void handshake(struct redis *r)
 	r->loading++;
 }
 
+/* The next address of the list at once (a refused one says so quickly),
+ * else after the backoff, with a fresh lookup. */
+static void connect_next(struct redis *r)
+{
+	if (r->next_addr && !r->closing)
+		uv_timer_start(&r->reconnect, on_reconnect_timer, 0, 0);
+	else
+		schedule_reconnect(r);
+}
+
+static void forget_addrs(struct redis *r)
+{
+	if (r->addrs)
+		uv_freeaddrinfo(r->addrs);
+	r->addrs = r->next_addr = NULL;
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
 	struct redis *r = ac->data;
@@ -281,31 +312,91 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		/* hiredis frees the context after this callback. */
 		if (r->ac == ac)
 			r->ac = NULL;
-		log_debug("redis connect failed", "error", ac->errstr, NULL);
+		log_debug("redis connect failed", "host", r->host, "error", ac->errstr, NULL);
 		set_state(r, R_DOWN);
-		schedule_reconnect(r);
+		connect_next(r);
 		return;
 	}
+	forget_addrs(r);
 	r->last_progress_ms = time_mono_ms();
 	handshake(r);
 }
 
+static void release(struct redis *r);
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct redis *r = req->data;
+	free(req);
+	r->resolving = NULL;
+	if (r->closing) {
+		if (res)
+			uv_freeaddrinfo(res);
+		release(r);
+		return;
+	}
+	r->open_handles--;
+	if (status < 0) {
+		log_warn("redis host name not resolved", "host", r->host, "error",
+		         uv_strerror(status), NULL);
+		schedule_reconnect(r);
+		return;
+	}
+	r->addrs = r->next_addr = res;
+	connect_now(r);
+}
+
+/* Starts a lookup of the host name on libuv's thread pool. */
+static void resolve(struct redis *r)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	char port[16];
+	snprintf(port, sizeof port, "%d", r->opt.port);
+	r->resolving = xcalloc(1, sizeof *r->resolving);
+	r->resolving->data = r;
+	r->open_handles++;
+	int rc = uv_getaddrinfo(r->loop, r->resolving, on_resolved, r->host, port, &hints);
+	if (rc != 0) {
+		free(r->resolving);
+		r->resolving = NULL;
+		r->open_handles--;
+		log_warn("redis host name not resolved", "host", r->host, "error", uv_strerror(rc),
+		         NULL);
+		schedule_reconnect(r);
+	}
+}
+
+/* Connects to the next address of the last lookup, or looks the name up. */
 static void connect_now(struct redis *r)
 {
-	if (r->closing || r->ac)
+	if (r->closing || r->ac || r->resolving)
 		return;
-	redisAsyncContext *ac = redisAsyncConnect(r->host, r->opt.port);
+	if (!r->next_addr) {
+		forget_addrs(r);
+		resolve(r);
+		return;
+	}
+	const struct addrinfo *ai = r->next_addr;
+	r->next_addr = ai->ai_next;
+	char addr[INET6_ADDRSTRLEN] = "";
+	if (ai->ai_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, addr, sizeof addr);
+	else
+		uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, addr, sizeof addr);
+	/* A numeric address: hiredis' own getaddrinfo() does no lookup. */
+	redisAsyncContext *ac = redisAsyncConnect(addr, r->opt.port);
 	if (!ac || ac->err) {
-		log_warn("redis connect failed", "error", ac ? ac->errstr : "out of memory", NULL);
+		log_warn("redis connect failed", "host", r->host, "address", addr, "error",
+		         ac ? ac->errstr : "out of memory", NULL);
 		if (ac)
 			redisAsyncFree(ac);
-		schedule_reconnect(r);
+		connect_next(r);
 		return;
 	}
 	ac->data = r;
 	if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
 		redisAsyncFree(ac);
-		schedule_reconnect(r);
+		connect_next(r);
 		return;
 	}
 	redisAsyncSetConnectCallback(ac, on_connect);
@@ -313,6 +404,7 @@ static void connect_now(struct redis *r)
 	r->ac = ac;
 	r->pending = 0;
 	r->last_progress_ms = time_mono_ms();
+	log_debug("redis connecting", "host", r->host, "address", addr, NULL);
 	set_state(r, R_CONNECTING);
 }
 
@@ -337,9 +429,9 @@ static void on_watchdog(uv_timer_t *t)
 	}
 }
 
-static void on_timer_closed(uv_handle_t *h)
+/* Frees r once its handles are closed and no lookup is in flight. */
+static void release(struct redis *r)
 {
-	struct redis *r = h->data;
 	if (--r->open_handles == 0) {
 		for (size_t i = 0; i < r->n_scripts; i++) {
 			struct batch *b = r->scripts[i].batch;
@@ -354,6 +446,7 @@ static void on_timer_closed(uv_handle_t *h)
 			free(r->scripts[i].owned);
 		}
 		free(r->scripts);
+		forget_addrs(r);
 		free(r->host);
 		if (r->password) {
 			explicit_bzero(r->password, strlen(r->password));
@@ -361,6 +454,11 @@ static void on_timer_closed(uv_handle_t *h)
 		}
 		free(r);
 	}
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	release(h->data);
 }
 
 size_t redis_add_script(struct redis *r, const char *name, const char *source)
@@ -732,6 +830,10 @@ void redis_free(struct redis *r)
 	}
 	uv_timer_stop(&r->reconnect);
 	uv_timer_stop(&r->watchdog);
+	/* A lookup not started yet is cancelled; one running ends in its
+	 * thread. Either way on_resolved() runs on the loop, and frees. */
+	if (r->resolving)
+		uv_cancel((uv_req_t *)r->resolving);
 	if (r->ac) {
 		redisAsyncContext *ac = r->ac;
 		r->ac = NULL;

@@ -18,7 +18,7 @@
 -- ARGV[3]  the month window now, "YYYY-MM"
 -- ARGV[4]  budget name
 -- ARGV[5]  job id
--- ARGV[6]  estimate, nano-USD (a non-negative integer, at most 2^53)
+-- ARGV[6]  estimate, nano-USD (a non-negative integer, at most MAX_NUSD)
 -- ARGV[7]  now, unix ms
 -- ARGV[8]  lease duration, ms
 -- ARGV[9]  reservation token: the same on a retry of this reservation (a lost
@@ -56,13 +56,17 @@
 -- {"reserved", ...} and changes nothing; once that lease is gone (settled,
 -- released or reaped) the token reserves anew.
 --
--- Amounts are strings added with HINCRBY (exact int64). Lua compares doubles:
--- exact while every amount is at most 2^53 nano-USD (about $9.007M).
+-- Amounts are strings added with HINCRBY (exact int64). Lua compares doubles,
+-- which is exact while every estimate and limit is at most MAX_NUSD (2^53 - 1
+-- nano-USD, about $9.007M; worker/money.h says why).
 
--- A nano-USD amount: a decimal integer without leading zeros, at most 2^53.
+-- MONEY_MAX_NUSD of worker/money.h, put in at build time (tests/tools/embed_lua.sh).
+local MAX_NUSD = '@MONEY_MAX_NUSD_DIGITS@'
+
+-- A nano-USD amount: a decimal integer without leading zeros, at most MAX_NUSD.
 local function amount_ok(s)
   return (s == '0' or string.match(s, '^[1-9]%d*$') ~= nil)
-     and (#s < 16 or (#s == 16 and s <= '9007199254740992'))
+     and (#s < #MAX_NUSD or (#s == #MAX_NUSD and s <= MAX_NUSD))
 end
 
 local base, day, month = ARGV[1], ARGV[2], ARGV[3]
@@ -70,7 +74,7 @@ local budget, job_id, est = ARGV[4], ARGV[5], ARGV[6]
 local now, lease_ms, token = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 
 if not amount_ok(est) then
-  return redis.error_reply('reserve: estimate must be an integer of nano-USD in [0, 2^53]')
+  return redis.error_reply('reserve: estimate must be an integer of nano-USD in [0, ' .. MAX_NUSD .. ']')
 end
 if not now or not lease_ms or lease_ms <= 0 then
   return redis.error_reply('reserve: now and lease_ms must be numbers, lease_ms > 0')

@@ -29,7 +29,13 @@ const char *drop_reason_name(enum drop_reason r)
 
 int64_t router_est_input(const struct job *job)
 {
-	return (int64_t)((job->content_bytes + 2) / 3) + 4 * (int64_t)job->n_messages + 3;
+	return (int64_t)((job->content_bytes + job->extra_bytes + 2) / 3) +
+	       4 * (int64_t)job->n_messages + 3;
+}
+
+int64_t router_call_tokens(const struct route *r, int model)
+{
+	return r->entries[model].est_input + r->entries[model].output_tokens;
 }
 
 static inline int64_t estimate(const struct model_conf *m, int64_t est_input, int64_t max_tokens)
@@ -467,7 +473,15 @@ int router_route(const struct config *cfg, const struct job *job, const struct r
 		const struct model_conf *m = &cfg->models[i];
 		struct route_entry *e = &out->entries[i];
 		e->max_tokens = job->max_tokens ? job->max_tokens : m->default_max_tokens;
-		e->estimate_nusd = estimate(m, out->est_input, e->max_tokens);
+		if (m->max_output_tokens && e->max_tokens > m->max_output_tokens)
+			e->max_tokens = m->max_output_tokens;
+		e->output_tokens = e->max_tokens;
+		if (job->effort != EFFORT_NONE)
+			e->output_tokens += m->thinking_budget[job->effort];
+		e->est_input = out->est_input;
+		if (job->n_images || job->n_documents)
+			e->est_input += job_media_tokens(job, m);
+		e->estimate_nusd = estimate(m, e->est_input, e->output_tokens);
 		e->probe = e->limited = false;
 		if (e->drop != DROP_NONE)
 			continue;
@@ -477,7 +491,7 @@ int router_route(const struct config *cfg, const struct job *job, const struct r
 			e->drop = DROP_NO_KEY;
 		else if ((m->caps & want_caps) != want_caps)
 			e->drop = DROP_CAPABILITY;
-		else if (m->context_tokens < out->est_input + e->max_tokens)
+		else if (m->context_tokens < e->est_input + e->output_tokens)
 			e->drop = DROP_CONTEXT;
 		else if (e->estimate_nusd > cap)
 			e->drop = DROP_COST_CAP;
@@ -492,8 +506,9 @@ int router_route(const struct config *cfg, const struct job *job, const struct r
 				continue;
 			}
 			e->probe = c == HEALTH_PROBE_ALLOWED;
-			e->limited = (prov[m->provider] & PROV_MAY_LIMIT) &&
-			             health_limited(h, (int)i, out->est_input + e->max_tokens, now);
+			e->limited =
+			        (prov[m->provider] & PROV_MAY_LIMIT) &&
+			        health_limited(h, (int)i, e->est_input + e->output_tokens, now);
 			n_limited += e->limited;
 		}
 		out->chain[out->n_chain++] = (int)i;

@@ -55,7 +55,10 @@ const char *drop_reason_name(enum drop_reason r);
 
 struct route_entry {
 	int64_t estimate_nusd;
-	int64_t max_tokens; /* the job's, else the model's default */
+	int64_t max_tokens;    /* the job's, else the model's default; at most max_output_tokens */
+	int64_t est_input;     /* route.est_input plus the job's images and pages on this model */
+	int64_t output_tokens; /* the call's output limit: max_tokens plus the thinking
+	                          budget of the job's reasoning_effort (SPEC §13) */
 	enum drop_reason drop;
 	bool probe;   /* eligible, its circuit waiting for a probe: health_admit claims it */
 	bool limited; /* rate-limited now; in the chain only when every eligible model is */
@@ -65,7 +68,9 @@ struct route {
 	struct route_entry *entries; /* one per catalog model */
 	int *chain;                  /* eligible model indexes, best first */
 	size_t n_chain;
-	int64_t est_input;       /* SPEC §6 token estimate of the input */
+	int64_t est_input;       /* SPEC §6 token estimate of the input's text (and tool
+	                            definitions, calls and schema); images and PDF
+	                            pages are added per model (route_entry.est_input) */
 	enum strategy strategy;  /* after rules */
 	int rule;                /* the matching rule, -1 if none */
 	double complexity;       /* auto: the score used, else -1 */
@@ -106,6 +111,9 @@ void router_route_clear(struct route *r);
 
 /* SPEC §6: ceil(UTF-8 bytes of all contents / 3) + 4 per message + 3. */
 int64_t router_est_input(const struct job *job);
+/* The tokens a call of model counts against tpm and the context window:
+ * its entry's est_input + output_tokens. */
+int64_t router_call_tokens(const struct route *r, int model);
 /* est_input x input price + max_tokens x output price, in nano-USD, rounded
  * up (money_cost_nusd() of those usages). */
 int64_t router_estimate(const struct model_conf *m, int64_t est_input, int64_t max_tokens);

@@ -13,7 +13,9 @@
 -- ARGV[1]  base: "<prefix>{ledger}:"
 -- ARGV[2]  the day window now, "YYYY-MM-DD"; ARGV[3] the month window, "YYYY-MM"
 -- ARGV[4]  the budget name (used only when the attempt has no lease)
--- ARGV[5]  the actual cost in nano-USD (a non-negative integer, at most 2^53)
+-- ARGV[5]  the actual cost in nano-USD (a non-negative integer, at most
+--          MAX_NUSD: 2^53 - 1, worker/money.h's MONEY_MAX_NUSD, the most
+--          money_cost_nusd() returns)
 -- ARGV[6]  the settle marker's time to live in seconds
 -- ARGV[7]  the attempt number
 -- ARGV[8]  the dedupe hash's time to live in seconds (worker.dedupe_ttl_s)
@@ -48,16 +50,19 @@
 -- budget chain longer than 4 or with a cycle (walked only without a lease).
 -- Reserved never goes below zero.
 
--- A nano-USD amount: a decimal integer without leading zeros, at most 2^53.
+-- MONEY_MAX_NUSD of worker/money.h, put in at build time (tests/tools/embed_lua.sh).
+local MAX_NUSD = '@MONEY_MAX_NUSD_DIGITS@'
+
+-- A nano-USD amount: a decimal integer without leading zeros, at most MAX_NUSD.
 local function amount_ok(s)
   return (s == '0' or string.match(s, '^[1-9]%d*$') ~= nil)
-     and (#s < 16 or (#s == 16 and s <= '9007199254740992'))
+     and (#s < #MAX_NUSD or (#s == #MAX_NUSD and s <= MAX_NUSD))
 end
 
 local base, day, month, budget = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local cost = ARGV[5]
 if not amount_ok(cost) then
-  return redis.error_reply('settle: cost must be an integer of nano-USD in [0, 2^53]')
+  return redis.error_reply('settle: cost must be an integer of nano-USD in [0, ' .. MAX_NUSD .. ']')
 end
 
 local function unreserve(key, est)

@@ -1,6 +1,8 @@
 /* timeutil: clocks and RFC 3339. */
 #include "timeutil.h"
 
+#include "testhook.h"
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,9 +22,10 @@ void time_set_offset_ms(int64_t ms)
 int64_t time_now_ms(void)
 {
 	if (!offset_loaded) {
-		const char *e = getenv("PROMPTYARD_CLOCK_OFFSET_MS");
-		offset_ms = e ? strtoll(e, NULL, 10) : 0;
+		/* Loaded first: the lookup logs, and a log line reads the clock. */
 		offset_loaded = 1;
+		const char *e = testhook_getenv("PROMPTYARD_CLOCK_OFFSET_MS");
+		offset_ms = e ? strtoll(e, NULL, 10) : 0;
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -104,6 +107,13 @@ int64_t time_days_from_civil(int y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
+static int days_in_month(int y, int m)
+{
+	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
 int time_parse_rfc3339(const char *s, int64_t *unix_ms)
 {
 	const char *p = s;
@@ -117,7 +127,7 @@ int time_parse_rfc3339(const char *s, int64_t *unix_ms)
 	if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
 	    digits(&p, 2, &sec))
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
 		return -1;
 	if (*p == '.') {
 		p++;
@@ -145,6 +155,11 @@ int time_parse_rfc3339(const char *s, int64_t *unix_ms)
 		return -1;
 	}
 	if (*p)
+		return -1;
+	/* A leap second is inserted at the end of a UTC day (RFC 3339 5.7):
+	 * :60 elsewhere is no time at all. It counts as :59 of that minute. */
+	int64_t utc_min = ((h * 60 + mi - off_min) % 1440 + 1440) % 1440;
+	if (sec == 60 && utc_min != 1439)
 		return -1;
 	int64_t days = time_days_from_civil(y, mo, d);
 	int64_t t = days * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec) - off_min * 60;

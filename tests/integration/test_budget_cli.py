@@ -154,6 +154,8 @@ def test_bad_input_exits_2(tmpdir):
         (["set", "x", "--limit-usd", "abc"], "--limit-usd"),
         (["set", "x", "--limit-usd", "-1"], "--limit-usd"),
         (["set", "x", "--limit-usd", "1.0000000001"], "--limit-usd"),
+        # Above 2^53 - 1 nano-USD, what the ledger's scripts compare exactly.
+        (["set", "x", "--limit-usd", "9007199.254740992"], "from 0 to 9007199.254740991"),
         (["set", "x", "--limit-usd", "1", "--period", "week"], "--period"),
         (["set", "x", "--limit-usd", "1", "--parent", "ghost"], "ghost"),
         (["set", "x", "--limit-usd", "1", "--parent", "x"], "own parent"),
@@ -173,6 +175,8 @@ def test_bad_input_exits_2(tmpdir):
         if args[0] == "show":
             assert out == "", (args, out)
     assert set(show_json(cfg)) == {"a"}
+    assert budget(cfg, "set", "a", "--limit-usd", "9007199.254740991")[0] == 0
+    assert show_json(cfg)["a"]["limit_nusd"] == 2**53 - 1
 
     # No config: exit 2 naming the file.
     p = subprocess.run([bin_path("promptyard"), "budget", "show", "-c",

@@ -9,6 +9,7 @@ import base64
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import time
@@ -528,8 +529,12 @@ def start_dev(tmpdir, *args):
     return p, tmp, out, err
 
 
-def watch_children(p, seen, until=None):
-    while p.running() and (until is None or not until()):
+def watch_children(p, seen, until=None, timeout=240):
+    """Gathers p's descendants into seen while p runs, until until() holds or
+    timeout passes. The 0.1 s is a sampling period (children come and go),
+    not a wait for one event."""
+    deadline = time.monotonic() + timeout
+    while p.running() and time.monotonic() < deadline and (until is None or not until()):
         seen.update(descendants(p.pid))
         time.sleep(0.1)
 
@@ -537,10 +542,7 @@ def watch_children(p, seen, until=None):
 def test_dev_runs_50_jobs_and_leaves_nothing_behind(tmpdir):
     p, tmp, out, err = start_dev(tmpdir, "--count", "50")
     seen = set()
-    deadline = time.monotonic() + 240
-    while p.running() and time.monotonic() < deadline:
-        seen.update(descendants(p.pid))
-        time.sleep(0.1)
+    watch_children(p, seen)
     rc = p.wait(10)
     out.close()
     err.close()
@@ -577,9 +579,14 @@ def test_dev_ctrl_c_stops_everything(tmpdir):
             except OSError:
                 pass
         return False
-    watch_children(p, seen, until=worker_started)
+    watch_children(p, seen, until=worker_started, timeout=120)
     assert p.running(), (Path(tmpdir) / "dev.err").read_text()
-    time.sleep(1.5)
+
+    def results_coming():
+        # dev's progress lines ("dev: results: N/3000 ...") once N > 0: mid-run.
+        return re.search(r"dev: results: [1-9]", (Path(tmpdir) / "dev.err").read_text())
+    watch_children(p, seen, until=results_coming, timeout=120)
+    assert p.running() and results_coming(), (Path(tmpdir) / "dev.err").read_text()[-2000:]
     seen.update(descendants(p.pid))
     p.signal(signal.SIGINT)
     t0 = time.monotonic()

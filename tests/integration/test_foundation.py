@@ -193,6 +193,26 @@ def test_a_proxy_in_the_environment_is_used():
         assert w.wait(60) == 0, w.log_text()[-2000:]
 
 
+def test_redis_by_host_name():
+    """redis.host may be a name (the shipped Kubernetes and compose configs
+    use one): the worker looks it up off its loop and connects to the
+    address, and its logs name the host."""
+    with openai_stack() as s:
+        assert s.redis.host in ("127.0.0.1", "localhost"), s.redis.host
+        s.config["redis"]["host"] = "localhost"
+        s.write_config()
+        s.produce_jobs([json.dumps({"id": f"n-{i}", "prompt": f"Doc {i}"}).encode()
+                        for i in range(20)])
+        w = s.worker()
+        results = s.results(20, timeout_s=120)
+        assert sorted(r["id"] for r in results if r["status"] == "ok") == \
+            sorted(f"n-{i}" for i in range(20)), results[:3]
+        ready = [ln for ln in w.log_lines() if ln.get("msg") == "redis ready"]
+        assert ready and ready[0].get("host") == "localhost", ready
+        w.sigterm()
+        assert w.wait(60) == 0, w.log_text()[-2000:]
+
+
 def run_worker(cfg_path, env=None, timeout=40):
     e = procs.child_env(env or {})
     p = subprocess.run([bin_path("promptyard-worker"), "-c", str(cfg_path)], env=e,

@@ -141,10 +141,14 @@ def test_fake_provider_openai_shape_and_usage():
     assert body["usage"]["completion_tokens"] == 5
     assert body["choices"][0]["finish_reason"] == "length"
 
-    # json mode: the content is a JSON object
+    # json mode: the content is a JSON object (OpenAI wants "json" in a message)
+    st, body, _, _ = post(fp.url("/a/v1/chat/completions"),
+                          oa_body(text="answer in JSON", response_format={"type": "json_object"}),
+                          OA_KEY)
+    assert isinstance(json.loads(body["choices"][0]["message"]["content"]), dict)
     st, body, _, _ = post(fp.url("/a/v1/chat/completions"),
                           oa_body(response_format={"type": "json_object"}), OA_KEY)
-    assert isinstance(json.loads(body["choices"][0]["message"]["content"]), dict)
+    assert st == 400 and "must contain the word 'json'" in body["error"]["message"]
 
     # configured usage
     fp.set_rules([{"prefix": "/a/v1", "model": "big", "input_tokens": 1000, "output_tokens": 50,

@@ -81,7 +81,9 @@ def test_failover_on_500_then_429_then_timeout():
                 seen += ("a1", outcome) in kinds
             assert seen >= 1, (prefix, [r["attempts"] for r in rs][:2])
             s.fake.release()
-            time.sleep(1.5)  # A's Retry-After (1 s) passes before the next phase
+            # The point of the phase, not a wait for an event: A's Retry-After
+            # (1 s) passes before the next phase.
+            time.sleep(1.5)
         w.sigterm()
         assert w.wait(60) == 0
 
@@ -100,7 +102,7 @@ def test_breaker_shared_by_two_workers():
         while time.monotonic() - t0 < run_s:
             produce(s, 20, f"br{n}")
             n += 1
-            time.sleep(0.5)
+            time.sleep(0.5)  # the stream's pace: the test runs for run_s
         elapsed = time.monotonic() - t0
         a_calls = calls_at(s, "/a/v1")
         # The breaker opens after `failures` consecutive failures; afterwards
@@ -128,7 +130,7 @@ def test_rpm_limit_shared_by_two_workers():
         workers = [s.worker(name=f"w{k}", env=env) for k in range(2)]
         procs.wait_until(lambda: s.fake.stats()["requests"] >= 200, 60, interval=0.2)
         c0, t0 = s.fake.stats()["requests"], time.monotonic()
-        time.sleep(window_s)
+        time.sleep(window_s)  # the point of the test: the rate over a window
         c1, t1 = s.fake.stats()["requests"], time.monotonic()
         rate = (c1 - c0) / (t1 - t0)
         expected = 600 / (period_ms / 1000)
@@ -154,7 +156,7 @@ def test_fastest_follows_latency():
             while time.monotonic() < end and time.monotonic() < stop:
                 produce(s, 10, f"{tag}{k}")
                 k += 1
-                time.sleep(0.25)
+                time.sleep(0.25)  # the stream's pace for `seconds`
 
         feed("warm", 8)
         before = s.fake.requests()

@@ -170,6 +170,31 @@ def test_spec_result_example():
     schemas.validate("result", SPEC_RESULT)
 
 
+def test_rich_result():
+    """A result of SPEC §13/§14: parsed, tool_calls, refusal, usage additions, batch attempts."""
+    rich = with_(SPEC_RESULT, parsed={"total": 12.5},
+                 tool_calls=[{"id": "call_1", "name": "lookup", "arguments": "{}"}],
+                 finish_reason="tool_calls",
+                 usage={"input_tokens": 812, "output_tokens": 96, "cached_input_tokens": 0,
+                        "reasoning_tokens": 40, "cache_write_tokens": 0},
+                 attempts=[{"model": "gpt-4o-mini", "provider": "openai", "outcome": "ok",
+                            "http_status": 200, "latency_ms": 930, "cost_usd": 0.0001794,
+                            "mode": "batch", "batch_id": "batch_1"},
+                           {"model": "gpt-4o-mini", "provider": "openai",
+                            "outcome": "invalid_output", "latency_ms": 930, "cost_usd": 0,
+                            "mode": "sync"}])
+    schemas.validate("result", rich)
+    schemas.validate("result", with_(SPEC_RESULT, refusal="No.", finish_reason="refusal"))
+    rejected("result", with_(ERROR_RESULT, parsed={}), "$.parsed: False schema")
+    rejected("result", with_(SPEC_RESULT, tool_calls=[{"id": "c", "name": "f"}]),
+             "'arguments' is a required property")
+    rejected("result", with_(rich, attempts=[{"model": "m", "provider": "p", "outcome": "ok",
+                                              "latency_ms": 1, "cost_usd": 0, "mode": "later"}]),
+             "mode")
+    schemas.validate("cost", with_(SPEC_COST, mode="batch"))
+    rejected("cost", with_(SPEC_COST, mode="async"), "$.mode")
+
+
 def test_spec_cost_example():
     schemas.validate("cost", SPEC_COST)
     schemas.validate("cost", with_(SPEC_COST, attempt=0, estimated=True, cost_nusd=0,
@@ -199,12 +224,48 @@ def test_dlq_records():
                                   job_base64="eyJpZCI6Iv8ifQ=="))
 
 
+# A job of SPEC §13 and §14: parts, a tool conversation, a schema, reasoning, batch.
+RICH_JOB = {
+    "id": "rich-1",
+    "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Extract the fields."}]},
+        {"role": "user", "content": [
+            {"type": "text", "text": "This invoice:"},
+            {"type": "image", "url": "https://example.com/scan.png"},
+            {"type": "image", "data": "iVBORw0KGgo=", "media_type": "image/png"},
+            {"type": "document", "data": "JVBERi0xLjQK", "media_type": "application/pdf"},
+            {"type": "document", "url": "https://example.com/a.pdf"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=",
+                                                "detail": "low"}},
+            {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0xLjQK",
+                                      "filename": "a.pdf"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "lookup_vendor", "arguments": "{\"name\": \"ACME\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"vat\": \"FR123\"}"},
+    ],
+    "tools": [{"type": "function", "function": {
+        "name": "lookup_vendor", "description": "Finds a vendor.",
+        "parameters": {"type": "object", "properties": {"name": {"type": "string"}}}}}],
+    "tool_choice": "auto",
+    "response_format": {"type": "json_schema", "json_schema": {
+        "name": "invoice", "strict": True,
+        "schema": {"type": "object", "properties": {"total": {"type": "number"}},
+                   "required": ["total"], "additionalProperties": False}}},
+    "reasoning_effort": "low",
+    "capabilities": ["vision", "pdf", "tools", "json_schema", "reasoning"],
+    "mode": "auto",
+    "complete_by": "2026-12-06T07:00:00Z",
+}
+
+
 def test_jobs():
     schemas.validate("job", {"id": "a", "prompt": "Hello"})
     schemas.validate("job", {"id": "a", "prompt": ""})
     schemas.validate("job", FULL_JOB)
     schemas.validate("job", with_(FULL_JOB, stop="END", response_format={"type": "text"}))
     schemas.validate("job", json.dumps({"id": "a", "prompt": "from text"}))
+    schemas.validate("job", RICH_JOB)
     schemas.validate("job", json.dumps({"id": "a", "prompt": "from bytes"}).encode())
 
 
@@ -293,7 +354,13 @@ def test_jobs_rejected():
     rejected("job", {"id": "a", "messages": []}, "$.messages")
     rejected("job", {"id": "a", "messages": ["hi"]}, "$.messages[0]")
     rejected("job", {"id": "a", "messages": [{"role": "tool", "content": "c"}]},
+             "'tool_call_id' is a required property")
+    rejected("job", {"id": "a", "messages": [{"role": "robot", "content": "c"}]},
              "$.messages[0].role")
+    rejected("job", {"id": "a", "messages": [{"role": "user", "content": [
+        {"type": "image", "data": "AAAA"}]}]}, "$.messages[0].content")
+    rejected("job", {"id": "a", "prompt": "p", "tool_choice": "auto"}, "'tools' is a dependency")
+    rejected("job", {"id": "a", "prompt": "p", "mode": "later"}, "$.mode")
     rejected("job", {"id": "a", "messages": [{"role": "user"}]}, "'content' is a required")
     rejected("job", with_(j, models=[]), "$.models")
     rejected("job", with_(j, strategy="smartest"), "$.strategy")

@@ -15,22 +15,37 @@
  *   POST <prefix>/messages                       Anthropic
  *   POST <prefix>/models/<id>:generateContent    Gemini
  *
+ * The files are split by idea (fake.h says which does what): this one is
+ * the server (HTTP/1.1, rules, control API, the decision of each call);
+ * fake_openai.c, fake_anthropic.c and fake_gemini.c read, check and
+ * answer one format each, with what they share in fake_formats.c;
+ * fake_schema.c makes answers from JSON Schemas; fake_media.c knows
+ * base64, images, PDFs and the files below.
+ *
  * Control API (not counted, not logged):
  *
  *   POST /_control/rules     JSON array of rules (or {"rules": [...]}); replaces all
  *   POST /_control/reset     clears the request log, the stats and the rules' counters
  *   POST /_control/release   answers every hanging request now (closes it unanswered)
  *   GET  /_stats             {"requests", "by_model", "by_prefix", "by_status", "by_format",
- *                             "suspended", "log_dropped"}
+ *                             "suspended", "log_dropped", "files"}
  *   GET  /_requests          the request log; ?bodies=1 adds bodies and headers (with
  *                            --log-bodies), ?since=SEQ only entries after SEQ
+ *   GET  /_files/NAME        a small file for a test to give as a part's URL (counted
+ *                            in /_stats "files"): tiny.png, tiny.jpg, tiny.gif,
+ *                            tiny.webp (1x1 images), pages-N.pdf (a PDF of N blank
+ *                            pages, 1 <= N <= 500; doc.pdf is pages-1.pdf), big-N.png
+ *                            (N bytes that start like a PNG, 8 <= N <= 64 MiB),
+ *                            note.txt (neither image nor PDF); 404 for another NAME
  *
  * A rule: {"prefix", "model" (fnmatch patterns, default "*"), "latency_ms",
  * "jitter_ms", "status", "retry_after_s", "fail_first", "fail_every",
  * "error_type": "context_overflow", "max_context", "body", "content_type",
  * "hang", "input_tokens", "output_tokens", "cached_tokens", "api_key",
- * "comment"}. The first rule whose prefix and model match decides; a request
- * no rule matches gets the defaults (200 after no delay, no key check).
+ * "reasoning_tokens", "cache_write_tokens", "image_tokens",
+ * "pdf_page_tokens", "break_schema_share", "refuse", "comment"}. The first
+ * rule whose prefix and model match decides; a request no rule matches gets
+ * the defaults (200 after no delay, no key check).
  *
  * Which requests "fail": with fail_first and/or fail_every, the first N
  * matching requests and/or every Nth one; without them, every matching
@@ -41,20 +56,67 @@
  * is set. Authentication (api_key) and request validation come first and do
  * not count towards fail_first/fail_every.
  *
+ * Validation: a request a real API would refuse (see the top of each
+ * format's file: parts, base64 and media types, tool conversations, tools
+ * and tool_choice, schemas, thinking budgets, ...) gets that API's 400
+ * with its words, as near as known, logged with outcome "invalid".
+ *
  * Usage is deterministic: input tokens = the rule's input_tokens, else
- * ceil(UTF-8 bytes of all text contents / 4) + 3 per message (a system
- * prompt counts as a message); wanted output = the rule's output_tokens, else
- * 16; output = min(wanted, max_tokens), finish reason "length" when max_tokens
- * cut it; cached = the rule's cached_tokens (default 0, at most the input).
- * In the log, input_tokens always includes the cached tokens; on the wire
- * Anthropic's input_tokens excludes them (cache_read_input_tokens), as the
- * real API does. Log entries that returned no usage (errors, hangs, body
- * overrides) have zero tokens and "billed": false.
+ * ceil(UTF-8 bytes of all text / 4) + 3 per message (a system prompt counts
+ * as a message) + image_tokens (default 1000) per image part (inline or by
+ * URL) + pdf_page_tokens (default 1500) per page of an inline PDF ("/Type
+ * /Page" objects; a PDF by URL counts no page): never above the worker's
+ * estimate with its defaults (1600 and 3000). Text is what the messages
+ * say (text parts, tool results), not tool definitions or schemas. Wanted
+ * output = the rule's output_tokens, else 16; with reasoning asked (OpenAI
+ * reasoning_effort, Anthropic thinking, Gemini thinkingConfig), thinking =
+ * the rule's reasoning_tokens (default 64), at most the budget asked; the
+ * output limit (max_tokens, max_completion_tokens, maxOutputTokens) covers
+ * both, and the visible output is cut first ("length" when cut). Output
+ * tokens include the thinking, as OpenAI's completion_tokens do (on the
+ * wire: OpenAI completion_tokens_details.reasoning_tokens inside
+ * completion_tokens; Anthropic a thinking block, output_tokens including
+ * it; Gemini thoughtsTokenCount apart from candidatesTokenCount and a
+ * `thought: true` part). cached = the rule's cached_tokens (default 0, at
+ * most the input); cache writes = the rule's cache_write_tokens (Anthropic
+ * only, at most the rest of the input). In the log, input_tokens always
+ * includes cached tokens and cache writes; on the wire Anthropic's
+ * input_tokens excludes them (cache_read_input_tokens,
+ * cache_creation_input_tokens), as the real API does. Log entries that
+ * returned no usage (errors, hangs, body overrides) have zero tokens and
+ * "billed": false.
+ *
+ * Answers, in the format's shape:
+ * - a refusal when the rule says "refuse": true or any text holds
+ *   PLEASE_REFUSE: OpenAI message.refusal with content null; Anthropic
+ *   stop_reason "refusal"; Gemini (which has none) finishReason SAFETY with
+ *   no content;
+ * - a tool call when the request offers function tools, tool_choice is not
+ *   none, and the last message is not a tool result (or tool_choice forces
+ *   a call): the named tool or the first one, its arguments a small
+ *   instance of its parameters' schema (OpenAI tool_calls with arguments as
+ *   a string, finish_reason tool_calls; Anthropic tool_use, stop_reason
+ *   tool_use; Gemini functionCall); so Anthropic's forced answer tool gets
+ *   the instance as its input;
+ * - with a schema (OpenAI response_format json_schema, Anthropic
+ *   output_config.format or output_format, Gemini responseJsonSchema or
+ *   responseSchema): the instance as JSON text;
+ * - JSON mode without a schema: {"answer": ..., "model": ...};
+ * - else "fake answer N from MODEL" (N from the prompt).
+ * break_schema_share (0 to 1) breaks that share of the rule's schema
+ * answers and tool arguments, evenly spread (0.2: the 5th, 10th, ...), by
+ * giving the first required property a wrong type or dropping it, in turn.
+ *
+ * The log adds to each entry: reasoning_tokens, cache_write_tokens, images,
+ * pdf_pages, answer (text, json, schema, broken, tool_call, refusal; null
+ * when none), tool (the tool called, or null) and broken (the answer or the
+ * tool's arguments break their schema).
  *
  * One thread serves everything (see "HTTP/1.1" below): a delay is a timer on
  * the connection, never a blocked thread. API keys are never logged or
  * echoed. */
-#include <jansson.h>
+#include "fake.h"
+
 #include <uv.h>
 
 #include <errno.h>
@@ -77,9 +139,11 @@
 #define DEFAULT_MAX_LOG       1000000
 #define HANG_MAX_MS           (600 * 1000)
 #define DEFAULT_OUTPUT_TOKENS 16
-
-enum format { FMT_NONE, FMT_OPENAI, FMT_ANTHROPIC, FMT_GEMINI };
-static const char *format_names[] = {"none", "openai", "anthropic", "gemini"};
+/* Below the worker's defaults (SPEC §13: 1600 an image, 3000 a page), so
+ * that no usage exceeds the worker's estimate. */
+#define DEFAULT_IMAGE_TOKENS     1000
+#define DEFAULT_PDF_PAGE_TOKENS  1500
+#define DEFAULT_REASONING_TOKENS 64
 
 /* ------------------------------------------------------------------ rules */
 
@@ -99,7 +163,13 @@ struct rule {
 	bool hang;
 	int64_t input_tokens, output_tokens, cached_tokens; /* -1 = computed */
 	char *api_key;                                      /* NULL = no check */
-	uint64_t hits; /* matching requests that passed auth and validation */
+	int64_t reasoning_tokens;              /* thinking wanted when asked; -1 = the default */
+	int64_t cache_write_tokens;            /* Anthropic cache writes, 0 = none */
+	int64_t image_tokens, pdf_page_tokens; /* -1 = the defaults */
+	double break_share;                    /* of schema answers, in [0, 1] */
+	bool refuse;
+	uint64_t hits;           /* matching requests that passed auth and validation */
+	uint64_t schema_answers; /* answers made from a schema, for break_share */
 };
 
 struct rules {
@@ -159,6 +229,7 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 	r->retry_after_s = -1;
 	r->max_context = -1;
 	r->input_tokens = r->output_tokens = r->cached_tokens = -1;
+	r->reasoning_tokens = r->image_tokens = r->pdf_page_tokens = -1;
 	r->prefix = strdup("*");
 	r->model = strdup("*");
 	if (!json_is_object(obj)) {
@@ -196,19 +267,42 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 		} else if (strcmp(key, "cached_tokens") == 0) {
 			rc = get_int(v, key, 0, INT64_MAX / 4, &r->cached_tokens, err, err_size,
 			             idx);
+		} else if (strcmp(key, "reasoning_tokens") == 0) {
+			rc = get_int(v, key, 0, INT64_MAX / 4, &r->reasoning_tokens, err, err_size,
+			             idx);
+		} else if (strcmp(key, "cache_write_tokens") == 0) {
+			rc = get_int(v, key, 0, INT64_MAX / 4, &r->cache_write_tokens, err,
+			             err_size, idx);
+		} else if (strcmp(key, "image_tokens") == 0) {
+			rc = get_int(v, key, 0, 1000000, &r->image_tokens, err, err_size, idx);
+		} else if (strcmp(key, "pdf_page_tokens") == 0) {
+			rc = get_int(v, key, 0, 1000000, &r->pdf_page_tokens, err, err_size, idx);
+		} else if (strcmp(key, "break_schema_share") == 0) {
+			if (!json_is_number(v) || json_number_value(v) < 0 ||
+			    json_number_value(v) > 1) {
+				snprintf(
+				        err, err_size,
+				        "rules[%zu].break_schema_share: must be a number in [0, 1]",
+				        idx);
+				rc = -1;
+			}
+			r->break_share = json_number_value(v);
+		} else if (strcmp(key, "refuse") == 0 || strcmp(key, "hang") == 0) {
+			if (!json_is_boolean(v)) {
+				snprintf(err, err_size, "rules[%zu].%s: must be true or false", idx,
+				         key);
+				rc = -1;
+			}
+			if (key[0] == 'r')
+				r->refuse = json_is_true(v);
+			else
+				r->hang = json_is_true(v);
 		} else if (strcmp(key, "body") == 0) {
 			rc = get_str(v, key, &r->body, err, err_size, idx);
 		} else if (strcmp(key, "content_type") == 0) {
 			rc = get_str(v, key, &r->content_type, err, err_size, idx);
 		} else if (strcmp(key, "api_key") == 0) {
 			rc = get_str(v, key, &r->api_key, err, err_size, idx);
-		} else if (strcmp(key, "hang") == 0) {
-			if (!json_is_boolean(v)) {
-				snprintf(err, err_size, "rules[%zu].hang: must be true or false",
-				         idx);
-				rc = -1;
-			}
-			r->hang = json_is_true(v);
 		} else if (strcmp(key, "error_type") == 0) {
 			if (!json_is_string(v) ||
 			    strcmp(json_string_value(v), "context_overflow") != 0) {
@@ -273,11 +367,16 @@ struct log_entry {
 	int status;          /* 0 = no answer (hang) */
 	const char *outcome; /* static: ok, error, hang, body, unauthorized, invalid */
 	int64_t input_tokens, output_tokens, cached_tokens;
+	int64_t reasoning_tokens, cache_write_tokens;
+	int64_t images, pdf_pages;
 	int64_t latency_ms;
 	int64_t max_tokens; /* -1 = none sent */
 	bool billed;
-	char *body;      /* --log-bodies only */
-	json_t *headers; /* --log-bodies only (new reference, secrets redacted) */
+	const char *answer; /* static: the answer's kind, NULL when none */
+	char *tool;         /* the tool called, NULL when none */
+	bool broken;        /* the answer breaks its schema */
+	char *body;         /* --log-bodies only */
+	json_t *headers;    /* --log-bodies only (new reference, secrets redacted) */
 };
 
 /* The rules, the request log and the counters. */
@@ -289,6 +388,7 @@ static struct {
 	uint64_t requests;
 	uint64_t log_dropped;
 	json_t *by_model, *by_prefix, *by_status, *by_format;
+	json_t *files; /* GET /_files/NAME served, by NAME */
 	uint64_t rng;
 	bool log_bodies;
 } g = {.rng = 0x9E3779B97F4A7C15ull, .log_max = DEFAULT_MAX_LOG};
@@ -298,6 +398,7 @@ static void log_entry_free(struct log_entry *e)
 	free(e->path);
 	free(e->prefix);
 	free(e->model);
+	free(e->tool);
 	free(e->body);
 	json_decref(e->headers);
 }
@@ -314,8 +415,9 @@ static void state_reset(void)
 	json_object_clear(g.by_prefix);
 	json_object_clear(g.by_status);
 	json_object_clear(g.by_format);
+	json_object_clear(g.files);
 	for (size_t i = 0; i < g.rules.n; i++)
-		g.rules.v[i].hits = 0;
+		g.rules.v[i].hits = g.rules.v[i].schema_answers = 0;
 }
 
 static void counter_bump(json_t *obj, const char *key)
@@ -684,8 +786,8 @@ static void out_write(struct conn *c, struct out *o)
 static struct out *reply_format(struct conn *c, unsigned status, struct reply *rep)
 {
 	char head[256];
-	int n = snprintf(head, sizeof(head), "HTTP/1.1 %u %s\r\n%sContent-Length: %zu\r\n",
-	                 status, reason_phrase(status), c->keep_alive ? "" : "Connection: close\r\n",
+	int n = snprintf(head, sizeof(head), "HTTP/1.1 %u %s\r\n%sContent-Length: %zu\r\n", status,
+	                 reason_phrase(status), c->keep_alive ? "" : "Connection: close\r\n",
 	                 rep->len);
 	size_t len = (size_t)n + rep->headers_len + 2 + rep->len;
 	struct out *o = malloc(sizeof(*o) + len);
@@ -961,406 +1063,6 @@ static void on_signal(uv_signal_t *s, int signum)
 		conn_close(srv.conns);
 }
 
-/* ------------------------------------------------------------ wire formats */
-
-/* What was read from a request body, format-independent. */
-struct call {
-	enum format fmt;
-	char prefix[512];
-	char model[256];
-	json_t *body;        /* borrowed */
-	const char *invalid; /* validation error message, NULL if valid */
-	int invalid_status;  /* 400, or 413 for a body over MAX_BODY_BYTES */
-	int64_t text_bytes;
-	int64_t messages;
-	int64_t max_tokens; /* -1 = none */
-	bool json_mode;
-	uint32_t hash; /* of all text, for a per-prompt answer */
-};
-
-static void text_add(struct call *c, const char *s)
-{
-	size_t n = strlen(s);
-
-	c->text_bytes += (int64_t)n;
-	for (size_t i = 0; i < n; i++) {
-		c->hash ^= (unsigned char)s[i];
-		c->hash *= 16777619u;
-	}
-}
-
-/* A content that is a string or an array of text blocks ({type, text}, or
- * Gemini's {text}). Returns 0, or -1 if it is neither. */
-static int content_add(struct call *c, json_t *content)
-{
-	size_t i;
-	json_t *part;
-
-	if (json_is_string(content)) {
-		text_add(c, json_string_value(content));
-		return 0;
-	}
-	if (!json_is_array(content))
-		return -1;
-	json_array_foreach (content, i, part) {
-		json_t *text = json_object_get(part, "text");
-
-		if (!json_is_object(part))
-			return -1;
-		if (json_is_string(text))
-			text_add(c, json_string_value(text));
-	}
-	return 0;
-}
-
-static int64_t int_or(json_t *v, int64_t dflt)
-{
-	return json_is_integer(v) ? json_integer_value(v) : dflt;
-}
-
-static void parse_openai(struct call *c)
-{
-	json_t *model = json_object_get(c->body, "model");
-	json_t *msgs = json_object_get(c->body, "messages");
-	json_t *mct = json_object_get(c->body, "max_completion_tokens");
-	json_t *mt = json_object_get(c->body, "max_tokens");
-	json_t *rf = json_object_get(c->body, "response_format");
-	json_t *m;
-	size_t i;
-
-	if (!json_is_string(model)) {
-		c->invalid = "you must provide a model parameter";
-		return;
-	}
-	snprintf(c->model, sizeof(c->model), "%s", json_string_value(model));
-	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-		c->invalid = "'messages' must be a non-empty array";
-		return;
-	}
-	json_array_foreach (msgs, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-
-		if (role == NULL || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
-		                     strcmp(role, "assistant") != 0 &&
-		                     strcmp(role, "developer") != 0 && strcmp(role, "tool") != 0)) {
-			c->invalid = "Invalid value for 'messages[].role'";
-			return;
-		}
-		if (content_add(c, json_object_get(m, "content")) != 0) {
-			c->invalid = "Invalid type for 'messages[].content'";
-			return;
-		}
-		c->messages++;
-	}
-	if ((mct != NULL && (!json_is_integer(mct) || json_integer_value(mct) < 1)) ||
-	    (mt != NULL && !json_is_null(mt) &&
-	     (!json_is_integer(mt) || json_integer_value(mt) < 1))) {
-		c->invalid = "max_tokens must be a positive integer";
-		return;
-	}
-	c->max_tokens = int_or(mct, int_or(mt, -1));
-	c->json_mode = json_is_object(rf) && json_is_string(json_object_get(rf, "type")) &&
-	               strncmp(json_string_value(json_object_get(rf, "type")), "json", 4) == 0;
-}
-
-static void parse_anthropic(struct call *c, const struct req *r)
-{
-	const char *version = req_header(r, "anthropic-version");
-	json_t *model = json_object_get(c->body, "model");
-	json_t *msgs = json_object_get(c->body, "messages");
-	json_t *mt = json_object_get(c->body, "max_tokens");
-	json_t *system = json_object_get(c->body, "system");
-	json_t *m;
-	size_t i;
-
-	if (json_is_string(model))
-		snprintf(c->model, sizeof(c->model), "%s", json_string_value(model));
-	if (version == NULL) {
-		c->invalid = "anthropic-version: header is required";
-		return;
-	}
-	if (strcmp(version, "2023-06-01") != 0 && strcmp(version, "2023-01-01") != 0) {
-		c->invalid = "anthropic-version: invalid version";
-		return;
-	}
-	if (!json_is_string(model)) {
-		c->invalid = "model: Field required";
-		return;
-	}
-	if (!json_is_integer(mt)) {
-		c->invalid = "max_tokens: Field required";
-		return;
-	}
-	if (json_integer_value(mt) < 1) {
-		c->invalid = "max_tokens: Input should be greater than or equal to 1";
-		return;
-	}
-	c->max_tokens = json_integer_value(mt);
-	if (system != NULL) {
-		if (content_add(c, system) != 0) {
-			c->invalid =
-			        "system: Input should be a valid string or list of text blocks";
-			return;
-		}
-		c->messages++;
-	}
-	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-		c->invalid = "messages: Field required";
-		return;
-	}
-	json_array_foreach (msgs, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-
-		if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
-			c->invalid =
-			        "messages: Unexpected role. The Messages API accepts a top-level "
-			        "`system` parameter, not \"system\" as an input message role.";
-			return;
-		}
-		if (content_add(c, json_object_get(m, "content")) != 0) {
-			c->invalid = "messages: content: Input should be a valid string or list";
-			return;
-		}
-		c->messages++;
-	}
-}
-
-static void parse_gemini(struct call *c)
-{
-	json_t *contents = json_object_get(c->body, "contents");
-	json_t *sys = json_object_get(c->body, "systemInstruction");
-	json_t *gen = json_object_get(c->body, "generationConfig");
-	json_t *mt = json_object_get(gen, "maxOutputTokens");
-	json_t *mime = json_object_get(gen, "responseMimeType");
-	json_t *m;
-	size_t i;
-
-	if (sys == NULL)
-		sys = json_object_get(c->body, "system_instruction");
-	if (sys != NULL) {
-		if (!json_is_object(sys) || content_add(c, json_object_get(sys, "parts")) != 0) {
-			c->invalid = "Invalid JSON payload received. Invalid value at "
-			             "'system_instruction'";
-			return;
-		}
-		c->messages++;
-	}
-	if (!json_is_array(contents) || json_array_size(contents) == 0) {
-		c->invalid = "* GenerateContentRequest.contents: contents is not specified";
-		return;
-	}
-	json_array_foreach (contents, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-
-		if (role != NULL && strcmp(role, "user") != 0 && strcmp(role, "model") != 0) {
-			c->invalid = "Please use a valid role: user, model.";
-			return;
-		}
-		if (!json_is_object(m) || content_add(c, json_object_get(m, "parts")) != 0) {
-			c->invalid = "* GenerateContentRequest.contents[].parts: contents.parts "
-			             "must not be empty.";
-			return;
-		}
-		c->messages++;
-	}
-	if (mt != NULL && (!json_is_integer(mt) || json_integer_value(mt) < 1)) {
-		c->invalid = "Invalid value at 'generation_config.max_output_tokens'";
-		return;
-	}
-	c->max_tokens = int_or(mt, -1);
-	c->json_mode =
-	        json_is_string(mime) && strcmp(json_string_value(mime), "application/json") == 0;
-}
-
-/* Splits an API path into format, prefix and (Gemini) model. Returns the
- * format, FMT_NONE when the path is none of the three. */
-static enum format route(const char *url, struct call *c)
-{
-	size_t n = strlen(url);
-	static const char oa[] = "/chat/completions", an[] = "/messages", ge[] = ":generateContent";
-	const char *models;
-
-	if (n >= sizeof(oa) - 1 && strcmp(url + n - (sizeof(oa) - 1), oa) == 0) {
-		snprintf(c->prefix, sizeof(c->prefix), "%.*s", (int)(n - (sizeof(oa) - 1)), url);
-		return FMT_OPENAI;
-	}
-	if (n >= sizeof(an) - 1 && strcmp(url + n - (sizeof(an) - 1), an) == 0) {
-		snprintf(c->prefix, sizeof(c->prefix), "%.*s", (int)(n - (sizeof(an) - 1)), url);
-		return FMT_ANTHROPIC;
-	}
-	if (n >= sizeof(ge) - 1 && strcmp(url + n - (sizeof(ge) - 1), ge) == 0) {
-		/* the last "/models/" before the suffix: ids have no slash */
-		models = NULL;
-		for (const char *p = strstr(url, "/models/"); p != NULL;
-		     p = strstr(p + 1, "/models/"))
-			models = p;
-		if (models == NULL)
-			return FMT_NONE;
-		snprintf(c->prefix, sizeof(c->prefix), "%.*s", (int)(models - url), url);
-		snprintf(c->model, sizeof(c->model), "%.*s",
-		         (int)(url + n - (sizeof(ge) - 1) - (models + 8)), models + 8);
-		if (c->model[0] == '\0')
-			return FMT_NONE;
-		return FMT_GEMINI;
-	}
-	return FMT_NONE;
-}
-
-/* The format's error body for status; message is what the provider would
- * say (never containing a key). Returns a new reference. */
-static json_t *error_body(enum format fmt, int status, const char *message, const char *oa_code,
-                          const char *oa_param)
-{
-	const char *type;
-
-	if (fmt == FMT_ANTHROPIC) {
-		switch (status) {
-		case 400: type = "invalid_request_error"; break;
-		case 401: type = "authentication_error"; break;
-		case 403: type = "permission_error"; break;
-		case 404: type = "not_found_error"; break;
-		case 413: type = "request_too_large"; break;
-		case 429: type = "rate_limit_error"; break;
-		case 529: type = "overloaded_error"; break;
-		default: type = "api_error"; break;
-		}
-		return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type,
-		                 "message", message);
-	}
-	if (fmt == FMT_GEMINI) {
-		switch (status) {
-		case 400: type = "INVALID_ARGUMENT"; break;
-		case 401: type = "UNAUTHENTICATED"; break;
-		case 403: type = "PERMISSION_DENIED"; break;
-		case 404: type = "NOT_FOUND"; break;
-		case 409: type = "ABORTED"; break;
-		case 429: type = "RESOURCE_EXHAUSTED"; break;
-		case 499: type = "CANCELLED"; break;
-		case 500: type = "INTERNAL"; break;
-		case 501: type = "UNIMPLEMENTED"; break;
-		case 503: type = "UNAVAILABLE"; break;
-		case 504: type = "DEADLINE_EXCEEDED"; break;
-		default: type = "UNKNOWN"; break;
-		}
-		return json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status, "message", message,
-		                 "status", type);
-	}
-	switch (status) {
-	case 429: type = "requests"; break;
-	case 500:
-	case 502:
-	case 503:
-	case 504:
-	case 529: type = "server_error"; break;
-	default: type = status < 500 ? "invalid_request_error" : "api_error"; break;
-	}
-	return json_pack("{s:{s:s, s:s?, s:s?, s:s?}}", "error", "message", message, "type", type,
-	                 "param", oa_param, "code", oa_code);
-}
-
-static const char *status_message(enum format fmt, int status)
-{
-	switch (status) {
-	case 400: return "Bad request";
-	case 401:
-		if (fmt == FMT_OPENAI)
-			return "Incorrect API key provided. You can find your API key at "
-			       "https://platform.openai.com/account/api-keys.";
-		if (fmt == FMT_ANTHROPIC)
-			return "invalid x-api-key";
-		return "API key not valid. Please pass a valid API key.";
-	case 403: return "Permission denied";
-	case 404: return "The requested model was not found";
-	case 413: return "Request exceeds the maximum allowed number of bytes";
-	case 429:
-		if (fmt == FMT_GEMINI)
-			return "Resource has been exhausted (e.g. check quota).";
-		if (fmt == FMT_ANTHROPIC)
-			return "Number of request tokens has exceeded your per-minute rate limit";
-		return "Rate limit reached for requests";
-	case 500:
-		if (fmt == FMT_GEMINI)
-			return "An internal error has occurred. Please retry or report in "
-			       "https://developers.generativeai.google/guide/troubleshooting";
-		return "The server had an error while processing your request. Sorry about that!";
-	case 503:
-		if (fmt == FMT_GEMINI)
-			return "The model is overloaded. Please try again later.";
-		return "The server is overloaded or not ready yet.";
-	case 529: return "Overloaded";
-	default: return "Fake provider error";
-	}
-}
-
-static const char *oa_code_for(int status)
-{
-	switch (status) {
-	case 401: return "invalid_api_key";
-	case 404: return "model_not_found";
-	case 429: return "rate_limit_exceeded";
-	default: return NULL;
-	}
-}
-
-/* The success body with the decided usage. Returns a new reference. */
-static json_t *success_body(const struct call *c, uint64_t seq, int64_t in, int64_t out,
-                            int64_t cached, bool truncated)
-{
-	char answer[512], id[64];
-	char *dumped = NULL;
-	const char *text = answer;
-	json_t *doc = NULL;
-
-	snprintf(answer, sizeof(answer), "fake answer %u from %s", c->hash % 1000, c->model);
-	if (c->json_mode) {
-		/* a JSON object as the completion text; jansson does the escaping */
-		json_t *obj = json_pack("{s:s, s:s}", "answer", answer, "model", c->model);
-
-		dumped = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
-		json_decref(obj);
-		if (dumped == NULL)
-			return NULL;
-		text = dumped;
-	}
-
-	if (c->fmt == FMT_ANTHROPIC) {
-		snprintf(id, sizeof(id), "msg_fake%016" PRIx64, seq);
-		doc = json_pack(
-		        "{s:s, s:s, s:s, s:s, s:[{s:s, s:s}], s:s, s:n, s:{s:I, s:I, s:I, s:I}}",
-		        "id", id, "type", "message", "role", "assistant", "model", c->model,
-		        "content", "type", "text", "text", text, "stop_reason",
-		        truncated ? "max_tokens" : "end_turn", "stop_sequence", "usage",
-		        "input_tokens", (json_int_t)(in - cached), "output_tokens", (json_int_t)out,
-		        "cache_creation_input_tokens", (json_int_t)0, "cache_read_input_tokens",
-		        (json_int_t)cached);
-	} else if (c->fmt == FMT_GEMINI) {
-		snprintf(id, sizeof(id), "fake%016" PRIx64, seq);
-		doc = json_pack(
-		        "{s:[{s:{s:[{s:s}], s:s}, s:s, s:i}], s:{s:I, s:I, s:I, s:I}, s:s, s:s}",
-		        "candidates", "content", "parts", "text", text, "role", "model",
-		        "finishReason", truncated ? "MAX_TOKENS" : "STOP", "index", 0,
-		        "usageMetadata", "promptTokenCount", (json_int_t)in, "candidatesTokenCount",
-		        (json_int_t)out, "totalTokenCount", (json_int_t)(in + out),
-		        "cachedContentTokenCount", (json_int_t)cached, "modelVersion", c->model,
-		        "responseId", id);
-	} else {
-		snprintf(id, sizeof(id), "chatcmpl-fake%016" PRIx64, seq);
-		doc = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s, s:n}, s:n, s:s}], "
-		                "s:{s:I, s:I, s:I, s:{s:I, s:i}, s:{s:i, s:i}}, s:s}",
-		                "id", id, "object", "chat.completion", "created",
-		                (json_int_t)time(NULL), "model", c->model, "choices", "index", 0,
-		                "message", "role", "assistant", "content", text, "refusal",
-		                "logprobs", "finish_reason", truncated ? "length" : "stop", "usage",
-		                "prompt_tokens", (json_int_t)in, "completion_tokens",
-		                (json_int_t)out, "total_tokens", (json_int_t)(in + out),
-		                "prompt_tokens_details", "cached_tokens", (json_int_t)cached,
-		                "audio_tokens", 0, "completion_tokens_details", "reasoning_tokens",
-		                0, "audio_tokens", 0, "system_fingerprint", "fp_fake");
-	}
-	free(dumped);
-	return doc;
-}
-
 /* ------------------------------------------------------------ control API */
 
 static bool is_secret_header(const char *key)
@@ -1384,9 +1086,9 @@ static json_t *headers_json(const struct req *r)
 		for (i = 0; key[i] != '\0' && i < sizeof(lower) - 1; i++)
 			lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
 		lower[i] = '\0';
-		json_object_set_new(obj, lower,
-		                    json_string(is_secret_header(key) ? "[redacted]"
-		                                                      : r->headers[n].value));
+		json_object_set_new(
+		        obj, lower,
+		        json_string(is_secret_header(key) ? "[redacted]" : r->headers[n].value));
 	}
 	return obj;
 }
@@ -1396,8 +1098,8 @@ static json_t *log_entry_json(const struct log_entry *e, bool bodies)
 	json_t *o = json_pack(
 	        "{s:I, s:f, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:b}", "seq",
 	        (json_int_t)e->seq, "ts", e->ts, "path", e->path, "prefix", e->prefix, "format",
-	        format_names[e->fmt], "model", e->model, "status", e->status, "outcome", e->outcome,
-	        "input_tokens", (json_int_t)e->input_tokens, "output_tokens",
+	        fake_format_names[e->fmt], "model", e->model, "status", e->status, "outcome",
+	        e->outcome, "input_tokens", (json_int_t)e->input_tokens, "output_tokens",
 	        (json_int_t)e->output_tokens, "cached_tokens", (json_int_t)e->cached_tokens,
 	        "latency_ms", (json_int_t)e->latency_ms, "billed", e->billed);
 
@@ -1405,6 +1107,13 @@ static json_t *log_entry_json(const struct log_entry *e, bool bodies)
 		return NULL;
 	json_object_set_new(o, "max_tokens",
 	                    e->max_tokens >= 0 ? json_integer(e->max_tokens) : json_null());
+	json_object_set_new(o, "reasoning_tokens", json_integer(e->reasoning_tokens));
+	json_object_set_new(o, "cache_write_tokens", json_integer(e->cache_write_tokens));
+	json_object_set_new(o, "images", json_integer(e->images));
+	json_object_set_new(o, "pdf_pages", json_integer(e->pdf_pages));
+	json_object_set_new(o, "answer", e->answer != NULL ? json_string(e->answer) : json_null());
+	json_object_set_new(o, "tool", e->tool != NULL ? json_string(e->tool) : json_null());
+	json_object_set_new(o, "broken", json_boolean(e->broken));
 	if (bodies && e->body != NULL) {
 		json_t *parsed = json_loads(e->body, 0, NULL);
 
@@ -1423,11 +1132,11 @@ static void handle_control(struct conn *conn, const struct req *r)
 	if (strcmp(url, "/_stats") == 0 && get) {
 		json_t *doc;
 
-		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I}", "requests",
+		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I, s:O}", "requests",
 		                (json_int_t)g.requests, "by_model", g.by_model, "by_prefix",
 		                g.by_prefix, "by_status", g.by_status, "by_format", g.by_format,
-		                "suspended", (json_int_t)srv.waiting,
-		                "log_dropped", (json_int_t)g.log_dropped);
+		                "suspended", (json_int_t)srv.waiting, "log_dropped",
+		                (json_int_t)g.log_dropped, "files", g.files);
 		send_json(conn, 200, doc);
 		return;
 	}
@@ -1461,7 +1170,8 @@ static void handle_control(struct conn *conn, const struct req *r)
 		if (err[0] != '\0')
 			send_json(conn, 400, json_pack("{s:b, s:s}", "ok", 0, "error", err));
 		else
-			send_json(conn, 200, json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
+			send_json(conn, 200,
+			          json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
 		return;
 	}
 	if (strcmp(url, "/_control/reset") == 0 && post) {
@@ -1477,6 +1187,29 @@ static void handle_control(struct conn *conn, const struct req *r)
 	send_json(conn, 404, json_pack("{s:s}", "error", "unknown control endpoint or method"));
 }
 
+/* GET /_files/NAME: a small image or PDF for a test to hand out as a URL. */
+static void handle_file(struct conn *conn, const struct req *r)
+{
+	const char *name = r->path + strlen("/_files/"), *type = NULL;
+	size_t len = 0;
+	unsigned char *bytes;
+	struct reply *rep;
+
+	if (strcmp(r->method, "GET") != 0) {
+		send_json(conn, 405, json_pack("{s:s}", "error", "GET only"));
+		return;
+	}
+	bytes = fake_file(name, &len, &type);
+	if (bytes == NULL) {
+		send_json(conn, 404, json_pack("{s:s}", "error", "no such file"));
+		return;
+	}
+	counter_bump(g.files, name);
+	rep = reply_raw((const char *)bytes, len, type);
+	free(bytes);
+	conn_reply(conn, 200, rep);
+}
+
 /* -------------------------------------------------------------- API calls */
 
 /* The decision for one call. */
@@ -1484,17 +1217,19 @@ struct decision {
 	int status; /* 0 = hang */
 	const char *outcome;
 	int64_t delay_ms;
-	int64_t in, out, cached;
-	bool truncated;
+	struct answer a; /* the usage (a.in always), and the answer of a 200 */
 	bool billed;
-	uint64_t seq;
 	char *body;         /* override, new copy */
 	char *content_type; /* new copy or NULL */
 	int64_t retry_after_s;
 	bool context_overflow;
 	int64_t max_context;
-	const char *message; /* for validation errors */
+	const char *message; /* for errors */
+	const char *oa_code, *oa_param;
 };
+
+static const char *const answer_names[] = {"text",   "json",      "schema",
+                                           "broken", "tool_call", "refusal"};
 
 static bool key_ok(const struct req *r, enum format fmt, const char *want)
 {
@@ -1533,34 +1268,134 @@ static char *dup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
-/* Decides the outcome of one call and records it in the log and stats.
-*/
+/* The number of this break among the rule's schema answers (1, 2, ...),
+ * or 0 when this answer is not to break: break_share of them, evenly
+ * spread (with 0.2, the 5th, 10th, 15th, ...). */
+static unsigned break_due(struct rule *rule)
+{
+	uint64_t n, now, before;
+
+	if (rule == NULL || rule->break_share <= 0)
+		return 0;
+	n = ++rule->schema_answers;
+	now = (uint64_t)((double)n * rule->break_share);
+	before = (uint64_t)((double)(n - 1) * rule->break_share);
+	return now > before ? (unsigned)now : 0;
+}
+
+/* The usage of a call: input from its text, images and PDF pages (or the
+ * rule's), output as wanted within the limit asked, thinking when asked
+ * within its budget and the limit, which covers both. */
+static void answer_usage(const struct call *c, const struct rule *rule, struct answer *a)
+{
+	int64_t image =
+	        rule != NULL && rule->image_tokens >= 0 ? rule->image_tokens : DEFAULT_IMAGE_TOKENS;
+	int64_t page = rule != NULL && rule->pdf_page_tokens >= 0 ? rule->pdf_page_tokens
+	                                                          : DEFAULT_PDF_PAGE_TOKENS;
+	int64_t wanted = rule != NULL && rule->output_tokens >= 0 ? rule->output_tokens
+	                                                          : DEFAULT_OUTPUT_TOKENS;
+	int64_t think = rule != NULL && rule->reasoning_tokens >= 0 ? rule->reasoning_tokens
+	                                                            : DEFAULT_REASONING_TOKENS;
+	int64_t visible = wanted;
+
+	a->in = rule != NULL && rule->input_tokens >= 0
+	                ? rule->input_tokens
+	                : (c->text_bytes + 3) / 4 + 3 * c->messages + c->images * image +
+	                          c->pdf_pages * page;
+	if (!c->thinking)
+		think = 0;
+	if (c->thinking_cap >= 0 && think > c->thinking_cap)
+		think = c->thinking_cap;
+	if (c->max_tokens >= 0 && think > c->max_tokens)
+		think = c->max_tokens;
+	if (c->max_tokens >= 0 && visible > c->max_tokens - think)
+		visible = c->max_tokens - think;
+	a->truncated = visible < wanted;
+	a->reasoning = think;
+	a->out = visible + think;
+	a->cached = rule != NULL && rule->cached_tokens > 0 ? rule->cached_tokens : 0;
+	if (a->cached > a->in)
+		a->cached = a->in;
+	a->cache_write = c->fmt == FMT_ANTHROPIC && rule != NULL ? rule->cache_write_tokens : 0;
+	if (a->cache_write > a->in - a->cached)
+		a->cache_write = a->in - a->cached;
+}
+
+/* What a call that succeeds answers: a refusal when the rule or the prompt
+ * asks for one, else a tool call when the request picked a tool, else an
+ * instance of the schema, a JSON object or a sentence. Schema answers and
+ * tool arguments are broken as the rule's break_schema_share says. On no
+ * memory a->text and a->args stay NULL (the connection is then dropped). */
+static void answer_content(const struct call *c, struct rule *rule, struct answer *a)
+{
+	char text[512];
+	json_t *inst = NULL;
+	unsigned nth;
+
+	if ((rule != NULL && rule->refuse) || c->refuse_word) {
+		a->kind = ANSWER_REFUSAL;
+		a->text = strdup(FAKE_REFUSAL_TEXT);
+		return;
+	}
+	if (c->tool != NULL) {
+		a->kind = ANSWER_TOOL_CALL;
+		a->args = c->tool_params != NULL ? fake_schema_instance(c->tool_params) : NULL;
+		if (!json_is_object(a->args)) {
+			json_decref(a->args); /* the APIs take arguments as an object */
+			a->args = json_object();
+		}
+		nth = break_due(rule);
+		if (a->args != NULL && nth > 0)
+			a->broken = fake_schema_break(&a->args, c->tool_params, nth);
+		return;
+	}
+	snprintf(text, sizeof(text), "fake answer %u from %s", c->hash % 1000, c->model);
+	if (c->schema != NULL) {
+		a->kind = ANSWER_SCHEMA;
+		inst = fake_schema_instance(c->schema);
+		nth = break_due(rule);
+		if (inst != NULL && nth > 0 && fake_schema_break(&inst, c->schema, nth)) {
+			a->kind = ANSWER_BROKEN;
+			a->broken = true;
+		}
+	} else if (c->json_mode) {
+		a->kind = ANSWER_JSON;
+		inst = json_pack("{s:s, s:s}", "answer", text, "model", c->model);
+	} else {
+		a->kind = ANSWER_TEXT;
+		a->text = strdup(text);
+		return;
+	}
+	/* jansson does the escaping */
+	a->text = inst != NULL ? json_dumps(inst, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	json_decref(inst);
+}
+
+/* Decides the outcome of one call and records it in the log and stats. */
 static void decide(const struct req *req, const struct call *c, struct decision *d)
 {
 	struct rule *rule = rule_find(c);
 	bool failing = false;
 	struct log_entry *e;
 	char status_key[16];
-	int64_t wanted;
 
 	memset(d, 0, sizeof(*d));
 	d->retry_after_s = -1;
 	d->max_context = -1;
-	d->seq = ++g.seq;
+	d->a.seq = ++g.seq;
 	g.requests++;
 	if (rule != NULL && rule->latency_ms + rule->jitter_ms > 0) {
 		d->delay_ms = rule->latency_ms;
 		if (rule->jitter_ms > 0)
-			d->delay_ms +=
-			        (int64_t)(rng_next() % (uint64_t)(rule->jitter_ms + 1));
+			d->delay_ms += (int64_t)(rng_next() % (uint64_t)(rule->jitter_ms + 1));
 	}
 
 	if (rule != NULL && !key_ok(req, c->fmt, rule->api_key)) {
 		d->status = 401;
 		d->outcome = "unauthorized";
-		d->message = status_message(c->fmt, 401);
-	} else if (c->fmt == FMT_ANTHROPIC &&
-	           req_header(req, "x-api-key") == NULL) {
+		d->message = fake_status_message(c->fmt, 401);
+		d->oa_code = fake_openai_code(401);
+	} else if (c->fmt == FMT_ANTHROPIC && req_header(req, "x-api-key") == NULL) {
 		/* The real API answers a missing key with 401 whatever else is wrong. */
 		d->status = 401;
 		d->outcome = "unauthorized";
@@ -1569,6 +1404,8 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 		d->status = c->invalid_status != 0 ? c->invalid_status : 400;
 		d->outcome = "invalid";
 		d->message = c->invalid;
+		d->oa_code = c->invalid_code;
+		d->oa_param = c->invalid_param;
 	} else {
 		uint64_t k = 0;
 
@@ -1585,9 +1422,7 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 				          rule->context_overflow || rule->body != NULL ||
 				          rule->hang;
 		}
-		d->in = rule != NULL && rule->input_tokens >= 0
-		                ? rule->input_tokens
-		                : (c->text_bytes + 3) / 4 + 3 * c->messages;
+		answer_usage(c, rule, &d->a);
 		if (failing) {
 			d->retry_after_s = rule->retry_after_s;
 			d->context_overflow = rule->context_overflow;
@@ -1606,18 +1441,11 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 				                    ? rule->status
 				                    : (rule->context_overflow ? 400 : 500);
 				d->outcome = "error";
-				d->message = status_message(c->fmt, d->status);
+				d->message = fake_status_message(c->fmt, d->status);
+				d->oa_code = fake_openai_code(d->status);
 			}
 		} else {
-			wanted = rule != NULL && rule->output_tokens >= 0 ? rule->output_tokens
-			                                                  : DEFAULT_OUTPUT_TOKENS;
-			d->out = c->max_tokens >= 0 && c->max_tokens < wanted ? c->max_tokens
-			                                                      : wanted;
-			d->truncated = c->max_tokens >= 0 && c->max_tokens < wanted;
-			d->cached =
-			        rule != NULL && rule->cached_tokens > 0 ? rule->cached_tokens : 0;
-			if (d->cached > d->in)
-				d->cached = d->in;
+			answer_content(c, rule, &d->a);
 			d->status = 200;
 			d->outcome = "ok";
 			d->billed = true;
@@ -1628,7 +1456,7 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 	counter_bump(g.by_model, c->model);
 	counter_bump(g.by_prefix, c->prefix);
 	counter_bump(g.by_status, status_key);
-	counter_bump(g.by_format, format_names[c->fmt]);
+	counter_bump(g.by_format, fake_format_names[c->fmt]);
 
 	if (g.log_n == g.log_max) {
 		g.log_dropped++;
@@ -1647,7 +1475,7 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 	}
 	e = &g.log[g.log_n++];
 	memset(e, 0, sizeof(*e));
-	e->seq = d->seq;
+	e->seq = d->a.seq;
 	e->ts = now_unix();
 	e->path = strdup(req->path);
 	e->prefix = strdup(c->prefix);
@@ -1655,12 +1483,22 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 	e->fmt = c->fmt;
 	e->status = d->status;
 	e->outcome = d->outcome;
-	e->input_tokens = d->billed ? d->in : 0;
-	e->output_tokens = d->billed ? d->out : 0;
-	e->cached_tokens = d->billed ? d->cached : 0;
+	e->images = c->images;
+	e->pdf_pages = c->pdf_pages;
 	e->latency_ms = d->delay_ms;
 	e->max_tokens = c->max_tokens;
 	e->billed = d->billed;
+	if (d->billed) {
+		e->input_tokens = d->a.in;
+		e->output_tokens = d->a.out;
+		e->cached_tokens = d->a.cached;
+		e->reasoning_tokens = d->a.reasoning;
+		e->cache_write_tokens = d->a.cache_write;
+		e->answer = answer_names[d->a.kind];
+		e->broken = d->a.broken;
+		if (d->a.kind == ANSWER_TOOL_CALL)
+			e->tool = strdup(c->tool);
+	}
 	if (g.log_bodies) {
 		e->body = malloc(req->len + 1);
 		if (e->body != NULL) {
@@ -1685,50 +1523,23 @@ static struct reply *build_response(const struct call *c, const struct decision 
 
 	if (d->status == 0)
 		return NULL;
-	if (d->body != NULL) {
+	if (d->body != NULL)
 		resp = reply_raw(d->body, strlen(d->body),
-		                    d->content_type != NULL ? d->content_type : "application/json");
-	} else if (d->status == 200) {
+		                 d->content_type != NULL ? d->content_type : "application/json");
+	else if (d->status == 200)
+		resp = reply_json(fake_success_body(c, &d->a));
+	else if (d->context_overflow)
+		resp = reply_json(fake_overflow_body(c->fmt, d->a.in, d->max_context));
+	else
 		resp = reply_json(
-		        success_body(c, d->seq, d->in, d->out, d->cached, d->truncated));
-	} else if (d->context_overflow) {
-		char msg[256];
-		int64_t max = d->max_context > 0        ? d->max_context
-		              : c->fmt == FMT_OPENAI    ? 128000
-		              : c->fmt == FMT_ANTHROPIC ? 200000
-		                                        : 1048576;
-		int64_t n = d->in > max ? d->in : max + 1;
-
-		if (c->fmt == FMT_ANTHROPIC)
-			snprintf(msg, sizeof(msg),
-			         "prompt is too long: %" PRId64 " tokens > %" PRId64 " maximum", n,
-			         max);
-		else if (c->fmt == FMT_GEMINI)
-			snprintf(msg, sizeof(msg),
-			         "The input token count (%" PRId64
-			         ") exceeds the maximum number of tokens allowed (%" PRId64 ").",
-			         n, max);
-		else
-			snprintf(msg, sizeof(msg),
-			         "This model's maximum context length is %" PRId64
-			         " tokens. However, your messages resulted in %" PRId64
-			         " tokens. Please reduce the length of the messages.",
-			         max, n);
-		resp = reply_json(
-		        error_body(c->fmt, d->status, msg,
-		                   c->fmt == FMT_OPENAI ? "context_length_exceeded" : NULL,
-		                   c->fmt == FMT_OPENAI ? "messages" : NULL));
-	} else {
-		resp = reply_json(
-		        error_body(c->fmt, d->status, d->message, oa_code_for(d->status), NULL));
-	}
+		        fake_error_body(c->fmt, d->status, d->message, d->oa_code, d->oa_param));
 	if (resp == NULL)
 		return NULL;
 	if (d->retry_after_s >= 0 && d->status != 200) {
 		snprintf(hdr, sizeof(hdr), "%" PRId64, d->retry_after_s);
 		reply_header(resp, "Retry-After", hdr);
 	}
-	snprintf(hdr, sizeof(hdr), "req_fake%016" PRIx64, d->seq);
+	snprintf(hdr, sizeof(hdr), "req_fake%016" PRIx64, d->a.seq);
 	reply_header(resp, c->fmt == FMT_ANTHROPIC ? "request-id" : "x-request-id", hdr);
 	return resp;
 }
@@ -1740,10 +1551,8 @@ static void handle_api(struct conn *conn, const struct req *r, enum format fmt, 
 	json_error_t jerr;
 
 	c->fmt = fmt;
-	c->hash = 2166136261u;
-	c->max_tokens = -1;
 	if (strcmp(r->method, "POST") != 0) {
-		send_json(conn, 405, error_body(fmt, 405, "Method not allowed", NULL, NULL));
+		send_json(conn, 405, fake_error_body(fmt, 405, "Method not allowed", NULL, NULL));
 		return;
 	}
 	if (r->too_large) {
@@ -1755,12 +1564,9 @@ static void handle_api(struct conn *conn, const struct req *r, enum format fmt, 
 	if (c->invalid == NULL && !json_is_object(c->body))
 		c->invalid = "We could not parse the JSON body of your request.";
 	if (c->invalid == NULL) {
-		if (fmt == FMT_OPENAI)
-			parse_openai(c);
-		else if (fmt == FMT_ANTHROPIC)
-			parse_anthropic(c, r);
-		else
-			parse_gemini(c);
+		c->anthropic_version = req_header(r, "anthropic-version");
+		c->anthropic_beta = req_header(r, "anthropic-beta");
+		fake_parse(c);
 	}
 
 	decide(r, c, &d);
@@ -1769,6 +1575,8 @@ static void handle_api(struct conn *conn, const struct req *r, enum format fmt, 
 	c->body = NULL;
 	free(d.body);
 	free(d.content_type);
+	free(d.a.text);
+	json_decref(d.a.args);
 	if (d.status != 0 && resp == NULL)
 		conn_close(conn); /* out of memory */
 	else if (d.delay_ms <= 0)
@@ -1782,12 +1590,16 @@ static void dispatch(struct conn *conn, struct req *r)
 	struct call c;
 	enum format fmt;
 
+	if (strncmp(r->path, "/_files/", 8) == 0) {
+		handle_file(conn, r);
+		return;
+	}
 	if (strncmp(r->path, "/_", 2) == 0) {
 		handle_control(conn, r);
 		return;
 	}
 	memset(&c, 0, sizeof(c));
-	fmt = route(r->path, &c);
+	fmt = fake_route(r->path, &c);
 	if (fmt == FMT_NONE) {
 		send_json(conn, 404,
 		          json_pack("{s:{s:s, s:s}}", "error", "message",
@@ -1880,7 +1692,9 @@ int main(int argc, char **argv)
 	g.by_prefix = json_object();
 	g.by_status = json_object();
 	g.by_format = json_object();
-	if (g.by_model == NULL || g.by_prefix == NULL || g.by_status == NULL || g.by_format == NULL)
+	g.files = json_object();
+	if (g.by_model == NULL || g.by_prefix == NULL || g.by_status == NULL ||
+	    g.by_format == NULL || g.files == NULL)
 		goto out;
 	if (rules_path != NULL && load_rules_file(rules_path) != 0) {
 		rc = 2;
@@ -1929,5 +1743,6 @@ out:
 	json_decref(g.by_prefix);
 	json_decref(g.by_status);
 	json_decref(g.by_format);
+	json_decref(g.files);
 	return rc;
 }

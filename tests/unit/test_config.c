@@ -3,7 +3,9 @@
  * "FILE:LINE: KEY: problem" it must report. */
 #include "config.h"
 
+#include "job.h"
 #include "log.h"
+#include "provider.h"
 #include "unit.h"
 
 #include <dirent.h>
@@ -15,34 +17,6 @@
 static char dir[] = "/tmp/test_config.XXXXXX";
 static char cfg_path[512];
 static char err[1024];
-
-/* Finds a file of the source tree: $PROMPTYARD_SRCDIR, the tree this file was
- * compiled from, or the working directory and its parents. */
-static const char *src_path(const char *rel)
-{
-	static char path[1024];
-	const char *env = getenv("PROMPTYARD_SRCDIR");
-	const char *self = __FILE__, *tail = "tests/unit/test_config.c";
-	size_t n = strlen(self), t = strlen(tail);
-
-	if (env) {
-		snprintf(path, sizeof path, "%s/%s", env, rel);
-		if (access(path, R_OK) == 0)
-			return path;
-	}
-	if (n >= t && strcmp(self + n - t, tail) == 0) {
-		snprintf(path, sizeof path, "%.*s%s", (int)(n - t), self, rel);
-		if (access(path, R_OK) == 0)
-			return path;
-	}
-	for (size_t i = 0; i < 3; i++) {
-		static const char *const up[] = {"", "../", "../../"};
-		snprintf(path, sizeof path, "%s%s", up[i], rel);
-		if (access(path, R_OK) == 0)
-			return path;
-	}
-	return NULL;
-}
 
 /* Writes text to a fresh file in the temp dir and loads it. */
 static struct config *load_text(const char *text, int flags)
@@ -57,6 +31,28 @@ static struct config *load_text(const char *text, int flags)
 	fputs(text, f);
 	fclose(f);
 	return config_load(cfg_path, flags, err, sizeof err);
+}
+
+/* load_text(), with what it logs on stderr copied to log (log_size bytes). */
+static struct config *load_text_logged(const char *text, int flags, char *log, size_t log_size)
+{
+	char log_path[600];
+	struct config *cfg = NULL;
+	int saved = dup(STDERR_FILENO), fd;
+	ssize_t n;
+
+	snprintf(log_path, sizeof log_path, "%s/stderr.log", dir);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	cfg = load_text(text, flags);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	fd = open(log_path, O_RDONLY);
+	n = read(fd, log, log_size - 1);
+	close(fd);
+	log[n > 0 ? n : 0] = '\0';
+	return cfg;
 }
 
 /* The file must not load, and errstr must hold "FILE:LINE: what". Returns 1
@@ -83,12 +79,15 @@ static int fails_with(const char *text, int line, const char *what)
 	"providers = ( { name = \"openai\"; type = \"openai\"; base_url = \"https://x/v1\"; } "    \
 	");\n"
 #define MODEL "models = ( { name = \"m\"; provider = \"openai\"; } );\n"
+#define PROVIDER_KEYED                                                                             \
+	"providers = ( { name = \"openai\"; type = \"openai\"; base_url = \"https://x/v1\";\n"     \
+	"  api_key_env = \"PROMPTYARD_TEST_KEY\"; } );\n"
 
 /* ---------------------------------------------------------------- valid files */
 
 TEST(full_config_loads_every_key)
 {
-	const char *path = src_path("tests/configs/full.cfg");
+	const char *path = unit_src_path("tests/configs/full.cfg");
 	struct config *cfg = NULL;
 
 	setenv("PROMPTYARD_TEST_OPENAI_KEY", "sk-test-123", 1);
@@ -321,7 +320,7 @@ TEST(money_conversion_of_prices)
 
 TEST(example_file_loads)
 {
-	const char *path = src_path("deploy/promptyard.cfg.example");
+	const char *path = unit_src_path("deploy/promptyard.cfg.example");
 	struct config *cfg = NULL;
 
 	CHECK(path != NULL);
@@ -402,34 +401,86 @@ TEST(secrets_are_never_echoed)
 	                 "redis.password: secrets are never written in the file"));
 }
 
+/* A key with a trailing newline (a Kubernetes Secret made with echo) is
+ * trimmed, with a warning naming the variable: the newline would otherwise
+ * end the request's header line early. Any other control character is
+ * refused, naming the variable and never the value. */
+TEST(secret_whitespace_trimmed_controls_refused)
+{
+	const char *text =
+	        PROVIDER_KEYED MODEL "redis: { password_env = \"PROMPTYARD_TEST_PW\"; };\n"
+	                             "budgets = ( { name = \"default\"; limit_usd = 1; } );\n";
+	char log[2048];
+	struct config *cfg = NULL;
+
+	setenv("PROMPTYARD_TEST_KEY", "sk-test\n", 1);
+	setenv("PROMPTYARD_TEST_PW", "hunter2 \r\n", 1);
+	cfg = load_text_logged(text, CONFIG_REQUIRE_KEYS, log, sizeof log);
+	CHECK_STR(cfg ? "loaded" : err, "loaded");
+	CHECK_STR(cfg ? cfg->providers[0].api_key : NULL, "sk-test");
+	CHECK_STR(cfg ? cfg->redis.password : NULL, "hunter2");
+	CHECK_HAS(log, "\"variable\":\"PROMPTYARD_TEST_KEY\"");
+	CHECK_HAS(log, "\"variable\":\"PROMPTYARD_TEST_PW\"");
+	CHECK(!strstr(log, "sk-test") && !strstr(log, "hunter2"));
+	if (cfg) {
+		/* The header line the provider sends. */
+		struct job job;
+		struct http_request req = {0};
+		const char *json = "{\"id\":\"j\",\"prompt\":\"hi\"}";
+		if (job_decode(cfg, json, strlen(json), &job, err, sizeof err) != 0)
+			UNIT_FAIL("job_decode: %s", err);
+		CHECK_INT(cfg->providers[0].ops->build_request(&cfg->providers[0], &cfg->models[0],
+		                                               &job, 0, &req, err, sizeof err),
+		          0);
+		int auth = 0;
+		for (size_t i = 0; i < req.n_headers; i++)
+			if (strncmp(req.headers[i], "Authorization:", 14) == 0) {
+				CHECK_STR(req.headers[i], "Authorization: Bearer sk-test");
+				auth++;
+			}
+		CHECK_INT(auth, 1);
+		http_request_clear(&req);
+		job_clear(&job);
+	}
+	config_free(cfg);
+
+	setenv("PROMPTYARD_TEST_PW", "hunter2", 1);
+	static const char *const bad[] = {"sk-te\x01st", "sk-test\nsk-second", "sk-\x7ftest",
+	                                  "\tsk-test"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv("PROMPTYARD_TEST_KEY", bad[i], 1);
+		cfg = load_text(text, CONFIG_REQUIRE_KEYS);
+		CHECK(cfg == NULL);
+		CHECK_HAS(err, "providers[0].api_key_env: environment variable PROMPTYARD_TEST_KEY "
+		               "holds a control character");
+		CHECK(!strstr(err, "sk-"));
+		config_free(cfg);
+	}
+	/* Only whitespace: empty once trimmed. */
+	setenv("PROMPTYARD_TEST_KEY", " \r\n", 1);
+	cfg = load_text(text, CONFIG_REQUIRE_KEYS);
+	CHECK(cfg == NULL);
+	CHECK_HAS(err, "environment variable PROMPTYARD_TEST_KEY is empty");
+	config_free(cfg);
+	unsetenv("PROMPTYARD_TEST_KEY");
+	unsetenv("PROMPTYARD_TEST_PW");
+}
+
 /* ---------------------------------------------------------------- unknown keys */
 
 TEST(unknown_key_warns_and_loads)
 {
-	char log_path[600], text[2048] = {0};
-	struct config *cfg = NULL;
-	int saved = dup(STDERR_FILENO), fd;
-	ssize_t n;
-
-	snprintf(log_path, sizeof log_path, "%s/stderr.log", dir);
-	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	dup2(fd, STDERR_FILENO);
-	close(fd);
-	cfg = load_text("worker: {\n  max_in_flight = 10;\n  max_in_fligth = 20;\n};\n" PROVIDER
-	                "models = ( { name = \"m\"; provider = \"openai\";\n"
-	                "  qualty = 0.9; } );\nextra = 1;\n",
-	                0);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
+	char text[2048];
+	struct config *cfg = load_text_logged(
+	        "worker: {\n  max_in_flight = 10;\n  max_in_fligth = 20;\n};\n" PROVIDER
+	        "models = ( { name = \"m\"; provider = \"openai\";\n"
+	        "  qualty = 0.9; } );\nextra = 1;\n",
+	        0, text, sizeof text);
 
 	CHECK_STR(cfg ? "loaded" : err, "loaded");
 	CHECK(cfg && cfg->worker.max_in_flight == 10);
 	CHECK(cfg && cfg->models[0].quality == 0.5);
 	config_free(cfg);
-	fd = open(log_path, O_RDONLY);
-	n = read(fd, text, sizeof text - 1);
-	close(fd);
-	CHECK(n > 0);
 	CHECK_HAS(text, "\"msg\":\"unknown configuration key\"");
 	CHECK_HAS(text, "\"line\":\"3\",\"key\":\"worker.max_in_fligth\"");
 	CHECK_HAS(text, "\"line\":\"7\",\"key\":\"models[0].qualty\"");
@@ -620,6 +671,26 @@ TEST(budget_chains)
 	CHECK(fails_with(text, 2,
 	                 "budgets[0].parent: parent chain default -> b -> c -> d -> e is longer "
 	                 "than 4 budgets"));
+}
+
+/* A limit the ledger's scripts could not compare exactly is refused
+ * (MONEY_MAX_NUSD, 2^53 - 1 nano-USD). Each budget of a chain is compared
+ * on its own, so a parent and a child may both sit at the bound. */
+TEST(limit_within_what_lua_compares)
+{
+	CHECK(fails_with("budgets = ( { name = \"default\";\n limit_usd = 9007199.26; } );\n", 2,
+	                 "budgets[0].limit_usd: must be at most 9007199.254740991 USD"));
+	CHECK(fails_with("budgets = ( { name = \"default\"; limit_usd = 1e10; } );\n", 1,
+	                 "budgets[0].limit_usd: must be a number of USD"));
+	struct config *cfg =
+	        load_text("budgets = (\n"
+	                  "  { name = \"default\"; limit_usd = 9007199.25; parent = \"org\"; },\n"
+	                  "  { name = \"org\"; limit_usd = 9007199.25; }\n);\n",
+	                  0);
+	CHECK_STR(cfg ? "loaded" : err, "loaded");
+	CHECK(cfg && cfg->budgets[0].limit_nusd == INT64_C(9007199250000000) &&
+	      cfg->budgets[0].limit_nusd <= MONEY_MAX_NUSD);
+	config_free(cfg);
 }
 
 TEST(cross_references)
@@ -874,6 +945,7 @@ int main(void)
 	RUN(example_file_loads);
 	RUN(missing_key_fails_only_when_required);
 	RUN(secrets_are_never_echoed);
+	RUN(secret_whitespace_trimmed_controls_refused);
 	RUN(unknown_key_warns_and_loads);
 	RUN(syntax_and_file_errors);
 	RUN(wrong_types);
@@ -883,6 +955,7 @@ int main(void)
 	RUN(duplicates);
 	RUN(required_keys);
 	RUN(budget_chains);
+	RUN(limit_within_what_lua_compares);
 	RUN(cross_references);
 	RUN(rule_errors);
 	RUN(keys_of_rich_jobs_batches_and_integrations);

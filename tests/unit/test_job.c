@@ -1,5 +1,6 @@
 /* test_job: job_decode() against SPEC §2, malformed messages as a table. */
 #include "job.h"
+#include "timeutil.h"
 #include "unit.h"
 
 #include <stdlib.h>
@@ -28,6 +29,7 @@ static void cfg_init(void)
 	cfg.worker.max_job_bytes = 1048576;
 	cfg.worker.default_strategy = STRATEGY_BALANCED;
 	cfg.worker.default_budget = "default";
+	cfg.batch.default_window_s = 86400;
 }
 
 /* jansson refuses to make a string of invalid UTF-8: the error must go into JSON. */
@@ -119,16 +121,119 @@ static const struct bad_row bad_rows[] = {
         {M("[\"hello\"]"), 0, "messages[0]: must be an object", "a", 1},
         {M("[{\"role\":\"user\",\"content\":\"c\"},null]"), 0, "messages[1]: ", "a", 1},
         {M("[{\"content\":\"c\"}]"), 0,
-         "messages[0].role: must be \"system\", \"user\" or \"assistant\"", "a", 1},
+         "messages[0].role: must be \"system\", \"user\", \"assistant\" or \"tool\"", "a", 1},
         {M("[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"user\",\"content\":\"c\"},"
            "{\"role\":\"tool\",\"content\":\"c\"}]"),
-         0, "messages[2].role: must be \"system\", \"user\" or \"assistant\"", "a", 1},
+         0, "messages[2].tool_call_id: must be the id of a tool call of an earlier", "a", 1},
         {M("[{\"role\":\"User\",\"content\":\"c\"}]"), 0, "messages[0].role: ", "a", 1},
         {M("[{\"role\":1,\"content\":\"c\"}]"), 0, "messages[0].role: ", "a", 1},
-        {M("[{\"role\":\"user\"}]"), 0, "messages[0].content: must be a string", "a", 1},
-        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"c\"}]}]"), 0,
-         "messages[0].content: ", "a", 1},
+        {M("[{\"role\":\"user\"}]"), 0, "messages[0].content: must be a string or an array", "a",
+         1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":1}]}]"), 0,
+         "messages[0].content[0].text: must be a string", "a", 1},
+        /* content parts (SPEC §13) */
+        {M("[{\"role\":\"user\",\"content\":[]}]"), 0,
+         "messages[0].content: must not be an empty array", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"text\":\"c\"}]}]"), 0,
+         "messages[0].content[0]: must be an object with a string \"type\"", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"audio\"}]}]"), 0,
+         "messages[0].content[0].type: must be", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"url\":\"http://x/a.png\"}]}]"),
+         0, "messages[0].content[0].url: must be an https:// URL", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"url\":\"https://x/a\","
+           "\"data\":\"AAAA\",\"media_type\":\"image/png\"}]}]"),
+         0, "messages[0].content[0]: exactly one of url and data", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"data\":\"AAAA\"}]}]"), 0,
+         "messages[0].content[0].media_type: is required with data", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"data\":\"AAAA\","
+           "\"media_type\":\"image/tiff\"}]}]"),
+         0,
+         "messages[0].content[0].media_type: must be image/png, image/jpeg, image/gif or "
+         "image/webp",
+         "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"data\":\"iVBO!w0K\","
+           "\"media_type\":\"image/png\"}]}]"),
+         0, "messages[0].content[0].data: must be standard base64", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"data\":\"iVBORw0K\\nGgo=\","
+           "\"media_type\":\"image/png\"}]}]"),
+         0, "messages[0].content[0].data: must be standard base64", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"data\":\"/9j/4AAQ\","
+           "\"media_type\":\"image/png\"}]}]"),
+         0, "messages[0].content[0].data: is not image/png but image/jpeg", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"document\",\"data\":"
+           "\"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJR"
+           "U5ErkJggg==\"}]}]"),
+         0, "messages[0].content[0].data: is not application/pdf but image/png", "a", 1},
+        {M("[{\"role\":\"system\",\"content\":[{\"type\":\"image\",\"url\":\"https://x/a\"}]}]"), 0,
+         "messages[0].content[0]: only user messages may hold images", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":1}}]}"
+           "]"),
+         0, "messages[0].content[0].image_url.url: must be a string", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":"
+           "\"data:image/bmp;base64,AAAA\"}}]}]"),
+         0, "messages[0].content[0].image_url.url: unknown media type", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":"
+           "\"data:image/png,AAAA\"}}]}]"),
+         0, "messages[0].content[0].image_url.url: a data: URL must be", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":[{\"type\":\"file\",\"file\":{\"file_id\":\"f-1\"}}]}"
+           "]"),
+         0, "messages[0].content[0].file.file_id: is not supported", "a", 1},
+        /* tools in messages */
+        {M("[{\"role\":\"user\",\"content\":\"c\",\"tool_calls\":[]}]"), 0,
+         "messages[0].tool_calls: only assistant messages", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"tool_calls\":[]}]"), 0,
+         "messages[1].tool_calls: must be a non-empty array", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"tool_calls\":"
+           "[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"arguments\":\"{}\"}}]}]"),
+         0, "messages[1].tool_calls[0].function.name: must be", "a", 1},
+        {M("[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"tool_calls\":"
+           "[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"[1]"
+           "\"}}]}]"),
+         0, "messages[1].tool_calls[0].function.arguments: must be a string holding a JSON object",
+         "a", 1},
+        {M("[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"tool_calls\":"
+           "[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}"
+           "\"}}]},"
+           "{\"role\":\"tool\",\"tool_call_id\":\"c2\",\"content\":\"r\"}]"),
+         0, "messages[2].tool_call_id: must be the id of a tool call of an earlier", "a", 1},
         {M("[{\"role\":\"user\",\"content\":null}]"), 0, "messages[0].content: ", "a", 1},
+        /* tools, tool_choice, reasoning_effort, mode, complete_by (SPEC §13, §14) */
+        {J("\"tools\":{}"), 0, "tools: must be a non-empty array", "a", 1},
+        {J("\"tools\":[{\"type\":\"function\",\"function\":{\"description\":\"d\"}}]"), 0,
+         "tools[0].function.name: must be 1 to 64 letters", "a", 1},
+        {J("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a b\"}}]"), 0,
+         "tools[0].function.name: must be 1 to 64 letters", "a", 1},
+        {J("\"tools\":[{\"type\":\"retrieval\"}]"), 0, "tools[0]: must be", "a", 1},
+        {J("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
+           "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]"),
+         0, "tools[1].function.name: \"f\" is already tools[0]'s", "a", 1},
+        {J("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":[]}}]"),
+         0, "tools[0].function.parameters: must be an object", "a", 1},
+        {J("\"tool_choice\":\"auto\""), 0, "tool_choice: needs tools", "a", 1},
+        {J("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":"
+           "\"any\""),
+         0, "tool_choice: must be", "a", 1},
+        {J("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":"
+           "{\"type\":\"function\",\"function\":{\"name\":\"g\"}}"),
+         0, "tool_choice.function.name: must name one of the job's tools", "a", 1},
+        {J("\"reasoning_effort\":\"max\""), 0, "reasoning_effort: must be", "a", 1},
+        {J("\"mode\":\"later\""), 0, "mode: must be \"sync\", \"batch\" or \"auto\"", "a", 1},
+        {J("\"complete_by\":\"tomorrow\""), 0, "complete_by: must be an RFC 3339", "a", 1},
+        {J("\"response_format\":{\"type\":\"json_schema\"}"), 0,
+         "response_format.json_schema: must be an object", "a", 1},
+        {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}"), 0,
+         "response_format.json_schema.schema: must be an object", "a", 1},
+        {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{},"
+           "\"strict\":1}}"),
+         0, "response_format.json_schema.strict: must be true or false", "a", 1},
+        {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+           "{\"type\":\"object\",\"properties\":{\"x\":{\"oneOf\":[{\"type\":\"string\"}]}}}}}"),
+         0,
+         "response_format.json_schema.schema: keyword \"oneOf\" at /properties/x is not supported",
+         "a", 1},
+        {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+           "{\"$ref\":\"#/$defs/missing\"}}}"),
+         0, "response_format.json_schema.schema: ", "a", 1},
         /* model, models, allow_fallbacks, strategy */
         {J("\"model\":5"), 0, "model: must be a string", "a", 1},
         {J("\"model\":\"gpt-9\""), 0, "model: unknown model \"gpt-9\"", "a", 1},
@@ -171,10 +276,10 @@ static const struct bad_row bad_rows[] = {
         {J("\"stop\":[\"\\n\",1]"), 0, "stop[1]: must be a string", "a", 1},
         {J("\"response_format\":\"json\""), 0, "response_format: must be an object", "a", 1},
         {J("\"response_format\":{\"type\":\"xml\"}"), 0,
-         "response_format.type: must be \"text\" or \"json_object\"", "a", 1},
+         "response_format.type: must be \"text\", \"json_object\" or \"json_schema\"", "a", 1},
         {J("\"response_format\":{}"), 0, "response_format.type: ", "a", 1},
         {J("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}"), 0,
-         "response_format.type: ", "a", 1},
+         "response_format.json_schema.schema: must be an object", "a", 1},
         {J("\"capabilities\":\"json\""), 0, "capabilities: must be an array", "a", 1},
         {J("\"capabilities\":[\"json\",\"telepathy\"]"), 0,
          "capabilities[1]: unknown capability \"telepathy\"", "a", 1},
@@ -496,7 +601,7 @@ TEST(test_variants)
 
 	/* Unknown keys are ignored, at the top and inside a message. */
 	if (decode("{\"x\":null,\"id\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"c\","
-	           "\"tool_calls\":[]}],\"y\":[1,{}]}",
+	           "\"cache_control\":[]}],\"y\":[1,{}]}",
 	           &job) == 0)
 		CHECK_INT(job.n_messages, 1);
 	job_clear(&job);
@@ -600,6 +705,157 @@ TEST(test_redis_only_budget)
 	job_set_budget_lookup(NULL, NULL);
 }
 
+/* ---------------------------------------------------------------- rich jobs (SPEC §13, §14) */
+
+#define TINY_PDF                                                                                   \
+	"JVBERi0xLjQKMSAwIG9iajw8L1R5cGUgL0NhdGFsb2cgL1BhZ2VzIDIgMCBSPj5lbmRvYmogMiAwIG9iajw8L1R5" \
+	"cGUgL1BhZ2VzIC9LaWRzWzMgMCBSIDQgMCBSXS9Db3VudCAyPj5lbmRvYmogMyAwIG9iajw8L1R5cGUgL1BhZ2Ug" \
+	"L1BhcmVudCAyIDAgUj4+"                                                                     \
+	"ZW5kb2JqIDQgMCBvYmo8PC9UeXBlL1BhZ2UvUGFyZW50IDIgMCBSPj5lbmRvYmoKJSVFT0YK"
+#define TINY_PNG                                                                                   \
+	"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5E" \
+	"rkJggg=="
+
+TEST(test_rich_job)
+{
+	struct job job;
+	const char *v =
+	        "{\"id\":\"r1\",\"messages\":["
+	        "{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"Extract.\"}]},"
+	        "{\"role\":\"user\",\"content\":["
+	        "{\"type\":\"text\",\"text\":\"Read these\"},"
+	        "{\"type\":\"image\",\"url\":\"https://example.com/a.png\"},"
+	        "{\"type\":\"image\",\"data\":\"" TINY_PNG "\",\"media_type\":\"image/png\"},"
+	        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64," TINY_PNG
+	        "\",\"detail\":\"low\"}},"
+	        "{\"type\":\"document\",\"data\":\"" TINY_PDF
+	        "\",\"media_type\":\"application/pdf\"},"
+	        "{\"type\":\"file\",\"file\":{\"file_data\":\"data:application/pdf;base64," TINY_PDF
+	        "\",\"filename\":\"a.pdf\"}},"
+	        "{\"type\":\"text\",\"text\":\"and answer\"}]},"
+	        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\","
+	        "\"type\":"
+	        "\"function\",\"function\":{\"name\":\"lookup\",\"arguments\":\"{\\\"q\\\":1}\"}}]}"
+	        ","
+	        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"42\"}],"
+	        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"lookup\","
+	        "\"parameters\":"
+	        "{\"type\":\"object\"}}}],"
+	        "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"lookup\"}},"
+	        "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"inv\","
+	        "\"strict\":true,\"schema\":{\"type\":\"object\"}}},"
+	        "\"reasoning_effort\":\"medium\",\"mode\":\"batch\","
+	        "\"complete_by\":\"2026-12-06T07:00:00Z\"}";
+	if (decode(v, &job) != 0)
+		return;
+	CHECK_INT(job.n_messages, 4);
+	CHECK_INT(job.n_parts, 8);
+	CHECK_INT(job.n_images, 3);
+	CHECK_INT(job.n_documents, 2);
+	CHECK_INT(job.n_url_parts, 1);
+	CHECK_INT(job.pdf_pages, 4); /* two pages each, "/Pages" not counted */
+	CHECK_INT(job.caps, CAP_VISION | CAP_PDF | CAP_TOOLS | CAP_JSON_SCHEMA | CAP_REASONING);
+	CHECK_STR(job.messages[0].content, "Extract.");
+	CHECK_STR(job.messages[1].content, "Read these\nand answer");
+	CHECK_INT(job.messages[1].content_len, 21);
+	CHECK_INT(job.messages[1].n_parts, 7);
+	const struct job_part *p = job.messages[1].parts;
+	CHECK_INT(p[1].type, PART_IMAGE);
+	CHECK_STR(p[1].url, "https://example.com/a.png");
+	CHECK(p[1].media_type == NULL);
+	CHECK_STR(p[2].media_type, "image/png");
+	CHECK_INT(p[2].decoded_len, 70);
+	CHECK_STR(p[3].media_type, "image/png");
+	CHECK_STR(p[3].detail, "low");
+	CHECK(strncmp(p[3].data, "iVBOR", 5) == 0);
+	CHECK_INT(p[4].type, PART_DOCUMENT);
+	CHECK_INT(p[4].pdf_pages, 2);
+	CHECK_STR(p[5].filename, "a.pdf");
+	CHECK_STR(p[5].media_type, "application/pdf");
+	CHECK_INT(p[5].msg, 1);
+	CHECK_INT(p[5].index, 5);
+	CHECK(job.messages[2].tool_calls != NULL);
+	CHECK_STR(job.messages[2].content, "");
+	CHECK_INT(job.messages[3].role, ROLE_TOOL);
+	CHECK_STR(job.messages[3].tool_call_id, "call_1");
+	CHECK_INT(job.tool_choice, TOOL_CHOICE_FUNCTION);
+	CHECK_STR(job.tool_choice_name, "lookup");
+	CHECK_INT(job.format, FORMAT_JSON_SCHEMA);
+	CHECK(job.json_response);
+	CHECK_STR(job.schema_name, "inv");
+	CHECK(job.schema_strict);
+	CHECK_INT(job.effort, EFFORT_MEDIUM);
+	CHECK_INT(job.mode, MODE_BATCH);
+	CHECK_INT(job.complete_by_ms, 1796540400000);
+	CHECK(job.extra_bytes > 100);
+
+	/* What the images and pages add to an estimate, per model. */
+	struct model_conf m = {.image_tokens = 1000, .pdf_page_tokens = 3000};
+	CHECK_INT(job_media_tokens(&job, &m), 3 * 1000 + 4 * 3000);
+
+	/* The URL image, fetched: its bytes decide its type. */
+	unsigned char png[128];
+	int64_t n = job_base64_decode(TINY_PNG, strlen(TINY_PNG), png);
+	CHECK_INT(n, 70);
+	char err[256];
+	struct job_part *url = &job.messages[1].parts[1];
+	CHECK_INT(job_part_set_fetched(&job, url, png, (size_t)n, "text/html", err, sizeof err), 0);
+	CHECK_STR(url->media_type, "image/png");
+	CHECK_STR(url->fetched, TINY_PNG);
+	CHECK_INT(url->fetched_len, strlen(TINY_PNG));
+	CHECK_INT(job_part_set_fetched(&job, url, (const unsigned char *)"<html>", 6, "image/png",
+	                               err, sizeof err),
+	          0); /* nothing to sniff: the server's type stands */
+	CHECK_INT(job_part_set_fetched(&job, url, (const unsigned char *)"%PDF-1.4", 8, NULL, err,
+	                               sizeof err),
+	          -1);
+	CHECK_STR(err, "messages[1].content[1].url: the document fetched is no PNG, JPEG, GIF or "
+	               "WebP image");
+	job_clear(&job);
+
+	/* Defaults: mode from the config, complete_by a window from now. */
+	if (decode("{\"id\":\"d\",\"prompt\":\"p\"}", &job) == 0) {
+		CHECK_INT(job.mode, MODE_SYNC);
+		CHECK(!job.mode_set);
+		CHECK_INT(job.effort, EFFORT_NONE);
+		CHECK_INT(job.format, FORMAT_TEXT);
+		CHECK(job.complete_by_ms >= time_now_ms() + 86400 * 1000 - 60000);
+	}
+	job_clear(&job);
+}
+
+TEST(test_pdf_pages_and_base64)
+{
+	const char *a = "<</Type /Pages /Count 3>> <</Type /Page>> <</Type/Page>> <</Type\n/Page "
+	                "/X>> <</Type /PageLabel>> /Typed /Page";
+	CHECK_INT(job_count_pdf_pages((const unsigned char *)a, strlen(a)), 3);
+	CHECK_INT(job_count_pdf_pages((const unsigned char *)"%PDF-1.7 compressed", 19), 0);
+	CHECK_INT(job_count_pdf_pages((const unsigned char *)"/Type /Page", 11), 1);
+	CHECK_INT(job_count_pdf_pages((const unsigned char *)"/Type /Pag", 10), 0);
+	unsigned char out[8];
+	CHECK_INT(job_base64_decode("aGk=", 4, out), 2);
+	CHECK(memcmp(out, "hi", 2) == 0);
+	CHECK_INT(job_base64_decode("aGk", 3, out), -1);
+	CHECK_INT(job_base64_decode("a=Gk", 4, out), -1);
+	CHECK_INT(job_base64_decode("aG-k", 4, out), -1);
+	CHECK_INT(job_base64_decode("", 0, out), -1);
+
+	/* A document whose pages cannot be counted is estimated by its bytes. */
+	struct job job;
+	char v[512];
+	snprintf(v, sizeof v,
+	         "{\"id\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+	         "\"document\","
+	         "\"data\":\"JVBERi0xLjcgY29tcHJlc3NlZA==\"}]}]}");
+	if (decode(v, &job) == 0) {
+		CHECK_INT(job.pdf_pages, 0);
+		CHECK_INT(job.pdf_unreadable_bytes, 19);
+		struct model_conf m = {.image_tokens = 1600, .pdf_page_tokens = 3000};
+		CHECK_INT(job_media_tokens(&job, &m), 7);
+	}
+	job_clear(&job);
+}
+
 int main(void)
 {
 	cfg_init();
@@ -615,5 +871,7 @@ int main(void)
 	RUN(test_variants);
 	RUN(test_limits);
 	RUN(test_lifecycle);
+	RUN(test_rich_job);
+	RUN(test_pdf_pages_and_base64);
 	return unit_done();
 }

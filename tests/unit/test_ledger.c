@@ -11,6 +11,7 @@
 #include "redis.h"
 #include "timeutil.h"
 #include "unit.h"
+#include "uvpool.h"
 
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -165,6 +166,11 @@ static void on_state(void *opaque, bool ready)
 {
 	struct fx *f = opaque;
 	f->ready += ready ? 1 : -1;
+}
+
+static void on_state_count(void *opaque, bool ready)
+{
+	*(int *)opaque += ready ? 1 : -1;
 }
 
 /* n ledgers (one connection each) with key prefix prefix and the config's
@@ -613,13 +619,36 @@ TEST(parent_binds_and_refusals)
 	CHECK(!state(&f, "nope").known);
 
 	/* Bad amounts are refused with an error, nothing held. */
-	c = reserve(&f, "team", "j6", LEDGER_MAX_NUSD + 1);
+	c = reserve(&f, "team", "j6", MONEY_MAX_NUSD + 1);
 	CHECK_INT(c.rc, LEDGER_ERROR);
-	CHECK_HAS(c.err, "2^53");
-	c = reserve(&f, "team", "j6", LEDGER_MAX_NUSD);
+	CHECK_HAS(c.err, "9007199254740991");
+	c = reserve(&f, "team", "j6", MONEY_MAX_NUSD);
 	CHECK_INT(c.res.status, LEDGER_EXHAUSTED);
 	struct stl st = settle(&f, "team", "j6", 1, -5);
 	CHECK_INT(st.rc, LEDGER_ERROR);
+	fx_close(&f);
+}
+
+/* The scripts share money.h's bound: an amount or a limit above
+ * MONEY_MAX_NUSD (2^53 - 1) is refused, and at the bound every comparison
+ * is exact. A limit of 2^53, which budget_sync took before, would let
+ * spent 2^53 - 1 plus an estimate of 2 "fit" (2^53 + 1 rounds to 2^53). */
+TEST(amounts_at_the_bound)
+{
+	struct fx f;
+	CHECK(fx_open(&f, "t13:", 1, NULL, 0, 0) == 0);
+	CHECK(define("t13:", "over", MONEY_MAX_NUSD + 1, "none", "") != 0);
+	CHECK(define("t13:", "big", MONEY_MAX_NUSD, "none", "") == 0);
+	/* The cost money_cost_nusd() saturates at is one settle accepts. */
+	struct stl st = settle(&f, "big", "j1", 0, MONEY_MAX_NUSD - 1);
+	CHECK_INT(st.rc, LEDGER_OK);
+	st = settle(&f, "big", "j2", 0, MONEY_MAX_NUSD + 1);
+	CHECK_INT(st.rc, LEDGER_ERROR);
+	CHECK_HAS(st.err, "9007199254740991");
+	CHECK_INT(state(&f, "big").spent, MONEY_MAX_NUSD - 1);
+	CHECK_INT(reserve(&f, "big", "j3", 2).res.status, LEDGER_EXHAUSTED);
+	CHECK_INT(reserve(&f, "big", "j3", 1).res.status, LEDGER_RESERVED);
+	CHECK_INT(reserve(&f, "big", "j4", 1).res.status, LEDGER_WAIT);
 	fx_close(&f);
 }
 
@@ -1012,6 +1041,64 @@ TEST(unreachable_gives_null)
 	fx_close(&f);
 }
 
+/* ---------------------------------------------------------------- name lookups */
+
+static void count_tick(uv_timer_t *t)
+{
+	(*(int *)t->data)++;
+}
+
+/* hiredis 0.14 resolves a host name inside redisAsyncConnect(), on the
+ * loop. A name is now looked up on libuv's thread pool: with the pool held,
+ * the loop keeps running its timers while the lookup of "localhost" waits,
+ * and the connection is made once the pool is free. A connection freed
+ * while its lookup waits cancels it (and leaks nothing). */
+TEST(redis_resolves_off_the_loop)
+{
+	uv_loop_t loop;
+	uv_timer_t tick;
+	struct pool_hold hold;
+	int ticks = 0, ready = 0;
+	uv_loop_init(&loop);
+	uv_timer_init(&loop, &tick);
+	tick.data = &ticks;
+	struct redis_options opt = {.host = "localhost", .port = server_port, .timeout_ms = 5000};
+
+	pool_hold(&hold, &loop);
+	struct redis *r = redis_new(&loop, &opt, on_state_count, &ready);
+	struct redis *gone = redis_new(&loop, &opt, on_state_count, &ready);
+	redis_start(r);
+	redis_start(gone);
+	CHECK(!redis_ready(r));
+	uv_timer_start(&tick, count_tick, 5, 5);
+	int64_t deadline = time_mono_ms() + 10000;
+	while (ticks < 20 && time_mono_ms() < deadline)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK_INT(ticks, 20);
+	CHECK(!redis_ready(r)); /* its lookup waits for the pool */
+	redis_free(gone);
+
+	pool_release(&hold, &loop);
+	deadline = time_mono_ms() + 10000;
+	while (!redis_ready(r) && time_mono_ms() < deadline)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK(redis_ready(r));
+	struct waiter w = {0};
+	const char *argv[] = {"PING"};
+	redis_command(r, on_reply, &w, 1, argv, NULL);
+	deadline = time_mono_ms() + 10000;
+	while (!w.done && time_mono_ms() < deadline)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK(w.reply && w.reply->type == REDIS_REPLY_STATUS && strcmp(w.reply->str, "PONG") == 0);
+	reply_free(w.reply);
+
+	uv_timer_stop(&tick);
+	uv_close((uv_handle_t *)&tick, NULL);
+	redis_free(r);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_INT(uv_loop_close(&loop), 0);
+}
+
 /* ---------------------------------------------------------------- bench */
 
 struct bench {
@@ -1102,6 +1189,7 @@ int main(void)
 	RUN(same_settle_three_times);
 	RUN(parent_binds_and_refusals);
 	RUN(chain_longer_than_four_refused);
+	RUN(amounts_at_the_bound);
 	RUN(day_window_rolls_over);
 	RUN(month_window_rolls_over);
 	RUN(reap_once_by_two_workers);
@@ -1110,6 +1198,7 @@ int main(void)
 	RUN(noscript_reload);
 	RUN(sync_keeps_spend);
 	RUN(unreachable_gives_null);
+	RUN(redis_resolves_off_the_loop);
 	bench_pairs();
 	int rc = unit_done();
 	server_stop();

@@ -7,10 +7,17 @@
  *
  *   job.json       the job, as a Kafka message value carries it (SPEC §2)
  *   model.json     optional: {"id", "name", "max_completion_tokens",
+ *                  "structured_outputs",
  *                  "input_usd_per_mtok", "cached_input_usd_per_mtok",
  *                  "cache_write_usd_per_mtok", "output_usd_per_mtok",
- *                  "default_max_tokens"} over the type's default test model
- *   provider.json  optional: {"base_url", "api_key"} (api_key null: no key)
+ *                  "default_max_tokens", "capabilities" [names],
+ *                  "thinking_budget_low" / "_medium" / "_high"} over the
+ *                  type's default test model
+ *   provider.json  optional: {"base_url", "api_key" (null: no key),
+ *                  "auth_header", "headers" ["Name: value"], "query" "a=b&c=d"}
+ *   fetched.json   optional: the bytes the worker fetched for URL parts, as
+ *                  {"<message index>:<part index>": {"data": base64,
+ *                  "content_type": str}}, given to job_part_set_fetched()
  *   request.json   the request expected: {"method", "path" (the URL minus
  *                  http://provider.test), "headers" {name: value} that must be
  *                  there ("<KEY>" stands for the test key), "headers_absent"
@@ -22,15 +29,24 @@
  *   expected.json  the normalized result: {"class" (ok, retryable,
  *                  context_overflow, auth, rejected, invalid), "content",
  *                  "finish_reason", "usage" {input_tokens, cached_input_tokens,
- *                  cache_write_tokens, output_tokens}, "billed", "cost_nusd"
- *                  (with the model's prices), "error_contains"}; a key left
- *                  out is not checked, apart from billed and cost_nusd.
+ *                  cache_write_tokens, output_tokens, reasoning_tokens},
+ *                  "billed", "cost_nusd" (with the model's prices),
+ *                  "error_contains", "refusal" (str or null), "tool_calls"
+ *                  [{"id", "name", "arguments"}] (arguments compared as JSON;
+ *                  [] for none)}; a key left out is not checked, apart from
+ *                  billed and cost_nusd.
+ *
+ * A directory named batch_<kind>_<what> is a batch case instead (the batch
+ * part of the type's table, provider_batch.h): batch_submit, batch_status,
+ * batch_list, batch_results or batch_requests, with the files
+ * tests/providers/README.md lists.
  *
  * Every case also checks what holds for any response: the key appears in no
  * URL, no body and no error message; a non-ok class carries an error message
  * and an ok one a content; every strict prefix of a 2xx body (a truncated
  * response) is RESPONSE_INVALID, and no prefix of any body crashes or leaks. */
 #include "provider.h"
+#include "provider_batch.h"
 #include "unit.h"
 
 #include <dirent.h>
@@ -150,7 +166,8 @@ struct tcase {
 	struct job job;
 	struct http_request req;
 	struct completion c;
-	json_t *model_j, *provider_j, *request_j, *expected_j;
+	json_t *model_j, *provider_j, *request_j, *expected_j, *fetched_j;
+	char *headers[8];
 	char *job_text, *response_text;
 };
 
@@ -163,6 +180,9 @@ static void case_free(struct tcase *t)
 	json_decref(t->provider_j);
 	json_decref(t->request_j);
 	json_decref(t->expected_j);
+	json_decref(t->fetched_j);
+	for (size_t i = 0; i < t->pc.n_headers; i++)
+		free(t->headers[i]);
 	free(t->job_text);
 	free(t->response_text);
 	free(t->base_url);
@@ -209,6 +229,16 @@ static int case_config(struct tcase *t)
 	t->pc.api_key = t->api_key;
 	t->pc.timeout_ms = 120000;
 	t->pc.max_connections = 64;
+	v = json_object_get(pj, "auth_header");
+	t->pc.auth_header = json_is_string(v) ? (char *)json_string_value(v) : NULL;
+	v = json_object_get(pj, "query");
+	t->pc.query = json_is_string(v) ? (char *)json_string_value(v) : NULL;
+	json_t *hv;
+	size_t hi;
+	json_array_foreach (json_object_get(pj, "headers"), hi, hv)
+		if (json_is_string(hv) && t->pc.n_headers < 8)
+			t->headers[t->pc.n_headers++] = xstrdup(json_string_value(hv));
+	t->pc.headers = t->headers;
 
 	t->mc.name = t->model_name;
 	t->mc.provider = 0;
@@ -219,13 +249,48 @@ static int case_config(struct tcase *t)
 	t->mc.price.cache_write_nusd_per_mtok =
 	        price_of(mj, "cache_write_usd_per_mtok", tm->cache_write);
 	t->mc.price.output_nusd_per_mtok = price_of(mj, "output_usd_per_mtok", tm->output);
+	/* Batch prices: half the sync ones unless model.json says (SPEC §14). */
+	t->mc.batch_price.input_nusd_per_mtok =
+	        price_of(mj, "batch_input_usd_per_mtok", tm->input / 2);
+	t->mc.batch_price.cached_input_nusd_per_mtok =
+	        price_of(mj, "batch_cached_input_usd_per_mtok", tm->cached / 2);
+	t->mc.batch_price.cache_write_nusd_per_mtok =
+	        tm->cache_write < 0 ? -1 : money_usd_to_nusd(tm->cache_write / 2);
+	t->mc.batch_price.output_nusd_per_mtok =
+	        price_of(mj, "batch_output_usd_per_mtok", tm->output / 2);
+	t->mc.has_batch_price = true;
 	t->mc.context_tokens = 128000;
 	v = json_object_get(mj, "default_max_tokens");
 	t->mc.default_max_tokens = json_is_integer(v) ? json_integer_value(v) : 1024;
 	t->mc.quality = 0.5;
 	t->mc.latency_ms = 1000;
-	t->mc.caps = CAP_JSON | CAP_TOOLS | CAP_VISION | CAP_LONG_CONTEXT;
+	t->mc.caps = CAP_JSON | CAP_JSON_SCHEMA | CAP_TOOLS | CAP_VISION | CAP_PDF | CAP_REASONING |
+	             CAP_LONG_CONTEXT;
+	v = json_object_get(mj, "capabilities");
+	if (json_is_array(v)) {
+		json_t *cv;
+		size_t ci;
+		t->mc.caps = 0;
+		json_array_foreach (v, ci, cv) {
+			unsigned bit = 0;
+			if (!json_is_string(cv) ||
+			    capability_parse(json_string_value(cv), &bit) != 0)
+				UNIT_FAIL("model.json: capabilities[%zu] is no capability", ci);
+			t->mc.caps |= bit;
+		}
+	}
+	static const char *const budgets[] = {"thinking_budget_low", "thinking_budget_medium",
+	                                      "thinking_budget_high"};
+	static const int64_t budget_defaults[] = {1024, 8192, 24576};
+	for (int k = 0; k < 3; k++) {
+		v = json_object_get(mj, budgets[k]);
+		t->mc.thinking_budget[k] =
+		        json_is_integer(v) ? json_integer_value(v) : budget_defaults[k];
+	}
+	t->mc.image_tokens = 1600;
+	t->mc.pdf_page_tokens = 3000;
 	t->mc.max_completion_tokens = json_is_true(json_object_get(mj, "max_completion_tokens"));
+	t->mc.structured_outputs = json_is_true(json_object_get(mj, "structured_outputs"));
 
 	t->budget.name = (char *)"default";
 	t->budget.limit_nusd = 100 * NUSD_PER_USD;
@@ -304,27 +369,29 @@ static bool json_same(const json_t *a, const json_t *b)
 	return json_equal(a, b);
 }
 
-static void check_request(struct tcase *t)
+/* Checks a request against rj, request.json's shape: method (default
+ * POST), path, headers, headers_absent and body (compared as JSON; a
+ * request with no "body" and no "multipart" must be JSON unless it is
+ * empty). Whatever rj says, the key goes in one header and nowhere else. */
+static void check_http(const json_t *rj, const struct http_request *req)
 {
-	const json_t *rj = t->request_j;
 	const char *method = json_string_value(json_object_get(rj, "method"));
 	const char *path = json_string_value(json_object_get(rj, "path"));
-	const char *url = t->req.url.data ? t->req.url.data : "";
+	const char *url = req->url.data ? req->url.data : "";
 	const char *name;
 	json_t *v, *body;
 	json_error_t jerr;
 	size_t i;
 
-	if (method && strcmp(method, "POST") != 0)
-		UNIT_FAIL("request.json: method %s: every wire format POSTs", method);
+	CHECK_STR(req->method == HTTP_GET ? "GET" : "POST", method ? method : "POST");
 	if (strncmp(url, TEST_HOST, strlen(TEST_HOST)) != 0)
 		UNIT_FAIL("url %s is not on %s", url, TEST_HOST);
 	else if (path)
 		CHECK_STR(url + strlen(TEST_HOST), path);
 
-	json_object_foreach (json_object_get(rj, "headers"), name, v) {
+	json_object_foreach ((json_t *)json_object_get(rj, "headers"), name, v) {
 		char *want = with_key(json_string_value(v) ? json_string_value(v) : "");
-		const char *got = header_value(&t->req, name);
+		const char *got = header_value(req, name);
 		if (!got)
 			UNIT_FAIL("header %s is missing", name);
 		else if (strcmp(got, want) != 0)
@@ -332,21 +399,27 @@ static void check_request(struct tcase *t)
 		free(want);
 	}
 	json_array_foreach (json_object_get(rj, "headers_absent"), i, v) {
-		if (json_is_string(v) && header_value(&t->req, json_string_value(v)))
+		if (json_is_string(v) && header_value(req, json_string_value(v)))
 			UNIT_FAIL("header %s should not be sent", json_string_value(v));
 	}
 	/* The key goes in one header and nowhere else. */
 	size_t with = 0;
-	for (i = 0; i < t->req.n_headers; i++)
-		with += strstr(t->req.headers[i], TEST_KEY) != NULL;
+	for (i = 0; i < req->n_headers; i++)
+		with += strstr(req->headers[i], TEST_KEY) != NULL;
 	CHECK(with <= 1);
 	CHECK(!strstr(url, TEST_KEY));
-	CHECK(!t->req.body.data || !strstr(t->req.body.data, TEST_KEY));
+	CHECK(!req->body.data ||
+	      !memmem(req->body.data, req->body.len, TEST_KEY, strlen(TEST_KEY)));
+	if (req->method == HTTP_GET && req->body.len)
+		UNIT_FAIL("a GET with a body");
 
-	body = json_loadb(t->req.body.data ? t->req.body.data : "", t->req.body.len, 0, &jerr);
+	if (json_object_get(rj, "multipart") ||
+	    (req->body.len == 0 && !json_object_get(rj, "body")))
+		return;
+	body = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
 	if (!body) {
 		UNIT_FAIL("request body is not JSON: %s: %s", jerr.text,
-		          t->req.body.data ? t->req.body.data : "");
+		          req->body.data ? req->body.data : "");
 		return;
 	}
 	v = json_object_get(rj, "body");
@@ -358,6 +431,14 @@ static void check_request(struct tcase *t)
 		free(want);
 	}
 	json_decref(body);
+}
+
+static void check_request(struct tcase *t)
+{
+	const char *method = json_string_value(json_object_get(t->request_j, "method"));
+	if (method && strcmp(method, "POST") != 0)
+		UNIT_FAIL("request.json: method %s: every wire format POSTs", method);
+	check_http(t->request_j, &t->req);
 }
 
 /* Reads the response: response.http, else response.json and status. Sets
@@ -432,10 +513,11 @@ static void check_usage_member(const json_t *u, const char *key, int64_t got)
 		          (int64_t)json_integer_value(v));
 }
 
-static void check_expected(struct tcase *t, enum response_class cls)
+/* Checks a parsed answer c of class cls against ej, expected.json's shape;
+ * its cost is priced at price. */
+static void check_completion(const json_t *ej, const struct completion *c, enum response_class cls,
+                             const struct price *price)
 {
-	const json_t *ej = t->expected_j;
-	const struct completion *c = &t->c;
 	const char *want_class = json_string_value(json_object_get(ej, "class"));
 	json_t *v;
 
@@ -460,14 +542,52 @@ static void check_expected(struct tcase *t, enum response_class cls)
 		check_usage_member(v, "cached_input_tokens", c->usage.cached_input_tokens);
 		check_usage_member(v, "cache_write_tokens", c->usage.cache_write_tokens);
 		check_usage_member(v, "output_tokens", c->usage.output_tokens);
+		check_usage_member(v, "reasoning_tokens", c->usage.reasoning_tokens);
+	}
+	v = json_object_get(ej, "refusal");
+	if (json_is_string(v)) {
+		if (!c->refusal || strcmp(c->refusal, json_string_value(v)) != 0)
+			UNIT_FAIL("refusal \"%s\", expected \"%s\"",
+			          c->refusal ? c->refusal : "(null)", json_string_value(v));
+	} else if (v && json_is_null(v) && c->refusal) {
+		UNIT_FAIL("refusal \"%s\", expected none", c->refusal);
+	}
+	v = json_object_get(ej, "tool_calls");
+	if (json_is_array(v)) {
+		CHECK_INT(c->n_tool_calls, json_array_size(v));
+		for (size_t i = 0; i < c->n_tool_calls && i < json_array_size(v); i++) {
+			const json_t *w = json_array_get(v, i);
+			const struct completion_tool_call *tc = &c->tool_calls[i];
+			const char *id = json_string_value(json_object_get(w, "id"));
+			if (id)
+				CHECK_STR(tc->id, id);
+			CHECK_STR(tc->name, json_string_value(json_object_get(w, "name")));
+			json_t *got = json_loads(tc->arguments, 0, NULL);
+			json_t *want = json_object_get(w, "arguments");
+			json_t *want_j = json_is_string(want)
+			                         ? json_loads(json_string_value(want), 0, NULL)
+			                         : json_incref(want);
+			if (!got || !want_j || !json_same(got, want_j))
+				UNIT_FAIL("tool_calls[%zu].arguments %s, expected %s", i,
+				          tc->arguments,
+				          json_is_string(want) ? json_string_value(want)
+				                               : "(object)");
+			json_decref(got);
+			json_decref(want_j);
+		}
 	}
 	CHECK_INT(c->has_usage, json_is_true(json_object_get(ej, "billed")));
-	int64_t cost = c->has_usage ? money_cost_nusd(&t->mc.price, &c->usage) : 0;
+	int64_t cost = c->has_usage ? money_cost_nusd(price, &c->usage) : 0;
 	v = json_object_get(ej, "cost_nusd");
 	CHECK_INT(cost, json_is_integer(v) ? json_integer_value(v) : 0);
 	v = json_object_get(ej, "error_contains");
 	if (json_is_string(v))
 		CHECK_HAS(c->error_message, json_string_value(v));
+}
+
+static void check_expected(struct tcase *t, enum response_class cls)
+{
+	check_completion(t->expected_j, &t->c, cls, &t->mc.price);
 }
 
 /* Every strict prefix of the body: RESPONSE_INVALID when the status is 2xx
@@ -497,6 +617,35 @@ static void check_truncations(struct tcase *t, long status, const char *body, si
 	}
 }
 
+/* Gives the URL parts the bytes fetched.json holds, as the engine would. */
+static int give_fetched(struct tcase *t)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach (t->fetched_j, key, v) {
+		size_t mi = 0, pi = 0;
+		const char *b64 = json_string_value(json_object_get(v, "data"));
+		const char *ct = json_string_value(json_object_get(v, "content_type"));
+		if (sscanf(key, "%zu:%zu", &mi, &pi) != 2 || mi >= t->job.n_messages ||
+		    pi >= t->job.messages[mi].n_parts || !b64) {
+			UNIT_FAIL("fetched.json: %s names no part, or has no data", key);
+			return -1;
+		}
+		unsigned char *bytes = xmalloc(strlen(b64) / 4 * 3 + 1);
+		int64_t n = job_base64_decode(b64, strlen(b64), bytes);
+		char err[256];
+		int rc = n < 0 ? -1
+		               : job_part_set_fetched(&t->job, &t->job.messages[mi].parts[pi],
+		                                      bytes, (size_t)n, ct, err, sizeof err);
+		free(bytes);
+		if (rc != 0) {
+			UNIT_FAIL("fetched.json: %s: %s", key, n < 0 ? "bad base64" : err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void run_case(const char *dir, const char *type)
 {
 	struct tcase t = {.dir = dir, .type = type};
@@ -510,6 +659,7 @@ static void run_case(const char *dir, const char *type)
 	t.provider_j = load_json(dir, "provider.json");
 	t.request_j = load_json(dir, "request.json");
 	t.expected_j = load_json(dir, "expected.json");
+	t.fetched_j = load_json(dir, "fetched.json");
 	if (!t.job_text || !t.request_j) {
 		UNIT_FAIL("job.json and request.json are required");
 		goto out;
@@ -520,6 +670,8 @@ static void run_case(const char *dir, const char *type)
 		UNIT_FAIL("job.json: %s", err);
 		goto out;
 	}
+	if (give_fetched(&t) != 0)
+		goto out;
 	err[0] = '\0';
 	int rc = t.pc.ops->build_request(&t.pc, &t.mc, &t.job, t.job.max_tokens, &t.req, err,
 	                                 sizeof err);
@@ -547,6 +699,616 @@ static void run_case(const char *dir, const char *type)
 	check_invariants(&t.c, cls, "response");
 	check_expected(&t, cls);
 	check_truncations(&t, status, body, body_len);
+out:
+	case_free(&t);
+}
+
+/* ---------------------------------------------------------------- batch cases
+ *
+ * A case directory named batch_<kind>_<what> checks the batch part of the
+ * type's table (provider_batch.h); see tests/providers/README.md for the
+ * files of each kind. */
+
+#define TEST_TOKEN "abc123def456"
+
+static const char *outcome_of(enum provider_batch_outcome o)
+{
+	return provider_batch_outcome_name(o);
+}
+
+/* Where a format's submission keeps each request's custom_id and body. */
+static const json_t *item_custom_id(const char *type, const json_t *item)
+{
+	if (strcmp(type, "gemini") == 0)
+		return json_object_get(json_object_get(item, "metadata"), "key");
+	return json_object_get(item, "custom_id");
+}
+static const json_t *item_body(const char *type, const json_t *item)
+{
+	if (strcmp(type, "openai") == 0)
+		return json_object_get(item, "body");
+	return json_object_get(item, strcmp(type, "anthropic") == 0 ? "params" : "request");
+}
+
+/* The value of parameter name (name="...") in a header value, new. */
+static char *header_param(const char *value, const char *name)
+{
+	struct buf key = {0};
+	buf_printf(&key, "%s=\"", name);
+	const char *p = value ? strstr(value, key.data) : NULL;
+	char *out = NULL;
+	if (p) {
+		p += key.len;
+		out = xstrndup(p, strcspn(p, "\""));
+	}
+	buf_free(&key);
+	return out;
+}
+
+/* Reads a multipart/form-data body: checks its parts against want
+ * ({"purpose", "filename", "content_type"}) and returns the file's JSONL
+ * lines as a new array of JSON values, NULL when it is malformed. */
+static json_t *read_multipart(const struct http_request *req, const json_t *want)
+{
+	const char *ct = header_value(req, "Content-Type");
+	const char *bp = ct ? strstr(ct, "boundary=") : NULL;
+	struct buf delim = {0}, end = {0};
+	json_t *items = NULL;
+	char *body = xstrndup(req->body.data ? req->body.data : "", req->body.len);
+
+	if (!ct || strncmp(ct, "multipart/form-data;", 20) != 0 || !bp) {
+		UNIT_FAIL("Content-Type %s is not multipart/form-data with a boundary",
+		          ct ? ct : "(none)");
+		goto out;
+	}
+	bp += 9;
+	buf_printf(&delim, "--%s\r\n", bp);
+	buf_printf(&end, "\r\n--%s--\r\n", bp);
+	size_t blen = strlen(body);
+	if (strncmp(body, delim.data, delim.len) != 0 || blen < end.len ||
+	    strcmp(body + blen - end.len, end.data) != 0) {
+		UNIT_FAIL("the multipart body does not open and close with its boundary");
+		goto out;
+	}
+	body[blen - end.len] = '\0';
+	bool seen_purpose = false;
+	for (char *part = body + delim.len; part;) {
+		struct buf sep = {0};
+		buf_printf(&sep, "\r\n--%s\r\n", bp);
+		char *next = strstr(part, sep.data);
+		if (next) {
+			*next = '\0';
+			next += sep.len;
+		}
+		buf_free(&sep);
+		char *content = strstr(part, "\r\n\r\n");
+		if (!content) {
+			UNIT_FAIL("a part without headers");
+			goto out;
+		}
+		*content = '\0';
+		content += 4;
+		const char *disp = strcasestr(part, "Content-Disposition: form-data;");
+		char *name = header_param(disp, "name");
+		char *filename = header_param(disp, "filename");
+		if (name && strcmp(name, "purpose") == 0) {
+			CHECK_STR(content, json_string_value(json_object_get(want, "purpose")));
+			seen_purpose = true;
+		} else if (name && strcmp(name, "file") == 0) {
+			const char *want_ct =
+			        json_string_value(json_object_get(want, "content_type"));
+			const char *got_ct = strcasestr(part, "Content-Type: ");
+			CHECK_STR(filename, json_string_value(json_object_get(want, "filename")));
+			if (want_ct && (!got_ct || strncmp(got_ct + 14, want_ct, strlen(want_ct))))
+				UNIT_FAIL("the file part's Content-Type is not %s", want_ct);
+			items = json_array();
+			for (char *line = content; *line;) {
+				char *nl = strchr(line, '\n');
+				json_error_t jerr;
+				if (!nl) {
+					UNIT_FAIL("the file's last line has no newline");
+					break;
+				}
+				json_t *j = json_loadb(line, (size_t)(nl - line), 0, &jerr);
+				if (!j)
+					UNIT_FAIL("a JSONL line is not JSON: %s", jerr.text);
+				else
+					json_array_append_new(items, j);
+				line = nl + 1;
+			}
+		} else {
+			UNIT_FAIL("an unexpected part %s", name ? name : "(no name)");
+		}
+		free(name);
+		free(filename);
+		part = next;
+	}
+	if (!seen_purpose)
+		UNIT_FAIL("no purpose part");
+out:
+	buf_free(&delim);
+	buf_free(&end);
+	free(body);
+	return items;
+}
+
+/* The items of a submission step's request (new array), with body, when
+ * it is JSON, set to the body with its items replaced by "<items>"; NULL
+ * when the step carries none. */
+static json_t *step_items(const char *type, const struct http_request *req, const json_t *rj,
+                          json_t **body)
+{
+	json_t *items = NULL, *holder = NULL;
+	const char *key = "requests";
+	*body = NULL;
+	if (json_object_get(rj, "multipart"))
+		return read_multipart(req, json_object_get(rj, "multipart"));
+	*body = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, NULL);
+	if (!*body) {
+		UNIT_FAIL("the request body is not JSON");
+		return NULL;
+	}
+	if (strcmp(type, "anthropic") == 0)
+		holder = *body;
+	else if (strcmp(type, "gemini") == 0)
+		holder = json_object_get(
+		        json_object_get(json_object_get(*body, "batch"), "inputConfig"),
+		        "requests");
+	items = json_object_get(holder, key);
+	if (!json_is_array(items))
+		return NULL;
+	json_incref(items);
+	json_object_set_new(holder, key, json_string("<items>"));
+	return items;
+}
+
+/* One answer of a submission step: {"status", "body" (JSON) or "raw" (text),
+ * "class", "id", "error_contains"}. Returns the id (new) of an OK one. */
+static char *check_answer(struct tcase *t, const json_t *aj, bool want_id)
+{
+	long status = (long)json_integer_value(json_object_get(aj, "status"));
+	const char *raw = json_string_value(json_object_get(aj, "raw"));
+	char *text = raw ? xstrdup(raw)
+	                 : json_dumps(json_object_get(aj, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
+	const char *want_id_s = json_string_value(json_object_get(aj, "id"));
+	const char *contains = json_string_value(json_object_get(aj, "error_contains"));
+	struct completion c = {0};
+	char *id = NULL;
+	enum response_class cls =
+	        provider_batch_parse_answer(&t->pc, status, text ? text : "",
+	                                    text ? strlen(text) : 0, want_id ? &id : NULL, &c);
+	CHECK_STR(class_name(cls), json_string_value(json_object_get(aj, "class")));
+	if (want_id_s)
+		CHECK_STR(id, want_id_s);
+	if (cls != RESPONSE_OK && !c.error_message)
+		UNIT_FAIL("class %s without an error message", class_name(cls));
+	if (cls != RESPONSE_OK && id)
+		UNIT_FAIL("an id from a failed answer");
+	if (contains)
+		CHECK_HAS(c.error_message, contains);
+	if (c.error_message && strstr(c.error_message, TEST_KEY))
+		UNIT_FAIL("the error message holds the key");
+	completion_clear(&c);
+	free(text);
+	if (cls != RESPONSE_OK) {
+		free(id);
+		return NULL;
+	}
+	return id;
+}
+
+/* Builds the submission of jobs.jsonl and checks each step of submit.json:
+ * {"token", "items" [the requests as the format lists them], "steps" [{
+ * "request" (request.json's shape; a body's items are "<items>"),
+ * "answers" [...]}]}. Every item must carry its custom_id and exactly the
+ * body build_request makes for its job. */
+static void run_batch_submit(struct tcase *t)
+{
+	json_t *sj = load_json(t->dir, "submit.json");
+	const char *token = json_string_value(json_object_get(sj, "token"));
+	size_t jobs_len = 0;
+	char *jobs = read_file(t->dir, "jobs.jsonl", &jobs_len);
+	json_t *built = json_array();
+	struct provider_batch_submission s;
+	char *prev_id = NULL;
+	char err[512];
+
+	if (!sj || !jobs) {
+		UNIT_FAIL("submit.json and jobs.jsonl are required");
+		goto out;
+	}
+	if (!token)
+		token = TEST_TOKEN;
+	provider_batch_submission_init(&s, t->pc.ops, &t->mc, token);
+	for (char *line = jobs; *line;) {
+		char *nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		struct job job = {.model = -1, .budget = -1};
+		struct http_request one = {0};
+		if (n == 0)
+			goto next;
+		if (job_decode(&t->cfg, line, n, &job, err, sizeof err) != 0) {
+			UNIT_FAIL("jobs.jsonl line %zu: %s", json_array_size(built) + 1, err);
+		} else if (provider_batch_add(&s, &t->pc, &job, job.max_tokens, err, sizeof err) !=
+		           0) {
+			UNIT_FAIL("provider_batch_add: %s", err);
+		} else if (t->pc.ops->build_request(&t->pc, &t->mc, &job, job.max_tokens, &one, err,
+		                                    sizeof err) != 0) {
+			UNIT_FAIL("build_request: %s", err);
+		} else {
+			json_array_append_new(built,
+			                      json_loadb(one.body.data, one.body.len, 0, NULL));
+		}
+		http_request_clear(&one);
+		job_clear(&job);
+	next:
+		line += n + (nl ? 1 : 0);
+	}
+	CHECK_INT(s.n, json_array_size(built));
+
+	const json_t *steps = json_object_get(sj, "steps");
+	const struct provider_batch *b = t->pc.ops->batch;
+	CHECK_INT(json_array_size(steps), b->submit_steps);
+	for (int step = 0; step < b->submit_steps; step++) {
+		const json_t *stj = json_array_get(steps, (size_t)step);
+		const json_t *rj = json_object_get(stj, "request");
+		json_t *rj_head = json_deep_copy(rj), *body = NULL;
+		struct http_request req = {0}, again = {0};
+		json_object_del(rj_head, "body");
+		provider_batch_submit_request(&t->pc, &s, step, prev_id, &req);
+		provider_batch_submit_request(&t->pc, &s, step, prev_id, &again);
+		check_http(rj_head, &req);
+		CHECK(req.body.len == again.body.len &&
+		      memcmp(req.body.data, again.body.data, req.body.len) == 0);
+		json_t *items = step_items(t->type, &req, rj, &body);
+		if (json_object_get(rj, "body") &&
+		    (!body || !json_same(body, json_object_get(rj, "body")))) {
+			char *got = body ? json_dumps(body, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+			UNIT_FAIL("step %d body (items as \"<items>\"): %s", step,
+			          got ? got : "(none)");
+			free(got);
+		}
+		if (items) {
+			const json_t *want = json_object_get(sj, "items");
+			if (want && !json_same(items, want)) {
+				char *got = json_dumps(items, JSON_COMPACT);
+				UNIT_FAIL("step %d items:\n       got:      %s", step, got);
+				free(got);
+			}
+			CHECK_INT(json_array_size(items), json_array_size(built));
+			for (size_t i = 0; i < json_array_size(items); i++) {
+				const json_t *it = json_array_get(items, i);
+				char cid[PROVIDER_BATCH_CUSTOM_ID_MAX + 1];
+				provider_batch_custom_id(token, i, cid);
+				CHECK_STR(json_string_value(item_custom_id(t->type, it)), cid);
+				if (!json_same(item_body(t->type, it), json_array_get(built, i)))
+					UNIT_FAIL("item %zu's body is not what build_request sends",
+					          i);
+			}
+		}
+		json_decref(items);
+		json_decref(body);
+		json_decref(rj_head);
+		http_request_clear(&req);
+		http_request_clear(&again);
+
+		const json_t *answers = json_object_get(stj, "answers");
+		const json_t *aj;
+		size_t ai;
+		json_array_foreach (answers, ai, aj) {
+			char *id = check_answer(t, aj, true);
+			if (ai == 0) {
+				free(prev_id);
+				prev_id = id;
+			} else {
+				free(id);
+			}
+		}
+	}
+	provider_batch_submission_clear(&s);
+out:
+	free(prev_id);
+	free(jobs);
+	json_decref(built);
+	json_decref(sj);
+}
+
+/* A results URL as expected.json writes it: the path on the test host. */
+static const char *url_path(const char *url)
+{
+	return strncmp(url, TEST_HOST, strlen(TEST_HOST)) == 0 ? url + strlen(TEST_HOST) : url;
+}
+
+/* One result against e: {"outcome", "custom_id" (null: none), "position",
+ * and expected.json's members (class, content, usage, billed, cost_nusd at
+ * the batch price...)}. */
+static void check_result(struct tcase *t, const json_t *e, const struct provider_batch_result *r,
+                         const char *what)
+{
+	const json_t *cid = json_object_get(e, "custom_id");
+	const json_t *pos = json_object_get(e, "position");
+	int was = unit_cur_failed;
+	unit_cur_failed = 0;
+	CHECK_STR(outcome_of(r->outcome), json_string_value(json_object_get(e, "outcome")));
+	if (json_is_string(cid))
+		CHECK_STR(r->custom_id, json_string_value(cid));
+	else if (cid && r->custom_id)
+		UNIT_FAIL("custom_id \"%s\", expected none", r->custom_id);
+	if (json_is_integer(pos))
+		CHECK_INT(r->position, json_integer_value(pos));
+	if (r->outcome == BATCH_LINE_BLANK)
+		goto out;
+	if (r->outcome != BATCH_LINE_ANSWERED && (r->c.has_usage || r->c.content))
+		UNIT_FAIL("a request that did not run has usage or content");
+	if (r->c.error_message && strstr(r->c.error_message, TEST_KEY))
+		UNIT_FAIL("the error message holds the key");
+	check_completion(e, &r->c, r->cls, &t->mc.batch_price);
+out:
+	if (unit_cur_failed)
+		printf("     %s: (that was %s)\n", unit_cur, what);
+	unit_cur_failed |= was;
+}
+
+/* Every strict prefix of a line (blanks around it left out) is blank or
+ * invalid, without a crash. */
+static void check_line_prefixes(struct tcase *t, const char *line, size_t len)
+{
+	struct provider_batch_result r = {0};
+	while (len > 0 && strchr(" \t\r", line[len - 1]))
+		len--;
+	size_t step = len > 4096 ? len / 2048 : 1;
+	for (size_t n = 0; n < len; n += step) {
+		char *copy = xmalloc(n ? n : 1);
+		memcpy(copy, line, n);
+		enum provider_batch_outcome o =
+		        provider_batch_parse_result(&t->pc, &t->mc, copy, n, &r);
+		if (o != BATCH_LINE_INVALID && o != BATCH_LINE_BLANK) {
+			UNIT_FAIL("the line cut to %zu bytes is %s", n, outcome_of(o));
+			n = len;
+		}
+		free(copy);
+	}
+	provider_batch_result_clear(&r);
+}
+
+/* results.jsonl, line by line, against expected.json's array. */
+static void run_batch_results(struct tcase *t)
+{
+	size_t len = 0;
+	char *text = read_file(t->dir, "results.jsonl", &len);
+	const json_t *want = t->expected_j;
+	struct provider_batch_result r = {0};
+	size_t i = 0;
+	char what[32];
+	if (!text || !json_is_array(want)) {
+		UNIT_FAIL("results.jsonl and an expected.json array are required");
+		free(text);
+		return;
+	}
+	r.position = -1;
+	for (char *line = text; line < text + len; i++) {
+		char *nl = memchr(line, '\n', (size_t)(text + len - line));
+		size_t n = nl ? (size_t)(nl - line) : (size_t)(text + len - line);
+		char *copy = xmalloc(n ? n : 1);
+		memcpy(copy, line, n);
+		provider_batch_parse_result(&t->pc, &t->mc, copy, n, &r);
+		snprintf(what, sizeof what, "line %zu", i + 1);
+		if (i < json_array_size(want))
+			check_result(t, json_array_get(want, i), &r, what);
+		check_line_prefixes(t, copy, n);
+		free(copy);
+		line += n + 1;
+	}
+	CHECK_INT(i, json_array_size(want));
+	provider_batch_result_clear(&r);
+	free(text);
+}
+
+/* A 2xx body cut anywhere is not OK; no cut crashes. */
+static void check_status_prefixes(struct tcase *t, long status, const char *body, size_t len)
+{
+	struct provider_batch_status st = {0};
+	struct provider_batch_list l = {0};
+	size_t step = len > 4096 ? len / 2048 : 1;
+	for (size_t n = 0; n + 1 < len; n += step) {
+		char *copy = xmalloc(n ? n : 1);
+		memcpy(copy, body, n);
+		enum response_class c1 = provider_batch_parse_status(&t->pc, status, copy, n, &st);
+		enum response_class c2 = provider_batch_parse_list(&t->pc, status, copy, n, &l);
+		if (status >= 200 && status < 300 && (c1 == RESPONSE_OK || c2 == RESPONSE_OK)) {
+			UNIT_FAIL("the body cut to %zu bytes is ok", n);
+			n = len;
+		}
+		free(copy);
+	}
+	provider_batch_status_clear(&st);
+	provider_batch_list_clear(&l);
+}
+
+/* A status body (response.json and status) against expected.json: {"class",
+ * "id", "state", "total", "done", "failed", "token", "created_ms",
+ * "results" [paths], "inline", "error_contains", "error" (null: none),
+ * "answers" [the inline answers, as check_result reads them]}. */
+static void run_batch_status(struct tcase *t)
+{
+	const char *body = NULL;
+	size_t len = 0;
+	long status = load_response(t, &body, &len);
+	const json_t *e = t->expected_j, *v;
+	struct provider_batch_status st = {0};
+	if (status < 0 || !e)
+		return;
+	enum response_class cls = provider_batch_parse_status(&t->pc, status, body, len, &st);
+	CHECK_STR(class_name(cls), json_string_value(json_object_get(e, "class")));
+	if (cls != RESPONSE_OK && !st.error_message)
+		UNIT_FAIL("class %s without an error message", class_name(cls));
+	if (st.error_message && strstr(st.error_message, TEST_KEY))
+		UNIT_FAIL("the error message holds the key");
+	if ((v = json_object_get(e, "id")))
+		CHECK_STR(st.id, json_string_value(v));
+	if ((v = json_object_get(e, "state")))
+		CHECK_STR(provider_batch_state_name(st.state), json_string_value(v));
+	if ((v = json_object_get(e, "final")))
+		CHECK_INT(provider_batch_state_final(st.state), json_is_true(v));
+	if ((v = json_object_get(e, "total")))
+		CHECK_INT(st.total, json_integer_value(v));
+	if ((v = json_object_get(e, "done")))
+		CHECK_INT(st.done, json_integer_value(v));
+	if ((v = json_object_get(e, "failed")))
+		CHECK_INT(st.failed, json_integer_value(v));
+	if ((v = json_object_get(e, "token")))
+		CHECK_STR(st.token, json_string_value(v));
+	if ((v = json_object_get(e, "created_ms")))
+		CHECK_INT(st.created_ms, json_integer_value(v));
+	if ((v = json_object_get(e, "inline")))
+		CHECK_INT(st.inline_results, json_is_true(v));
+	if ((v = json_object_get(e, "error_contains")))
+		CHECK_HAS(st.error_message, json_string_value(v));
+	if ((v = json_object_get(e, "error")) && json_is_null(v) && st.error_message)
+		UNIT_FAIL("error_message \"%s\", expected none", st.error_message);
+	if ((v = json_object_get(e, "results"))) {
+		CHECK_INT(st.n_results, json_array_size(v));
+		for (size_t i = 0; i < st.n_results && i < json_array_size(v); i++) {
+			struct http_request req = {0};
+			json_t *rj = json_pack("{s:s,s:s}", "method", "GET", "path",
+			                       json_string_value(json_array_get(v, i)));
+			CHECK_STR(url_path(st.results[i]), json_string_value(json_array_get(v, i)));
+			provider_batch_results_request(&t->pc, st.results[i], &req);
+			check_http(rj, &req);
+			CHECK(header_value(&req, t->pc.auth_header ? t->pc.auth_header
+			                         : strcmp(t->type, "openai") == 0 ? "Authorization"
+			                         : strcmp(t->type, "anthropic") == 0
+			                                 ? "x-api-key"
+			                                 : "x-goog-api-key"));
+			http_request_clear(&req);
+			json_decref(rj);
+		}
+	}
+	if ((v = json_object_get(e, "answers"))) {
+		struct provider_batch_inline it;
+		struct provider_batch_result r = {0};
+		char what[32];
+		size_t n = provider_batch_inline_open(&it, &t->pc, body, len), i = 0;
+		CHECK_INT(n, json_array_size(v));
+		r.position = -1;
+		for (; provider_batch_inline_next(&it, &t->mc, &r); i++) {
+			snprintf(what, sizeof what, "answer %zu", i);
+			if (i < json_array_size(v))
+				check_result(t, json_array_get(v, i), &r, what);
+		}
+		CHECK_INT(i, n);
+		provider_batch_result_clear(&r);
+		provider_batch_inline_close(&it);
+	}
+	provider_batch_status_clear(&st);
+	check_status_prefixes(t, status, body, len);
+}
+
+/* A list body against expected.json: {"class", "items" [{"id", "state",
+ * "token"}], "next" (null: the last page), "error_contains"}. */
+static void run_batch_list(struct tcase *t)
+{
+	const char *body = NULL;
+	size_t len = 0;
+	long status = load_response(t, &body, &len);
+	const json_t *e = t->expected_j, *v, *items = json_object_get(e, "items");
+	struct provider_batch_list l = {0};
+	if (status < 0 || !e)
+		return;
+	enum response_class cls = provider_batch_parse_list(&t->pc, status, body, len, &l);
+	CHECK_STR(class_name(cls), json_string_value(json_object_get(e, "class")));
+	if (cls != RESPONSE_OK && !l.error_message)
+		UNIT_FAIL("class %s without an error message", class_name(cls));
+	if ((v = json_object_get(e, "error_contains")))
+		CHECK_HAS(l.error_message, json_string_value(v));
+	if (items) {
+		CHECK_INT(l.n, json_array_size(items));
+		for (size_t i = 0; i < l.n && i < json_array_size(items); i++) {
+			const json_t *w = json_array_get(items, i);
+			CHECK_STR(l.items[i].id, json_string_value(json_object_get(w, "id")));
+			CHECK_STR(provider_batch_state_name(l.items[i].state),
+			          json_string_value(json_object_get(w, "state")));
+			CHECK_STR(l.items[i].token, json_string_value(json_object_get(w, "token")));
+		}
+	}
+	v = json_object_get(e, "next");
+	if (json_is_string(v))
+		CHECK_STR(l.next, json_string_value(v));
+	else if (v && l.next)
+		UNIT_FAIL("next \"%s\", expected none", l.next);
+	provider_batch_list_clear(&l);
+	check_status_prefixes(t, status, body, len);
+}
+
+/* requests.json: {"poll" {"id", request.json's members}, "cancel" {...},
+ * "list" [{"cursor" (null: the first page), ...}], "results" [{"url", ...}]}. */
+static void run_batch_requests(struct tcase *t)
+{
+	json_t *rj = load_json(t->dir, "requests.json");
+	const json_t *v;
+	size_t i;
+	struct http_request req = {0};
+	if (!rj) {
+		UNIT_FAIL("requests.json is required");
+		return;
+	}
+	if ((v = json_object_get(rj, "poll"))) {
+		provider_batch_poll_request(&t->pc, json_string_value(json_object_get(v, "id")),
+		                            &req);
+		check_http(v, &req);
+		http_request_clear(&req);
+	}
+	if ((v = json_object_get(rj, "cancel"))) {
+		provider_batch_cancel_request(&t->pc, json_string_value(json_object_get(v, "id")),
+		                              &req);
+		check_http(v, &req);
+		http_request_clear(&req);
+	}
+	json_array_foreach (json_object_get(rj, "list"), i, v) {
+		provider_batch_list_request(&t->pc, json_string_value(json_object_get(v, "cursor")),
+		                            &req);
+		check_http(v, &req);
+		http_request_clear(&req);
+	}
+	json_array_foreach (json_object_get(rj, "results"), i, v) {
+		provider_batch_results_request(&t->pc, json_string_value(json_object_get(v, "url")),
+		                               &req);
+		check_http(v, &req);
+		http_request_clear(&req);
+	}
+	json_array_foreach (json_object_get(rj, "cancel_answers"), i, v)
+		free(check_answer(t, v, false));
+	json_decref(rj);
+}
+
+static void run_batch_case(const char *dir, const char *type)
+{
+	struct tcase t = {.dir = dir, .type = type};
+	const char *name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+	t.model_j = load_json(dir, "model.json");
+	t.provider_j = load_json(dir, "provider.json");
+	t.expected_j = load_json(dir, "expected.json");
+	if (case_config(&t) != 0)
+		goto out;
+	const struct provider_batch *b = t.pc.ops->batch;
+	if (!b) {
+		UNIT_FAIL("%s has no batch table", type);
+		goto out;
+	}
+	if (strncmp(name, "batch_submit", 12) == 0)
+		run_batch_submit(&t);
+	else if (strncmp(name, "batch_status", 12) == 0)
+		run_batch_status(&t);
+	else if (strncmp(name, "batch_list", 10) == 0)
+		run_batch_list(&t);
+	else if (strncmp(name, "batch_results", 13) == 0)
+		run_batch_results(&t);
+	else if (strncmp(name, "batch_requests", 14) == 0)
+		run_batch_requests(&t);
+	else
+		UNIT_FAIL("%s: a batch case is batch_submit*, batch_status*, batch_list*, "
+		          "batch_results* or batch_requests*",
+		          name);
 out:
 	case_free(&t);
 }
@@ -582,7 +1344,9 @@ static void run_data_cases(const char *root)
 			struct buf cdir = {0}, name = {0};
 			buf_printf(&cdir, "%s/%s", tdir.data, cases[k]);
 			buf_printf(&name, "%s/%s", types[i], cases[k]);
-			run_named(name.data, run_case, cdir.data, types[i]);
+			run_named(name.data,
+			          strncmp(cases[k], "batch_", 6) == 0 ? run_batch_case : run_case,
+			          cdir.data, types[i]);
 			n_cases++;
 			buf_free(&cdir);
 			buf_free(&name);
@@ -690,6 +1454,7 @@ TEST(finish_names)
 	CHECK_STR(finish_reason_name(FINISH_CONTENT_FILTER), "content_filter");
 	CHECK_STR(finish_reason_name(FINISH_TOOL_CALLS), "tool_calls");
 	CHECK_STR(finish_reason_name(FINISH_OTHER), "other");
+	CHECK_STR(finish_reason_name(FINISH_REFUSAL), "refusal");
 	CHECK_STR(finish_reason_name((enum finish_reason)99), "other");
 }
 
@@ -748,11 +1513,16 @@ TEST(stop_array)
 TEST(turns)
 {
 	/* system, user, (blank user), system, user, assistant, assistant, "  " */
+#define M(r, t)                                                                                    \
+	{                                                                                          \
+		.role = r, .content = t, .content_len = 2                                          \
+	}
 	struct job_message msgs[] = {
-	        {ROLE_SYSTEM, "S1", 2},    {ROLE_USER, "u1", 2},  {ROLE_USER, " \n", 2},
-	        {ROLE_SYSTEM, "S2", 2},    {ROLE_USER, "u2", 2},  {ROLE_ASSISTANT, "a1", 2},
-	        {ROLE_ASSISTANT, "a2", 2}, {ROLE_USER, "\t ", 2},
+	        M(ROLE_SYSTEM, "S1"),    M(ROLE_USER, "u1"),  M(ROLE_USER, " \n"),
+	        M(ROLE_SYSTEM, "S2"),    M(ROLE_USER, "u2"),  M(ROLE_ASSISTANT, "a1"),
+	        M(ROLE_ASSISTANT, "a2"), M(ROLE_USER, "\t "),
 	};
+#undef M
 	struct job job = {.messages = msgs, .n_messages = sizeof msgs / sizeof msgs[0]};
 	struct provider_turn t;
 	struct buf sys = {0};
@@ -767,10 +1537,115 @@ TEST(turns)
 	CHECK_STR(sys.data, "S1\n\nS2");
 	buf_free(&sys);
 
-	struct job_message only_system[] = {{ROLE_SYSTEM, "S", 1}, {ROLE_USER, "", 0}};
+	struct job_message only_system[] = {{.role = ROLE_SYSTEM, .content = "S", .content_len = 1},
+	                                    {.role = ROLE_USER, .content = "", .content_len = 0}};
 	struct job job2 = {.messages = only_system, .n_messages = 2};
 	pos = 0;
 	CHECK(!provider_next_turn(&job2, &pos, &t));
+
+	/* A tool result is on the user's side; a call, an image or a result
+	 * with no text is not blank. */
+	json_t *calls = json_loads("[{\"id\":\"c1\",\"type\":\"function\",\"function\":"
+	                           "{\"name\":\"f\",\"arguments\":\"{}\"}}]",
+	                           0, NULL);
+	struct job_part image = {.type = PART_IMAGE, .url = "https://example.com/a.png"};
+	struct job_message conv[] = {
+	        {.role = ROLE_USER, .content = "", .parts = &image, .n_parts = 1},
+	        {.role = ROLE_ASSISTANT, .content = "", .tool_calls = calls},
+	        {.role = ROLE_TOOL, .content = "", .tool_call_id = "c1"},
+	        {.role = ROLE_USER, .content = "and?", .content_len = 4},
+	};
+	struct job job3 = {.messages = conv, .n_messages = 4};
+	pos = 0;
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_USER && t.first == 0 && t.n == 1);
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_ASSISTANT && t.first == 1 && t.n == 1);
+	CHECK(provider_next_turn(&job3, &pos, &t));
+	CHECK(t.role == ROLE_USER && t.first == 2 && t.end == 4 && t.n == 2);
+	CHECK(provider_turn_takes(&t, &conv[2]) && provider_turn_takes(&t, &conv[3]));
+	CHECK(!provider_next_turn(&job3, &pos, &t));
+	json_decref(calls);
+}
+
+/* One schema through a dialect, compared as JSON. */
+static void check_schema(const char *in, enum provider_schema_dialect d, const char *want)
+{
+	json_t *schema = json_loads(in, 0, NULL);
+	json_t *expect = json_loads(want, 0, NULL);
+	struct buf b = {0};
+	provider_buf_schema(&b, schema, d);
+	json_t *got = json_loads(b.data ? b.data : "", 0, NULL);
+	if (!schema || !expect || !got || !json_same(got, expect))
+		UNIT_FAIL("schema %s\n       got:      %s\n       expected: %s", in,
+		          b.data ? b.data : "", want);
+	buf_free(&b);
+	json_decref(schema);
+	json_decref(expect);
+	json_decref(got);
+}
+
+TEST(schema_dialects)
+{
+	/* Anthropic: every object closed; limits, pattern and unknown keywords out. */
+	check_schema("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\","
+	             "\"minimum\":1,\"maximum\":9},\"s\":{\"type\":\"string\",\"minLength\":2,"
+	             "\"pattern\":\"^a\",\"x-note\":1},\"l\":{\"type\":\"array\",\"minItems\":1,"
+	             "\"maxItems\":3,\"items\":{\"properties\":{\"k\":{\"const\":\"v\"}}}},"
+	             "\"m\":{\"type\":\"array\",\"minItems\":2}},\"required\":[\"n\"],"
+	             "\"additionalProperties\":true}",
+	             SCHEMA_ANTHROPIC,
+	             "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"},"
+	             "\"s\":{\"type\":\"string\"},\"l\":{\"type\":\"array\",\"minItems\":1,"
+	             "\"items\":{\"properties\":{\"k\":{\"const\":\"v\"}},"
+	             "\"additionalProperties\":false}},\"m\":{\"type\":\"array\"}},"
+	             "\"required\":[\"n\"],\"additionalProperties\":false}");
+	/* A property may be named like a keyword: names are not keywords. */
+	check_schema("{\"type\":[\"object\",\"null\"],\"properties\":{\"pattern\":"
+	             "{\"type\":\"string\"}},\"$defs\":{\"minimum\":{\"type\":\"object\"}},"
+	             "\"anyOf\":[{\"$ref\":\"#/$defs/minimum\"},true]}",
+	             SCHEMA_ANTHROPIC,
+	             "{\"type\":[\"object\",\"null\"],\"properties\":{\"pattern\":"
+	             "{\"type\":\"string\"}},\"$defs\":{\"minimum\":{\"type\":\"object\","
+	             "\"additionalProperties\":false}},\"anyOf\":[{\"$ref\":\"#/$defs/minimum\"},"
+	             "true],\"additionalProperties\":false}");
+	/* Gemini: const to enum, definitions to $defs, $ref alone, other keywords out. */
+	check_schema("{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"a\"},"
+	             "\"n\":{\"type\":\"number\",\"minimum\":0,\"exclusiveMaximum\":5},"
+	             "\"s\":{\"type\":\"string\",\"minLength\":1,\"pattern\":\"x\","
+	             "\"enum\":[\"p\",\"q\"]},\"b\":{\"enum\":[true,false]},"
+	             "\"r\":{\"$ref\":\"#/definitions/R\",\"description\":\"d\"},"
+	             "\"c\":{\"const\":{\"o\":1}}},\"definitions\":{\"R\":{\"type\":"
+	             "\"array\",\"items\":{\"type\":\"integer\"},\"maxItems\":4}},"
+	             "\"additionalProperties\":false,\"required\":[\"kind\"]}",
+	             SCHEMA_GEMINI,
+	             "{\"type\":\"object\",\"properties\":{\"kind\":{\"enum\":[\"a\"]},"
+	             "\"n\":{\"type\":\"number\",\"minimum\":0},\"s\":{\"type\":\"string\","
+	             "\"enum\":[\"p\",\"q\"]},\"b\":{},\"r\":{\"$ref\":\"#/$defs/R\"},"
+	             "\"c\":{}},\"$defs\":{\"R\":{\"type\":\"array\",\"items\":"
+	             "{\"type\":\"integer\"},\"maxItems\":4}},\"additionalProperties\":false,"
+	             "\"required\":[\"kind\"]}");
+}
+
+TEST(part_media)
+{
+	struct job_part url = {
+	        .type = PART_IMAGE, .url = "https://example.com/a.png", .msg = 2, .index = 1};
+	struct provider_media m;
+	char err[256] = "";
+	CHECK(provider_part_media(1u << PART_IMAGE, &url, &m, err, sizeof err) == 0);
+	CHECK_STR(m.url, "https://example.com/a.png");
+	CHECK(provider_part_media(1u << PART_DOCUMENT, &url, &m, err, sizeof err) == -1);
+	CHECK_HAS(err, "messages[2].content[1]");
+	url.fetched = (char *)"iVBORw0KGgo=";
+	url.fetched_len = 12;
+	url.media_type = "image/png";
+	CHECK(provider_part_media(0, &url, &m, err, sizeof err) == 0);
+	CHECK(m.url == NULL && m.data_len == 12 && strcmp(m.media_type, "image/png") == 0);
+	struct buf b = {0};
+	provider_buf_data_url(&b, &m);
+	CHECK_STR(b.data, "\"data:image/png;base64,iVBORw0KGgo=\"");
+	buf_free(&b);
 }
 
 TEST(max_tokens_default)
@@ -779,6 +1654,124 @@ TEST(max_tokens_default)
 	CHECK_INT(provider_max_tokens(&m, 50), 50);
 	CHECK_INT(provider_max_tokens(&m, 0), 333);
 	CHECK_INT(provider_max_tokens(NULL, 0), 1024);
+}
+
+TEST(batch_names)
+{
+	char cid[PROVIDER_BATCH_CUSTOM_ID_MAX + 1], token[PROVIDER_BATCH_TOKEN_LEN + 1];
+	size_t n = 0;
+	static const char *const bad[] = {
+	        "",
+	        "abc123def456",
+	        "abc123def456-",
+	        "abc123def456-01",
+	        "ABC123DEF456-1",
+	        "abc123def45-1",
+	        "abc123def4567-1",
+	        "abc123def456-1x",
+	        "abc123def456+1",
+	        "abc123def456--1",
+	        "abc123def456-99999999999999999999999",
+	};
+	CHECK(provider_batch_token_valid("abc123def456", 12));
+	CHECK(!provider_batch_token_valid("abc123def45", 11));
+	CHECK(!provider_batch_token_valid("abc123def45_", 12));
+	CHECK(!provider_batch_token_valid(NULL, 12));
+	provider_batch_custom_id("abc123def456", 0, cid);
+	CHECK_STR(cid, "abc123def456-0");
+	provider_batch_custom_id("abc123def456", 49999, cid);
+	CHECK_STR(cid, "abc123def456-49999");
+	CHECK(provider_batch_custom_id_parse(cid, token, &n) == 0);
+	CHECK_STR(token, "abc123def456");
+	CHECK_INT(n, 49999);
+	CHECK(provider_batch_custom_id_parse("zz9zz9zz9zz9-0", token, &n) == 0 && n == 0);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (provider_batch_custom_id_parse(bad[i], token, &n) == 0)
+			UNIT_FAIL("\"%s\" read as a custom_id of ours", bad[i]);
+
+	CHECK_STR(provider_batch_state_name(BATCH_VALIDATING), "validating");
+	CHECK_STR(provider_batch_state_name(BATCH_CANCELED), "canceled");
+	CHECK(!provider_batch_state_final(BATCH_FINALIZING) &&
+	      !provider_batch_state_final(BATCH_CANCELING));
+	CHECK(provider_batch_state_final(BATCH_ENDED) && provider_batch_state_final(BATCH_EXPIRED));
+	CHECK_STR(provider_batch_outcome_name(BATCH_LINE_ANSWERED), "answered");
+	CHECK_STR(provider_batch_outcome_name(BATCH_LINE_INVALID), "invalid");
+}
+
+TEST(batch_tables)
+{
+	static const char *const types[] = {"openai", "anthropic", "gemini"};
+	for (size_t i = 0; i < 3; i++) {
+		const struct provider_batch *b = provider_lookup(types[i])->batch;
+		if (!b) {
+			UNIT_FAIL("%s has no batch table", types[i]);
+			continue;
+		}
+		CHECK(b->key_header && b->batches_path && b->cancel_suffix && b->list_query &&
+		      b->cursor_param && b->id_key && b->list_key && b->list_cursor_key);
+		CHECK(b->put_item && b->submit_request && b->read_batch && b->parse_result);
+		CHECK(b->max_requests > 0 && b->max_bytes > 4096);
+		CHECK_INT(b->submit_steps, i == 0 ? 2 : 1);
+		CHECK((b->inline_answers != NULL) == (i == 2));
+	}
+	/* A format that never answers inline finds no answers in any body. */
+	struct provider_batch_inline it;
+	struct provider_conf p = {.ops = &provider_openai};
+	const char *body = "{\"inlinedResponses\":[{\"response\":{}}]}";
+	CHECK_INT(provider_batch_inline_open(&it, &p, body, strlen(body)), 0);
+	provider_batch_inline_close(&it);
+}
+
+/* A submission stops at its limits: FULL leaves it as it was; a job too
+ * large for any batch, or one the format cannot express, is an error. */
+TEST(batch_submission_limits)
+{
+	struct tcase t = {.dir = ".", .type = "anthropic"};
+	struct provider_batch_submission s;
+	struct job job = {.model = -1, .budget = -1}, none = {.model = -1, .budget = -1};
+	char err[256] = "";
+	const char *v = "{\"id\":\"j\",\"prompt\":\"Say hello.\"}";
+	const char *only_system =
+	        "{\"id\":\"s\",\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}";
+
+	if (case_config(&t) != 0)
+		return;
+	CHECK(job_decode(&t.cfg, v, strlen(v), &job, err, sizeof err) == 0);
+	CHECK(job_decode(&t.cfg, only_system, strlen(only_system), &none, err, sizeof err) == 0);
+	provider_batch_submission_init(&s, t.pc.ops, &t.mc, TEST_TOKEN);
+	CHECK_INT(s.max_requests, 100000);
+	s.max_requests = 2;
+	CHECK(provider_batch_add(&s, &t.pc, &job, 0, err, sizeof err) == 0);
+	size_t one = s.items.len;
+	CHECK(provider_batch_add(&s, &t.pc, &none, 0, err, sizeof err) == -1);
+	CHECK_HAS(err, "no user or assistant message");
+	CHECK_INT(s.n, 1);
+	CHECK_INT(s.items.len, one);
+	CHECK(provider_batch_add(&s, &t.pc, &job, 0, err, sizeof err) == 0);
+	CHECK(provider_batch_add(&s, &t.pc, &job, 0, err, sizeof err) == PROVIDER_BATCH_FULL);
+	CHECK_INT(s.n, 2);
+
+	/* By bytes: the framing's 1 KiB and about one request's room. */
+	provider_batch_submission_clear(&s);
+	provider_batch_submission_init(&s, t.pc.ops, &t.mc, TEST_TOKEN);
+	s.max_bytes = 1024 + one + one / 2;
+	CHECK(provider_batch_add(&s, &t.pc, &job, 0, err, sizeof err) == 0);
+	CHECK(provider_batch_add(&s, &t.pc, &job, 0, err, sizeof err) == PROVIDER_BATCH_FULL);
+	CHECK_INT(s.n, 1);
+	CHECK_INT(s.items.len, one);
+	CHECK(strlen(s.items.data) == one);
+	provider_batch_submission_clear(&s);
+	provider_batch_submission_init(&s, t.pc.ops, &t.mc, TEST_TOKEN);
+	s.max_bytes = 1024 + one / 2;
+	err[0] = '\0';
+	CHECK(provider_batch_add(&s, &t.pc, &job, 0, err, sizeof err) == -1);
+	CHECK_HAS(err, "anthropic batches hold at most");
+	CHECK_INT(s.n, 0);
+	CHECK_INT(s.items.len, 0);
+	provider_batch_submission_clear(&s);
+	job_clear(&job);
+	job_clear(&none);
+	case_free(&t);
 }
 
 int main(int argc, char **argv)
@@ -795,6 +1788,11 @@ int main(int argc, char **argv)
 	RUN(stop_array);
 	RUN(turns);
 	RUN(max_tokens_default);
+	RUN(schema_dialects);
+	RUN(part_media);
+	RUN(batch_names);
+	RUN(batch_tables);
+	RUN(batch_submission_limits);
 	run_data_cases(root);
 	return unit_done();
 }

@@ -10,7 +10,9 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int unit_passed, unit_failed, unit_cur_failed;
 static const char *unit_cur;
@@ -71,6 +73,34 @@ static const char *unit_cur;
 		}                                                                                  \
 		fflush(stdout);                                                                    \
 	} while (0)
+
+/* Finds a file of the source tree: $PROMPTYARD_SRCDIR, the tree this file was
+ * compiled from, or the working directory and its parents. */
+static inline const char *unit_src_path(const char *rel)
+{
+	static char path[1024];
+	const char *env = getenv("PROMPTYARD_SRCDIR");
+	const char *self = __FILE__, *tail = "tests/unit/unit.h";
+	size_t n = strlen(self), t = strlen(tail);
+
+	if (env) {
+		snprintf(path, sizeof path, "%s/%s", env, rel);
+		if (access(path, R_OK) == 0)
+			return path;
+	}
+	if (n >= t && strcmp(self + n - t, tail) == 0) {
+		snprintf(path, sizeof path, "%.*s%s", (int)(n - t), self, rel);
+		if (access(path, R_OK) == 0)
+			return path;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const up[] = {"", "../", "../../"};
+		snprintf(path, sizeof path, "%s%s", up[i], rel);
+		if (access(path, R_OK) == 0)
+			return path;
+	}
+	return NULL;
+}
 
 static inline int unit_done(void)
 {
