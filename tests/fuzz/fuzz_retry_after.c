@@ -2,7 +2,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iworker \
  *         tests/fuzz/fuzz_retry_after.c worker/http.c worker/buf.c worker/timeutil.c \
- *         worker/log.c -lcurl -luv -o build/fuzz_retry_after
+ *         worker/log.c worker/testhook.c -lcurl -luv -o build/fuzz_retry_after
  *   build/fuzz_retry_after -max_total_time=60 tests/fuzz/corpus/retry_after
  *
  * The input is a Retry-After value. The parser must read nothing outside it
