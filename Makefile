@@ -26,7 +26,7 @@ LDSAN   :=
 BINDIR  := bin
 endif
 
-DEPS_OK := $(shell pkg-config --exists $(PKGS) 2>/dev/null && command -v redis-server >/dev/null && echo yes)
+DEPS_OK := $(shell pkg-config --exists $(PKGS) 2>/dev/null && command -v redis-server >/dev/null && test -x /usr/sbin/nginx && echo yes)
 ifneq ($(DEPS_OK),yes)
 $(info promptyard: installing missing dependencies (deploy/install-deps.sh))
 $(shell sh deploy/install-deps.sh >&2)

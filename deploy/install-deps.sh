@@ -8,7 +8,7 @@ set -eu
 PKGS="build-essential pkg-config
 librdkafka-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev
 libconfig-dev libuv1-dev libmicrohttpd-dev libssl-dev
-redis-server
+redis-server nginx-light openssl
 json-schema-test-suite
 python3 python3-jsonschema python3-confluent-kafka python3-redis python3-prometheus-client python3-yaml
 python3-botocore
@@ -27,5 +27,16 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# nginx-light is for the TLS tests (tests/lib/tls.py), which start their own
+# nginx on loopback ports: Debian's would start a server on port 80, so
+# services are not started while installing (policy-rc.d, as in containers).
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	policy=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+fi
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null || status=$?
+[ -n "$policy" ] && $SUDO rm -f "$policy"
+exit "${status:-0}"

@@ -113,14 +113,8 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	e->health = health_new(loop, e->redis, cfg, &hopt);
 	ledger_set_worker(e->ledger, e->worker_id);
 	e->calls = xcalloc(cfg->n_providers, sizeof *e->calls);
-	e->slots = xcalloc(cfg->n_providers, sizeof *e->slots);
 	e->slot_head = xcalloc(cfg->n_providers, sizeof *e->slot_head);
 	e->slot_tail = xcalloc(cfg->n_providers, sizeof *e->slot_tail);
-	for (size_t i = 0; i < cfg->n_providers; i++) {
-		bool tls = strncmp(cfg->providers[i].base_url, "https://", 8) == 0;
-		/* Over TLS HTTP/2 may carry up to 100 streams per connection. */
-		e->slots[i] = cfg->providers[i].max_connections * (tls ? 100 : 1);
-	}
 	e->pools = engine_pools_new(loop, cfg, errstr, errstr_size);
 	if (!e->pools)
 		goto fail;
@@ -263,7 +257,6 @@ void engine_free(struct engine *e)
 		return;
 	engine_pools_free(e->pools, e->cfg->n_providers);
 	free(e->calls);
-	free(e->slots);
 	free(e->slot_head);
 	free(e->slot_tail);
 	for (size_t i = 0; i < e->n_tracks; i++)

@@ -288,7 +288,7 @@ void task_call(struct task *t)
 	struct engine *e = t->e;
 	t->reserve_seq++;
 	int p = e->cfg->models[t->pending_model].provider;
-	if (e->calls[p] < e->slots[p] && !e->slot_head[p]) {
+	if (e->calls[p] < http_pool_capacity(e->pools[p]) && !e->slot_head[p]) {
 		e->calls[p]++;
 		send_reserve(t);
 		return;
@@ -301,19 +301,21 @@ void task_call(struct task *t)
 	e->slot_tail[p] = t;
 }
 
-/* A call of provider p is over (or never went out): the next one may go. */
+/* A call of provider p is over (or never went out): the next ones may go,
+ * as many as the pool has room for (it grows when HTTP/2 is found). */
 static void slot_release(struct engine *e, int p)
 {
 	e->calls[p]--;
-	struct task *t = e->slot_head[p];
-	if (!t || e->closing)
-		return;
-	e->slot_head[p] = t->next_slot;
-	if (!e->slot_head[p])
-		e->slot_tail[p] = NULL;
-	t->next_slot = NULL;
-	e->calls[p]++;
-	send_reserve(t);
+	while (e->slot_head[p] && !e->closing &&
+	       e->calls[p] < http_pool_capacity(e->pools[p])) {
+		struct task *t = e->slot_head[p];
+		e->slot_head[p] = t->next_slot;
+		if (!e->slot_head[p])
+			e->slot_tail[p] = NULL;
+		t->next_slot = NULL;
+		e->calls[p]++;
+		send_reserve(t);
+	}
 }
 
 /* ---------------------------------------------------------------- reserving the estimate */
@@ -477,7 +479,7 @@ static void on_reserved(void *opaque, redisReply *reply)
 	memset(&t->pending_req, 0, sizeof t->pending_req);
 	t->pending_model = -1;
 	health_call_begin(e->health, mi, &t->call);
-	http_pool_start(engine_pools_pick(e->pools, m->provider), &req,
+	http_pool_start(e->pools[m->provider], &req,
 	                e->cfg->providers[m->provider].timeout_ms, on_http_done, t);
 }
 

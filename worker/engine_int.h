@@ -14,7 +14,7 @@
  *   engine_outbox.c   outputs: build, produce, delivery reports, producer rebuild
  *   engine_assign.c   assignment and rebalance: partition tracks, revokes
  *   engine_upkeep.c   timers of its own: leases of dead workers, the budget poll
- *   engine_pools.c    each provider's HTTP pools (curl multi handles, sharded)
+ *   engine_pools.c    each provider's HTTP pool, made from its configuration
  *
  * Names: task_* act on one task, engine_* on the engine; whatever one file
  * alone uses is static there. */
@@ -149,10 +149,9 @@ struct engine {
 	struct redis *redis;
 	struct ledger *ledger;
 	struct health *health;
-	struct provider_pools *pools;         /* per provider (engine_pools.c) */
-	int *calls;                           /* per provider: calls under way */
-	int *slots;                           /* per provider: how many may be (connections,
-	                               times streams when HTTP/2 may multiplex) */
+	struct http_pool **pools;             /* per provider (engine_pools.c) */
+	int *calls;                           /* per provider: calls under way, at most
+	                                         http_pool_capacity() */
 	struct task **slot_head, **slot_tail; /* per provider: calls waiting, FIFO */
 	struct metrics *metrics;
 	struct metrics_server *metrics_server;
@@ -340,12 +339,10 @@ void engine_budget_names_free(struct engine *e);
 
 /* ---------------------------------------------------------------- engine_pools.c */
 
-/* One provider_pools per provider of cfg (new), or NULL with errstr set. */
-struct provider_pools *engine_pools_new(uv_loop_t *loop, const struct config *cfg, char *errstr,
-                                        size_t errstr_size);
-/* The pool for provider's next call (borrowed). */
-struct http_pool *engine_pools_pick(struct provider_pools *pools, int provider);
-/* Closes and frees every provider's pools (n_providers of them). NULL is safe. */
-void engine_pools_free(struct provider_pools *pools, size_t n_providers);
+/* One http_pool per provider of cfg (a new array), or NULL with errstr set. */
+struct http_pool **engine_pools_new(uv_loop_t *loop, const struct config *cfg, char *errstr,
+                                    size_t errstr_size);
+/* Closes and frees every provider's pool (n_providers of them). NULL is safe. */
+void engine_pools_free(struct http_pool **pools, size_t n_providers);
 
 #endif

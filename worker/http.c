@@ -1,34 +1,43 @@
-/* http: libcurl multi-socket on libuv, and h1 for plain HTTP.
- *
- * A pool sends its http:// calls through h1 (h1.h: the worker's own
- * HTTP/1.1 client, a fraction of curl's CPU per call) and the rest through
- * curl: TLS, HTTP/2, and every call when a proxy is set in the environment
- * (curl honours http_proxy and all_proxy; h1 does not) or when
- * PROMPTYARD_HTTP_CLIENT=curl asks for curl alone.
+/* http: libcurl's multi-socket API on the worker's libuv loop (see http.h).
  *
  * curl tells us which sockets to watch (socket_cb) and when to wake it
  * (timer_cb); libuv tells curl when a socket is ready (on_poll) or the timer
  * fired (on_timeout); check_done() hands finished transfers to their owners.
+ *
+ * A pool is one or more shards, each a curl multi handle with its own
+ * connection cache of at most SHARD_CONNECTIONS connections. curl looks for
+ * a free connection for each new transfer by walking every connection to its
+ * host, so a call costs more the more connections one cache holds: with
+ * 2,000 connections (make bench a) eight shards of 250 took a fifth off the
+ * worker's CPU per call. A call goes to the shard with the most room.
+ *
  * Easy handles are kept on a free list and reused, so a steady stream of
- * calls allocates nothing in curl once warm. A request's header lines are
+ * calls allocates little in curl once warm. A request's header lines are
  * the same for every call of a model (its key, its version header): they
  * become one curl_slist, kept by the pool and shared by every transfer with
  * the same lines, so a call in flight holds only its body. */
 #include "http.h"
 
-#include "h1.h"
 #include "log.h"
 #include "timeutil.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SHARD_CONNECTIONS 256 /* connections per multi handle, at most */
+#define SHARDS_MAX        16
+
+struct shard;
 
 struct transfer {
-	struct http_pool *pool;
+	struct shard *shard;
 	CURL *easy;
-	struct http_request req;    /* only the body is kept while in flight */
-	struct curl_slist *headers; /* owned: when the pool's cache is full */
+	struct buf body_out;        /* the request body, kept while in flight */
+	struct curl_slist *headers; /* owned: when the pool's cache of lists is full */
 	struct buf body;            /* the response body */
 	int64_t retry_after_ms;
 	int64_t started_ms;
@@ -38,11 +47,26 @@ struct transfer {
 	struct transfer *next, *prev; /* the pool's active list, or next = free list */
 };
 
-/* A socket curl asked us to watch. */
+/* A socket of curl's, watched on the loop.
+ *
+ * The sockets of connections are opened and closed through us
+ * (CURLOPT_OPENSOCKETFUNCTION, CURLOPT_CLOSESOCKETFUNCTION), and their
+ * watcher lives as long as the socket: curl's socket callback says
+ * CURL_POLL_REMOVE whenever a connection goes back to the cache and asks
+ * again for it on the next call, and each uv_poll_start() is an epoll_ctl()
+ * delete and an add. So a removed socket stays watched for reading (an idle
+ * connection is readable only when the server closes it, and then the
+ * watcher stops until curl wants the socket again), and a watcher is started
+ * only when the events curl wants change. Other sockets curl may ask us to
+ * watch (a resolver's) get a watcher from the socket callback, freed on
+ * CURL_POLL_REMOVE. */
 struct sock {
 	uv_poll_t poll;
-	struct http_pool *pool;
+	struct shard *shard;
 	curl_socket_t fd;
+	int events;  /* UV_READABLE | UV_WRITABLE being watched; 0: stopped */
+	bool wanted; /* curl watches it: between its socket callback and REMOVE */
+	bool owned;  /* opened through open_socket: closed through close_socket */
 };
 
 /* A header list shared by the transfers whose lines are these. */
@@ -55,11 +79,24 @@ struct shared_headers {
 /* Distinct header lists kept; a request with yet others builds its own. */
 #define SHARED_HEADERS_MAX 64
 
-struct http_pool {
-	uv_loop_t *loop;
+struct shard {
+	struct http_pool *pool;
 	CURLM *multi;
 	uv_timer_t timer;
+	int connections; /* at most */
+	int active;
+};
+
+struct http_pool {
+	uv_loop_t *loop;
+	struct shard shards[SHARDS_MAX];
+	int n_shards;
 	size_t max_body;
+	char *ca_file;
+	long tls_version; /* CURLOPT_HTTP_VERSION for https:// */
+	bool learning;    /* TLS with HTTP/2 asked for, and no answer yet */
+	bool multiplexed; /* answers come over HTTP/2: HTTP_POOL_STREAMS per connection */
+	int capacity;     /* http_pool_capacity() */
 	int active;
 	bool closing;
 	int open_handles; /* libuv handles not yet closed, for a deferred free */
@@ -68,25 +105,61 @@ struct http_pool {
 	struct deferred_failure *deferred;
 	struct shared_headers shared[SHARED_HEADERS_MAX];
 	size_t n_shared;
-	struct h1_pool *h1; /* plain-HTTP calls; NULL when curl takes them too */
+	struct sock **socks; /* by descriptor: the sockets opened through open_socket */
+	size_t n_socks;
 };
 
-static void check_done(struct http_pool *pool);
+static void check_done(struct shard *sh);
 
-/* Whether plain-HTTP calls go through h1 (see the file's comment). */
-static bool h1_wanted(void)
+/* ---------------------------------------------------------------- requests */
+
+static void add_line(struct http_request *req, char *line)
 {
-	static const char *const proxy_vars[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
-	const char *client = getenv("PROMPTYARD_HTTP_CLIENT");
-	if (client && strcmp(client, "curl") == 0)
-		return false;
-	for (size_t i = 0; i < sizeof proxy_vars / sizeof proxy_vars[0]; i++) {
-		const char *v = getenv(proxy_vars[i]);
-		if (v && *v)
-			return false;
-	}
-	return true;
+	req->headers = xrealloc(req->headers, (req->n_headers + 1) * sizeof *req->headers);
+	req->headers[req->n_headers++] = line;
 }
+
+void http_request_add_header(struct http_request *req, const char *fmt, ...)
+{
+	struct buf b = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	add_line(req, buf_take(&b));
+}
+
+void http_request_add_secret_header(struct http_request *req, const char *name_colon_space,
+                                    const char *secret)
+{
+	size_t n = strlen(name_colon_space), k = strlen(secret);
+	char *line = xmalloc(n + k + 1);
+	memcpy(line, name_colon_space, n);
+	memcpy(line + n, secret, k + 1);
+	add_line(req, line);
+}
+
+static void wipe_headers(struct http_request *req)
+{
+	for (size_t i = 0; i < req->n_headers; i++) {
+		/* Headers may carry a key: wipe them before the memory is reused. */
+		explicit_bzero(req->headers[i], strlen(req->headers[i]));
+		free(req->headers[i]);
+	}
+	free(req->headers);
+	req->headers = NULL;
+	req->n_headers = 0;
+}
+
+void http_request_clear(struct http_request *req)
+{
+	wipe_headers(req);
+	buf_free(&req->url);
+	buf_free(&req->body);
+	memset(req, 0, sizeof *req);
+}
+
+/* ---------------------------------------------------------------- the loop */
 
 int http_global_init(void)
 {
@@ -100,13 +173,17 @@ void http_global_cleanup(void)
 
 static void pool_maybe_free(struct http_pool *pool)
 {
-	if (pool->closing && pool->open_handles == 0)
+	if (pool->closing && pool->open_handles == 0) {
+		free(pool->socks);
+		free(pool->ca_file);
 		free(pool);
+	}
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
-	struct http_pool *pool = h->data;
+	struct shard *sh = h->data;
+	struct http_pool *pool = sh->pool;
 	if (h->type == UV_POLL)
 		free(h); /* struct sock starts with its uv_poll_t */
 	pool->open_handles--;
@@ -116,7 +193,14 @@ static void on_handle_closed(uv_handle_t *h)
 static void on_poll(uv_poll_t *p, int status, int events)
 {
 	struct sock *s = (struct sock *)p;
-	struct http_pool *pool = s->pool;
+	struct shard *sh = s->shard;
+	if (!s->wanted) {
+		/* An idle connection that the server closed (or wrote to): curl
+		 * finds out when it next looks at the connection. */
+		uv_poll_stop(&s->poll);
+		s->events = 0;
+		return;
+	}
 	int flags = 0, running;
 	if (status < 0)
 		flags = CURL_CSELECT_ERR;
@@ -124,96 +208,223 @@ static void on_poll(uv_poll_t *p, int status, int events)
 		flags |= CURL_CSELECT_IN;
 	if (events & UV_WRITABLE)
 		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(pool->multi, s->fd, flags, &running);
-	check_done(pool);
+	curl_multi_socket_action(sh->multi, s->fd, flags, &running);
+	check_done(sh);
 }
 
 static void on_timeout(uv_timer_t *t)
 {
-	struct http_pool *pool = t->data;
+	struct shard *sh = t->data;
 	int running;
-	curl_multi_socket_action(pool->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(pool);
+	curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(sh);
 }
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
 	(void)multi;
-	struct http_pool *pool = userp;
+	struct shard *sh = userp;
 	if (timeout_ms < 0)
-		uv_timer_stop(&pool->timer);
+		uv_timer_stop(&sh->timer);
 	else
-		uv_timer_start(&pool->timer, on_timeout, (uint64_t)timeout_ms, 0);
+		uv_timer_start(&sh->timer, on_timeout, (uint64_t)timeout_ms, 0);
 	return 0;
+}
+
+/* A new watcher for fd, or NULL. */
+static struct sock *sock_new(struct shard *sh, curl_socket_t fd, bool owned)
+{
+	struct sock *s = xcalloc(1, sizeof *s);
+	s->shard = sh;
+	s->fd = fd;
+	s->owned = owned;
+	if (uv_poll_init_socket(sh->pool->loop, &s->poll, fd) != 0) {
+		free(s);
+		return NULL;
+	}
+	s->poll.data = sh;
+	sh->pool->open_handles++;
+	return s;
+}
+
+static void sock_close(struct sock *s)
+{
+	uv_poll_stop(&s->poll);
+	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+}
+
+static void sock_watch(struct sock *s, int events)
+{
+	if (events == s->events)
+		return;
+	s->events = events;
+	if (events)
+		uv_poll_start(&s->poll, events, on_poll);
+	else
+		uv_poll_stop(&s->poll);
+}
+
+static struct sock *sock_of(struct http_pool *pool, curl_socket_t fd)
+{
+	return fd >= 0 && (size_t)fd < pool->n_socks ? pool->socks[fd] : NULL;
 }
 
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	(void)easy;
-	struct http_pool *pool = userp;
-	struct sock *s = socketp;
+	struct shard *sh = userp;
+	struct sock *s = socketp ? socketp : sock_of(sh->pool, fd);
 	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			uv_poll_stop(&s->poll);
-			curl_multi_assign(pool->multi, fd, NULL);
-			uv_close((uv_handle_t *)&s->poll, on_handle_closed);
-		}
+		if (!s)
+			return 0;
+		curl_multi_assign(sh->multi, fd, NULL);
+		s->wanted = false;
+		if (!s->owned)
+			sock_close(s);
+		else if (s->events & UV_WRITABLE)
+			sock_watch(s,
+			           UV_READABLE); /* a writable socket would wake the loop at once */
 		return 0;
 	}
 	if (!s) {
-		s = xcalloc(1, sizeof *s);
-		s->pool = pool;
-		s->fd = fd;
-		if (uv_poll_init_socket(pool->loop, &s->poll, fd) != 0) {
-			free(s);
+		s = sock_new(sh, fd, false);
+		if (!s)
 			return -1;
-		}
-		s->poll.data = pool;
-		pool->open_handles++;
-		curl_multi_assign(pool->multi, fd, s);
+	}
+	if (!s->wanted) {
+		s->wanted = true;
+		curl_multi_assign(sh->multi, fd, s);
 	}
 	int events = 0;
 	if (what & CURL_POLL_IN)
 		events |= UV_READABLE;
 	if (what & CURL_POLL_OUT)
 		events |= UV_WRITABLE;
-	uv_poll_start(&s->poll, events, on_poll);
+	sock_watch(s, events);
 	return 0;
 }
 
-struct http_pool *http_pool_new(uv_loop_t *loop, int max_connections, size_t max_body_bytes,
-                                char *errstr, size_t errstr_size)
+/* CURLOPT_OPENSOCKETFUNCTION: a connection's socket, with its watcher. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	(void)purpose;
+	struct transfer *t = clientp;
+	struct http_pool *pool = t->shard->pool;
+	curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	struct sock *s = sock_new(t->shard, fd, true);
+	if (!s) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	if ((size_t)fd >= pool->n_socks) {
+		size_t n = (size_t)fd + 1 > pool->n_socks * 2 ? (size_t)fd + 1 : pool->n_socks * 2;
+		pool->socks = xrealloc(pool->socks, n * sizeof *pool->socks);
+		memset(pool->socks + pool->n_socks, 0, (n - pool->n_socks) * sizeof *pool->socks);
+		pool->n_socks = n;
+	}
+	pool->socks[fd] = s;
+	return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the watcher goes before the descriptor. */
+static int close_socket(void *clientp, curl_socket_t fd)
+{
+	struct http_pool *pool = clientp;
+	struct sock *s = sock_of(pool, fd);
+	if (s) {
+		pool->socks[fd] = NULL;
+		sock_close(s);
+	}
+	return close(fd);
+}
+
+static int shard_init(struct http_pool *pool, struct shard *sh, int connections)
+{
+	sh->pool = pool;
+	sh->connections = connections;
+	sh->multi = curl_multi_init();
+	if (!sh->multi)
+		return -1;
+	uv_timer_init(pool->loop, &sh->timer);
+	sh->timer.data = sh;
+	pool->open_handles++;
+	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+	curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+	curl_multi_setopt(sh->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(sh->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)HTTP_POOL_STREAMS);
+	curl_multi_setopt(sh->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)connections);
+	curl_multi_setopt(sh->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)connections);
+	curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, (long)connections);
+	return 0;
+}
+
+struct http_pool *http_pool_new(uv_loop_t *loop, const struct http_pool_options *opt, char *errstr,
+                                size_t errstr_size)
 {
 	struct http_pool *pool = xcalloc(1, sizeof *pool);
 	pool->loop = loop;
-	pool->max_body = max_body_bytes;
-	pool->multi = curl_multi_init();
-	if (!pool->multi) {
-		snprintf(errstr, errstr_size, "curl_multi_init failed");
-		free(pool);
-		return NULL;
+	pool->max_body = opt->max_body_bytes;
+	pool->ca_file = opt->ca_file ? xstrdup(opt->ca_file) : NULL;
+	bool h2 = opt->tls_version != HTTP_VERSION_1_1;
+	pool->tls_version = h2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1;
+	pool->learning = opt->tls && h2;
+	int mc = opt->max_connections > 0 ? opt->max_connections : 1;
+	/* Until the first answer tells whether the server multiplexes, a call a
+	 * connection. curl 7.88 then opens a connection for each of those first
+	 * calls, CURLOPT_PIPEWAIT or not (a burst of 200 calls made 101); the
+	 * ones HTTP/2 leaves unused are closed after CURLOPT_MAXAGE_CONN. */
+	pool->capacity = mc;
+	int n = (mc + SHARD_CONNECTIONS - 1) / SHARD_CONNECTIONS;
+	pool->n_shards = n < SHARDS_MAX ? n : SHARDS_MAX;
+	for (int k = 0; k < pool->n_shards; k++) {
+		int share = mc / pool->n_shards + (k < mc % pool->n_shards ? 1 : 0);
+		if (shard_init(pool, &pool->shards[k], share) != 0) {
+			snprintf(errstr, errstr_size, "curl_multi_init failed");
+			pool->n_shards = k;
+			http_pool_free(pool);
+			return NULL;
+		}
 	}
-	uv_timer_init(loop, &pool->timer);
-	pool->timer.data = pool;
-	pool->open_handles = 1;
-	curl_multi_setopt(pool->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(pool->multi, CURLMOPT_SOCKETDATA, pool);
-	curl_multi_setopt(pool->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(pool->multi, CURLMOPT_TIMERDATA, pool);
-	curl_multi_setopt(pool->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(pool->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_connections);
-	curl_multi_setopt(pool->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)max_connections);
-	curl_multi_setopt(pool->multi, CURLMOPT_MAXCONNECTS, (long)max_connections);
-	if (h1_wanted())
-		pool->h1 = h1_pool_new(loop, max_connections, max_body_bytes);
 	return pool;
 }
+
+int http_pool_capacity(const struct http_pool *pool)
+{
+	return pool->capacity;
+}
+
+/* Calls a shard takes at once. */
+static int shard_capacity(const struct shard *sh)
+{
+	return sh->connections * (sh->pool->multiplexed ? HTTP_POOL_STREAMS : 1);
+}
+
+/* The first answer of a pool that may multiplex sets its capacity: over
+ * HTTP/2 a connection carries HTTP_POOL_STREAMS calls from now on; over
+ * HTTP/1.1 one, so that a server that offers only HTTP/1.1 never gets calls
+ * queued inside curl. */
+static void note_version(struct http_pool *pool, CURL *e)
+{
+	long v = 0;
+	curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &v);
+	pool->learning = false;
+	pool->multiplexed = v == CURL_HTTP_VERSION_2_0;
+	pool->capacity = 0;
+	for (int k = 0; k < pool->n_shards; k++)
+		pool->capacity += shard_capacity(&pool->shards[k]);
+}
+
+/* ---------------------------------------------------------------- transfers */
 
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
 	struct transfer *t = userp;
 	size_t len = size * n;
-	if (t->body.len + len > t->pool->max_body) {
+	if (t->body.len + len > t->shard->pool->max_body) {
 		t->too_large = true;
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 	}
@@ -226,13 +437,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
 	struct transfer *t = userp;
 	size_t len = size * n;
 	static const char name[] = "retry-after:";
-	if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
-		const char *v = data + sizeof name - 1;
-		size_t vl = len - (sizeof name - 1);
-		while (vl > 0 && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' '))
-			vl--;
-		t->retry_after_ms = http_retry_after_ms(v, vl);
-	}
+	if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0)
+		t->retry_after_ms = http_retry_after_ms(data + sizeof name - 1,
+		                                        len - (sizeof name - 1), time_now_ms());
 	return len;
 }
 
@@ -253,7 +460,7 @@ static void wipe_slist(struct curl_slist *list)
 }
 
 /* The options every call of a handle shares, set once when it is made. */
-static void easy_fixed_options(struct transfer *t)
+static void easy_fixed_options(struct http_pool *pool, struct transfer *t)
 {
 	CURL *e = t->easy;
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -262,9 +469,18 @@ static void easy_fixed_options(struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, pool->tls_version);
+	/* No CURLOPT_ACCEPT_ENCODING: asking for compressed answers cost 9% of
+	 * curl's instructions per call (its header and the decoder set up for
+	 * each transfer, http_floor under callgrind), and a provider's answer is
+	 * a few KiB. */
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, pool);
+	if (pool->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, pool->ca_file);
 	/* Each transfer in flight holds a receive buffer of this size, and with
 	 * thousands in flight it is the largest part of a job's memory: curl's
 	 * 16 KiB default left a page touched per job (3.3 KiB more per in-flight
@@ -283,13 +499,12 @@ static struct transfer *transfer_get(struct http_pool *pool)
 		pool->free_list = t->next;
 	} else {
 		t = xcalloc(1, sizeof *t);
-		t->pool = pool;
 		t->easy = curl_easy_init();
 		if (!t->easy) {
 			free(t);
 			return NULL;
 		}
-		easy_fixed_options(t);
+		easy_fixed_options(pool, t);
 	}
 	t->next = t->prev = NULL;
 	return t;
@@ -297,12 +512,13 @@ static struct transfer *transfer_get(struct http_pool *pool)
 
 static void transfer_put(struct http_pool *pool, struct transfer *t)
 {
-	http_request_clear(&t->req);
+	buf_free(&t->body_out);
 	wipe_slist(t->headers);
 	t->headers = NULL;
 	buf_free(&t->body);
 	t->cb = NULL;
 	t->opaque = NULL;
+	t->shard = NULL;
 	t->next = pool->free_list;
 	pool->free_list = t;
 }
@@ -368,64 +584,76 @@ static bool same_lines(const char *lines, size_t len, char *const *req, size_t n
 	return at == len;
 }
 
-/* The header list for t's request: the pool's shared one with the same lines
- * (made on first use), else t's own. t's header lines are freed either way. */
-static const struct curl_slist *headers_for(struct http_pool *pool, struct transfer *t)
+/* The header list for req: the pool's shared one with the same lines (made
+ * on first use), else t's own. */
+static const struct curl_slist *headers_for(struct http_pool *pool, struct transfer *t,
+                                            const struct http_request *req)
 {
-	const struct curl_slist *found = NULL;
-	for (size_t i = 0; i < pool->n_shared && !found; i++) {
+	for (size_t i = 0; i < pool->n_shared; i++) {
 		const struct shared_headers *sh = &pool->shared[i];
-		if (same_lines(sh->lines, sh->len, t->req.headers, t->req.n_headers))
-			found = sh->list;
+		if (same_lines(sh->lines, sh->len, req->headers, req->n_headers))
+			return sh->list;
 	}
-	if (!found && pool->n_shared < SHARED_HEADERS_MAX) {
-		struct buf lines = {.secret = true};
-		for (size_t i = 0; i < t->req.n_headers; i++) {
-			buf_puts(&lines, t->req.headers[i]);
-			buf_append(&lines, "\n", 1);
-		}
-		struct shared_headers *sh = &pool->shared[pool->n_shared++];
-		sh->len = lines.len;
-		sh->lines = buf_take(&lines);
-		sh->list = slist_of(t->req.headers, t->req.n_headers);
-		found = sh->list;
-	} else if (!found) {
-		t->headers = slist_of(t->req.headers, t->req.n_headers);
-		found = t->headers;
+	if (pool->n_shared == SHARED_HEADERS_MAX) {
+		t->headers = slist_of(req->headers, req->n_headers);
+		return t->headers;
 	}
-	struct buf url = t->req.url, body = t->req.body;
-	t->req.url = t->req.body = (struct buf){0};
-	http_request_clear(&t->req); /* wipes the lines */
-	t->req.url = url;
-	t->req.body = body;
-	return found;
+	struct buf lines = {.secret = true};
+	for (size_t i = 0; i < req->n_headers; i++) {
+		buf_puts(&lines, req->headers[i]);
+		buf_append(&lines, "\n", 1);
+	}
+	struct shared_headers *sh = &pool->shared[pool->n_shared++];
+	sh->len = lines.len;
+	sh->lines = buf_take(&lines);
+	sh->list = slist_of(req->headers, req->n_headers);
+	return sh->list;
+}
+
+/* The shard with the most room: with the engine's slots (calls <= the pool's
+ * capacity) one always has room, so curl never queues a call. */
+static struct shard *shard_for(struct http_pool *pool)
+{
+	struct shard *best = &pool->shards[0];
+	for (int k = 1; k < pool->n_shards; k++) {
+		struct shard *sh = &pool->shards[k];
+		if (shard_capacity(sh) - sh->active > shard_capacity(best) - best->active)
+			best = sh;
+	}
+	return best;
 }
 
 void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
                      http_done_cb *cb, void *opaque)
 {
-	if (pool->h1 && h1_start(pool->h1, req, timeout_ms, cb, opaque) == 0)
-		return;
 	struct transfer *t = transfer_get(pool);
 	if (!t) {
 		http_request_clear(req);
 		fail_later(pool, cb, opaque);
 		return;
 	}
-	t->req = *req;
-	memset(req, 0, sizeof *req);
+	struct shard *sh = shard_for(pool);
+	t->shard = sh;
 	t->cb = cb;
 	t->opaque = opaque;
 	t->retry_after_ms = -1;
 	t->too_large = false;
 	t->started_ms = time_mono_ms();
-	const struct curl_slist *headers = headers_for(pool, t);
+	const struct curl_slist *headers = headers_for(pool, t, req);
 
 	CURL *e = t->easy;
-	curl_easy_setopt(e, CURLOPT_URL, t->req.url.data);
+	bool tls = strncmp(req->url.data, "https://", 8) == 0;
+	curl_easy_setopt(e, CURLOPT_URL, req->url.data);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->req.body.data ? t->req.body.data : "");
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->req.body.len);
+	if (req->method == HTTP_GET) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* also undoes a POST of the handle's */
+	} else {
+		/* curl keeps a pointer to the body, not a copy: it stays with t. */
+		t->body_out = req->body;
+		req->body = (struct buf){0};
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body_out.data ? t->body_out.data : "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_out.len);
+	}
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 	                 (long)(timeout_ms < 10000 ? timeout_ms : 10000));
@@ -433,14 +661,15 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 	 * TLS, where ALPN tells at connect time; on plain HTTP curl learns it from
 	 * the first response, and every call would queue behind a slow one. */
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT,
-	                 strncmp(t->req.url.data, "https://", 8) == 0 ? 1L : 0L);
+	                 tls && pool->tls_version != CURL_HTTP_VERSION_1_1 ? 1L : 0L);
 	/* curl has its copy of the URL; the header lines are in a list. */
-	buf_free(&t->req.url);
-	if (curl_multi_add_handle(pool->multi, e) != CURLM_OK) {
+	http_request_clear(req);
+	if (curl_multi_add_handle(sh->multi, e) != CURLM_OK) {
 		transfer_put(pool, t);
 		fail_later(pool, cb, opaque);
 		return;
 	}
+	sh->active++;
 	pool->active++;
 	t->next = pool->active_list;
 	if (t->next)
@@ -470,6 +699,8 @@ static enum http_error error_of(CURLcode rc, bool too_large)
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_GOT_NOTHING:
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR: return HTTP_CONNECT_ERROR;
@@ -477,19 +708,21 @@ static enum http_error error_of(CURLcode rc, bool too_large)
 	}
 }
 
-static void check_done(struct http_pool *pool)
+static void check_done(struct shard *sh)
 {
+	struct http_pool *pool = sh->pool;
 	CURLMsg *m;
 	int left;
-	while ((m = curl_multi_info_read(pool->multi, &left))) {
+	while ((m = curl_multi_info_read(sh->multi, &left))) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		CURL *e = m->easy_handle;
 		CURLcode rc = m->data.result;
 		struct transfer *t = NULL;
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
-		curl_multi_remove_handle(pool->multi, e);
+		curl_multi_remove_handle(sh->multi, e);
 		active_unlink(pool, t);
+		sh->active--;
 		pool->active--;
 		struct http_response resp = {
 		        .error = error_of(rc, t->too_large),
@@ -498,8 +731,11 @@ static void check_done(struct http_pool *pool)
 		        .body = t->body.data ? t->body.data : "",
 		        .body_len = t->body.len,
 		};
-		if (resp.error == HTTP_OK)
+		if (resp.error == HTTP_OK) {
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp.status);
+			if (pool->learning)
+				note_version(pool, e);
+		}
 		if (resp.error != HTTP_OK && resp.error != HTTP_TOO_LARGE)
 			log_debug("http transfer failed", "error", curl_easy_strerror(rc), NULL);
 		http_done_cb *cb = t->cb;
@@ -512,25 +748,23 @@ static void check_done(struct http_pool *pool)
 
 int http_pool_active(const struct http_pool *pool)
 {
-	return pool->active + (pool->h1 ? h1_active(pool->h1) : 0);
+	return pool->active;
 }
 
 void http_pool_free(struct http_pool *pool)
 {
 	if (!pool)
 		return;
-	h1_pool_free(pool->h1);
-	pool->h1 = NULL;
-	/* Removing handles makes curl close its sockets through socket_cb. */
 	while (pool->deferred) {
 		struct deferred_failure *d = pool->deferred;
 		deferred_unlink(d);
 		uv_close((uv_handle_t *)&d->timer, deferred_closed);
 	}
+	/* Removing handles makes curl close its sockets through socket_cb. */
 	while (pool->active_list) {
 		struct transfer *t = pool->active_list;
 		active_unlink(pool, t);
-		curl_multi_remove_handle(pool->multi, t->easy);
+		curl_multi_remove_handle(t->shard->multi, t->easy);
 		transfer_put(pool, t);
 	}
 	pool->active = 0;
@@ -540,7 +774,12 @@ void http_pool_free(struct http_pool *pool)
 		curl_easy_cleanup(t->easy);
 		free(t);
 	}
-	curl_multi_cleanup(pool->multi);
+	for (int k = 0; k < pool->n_shards; k++) {
+		struct shard *sh = &pool->shards[k];
+		sh->active = 0;
+		curl_multi_cleanup(sh->multi);
+		uv_close((uv_handle_t *)&sh->timer, on_handle_closed);
+	}
 	/* After every handle that could point at them is gone. */
 	for (size_t i = 0; i < pool->n_shared; i++) {
 		struct shared_headers *sh = &pool->shared[i];
@@ -550,5 +789,179 @@ void http_pool_free(struct http_pool *pool)
 	}
 	pool->n_shared = 0;
 	pool->closing = true;
-	uv_close((uv_handle_t *)&pool->timer, on_handle_closed);
+	pool_maybe_free(pool);
+}
+
+/* ---------------------------------------------------------------- Retry-After */
+
+/* A cursor over a header value being parsed; p == end when it is used up. */
+struct cursor {
+	const char *p, *end;
+};
+
+static bool take_char(struct cursor *c, char ch)
+{
+	if (c->p < c->end && *c->p == ch) {
+		c->p++;
+		return true;
+	}
+	return false;
+}
+
+/* Exactly n digits (n <= 4) into *out. */
+static bool take_digits(struct cursor *c, int n, int *out)
+{
+	int v = 0;
+	if (c->end - c->p < n)
+		return false;
+	for (int i = 0; i < n; i++) {
+		char ch = c->p[i];
+		if (ch < '0' || ch > '9')
+			return false;
+		v = v * 10 + (ch - '0');
+	}
+	c->p += n;
+	*out = v;
+	return true;
+}
+
+/* One of names (compared without case, the whole word) into *index. */
+static bool take_name(struct cursor *c, const char *const *names, int n, int *index)
+{
+	for (int i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		if ((size_t)(c->end - c->p) >= l && strncasecmp(c->p, names[i], l) == 0 &&
+		    ((size_t)(c->end - c->p) == l ||
+		     !((c->p[l] | 0x20) >= 'a' && (c->p[l] | 0x20) <= 'z'))) {
+			c->p += l;
+			*index = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+static const char *const day_names[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+static const char *const day_names_long[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                             "Friday", "Saturday", "Sunday"};
+static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/* "HH:MM:SS" (a leap second allowed) into seconds of the day. */
+static bool take_time(struct cursor *c, int *secs)
+{
+	int h, m, s;
+	if (!take_digits(c, 2, &h) || !take_char(c, ':') || !take_digits(c, 2, &m) ||
+	    !take_char(c, ':') || !take_digits(c, 2, &s))
+		return false;
+	if (h > 23 || m > 59 || s > 60)
+		return false;
+	*secs = h * 3600 + m * 60 + s;
+	return true;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* The civil year of a Unix time in ms (the inverse of time_days_from_civil). */
+static int year_of(int64_t unix_ms)
+{
+	int64_t z = unix_ms / 86400000 + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	return (int)(yoe + era * 400 + (mp >= 10));
+}
+
+/* An HTTP-date (RFC 9110 §5.6.7) into Unix seconds: IMF-fixdate
+ * ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37
+ * GMT", its two-digit year read as the RFC says: more than 50 years ahead
+ * of now is the century before) and asctime ("Sun Nov  6 08:49:37 1994").
+ * Names are taken in any case; the weekday is not checked against the date. */
+static int http_date_parse(struct cursor *c, int64_t now_ms, int64_t *unix_s)
+{
+	int wday, day, month, year, secs;
+	if (take_name(c, day_names_long, 7, &wday)) {
+		/* RFC 850 */
+		if (!take_char(c, ',') || !take_char(c, ' ') || !take_digits(c, 2, &day) ||
+		    !take_char(c, '-') || !take_name(c, month_names, 12, &month) ||
+		    !take_char(c, '-') || !take_digits(c, 2, &year) || !take_char(c, ' ') ||
+		    !take_time(c, &secs) || !take_char(c, ' ') || !take_char(c, 'G') ||
+		    !take_char(c, 'M') || !take_char(c, 'T'))
+			return -1;
+		int now_year = year_of(now_ms);
+		year += now_year - now_year % 100;
+		if (year > now_year + 50)
+			year -= 100;
+	} else if (take_name(c, day_names, 7, &wday)) {
+		if (take_char(c, ',')) {
+			/* IMF-fixdate */
+			if (!take_char(c, ' ') || !take_digits(c, 2, &day) || !take_char(c, ' ') ||
+			    !take_name(c, month_names, 12, &month) || !take_char(c, ' ') ||
+			    !take_digits(c, 4, &year) || !take_char(c, ' ') ||
+			    !take_time(c, &secs) || !take_char(c, ' ') || !take_char(c, 'G') ||
+			    !take_char(c, 'M') || !take_char(c, 'T'))
+				return -1;
+		} else {
+			/* asctime: the day is two digits or a space and one */
+			if (!take_char(c, ' ') || !take_name(c, month_names, 12, &month) ||
+			    !take_char(c, ' '))
+				return -1;
+			if (take_char(c, ' ')) {
+				if (!take_digits(c, 1, &day))
+					return -1;
+			} else if (!take_digits(c, 2, &day)) {
+				return -1;
+			}
+			if (!take_char(c, ' ') || !take_time(c, &secs) || !take_char(c, ' ') ||
+			    !take_digits(c, 4, &year))
+				return -1;
+		}
+	} else {
+		return -1;
+	}
+	(void)wday;
+	month++;
+	if (c->p != c->end || day < 1 || day > days_in_month(year, month))
+		return -1;
+	*unix_s = time_days_from_civil(year, month, day) * 86400 + secs;
+	return 0;
+}
+
+int64_t http_retry_after_ms(const char *v, size_t len, int64_t now_ms)
+{
+	struct cursor c = {v, v + len};
+	while (c.p < c.end && (*c.p == ' ' || *c.p == '\t'))
+		c.p++;
+	while (c.end > c.p &&
+	       (c.end[-1] == ' ' || c.end[-1] == '\t' || c.end[-1] == '\r' || c.end[-1] == '\n'))
+		c.end--;
+	if (c.p == c.end)
+		return -1;
+	if (*c.p >= '0' && *c.p <= '9') {
+		/* delay-seconds = 1*DIGIT, saturating: any number of digits is fine. */
+		int64_t secs = 0;
+		for (; c.p < c.end; c.p++) {
+			if (*c.p < '0' || *c.p > '9')
+				return -1;
+			if (secs <= HTTP_RETRY_AFTER_MAX_MS / 1000)
+				secs = secs * 10 + (*c.p - '0');
+		}
+		return secs < HTTP_RETRY_AFTER_MAX_MS / 1000 ? secs * 1000
+		                                             : HTTP_RETRY_AFTER_MAX_MS;
+	}
+	int64_t when_s;
+	if (http_date_parse(&c, now_ms, &when_s) != 0)
+		return -1;
+	/* A four-digit year keeps when_s * 1000 far inside int64_t. */
+	int64_t delta = when_s * 1000 - now_ms;
+	if (delta < 0)
+		return 0;
+	return delta < HTTP_RETRY_AFTER_MAX_MS ? delta : HTTP_RETRY_AFTER_MAX_MS;
 }

@@ -16,45 +16,6 @@ const char *finish_reason_name(enum finish_reason f)
 	return (unsigned)f < 6 ? names[f] : "other";
 }
 
-static void add_line(struct http_request *req, char *line)
-{
-	req->headers = xrealloc(req->headers, (req->n_headers + 1) * sizeof *req->headers);
-	req->headers[req->n_headers++] = line;
-}
-
-void http_request_add_header(struct http_request *req, const char *fmt, ...)
-{
-	struct buf b = {0};
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	add_line(req, buf_take(&b));
-}
-
-void http_request_add_secret_header(struct http_request *req, const char *name_colon_space,
-                                    const char *secret)
-{
-	size_t n = strlen(name_colon_space), k = strlen(secret);
-	char *line = xmalloc(n + k + 1);
-	memcpy(line, name_colon_space, n);
-	memcpy(line + n, secret, k + 1);
-	add_line(req, line);
-}
-
-void http_request_clear(struct http_request *req)
-{
-	for (size_t i = 0; i < req->n_headers; i++) {
-		/* Headers may carry a key: wipe them before the memory is reused. */
-		explicit_bzero(req->headers[i], strlen(req->headers[i]));
-		free(req->headers[i]);
-	}
-	free(req->headers);
-	buf_free(&req->url);
-	buf_free(&req->body);
-	memset(req, 0, sizeof *req);
-}
-
 void provider_request_common(const struct provider_conf *p, struct http_request *req,
                              const char *default_name)
 {

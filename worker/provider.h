@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "http.h"
 #include "job.h"
 #include "jscan.h"
 #include "money.h"
@@ -38,27 +39,6 @@ enum response_class {
 	RESPONSE_REJECTED,         /* other 4xx: provider_rejected, the job ends */
 	RESPONSE_INVALID,          /* 2xx whose body is unusable: invalid_response, retryable */
 };
-
-/* The method of a request: every call of the sync path POSTs; a batch's
- * polls, lists and results downloads GET (provider_batch.h). */
-enum http_method { HTTP_POST, HTTP_GET };
-
-struct http_request {
-	enum http_method method; /* HTTP_POST (0) unless set; a GET sends no body */
-	struct buf url;          /* full URL */
-	char **headers;          /* "Name: value" lines (new); may hold the API key: never log */
-	size_t n_headers;
-	struct buf body; /* request body */
-};
-/* Adds a header line made with printf: never a secret (see buf_vprintf). */
-void http_request_add_header(struct http_request *req, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-/* Adds the line name_colon_space + secret ("Authorization: Bearer " + key),
- * appended into a block of its exact size: no printf, no realloc, no copy
- * left behind. http_request_clear() wipes it. */
-void http_request_add_secret_header(struct http_request *req, const char *name_colon_space,
-                                    const char *secret);
-void http_request_clear(struct http_request *req);
 
 /* A tool call of an answer, normalised to OpenAI's shape (SPEC §13). */
 struct completion_tool_call {

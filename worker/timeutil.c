@@ -86,8 +86,8 @@ static int digits(const char **p, int n, int *out)
 	return 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int y, int m, int d)
+/* Howard Hinnant's algorithm. */
+int64_t time_days_from_civil(int y, int m, int d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -151,7 +151,7 @@ int time_parse_rfc3339(const char *s, int64_t *unix_ms)
 	int64_t utc_min = ((h * 60 + mi - off_min) % 1440 + 1440) % 1440;
 	if (sec == 60 && utc_min != 1439)
 		return -1;
-	int64_t days = days_from_civil(y, mo, d);
+	int64_t days = time_days_from_civil(y, mo, d);
 	int64_t t = days * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec) - off_min * 60;
 	*unix_ms = t * 1000 + ms;
 	return 0;

@@ -23,5 +23,7 @@ void time_format_rfc3339(int64_t unix_ms, char *out, size_t out_size);
  * second 60 anywhere but 23:59 UTC, where leap seconds go (it counts as :59;
  * the table of actual leap seconds is not checked, as RFC 3339 advises). */
 int time_parse_rfc3339(const char *s, int64_t *unix_ms);
+/* Days since 1970-01-01 of a proleptic Gregorian date (m 1-12, d 1-31). */
+int64_t time_days_from_civil(int y, int m, int d);
 
 #endif

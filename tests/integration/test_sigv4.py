@@ -85,7 +85,7 @@ class VerifyingServer:
 def send(base, model_id, *extra, env=None):
     """Runs sigv4_send; returns (exit code, its JSON line)."""
     e = {"AWS_ACCESS_KEY_ID": AKID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": None,
-         "PROMPTYARD_HTTP_CLIENT": None, "http_proxy": None, "all_proxy": None, "ALL_PROXY": None}
+         "http_proxy": None, "all_proxy": None, "ALL_PROXY": None}
     e.update(env or {})
     p = subprocess.run([bin_path("sigv4_send"), "--base", base, "--model-id", model_id, *extra],
                        env=procs.child_env(e), capture_output=True, text=True, timeout=30)
@@ -128,12 +128,8 @@ def check_worker_client(env):
     assert out["status"] == 403 and not srv.requests[-1]["ok"]
 
 
-def test_signed_requests_verify_through_h1():
+def test_signed_requests_verify_through_the_worker_http_layer():
     check_worker_client({})
-
-
-def test_signed_requests_verify_through_curl():
-    check_worker_client({"PROMPTYARD_HTTP_CLIENT": "curl"})
 
 
 def test_curl_aws_sigv4_signs_ids_with_colons_wrongly():

@@ -85,6 +85,31 @@ def status_kib(pid, field="VmRSS"):
     return None
 
 
+def tcp_connections(pid):
+    """The TCP sockets pid holds open (its file descriptors that are sockets
+    in /proc/net/tcp), or None."""
+    try:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                t = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if t.startswith("socket:["):
+                inodes.add(t[8:-1])
+        n = 0
+        for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(path) as f:
+                    next(f)
+                    n += sum(1 for line in f if line.split()[9] in inodes)
+            except OSError:
+                pass
+        return n
+    except OSError:
+        return None
+
+
 def smaps_breakdown(pid, top=8):
     """RSS kB grouped by mapping kind: [heap], [stack], anon (mmap'd arenas,
     thread stacks, big mallocs), each shared object; top entries, largest first."""
@@ -336,7 +361,8 @@ def commandstats_delta(before, after):
 
 def _cmd(argv):
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (p.stdout or p.stderr).strip()  # nginx -v writes to stderr
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -358,6 +384,8 @@ def machine_info():
         "kernel": os.uname().release,
         "librdkafka": _cmd(["pkg-config", "--modversion", "rdkafka"]),
         "libcurl": _cmd(["pkg-config", "--modversion", "libcurl"]),
+        "openssl": _cmd(["openssl", "version"]),
+        "nginx (TLS front)": (re.search(r"nginx/(\S+)", _cmd(["/usr/sbin/nginx", "-v"])) or [None, "?"])[1],
         "jansson": _cmd(["pkg-config", "--modversion", "jansson"]),
         "hiredis": _cmd(["pkg-config", "--modversion", "hiredis"]),
         "libuv": _cmd(["pkg-config", "--modversion", "libuv"]),
@@ -554,14 +582,14 @@ PERF_STAGES = [
     ("produce outputs (rd_kafka_producev)", ["rd_kafka_producev", "kafka_produce", "produce_out"]),
     ("delivery reports, task free (dr_msg_cb)", ["dr_msg_cb", "on_delivered", "task_done",
                                                  "task_free"]),
-    ("curl: start transfer (http_pool_start: reset, setopt, add_handle)",
-     ["http_pool_start", "transfer_get", "curl_easy_reset", "curl_multi_add_handle"]),
+    ("curl: start transfer (http_pool_start: setopt, add_handle)",
+     ["http_pool_start", "transfer_get", "headers_for", "curl_multi_add_handle"]),
     ("curl: finish transfer (remove_handle, info_read)", ["curl_multi_remove_handle",
                                                           "curl_multi_info_read", "check_done",
                                                           "transfer_put"]),
-    ("curl: socket/timer actions (connect, send, receive, HTTP)", ["curl_multi_socket_action",
-                                                                    "on_timeout", "socket_cb",
-                                                                    "timer_cb"]),
+    ("curl: socket/timer actions (connect, TLS, send, receive, HTTP)",
+     ["curl_multi_socket_action", "on_poll", "on_timeout", "socket_cb", "timer_cb",
+      "open_socket", "close_socket"]),
     ("hiredis: read and parse replies", ["redisProcessCallbacks", "redisBufferRead",
                                          "redisLibuvPoll", "redisAsyncHandleRead",
                                          "redisAsyncHandleWrite", "redisBufferWrite"]),

@@ -13,13 +13,16 @@ provider and the worker, as Python objects that clean up after themselves.
         .pid .log_path   .sigterm() .sigint() .sigkill() .wait(timeout) -> exit code
         .running()   .log_lines() -> [dict]   .log_text()   .wait_log(msg_or_pred, timeout)
     Stack(tmpdir=None, partitions=3, topics=None, providers=None, models=None, budgets=None,
-          rules=None, fake_rules=None, config=None, brokers=1, ...)      (a context manager)
-        .cluster .redis .fake .bootstrap .config (dict) .config_path .env .dir
+          rules=None, fake_rules=None, config=None, brokers=1, tls=None, ...)  (a context manager)
+        .cluster .redis .fake .tls .bootstrap .config (dict) .config_path .env .dir
         .write_config() .worker(**kw) .produce_jobs(jobs) .results(n) .costs(n) .dlq(n)
         .set_fake_rules(rules) .close()
 
 Everything is registered with tests.lib.procs and killed at the end of the
-test even when it fails. Programs come from $PROMPTYARD_BIN (default
+test even when it fails. Stack(tls="h2") (or "h1") puts a real TLS server
+(tests/lib/tls.py: nginx, a test CA) in front of the fake: the default
+providers' base_urls are https:// on it, offering HTTP/2 ("h2") or only
+HTTP/1.1 ("h1"), with the test CA as their ca_file. Programs come from $PROMPTYARD_BIN (default
 <repo>/bin); sanitizer options get defaults (procs.SANITIZER_DEFAULTS).
 """
 import json
@@ -39,6 +42,7 @@ from .kafkautil import (Msg, committed_offsets, consume_all, consume_json, end_o
                         produce)
 from .libconfig import dumps as config_dumps, write_config  # noqa: F401
 from .procs import (REPO, attach_log, bin_path, child_env, free_port, wait_until)  # noqa: F401
+from .tls import TlsFront
 
 START_TIMEOUT_S = 15
 
@@ -493,11 +497,12 @@ class Stack:
 
     def __init__(self, tmpdir=None, partitions=3, topics=None, providers=None, models=None,
                  budgets=None, rules=None, fake_rules=None, config=None, brokers=1,
-                 redis_appendonly=False, log_bodies=False, group=None, metrics=True):
+                 redis_appendonly=False, log_bodies=False, group=None, metrics=True, tls=None,
+                 tls_log=True):
         self.tmp = procs.TempDir("stack-", parent=tmpdir)   # removed at test cleanup
         self.dir = self.tmp.path
         self.workers = []
-        self.cluster = self.redis = self.fake = None
+        self.cluster = self.redis = self.fake = self.tls = None
         self.jobs_topic, self.results_topic = "llm.jobs", "llm.results"
         self.costs_topic, self.dlq_topic = "llm.costs", "llm.dlq"
         self.group = group or f"promptyard-{uuid.uuid4().hex[:8]}"
@@ -510,11 +515,15 @@ class Stack:
             self.bootstrap = self.cluster.bootstrap
             self.redis = Redis(tmpdir=self.dir, appendonly=redis_appendonly)
             self.fake = FakeProvider(tmpdir=self.dir, log_bodies=log_bodies)
+            if tls not in (None, "h2", "h1"):
+                raise ValueError(f"tls={tls!r}: None, 'h2' or 'h1'")
+            if tls:
+                self.tls = TlsFront(self.fake.port, tmpdir=self.dir, log=tls_log)
             self.env = {var: key for var, key in PROVIDER_KEYS.values()}
             self.providers = providers if providers is not None else [
-                {"name": t, "type": t, "base_url": self.fake.url(PROVIDER_PREFIX[t]),
+                {"name": t, "type": t, "base_url": self.provider_url(PROVIDER_PREFIX[t], tls),
                  "api_key_env": PROVIDER_KEYS[t][0], "timeout_ms": 10000, "max_connections": 64,
-                 "rpm": 0, "tpm": 0}
+                 "rpm": 0, "tpm": 0, **({"ca_file": self.tls.ca_file} if tls else {})}
                 for t in ("openai", "anthropic", "gemini")]
             self.set_fake_rules(fake_rules or [])
             self.config = {
@@ -559,14 +568,29 @@ class Stack:
 
     # -- fake provider
 
+    def provider_url(self, prefix, tls=None):
+        """A base_url for prefix on the fake: plain HTTP (tls=None), or through
+        the TLS front offering HTTP/2 ("h2") or only HTTP/1.1 ("h1")."""
+        if not tls:
+            return self.fake.url(prefix)
+        return self.tls.url(prefix, http2=tls == "h2")
+
+    def _fake_prefix(self, base_url):
+        """The fake's path prefix a provider's base_url reaches, or None."""
+        for root in [self.fake.url()] + ([self.tls.url("", True), self.tls.url("", False)]
+                                         if self.tls else []):
+            if base_url.startswith(root):
+                return base_url[len(root):]
+        return None
+
     def set_fake_rules(self, rules):
         """Sets the fake's rules: each rule whose prefix is one of the stack's
         provider prefixes gets that provider's api_key (unless it has one), and
         key-check rules for every provider are appended, so keys stay checked."""
         by_prefix = {}
         for p in self.providers:
-            if p.get("type") in PROVIDER_KEYS and p.get("base_url", "").startswith(self.fake.url()):
-                prefix = p["base_url"][len(self.fake.url()):]
+            prefix = self._fake_prefix(p.get("base_url", ""))
+            if p.get("type") in PROVIDER_KEYS and prefix is not None:
                 var = p.get("api_key_env")
                 key = self.env.get(var) if var else None
                 if key:
@@ -611,7 +635,7 @@ class Stack:
         """Kills workers, then stops the fake, the cluster and Redis. Idempotent.
         The dir stays until the test's cleanup so failure output can show logs."""
         errors = []
-        for obj in [*reversed(self.workers), self.fake, self.cluster, self.redis]:
+        for obj in [*reversed(self.workers), self.tls, self.fake, self.cluster, self.redis]:
             if obj is None:
                 continue
             try:
@@ -619,7 +643,7 @@ class Stack:
             except Exception as e:
                 errors.append(f"{obj!r}: {e}")
         self.workers = []
-        self.fake = self.cluster = self.redis = None
+        self.fake = self.cluster = self.redis = self.tls = None
         if errors:
             raise RuntimeError("; ".join(errors))
 

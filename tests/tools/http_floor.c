@@ -1,15 +1,14 @@
 /* http_floor: what the worker's HTTP layer costs on its own (make bench b).
  *
  *   http_floor --config FILE --model NAME --job JSON --calls N --in-flight K
+ *              [--http 2|1.1]   (the HTTP version asked for over TLS; default the pool's)
  *
  * Decodes the job as the worker does, builds its request with the model's
  * provider adapter, and sends it N times through one http_pool of the
- * provider's max_connections, K at a time (at most max_connections, as the
- * engine's slots allow), on a libuv loop. One pool is the engine's shape up
- * to 256 connections (make bench b's); above that the engine spreads a
- * provider over several pools and this figure is not its. The worker's
- * transport with no Kafka, no Redis, no routing and no outputs. It prints one
- * line of JSON: calls, failures (any transfer error or non-2xx status), and
+ * provider's max_connections and ca_file, K at a time (at most the pool's
+ * capacity, as the engine's slots allow), on a libuv loop: the engine's
+ * shape. The worker's transport with no Kafka, no Redis, no routing and no
+ * outputs. It prints one line of JSON: calls, failures (any transfer error or non-2xx status), and
  * this process's CPU per call (user, sys) from the first call to the last
  * answer. The bench sets it beside the worker's CPU per job, so the share of
  * a job that is the HTTP client alone is a measured figure.
@@ -34,12 +33,26 @@ struct floor_run {
 	const struct provider_conf *pconf;
 	const struct model_conf *model;
 	const struct job *job;
-	long calls, started, answered, failures;
+	long calls, in_flight, started, answered, failures;
 	long by_error[HTTP_OTHER_ERROR + 1]; /* failures by enum http_error */
 	long last_status;                    /* of the last non-2xx answer */
 };
 
 static void start_one(struct floor_run *r);
+
+/* Starts calls while fewer than in_flight are under way and the pool has
+ * room: the engine hands curl at most the pool's capacity (its slots), as
+ * curl's own queue of transfers waiting for a connection would double the
+ * CPU per call; the capacity grows once HTTP/2 is found. */
+static void fill(struct floor_run *r)
+{
+	while (r->started < r->calls) {
+		long under_way = r->started - r->answered;
+		if (under_way >= r->in_flight || under_way >= http_pool_capacity(r->pool))
+			break;
+		start_one(r);
+	}
+}
 
 static void on_done(void *opaque, const struct http_response *resp)
 {
@@ -51,9 +64,8 @@ static void on_done(void *opaque, const struct http_response *resp)
 		if (resp->error == HTTP_OK)
 			r->last_status = resp->status;
 	}
-	if (r->started < r->calls)
-		start_one(r);
-	else if (r->answered == r->calls)
+	fill(r);
+	if (r->answered == r->calls)
 		uv_stop(r->loop); /* idle connections keep handles open */
 }
 
@@ -93,6 +105,12 @@ int main(int argc, char **argv)
 	const char *job_text = arg_of(argc, argv, "--job");
 	long calls = atol(arg_of(argc, argv, "--calls"));
 	long in_flight = atol(arg_of(argc, argv, "--in-flight"));
+	enum http_version http_version = HTTP_VERSION_DEFAULT;
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--http") == 0)
+			http_version = strcmp(argv[i + 1], "2") == 0     ? HTTP_VERSION_2
+			               : strcmp(argv[i + 1], "1.1") == 0 ? HTTP_VERSION_1_1
+			                                                 : HTTP_VERSION_DEFAULT;
 	if (calls <= 0 || in_flight <= 0) {
 		fprintf(stderr, "http_floor: --calls and --in-flight must be positive\n");
 		return 2;
@@ -124,21 +142,23 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	r.loop = &loop;
-	r.pool = http_pool_new(&loop, r.pconf->max_connections, 1 << 20, err, sizeof err);
+	struct http_pool_options hopt = {
+	        .max_connections = r.pconf->max_connections,
+	        .max_body_bytes = 1 << 20,
+	        .ca_file = r.pconf->ca_file,
+	        .tls = strncmp(r.pconf->base_url, "https://", 8) == 0,
+	        .tls_version = http_version,
+	};
+	r.pool = http_pool_new(&loop, &hopt, err, sizeof err);
 	if (!r.pool) {
 		fprintf(stderr, "http_floor: %s\n", err);
 		return 1;
 	}
 
 	struct rusage before, after;
-	/* The engine hands curl at most max_connections calls of a provider (its
-	 * slots): curl's own queue of transfers waiting for a connection would
-	 * double the CPU per call. */
-	if (in_flight > r.pconf->max_connections)
-		in_flight = r.pconf->max_connections;
+	r.in_flight = in_flight;
 	getrusage(RUSAGE_SELF, &before);
-	for (long i = 0; i < in_flight && r.started < calls; i++)
-		start_one(&r);
+	fill(&r);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	getrusage(RUSAGE_SELF, &after);
 

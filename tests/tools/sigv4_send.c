@@ -8,8 +8,7 @@
  * The URL is BASE/model/{ID}/converse[?Q], the id encoded by
  * sigv4_buf_path_segment. By default the request is signed by sigv4_sign at
  * the current time and sent through the worker's own HTTP layer (an
- * http_pool: h1 for http://, or libcurl when PROMPTYARD_HTTP_CLIENT=curl), so
- * what is checked is the path as the worker's clients send it. With
+ * http_pool), so what is checked is the path as the worker sends it. With
  * --curl-sigv4 the request is sent by a plain libcurl handle signed by
  * libcurl's CURLOPT_AWS_SIGV4 instead (with --unencoded-id the id goes into
  * the URL as it is), to keep the finding of sigv4.h's comment checked.
@@ -122,7 +121,10 @@ static long send_signed(const char *url, const char *region, const char *body)
 
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct http_pool *pool = http_pool_new(&loop, 1, 1 << 20, err, sizeof err);
+	struct http_pool_options popt = {.max_connections = 1,
+	                                 .max_body_bytes = 1 << 20,
+	                                 .tls = strncmp(url, "https://", 8) == 0};
+	struct http_pool *pool = http_pool_new(&loop, &popt, err, sizeof err);
 	if (!pool) {
 		fprintf(stderr, "sigv4_send: %s\n", err);
 		exit(1);
