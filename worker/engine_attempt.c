@@ -15,6 +15,8 @@
  * pause mode, the job parks until the budget has room. */
 #include "engine_int.h"
 
+#include "complexity.h"
+
 #include "buf.h"
 #include "ledger.h"
 #include "log.h"
@@ -202,7 +204,7 @@ static bool other_model_free(struct task *t, int model)
 	int64_t now = time_mono_ms();
 	for (size_t i = t->chain_pos + 1; i < t->route.n_chain; i++) {
 		int mi = t->route.chain[i];
-		int64_t tokens = t->route.est_input + t->route.entries[mi].max_tokens;
+		int64_t tokens = router_call_tokens(&t->route, mi);
 		if (mi != model && !t->tried[mi] &&
 		    health_circuit(t->e->health, mi, now) != HEALTH_OPEN &&
 		    !health_limited(t->e->health, mi, tokens, now))
@@ -234,7 +236,7 @@ static int admit_verdict(struct task *t, int model, enum health_verdict v, int64
 		/* The only way left: the job waits for the limit (SPEC §6), in
 		 * the provider's queue; a cold model's turn is asked again soon. */
 		if (!health_cold(t->e->health, model)) {
-			int64_t tokens = t->route.est_input + t->route.entries[model].max_tokens;
+			int64_t tokens = router_call_tokens(&t->route, model);
 			v = health_wait(t->e->health, model, tokens, on_admitted, t, &retry_ms);
 			if (v == HEALTH_PENDING) {
 				t->admit_pending = true;
@@ -266,7 +268,7 @@ static void on_admitted(void *opaque, enum health_verdict v, int64_t retry_ms)
 /* Asks health whether model may be called now. */
 static int task_admit(struct task *t, int model)
 {
-	int64_t tokens = t->route.est_input + t->route.entries[model].max_tokens;
+	int64_t tokens = router_call_tokens(&t->route, model);
 	int64_t retry_ms = 0;
 	enum health_verdict v =
 	        health_admit(t->e->health, model, tokens, on_admitted, t, &retry_ms);
@@ -306,8 +308,7 @@ void task_call(struct task *t)
 static void slot_release(struct engine *e, int p)
 {
 	e->calls[p]--;
-	while (e->slot_head[p] && !e->closing &&
-	       e->calls[p] < http_pool_capacity(e->pools[p])) {
+	while (e->slot_head[p] && !e->closing && e->calls[p] < http_pool_capacity(e->pools[p])) {
 		struct task *t = e->slot_head[p];
 		e->slot_head[p] = t->next_slot;
 		if (!e->slot_head[p])
@@ -473,14 +474,15 @@ static void on_reserved(void *opaque, redisReply *reply)
 	}
 	a->number = res.attempt;
 	a->model = mi;
+	t->call_estimate_nusd = t->pending_estimate_nusd;
 	if (!t->classifying)
 		t->n_calls++; /* worker.max_attempts counts the chain's calls, not attempt 0 */
 	struct http_request req = t->pending_req;
 	memset(&t->pending_req, 0, sizeof t->pending_req);
 	t->pending_model = -1;
 	health_call_begin(e->health, mi, &t->call);
-	http_pool_start(e->pools[m->provider], &req,
-	                e->cfg->providers[m->provider].timeout_ms, on_http_done, t);
+	http_pool_start(e->pools[m->provider], &req, e->cfg->providers[m->provider].timeout_ms,
+	                on_http_done, t);
 }
 
 /* ---------------------------------------------------------------- the call */
@@ -521,7 +523,15 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	a->http_status = resp->error == HTTP_OK ? resp->status : 0;
 	a->latency_ms = resp->latency_ms;
 	t->retry_after_ms = resp->retry_after_ms;
+	/* The call's limits: its route entry's, or the classifier's. */
+	int64_t est_input = t->classifying ? t->pending_tokens - COMPLEXITY_CLASSIFIER_MAX_TOKENS
+	                                   : t->route.entries[a->model].est_input;
+	int64_t out_limit = t->classifying ? COMPLEXITY_CLASSIFIER_MAX_TOKENS
+	                                   : t->route.entries[a->model].output_tokens;
+	task_judge_usage(t, a, m, est_input, out_limit);
 	task_record_health(t, a, m);
+	if (!t->classifying)
+		task_judge_output(t, a);
 	const char *provider = e->cfg->providers[m->provider].name;
 	char outcome[32];
 	output_outcome(outcome, sizeof outcome, a);
@@ -532,7 +542,8 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	if (t->completion.has_usage) {
 		a->billed = true;
 		a->usage = t->completion.usage;
-		a->cost_nusd = money_cost_nusd(&m->price, &a->usage);
+		a->cost_nusd = a->estimated ? t->call_estimate_nusd
+		                            : money_cost_nusd(&m->price, &a->usage);
 		t->cost_nusd += a->cost_nusd;
 		metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
 		            (const char *[]){t->job.budget_name, provider, m->name}, a->cost_nusd);
@@ -587,6 +598,35 @@ static void on_settle_retry(uv_timer_t *timer)
 	settle_attempt(timer->data);
 }
 
+/* A settle the ledger keeps refusing (its script said no, the same way each
+ * time): retrying cannot help, and the job must not wait for ever. The
+ * attempt's lease stays; when it expires the reaper charges its estimate
+ * and publishes that cost record ("estimated": true), so spend is still
+ * never under-counted and the attempt gets one record. The job cannot keep
+ * its outputs in Redis either: an answer is given up (the job fails), any
+ * other outcome moves on down the chain. */
+static void settle_refused(struct task *t, struct attempt_rec *a, const char *err)
+{
+	log_error("the ledger refused to settle an attempt: its lease will be reaped at the "
+	          "estimate",
+	          "id", t->id, "error", err, NULL);
+	t->cost_nusd += t->call_estimate_nusd - a->cost_nusd;
+	a->cost_nusd = t->call_estimate_nusd;
+	a->billed = false;
+	a->estimated = true;
+	task_drop_outputs(t);
+	if (t->classifying) {
+		task_classifier_end(t, false);
+		return;
+	}
+	if (a->outcome == OUTCOME_OK) {
+		task_fail(t, ERR_PROVIDERS_FAILED,
+		          "the ledger refused to record the answer's cost: %s", err);
+		return;
+	}
+	task_decide(t);
+}
+
 static void on_settled(void *opaque, redisReply *reply)
 {
 	struct task *t = opaque;
@@ -595,30 +635,29 @@ static void on_settled(void *opaque, redisReply *reply)
 	struct ledger_settlement st;
 	char err[256];
 	int rc = ledger_settle_result(reply, &st, err, sizeof err);
-	if (rc != LEDGER_OK) {
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	if (rc != LEDGER_OK && (rc == LEDGER_UNREACHABLE || ledger_error_transient(err) ||
+	                        t->settle_tries < SETTLE_REFUSALS_MAX)) {
 		/* Fail closed: the spend must be recorded before anything else
-		 * happens to the job. Settling is idempotent, so retry until
-		 * Redis answers. */
+		 * happens to the job. Settling is idempotent, so retry while
+		 * Redis cannot answer (or answers that it cannot yet). */
 		if (t->settle_tries++ % 50 == 0)
 			log_warn("settle pending", "id", t->id, "error",
 			         rc == LEDGER_UNREACHABLE ? "redis unreachable" : err, NULL);
 		task_later(t, t->settle_tries < 10 ? 100 : 500, on_settle_retry);
 		return;
 	}
-	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	if (rc != LEDGER_OK) {
+		settle_refused(t, a, err);
+		return;
+	}
 	if (st.how == LEDGER_CHARGED_ESTIMATE) {
 		/* The lease expired first and a reaper charged (and reported) its
 		 * estimate: that is what this attempt cost; publish no second record. */
 		t->cost_nusd += st.charged_nusd - a->cost_nusd;
 		a->cost_nusd = st.charged_nusd;
 		a->billed = false;
-		if (t->outs) {
-			for (size_t i = 0; i < t->n_outs; i++)
-				free(t->outs[i].value);
-			free(t->outs);
-			t->outs = NULL;
-			t->n_outs = 0;
-		}
+		task_drop_outputs(t);
 	}
 	if (t->classifying)
 		task_classifier_end(t, true);

@@ -91,6 +91,7 @@ struct task {
 	struct http_request pending_req; /* built, waiting for its reservation */
 	int pending_model;               /* -1 when none */
 	int64_t pending_estimate_nusd;   /* what the pending call reserves */
+	int64_t call_estimate_nusd;      /* what the call in flight reserved */
 	int64_t pending_tokens;          /* the classifier's est_input + max_tokens (rpm/tpm) */
 	bool classifying;                /* the pending or running call is auto's classifier */
 	int64_t refused_estimate_nusd;   /* the budget refused this estimate: any
@@ -110,6 +111,7 @@ struct task {
 
 	/* The attempt being decided. */
 	struct completion completion;
+	char *parsed_json; /* json jobs: the answer's content parsed, compact (new), or NULL */
 	enum response_class cls;
 	int64_t retry_after_ms;
 	int settle_tries;
@@ -222,6 +224,11 @@ struct attempt_rec *task_attempt_new(struct task *t);
  * replaces an earlier one). */
 void task_later(struct task *t, int64_t delay_ms, uv_timer_cb fn);
 /* Ends the job with an error result. */
+/* Frees the outputs built for t (an answer whose charge changed). */
+void task_drop_outputs(struct task *t);
+/* A settle the ledger refused this many times, with an error that is not a
+ * passing state of Redis (ledger_error_transient), ends its attempt. */
+#define SETTLE_REFUSALS_MAX 3
 void task_fail(struct task *t, enum error_code code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Ends the job (t->error says how): builds and produces its outputs, after
@@ -336,6 +343,19 @@ void engine_reaped_forget(struct engine *e);
 /* job_decode's lookup: is name a budget Redis knows (as of the last poll)? */
 bool engine_budget_known(void *opaque, const char *name);
 void engine_budget_names_free(struct engine *e);
+
+/* ---------------------------------------------------------------- engine_answer.c */
+
+/* Impossible usage (SPEC §13): when t->completion's usage could not come
+ * from a call of m (input above its context, output above output_limit,
+ * counts that do not add up), makes the attempt invalid_response, charged
+ * at its estimate (a->estimated), with the estimate's counts (est_input,
+ * output_limit) as its usage. */
+void task_judge_usage(struct task *t, struct attempt_rec *a, const struct model_conf *m,
+                      int64_t est_input, int64_t output_limit);
+/* A json job's answer (SPEC §13): its content parsed into t->parsed_json, or
+ * the attempt made invalid_output when it does not parse or validate. */
+void task_judge_output(struct task *t, struct attempt_rec *a);
 
 /* ---------------------------------------------------------------- engine_pools.c */
 

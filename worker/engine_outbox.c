@@ -18,6 +18,15 @@ static void produce_out(struct engine *e, struct out_msg *o);
 
 /* Builds every output of the task: the result, a cost record per billed
  * attempt and, for an error, the DLQ record. */
+void task_drop_outputs(struct task *t)
+{
+	for (size_t i = 0; i < t->n_outs; i++)
+		free(t->outs[i].value);
+	free(t->outs);
+	t->outs = NULL;
+	t->n_outs = 0;
+}
+
 void task_build_outputs(struct task *t)
 {
 	struct engine *e = t->e;
@@ -33,6 +42,10 @@ void task_build_outputs(struct task *t)
 	        .error = t->error,
 	        .error_message = t->error_message,
 	        .content = t->completion.content,
+	        .parsed_json = t->parsed_json,
+	        .tool_calls = t->completion.tool_calls,
+	        .n_tool_calls = t->completion.n_tool_calls,
+	        .refusal = t->completion.refusal,
 	        .finish_reason = t->completion.finish_reason,
 	        .model = t->n_attempts ? t->attempts[t->n_attempts - 1].model : -1,
 	        .cost_nusd = t->cost_nusd,
@@ -51,6 +64,8 @@ void task_build_outputs(struct task *t)
 			r.usage.input_tokens += t->attempts[i].usage.input_tokens;
 			r.usage.output_tokens += t->attempts[i].usage.output_tokens;
 			r.usage.cached_input_tokens += t->attempts[i].usage.cached_input_tokens;
+			r.usage.cache_write_tokens += t->attempts[i].usage.cache_write_tokens;
+			r.usage.reasoning_tokens += t->attempts[i].usage.reasoning_tokens;
 		}
 	}
 	struct buf b = {0};

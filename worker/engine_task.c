@@ -154,14 +154,13 @@ void task_free(struct task *t)
 		uv_close((uv_handle_t *)t->timer, engine_timer_closed);
 		t->timer = NULL;
 	}
-	for (size_t i = 0; i < t->n_outs; i++)
-		free(t->outs[i].value);
-	free(t->outs);
+	task_drop_outputs(t);
 	if (t->headers)
 		rd_kafka_headers_destroy(t->headers);
 	job_clear(&t->job);
 	router_route_clear(&t->route);
 	completion_clear(&t->completion);
+	free(t->parsed_json);
 	http_request_clear(&t->pending_req);
 	free(t->skip_message);
 	if (t->admit_pending && e->health)

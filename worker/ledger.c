@@ -616,6 +616,20 @@ void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt
 	ledger_settle_budget(l, name, job_id, attempt, cost_nusd, outputs, cb, opaque);
 }
 
+bool ledger_error_transient(const char *errstr)
+{
+	static const char *const codes[] = {"LOADING",  "BUSY",       "TRYAGAIN",    "MASTERDOWN",
+	                                    "READONLY", "NOREPLICAS", "CLUSTERDOWN", "NOSCRIPT"};
+	const char *colon = strstr(errstr, ": ");
+	const char *code = colon ? colon + 2 : errstr;
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		size_t n = strlen(codes[i]);
+		if (strncmp(code, codes[i], n) == 0 && (code[n] == ' ' || code[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
 int ledger_settle_result(const redisReply *reply, struct ledger_settlement *out, char *errstr,
                          size_t errstr_size)
 {

@@ -237,6 +237,12 @@ void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_
  * calls today; remove once it passes names. */
 void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt, int64_t cost_nusd,
                    const struct buf *outputs, redis_reply_cb *cb, void *opaque);
+/* Whether the error text of a LEDGER_ERROR (errstr of a *_result call) is a
+ * state Redis leaves by itself (loading its data, a busy script, a replica
+ * or cluster that has no master yet): worth retrying for as long as it
+ * lasts. Any other error reply is the script refusing, and says the same
+ * however often it is asked. */
+bool ledger_error_transient(const char *errstr);
 int ledger_settle_result(const redisReply *reply, struct ledger_settlement *out, char *errstr,
                          size_t errstr_size);
 

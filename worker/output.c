@@ -196,7 +196,7 @@ void output_cost(struct buf *b, const struct config *cfg, const char *job_id,
 	        .attempt = a->number,
 	        .usage = a->usage,
 	        .cost_nusd = a->cost_nusd,
-	        .estimated = estimated,
+	        .estimated = estimated || a->estimated,
 	        .batch = a->batch,
 	        .ts_ms = ts_ms,
 	};

@@ -51,6 +51,7 @@ struct attempt_rec {
 	bool billed; /* the provider reported usage */
 	struct usage usage;
 	int64_t cost_nusd;
+	bool estimated; /* charged at its estimate: its usage was impossible (SPEC §13) */
 	bool batch;     /* sent in a provider batch (SPEC §14) */
 	char *batch_id; /* the provider's batch id (owned by the attempt's holder), or NULL */
 };
