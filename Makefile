@@ -3,6 +3,7 @@
 #   make test       everything under ASan+UBSan in build/san, then the test suite
 #   make demo       the embedded stack of SPEC §12
 #   make bench      performance figures (not a test)
+#   make fuzz       every libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) each
 #   make fmt        clang-format the tree
 
 CC      ?= cc
@@ -26,7 +27,11 @@ LDSAN   :=
 BINDIR  := bin
 endif
 
-DEPS_OK := $(shell pkg-config --exists $(PKGS) 2>/dev/null && command -v redis-server >/dev/null && test -x /usr/sbin/nginx && echo yes)
+DEPS_OK := $(shell pkg-config --exists $(PKGS) 2>/dev/null && command -v redis-server >/dev/null \
+	&& test -x /usr/sbin/nginx && command -v clang >/dev/null && echo yes)
+ifeq ($(wildcard /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a),)
+DEPS_OK :=
+endif
 ifneq ($(DEPS_OK),yes)
 $(info promptyard: installing missing dependencies (deploy/install-deps.sh))
 $(shell sh deploy/install-deps.sh >&2)
@@ -50,7 +55,7 @@ TOOL_SRC := $(filter-out $(FAKE_SRC),$(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BINDIR)/%)
 LUA      := $(wildcard worker/*.lua)
 
-.PHONY: all test unit demo bench fmt clean install tools includes
+.PHONY: all test unit demo bench fmt clean install tools includes fuzz fuzz-build
 all: includes $(BINDIR)/promptyard-worker $(BINDIR)/promptyard $(TOOL_BIN)
 
 # worker/'s modules must not include each other in a cycle, nor a subsystem's
@@ -101,11 +106,54 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIB)
 
 unit: all $(UNIT_BIN)
 
-# The test suite runs against the sanitizer build; the closing line is "N passed, N failed".
+# Fuzzing: the worker's library compiled again with clang for libFuzzer into
+# build/fuzz, whatever SAN says, and one binary per tests/fuzz/fuzz_*.c.
+# tests/fuzz/*.c without the prefix are helpers linked into every target.
+FUZZ_CC      := clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# clang's -Wpedantic flags the GNU statement expressions of librdkafka's
+# RD_KAFKA_V_* macros (kafka.c), which gcc lets pass in a system header's macro.
+FUZZ_CFLAGS  := $(CSTD) $(WARN) -Wno-gnu-statement-expression -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
+	$(PKG_CFLAGS) -Iworker -Itests/unit -Itests/fuzz -MMD -MP
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB     := $(FUZZ_BUILD)/libpromptyard.a
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_HELP    := $(filter-out $(FUZZ_SRC),$(wildcard tests/fuzz/*.c))
+FUZZ_HELP_OBJ := $(FUZZ_HELP:%.c=$(FUZZ_BUILD)/%.o)
+
+# The library is instrumented for coverage (fuzzer-no-link); only the
+# targets link libFuzzer's main.
+$(FUZZ_BUILD)/worker/%.o: worker/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_HELP_OBJ) $(FUZZ_LIB)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each target for FUZZ_SECONDS on a copy of its corpus (the checked-in one
+# does not grow); FUZZ_TARGETS="jscan job" picks some. Non-zero on any crash.
+fuzz: fuzz-build
+	$(PYTHON) tests/lib/fuzzing.py --seconds $(FUZZ_SECONDS) --bin $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+# The test suite runs against the sanitizer build and runs each fuzz target
+# for a few seconds; the closing line is "N passed, N failed".
 test:
-	$(MAKE) SAN=1 unit
+	$(MAKE) SAN=1 unit fuzz-build
 	PROMPTYARD_BIN=$(CURDIR)/build/san/bin PROMPTYARD_UNIT=$(CURDIR)/build/san/tests \
-		$(PYTHON) tests/run.py $(TESTS)
+		PROMPTYARD_FUZZ=$(CURDIR)/$(FUZZ_BUILD) $(PYTHON) tests/run.py $(TESTS)
 
 demo: all
 	$(BINDIR)/promptyard dev

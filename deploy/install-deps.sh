@@ -3,6 +3,9 @@
 # need, and only those that are missing. Safe to run any number of times.
 # chromium (headless, with a font for screenshots) loads the dashboard's page
 # in tests/integration/test_dashboard.py and takes the README's screenshot.
+# clang and libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes, only
+# recommended by clang, so not pulled in with --no-install-recommends) are for
+# the fuzz targets of tests/fuzz (make fuzz; make test runs them briefly).
 set -eu
 
 PKGS="build-essential pkg-config
@@ -10,6 +13,7 @@ librdkafka-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev
 libconfig-dev libuv1-dev libmicrohttpd-dev libssl-dev
 redis-server nginx-light openssl
 json-schema-test-suite
+clang libclang-rt-14-dev
 python3 python3-jsonschema python3-confluent-kafka python3-redis python3-prometheus-client python3-yaml
 python3-botocore
 chromium fonts-dejavu-core"
