@@ -7,10 +7,15 @@
    Each prints "PASS name" / "FAIL name: ..." lines and "N passed, N failed";
    a crash, a timeout, or a non-zero exit without FAIL lines counts as one
    failure of that binary.
-2. Every tests/integration/test_*.py in its own subprocess
+2. Every libFuzzer target fuzz_* in $PROMPTYARD_FUZZ (default build/fuzz):
+   each runs every input of its checked-in corpus, then fuzzes for
+   $PROMPTYARD_FUZZ_SECONDS (default 3) on a copy of it (tests/lib/fuzzing.py);
+   a crash, a leak or a broken check counts as one failure of that target,
+   a clean run as one pass.
+3. Every tests/integration/test_*.py in its own subprocess
    (tests/lib/runfile.py), each test_* function in file order.
 
-A FILTER (substring) selects unit binaries and integration files by name,
+A FILTER (substring) selects unit binaries, fuzz targets and integration files by name,
 and integration tests by function name. Failure output (FAIL lines,
 tracebacks, sanitizer reports, the logs a test attached) is shown. The last
 line is "N passed, N failed", totals over everything; exit status 1 if
@@ -35,6 +40,8 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.lib import fuzzing  # noqa: E402
 PASS_RE = re.compile(r"^PASS (\S+)")
 FAIL_RE = re.compile(r"^FAIL (\S+?)(:|\s|$)")
 SUMMARY_RE = re.compile(r"^(\d+) passed, (\d+) failed\s*$")
@@ -190,6 +197,24 @@ def run_unit(path, env, timeout, totals):
         f"({elapsed:.1f} s)")
 
 
+def run_fuzz(path, env, seconds, totals):
+    out(f"== fuzz {path.name}")
+    res = fuzzing.run_target(path, seconds, env=env)
+    if res.ok:
+        totals.passed += 1
+        out(f"  PASS {path.name} ({res.executions:,} executions, "
+            f"{res.corpus_in} corpus inputs)")
+        return
+    out(f"FAIL {path.name}: {res.problem}")
+    totals.fail(f"{path.name}: {res.problem}")
+    out(f"---- output of {path.name} (last {UNIT_OUTPUT_TAIL} lines of {res.log})")
+    for line in fuzzing.log_tail(res, UNIT_OUTPUT_TAIL):
+        out(line)
+    out("----")
+    for c in res.crashes:
+        out(f"   reproduce: {path} {c}")
+
+
 def run_integration(path, test_filters, env, timeout, totals):
     passes, fails = [], []
     summary = []
@@ -260,6 +285,19 @@ def main(argv):
         strays = sweep_strays(token)
         if strays:
             out(f"   (killed strays: {', '.join(strays)})")
+
+    fuzz_dir = Path(os.environ.get("PROMPTYARD_FUZZ") or REPO / "build" / "fuzz")
+    fuzz_seconds = int(os.environ.get("PROMPTYARD_FUZZ_SECONDS", "3"))
+    if not fuzz_dir.is_dir():
+        out(f"(no fuzz target directory {fuzz_dir})")
+    for path in fuzzing.targets(fuzz_dir) if fuzz_dir.is_dir() else []:
+        if not selected(path.name):
+            continue
+        if deadline - time.monotonic() <= 0:
+            out(f"FAIL {path.name}: not run, the time budget ({budget:.0f} s) ran out")
+            totals.fail(f"{path.name}: not run")
+            continue
+        run_fuzz(path, env, fuzz_seconds, totals)
 
     for path in sorted((REPO / "tests" / "integration").glob("test_*.py")):
         if selected(path.name) or selected(str(path.relative_to(REPO))):
