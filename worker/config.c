@@ -1391,6 +1391,60 @@ static int load_list(struct loader *ld, const config_setting_t *list, size_t n, 
 
 /* ---------------------------------------------------------------- public */
 
+/* libconfig 1.5 opens "@include NAME" as include_dir/NAME and, when that is
+ * a directory (`@include ""` names the include directory itself), exits the
+ * process from its scanner ("input in flex scanner failed"); a device or a
+ * FIFO would hang it. So the includes of path, nested ones too, are checked
+ * first (found by tests/fuzz/fuzz_config): a NAME that exists must be a
+ * regular file. A missing one, an include cycle and nesting past libconfig's
+ * 10 levels are left to libconfig's own errors; *files bounds the files read
+ * here (a file that includes itself twice would otherwise be read 2^10
+ * times). dir is the include directory, or NULL. Returns 0, or -1 with
+ * "FILE:LINE: @include "NAME": not a regular file" written. */
+static int check_includes(const char *path, const char *dir, int depth, int *files,
+                          char *errstr, size_t errstr_size)
+{
+	FILE *f = depth < 10 && (*files)++ < 100 ? fopen(path, "r") : NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, rc = 0;
+
+	while (f && rc == 0 && getline(&line, &cap, f) >= 0) {
+		const char *p = line + strspn(line, " \t");
+		struct buf full = {0};
+		size_t blank, name_at;
+		struct stat st;
+		lineno++;
+		if (strncmp(p, "@include", 8) != 0)
+			continue;
+		blank = strspn(p + 8, " \t");
+		if (blank == 0 || p[8 + blank] != '"')
+			continue;
+		buf_printf(&full, "%s%s", dir ? dir : "", dir ? "/" : "");
+		name_at = full.len;
+		/* The name as libconfig's scanner reads it: \\ and \" escaped. */
+		for (p += 8 + blank + 1; *p && *p != '"'; p++) {
+			if (*p == '\\' && (p[1] == '\\' || p[1] == '"'))
+				p++;
+			buf_append(&full, p, 1);
+		}
+		if (stat(full.data, &st) == 0 && !S_ISREG(st.st_mode)) {
+			if (errstr && errstr_size)
+				snprintf(errstr, errstr_size,
+				         "%s:%d: @include \"%s\": not a regular file", path, lineno,
+				         full.data + name_at);
+			rc = -1;
+		} else if (stat(full.data, &st) == 0) {
+			rc = check_includes(full.data, dir, depth + 1, files, errstr, errstr_size);
+		}
+		buf_free(&full);
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
 struct config *config_load(const char *path, int flags, char *errstr, size_t errstr_size)
 {
 	static const char *const known[] = {"kafka",     "redis",  "worker",  "router", "batch",
@@ -1428,6 +1482,8 @@ struct config *config_load(const char *path, int flags, char *errstr, size_t err
 		slash[slash == dir ? 1 : 0] = '\0';
 		config_set_include_dir(&lc, dir);
 	}
+	if (check_includes(path, slash ? dir : NULL, 0, &(int){0}, errstr, errstr_size) < 0)
+		goto out;
 	if (!config_read_file(&lc, path)) {
 		err = errno;
 		if (!errstr || !errstr_size)

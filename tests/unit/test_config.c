@@ -501,6 +501,37 @@ TEST(syntax_and_file_errors)
 	CHECK_HAS(err, "Is a directory");
 }
 
+/* Found by tests/fuzz/fuzz_config: libconfig exited the process ("input in
+ * flex scanner failed") on an @include that names a directory, and would
+ * hang on a device. */
+TEST(includes_that_are_not_files)
+{
+	char inc[600];
+	FILE *f;
+	CHECK(fails_with("# first\n@include \"\"\n", 2, "@include \"\": not a regular file"));
+	CHECK(fails_with("@include \".\"\n", 1, "@include \".\": not a regular file"));
+	CHECK(fails_with(" \t@include  \"../../dev/null\"\n", 1,
+	                 "@include \"../../dev/null\": not a regular file"));
+	/* Nested: the included file names a directory; a regular one loads. */
+	snprintf(inc, sizeof inc, "%s/inc.cfg", dir);
+	f = fopen(inc, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	fputs("worker: { max_in_flight = 7; };\n@include \"\"\n", f);
+	fclose(f);
+	struct config *cfg = load_text("@include \"inc.cfg\"\n", 0);
+	CHECK(cfg == NULL);
+	CHECK_HAS(err, "inc.cfg:2: @include \"\": not a regular file");
+	f = fopen(inc, "w");
+	fputs("worker: { max_in_flight = 7; };\n", f);
+	fclose(f);
+	cfg = load_text("@include \"inc.cfg\"\n", 0);
+	CHECK(cfg && cfg->worker.max_in_flight == 7);
+	config_free(cfg);
+	unlink(inc);
+}
+
 TEST(wrong_types)
 {
 	CHECK(fails_with("worker: {\n max_in_flight = 10.5; };\n", 2,
@@ -1043,6 +1074,7 @@ int main(void)
 	RUN(secret_whitespace_trimmed_controls_refused);
 	RUN(unknown_key_warns_and_loads);
 	RUN(syntax_and_file_errors);
+	RUN(includes_that_are_not_files);
 	RUN(wrong_types);
 	RUN(out_of_range);
 	RUN(bad_names_and_enums);
