@@ -1235,11 +1235,15 @@ int job_part_set_fetched(struct job *job, struct job_part *part, const unsigned 
 	        content_type ? media_named(content_type, strlen(content_type)) : NULL;
 	if (!m)
 		m = said; /* the bytes say nothing: trust the server */
-	if (!m || m->part != part->type) {
+	/* An empty body is refused whatever the server calls it: no provider
+	 * takes empty data (found by tests/fuzz/fuzz_fetched). */
+	if (len == 0 || !m || m->part != part->type) {
 		fail(errstr, errstr_size,
 		     "messages[%zu].content[%zu].url: the document fetched is %s", part->msg,
 		     part->index,
-		     part->type == PART_IMAGE ? "no PNG, JPEG, GIF or WebP image" : "no PDF");
+		     len == 0                   ? "empty"
+		     : part->type == PART_IMAGE ? "no PNG, JPEG, GIF or WebP image"
+		                                : "no PDF");
 		return -1;
 	}
 	part->media_type = m->type;

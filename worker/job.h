@@ -165,7 +165,8 @@ int64_t job_base64_decode(const char *b64, size_t len, unsigned char *out);
  * media_type is from the answer's Content-Type or the bytes themselves; a
  * document's pages are counted and added to job->pdf_pages. Returns 0, or -1
  * with errstr naming the part when the bytes are not of a type the part
- * takes (an image that is no PNG/JPEG/GIF/WebP, a document that is no PDF). */
+ * takes (an image that is no PNG/JPEG/GIF/WebP, a document that is no PDF)
+ * or there are none. */
 int job_part_set_fetched(struct job *job, struct job_part *part, const unsigned char *bytes,
                          size_t len, const char *content_type, char *errstr, size_t errstr_size);
 

@@ -811,6 +811,10 @@ TEST(test_rich_job)
 	          -1);
 	CHECK_STR(err, "messages[1].content[1].url: the document fetched is no PNG, JPEG, GIF or "
 	               "WebP image");
+	/* Found by tests/fuzz/fuzz_fetched: an empty body the server called an
+	 * image was taken, to be sent as empty data. */
+	CHECK_INT(job_part_set_fetched(&job, url, png, 0, "image/png", err, sizeof err), -1);
+	CHECK_STR(err, "messages[1].content[1].url: the document fetched is empty");
 	job_clear(&job);
 
 	/* Defaults: mode from the config, complete_by a window from now. */
