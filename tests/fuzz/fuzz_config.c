@@ -5,8 +5,11 @@
  * reads a real catalog. The keys' environment variables of the seeds are
  * set, so that both a provider with its key and one without are loaded.
  *
- * Checked beyond the sanitizers: a refusal says where ("FILE:LINE: ..." or
- * "FILE: ..."), and a loaded config's references resolve. */
+ * Checked beyond the sanitizers: a refusal says where, and a loaded config's
+ * references resolve.
+ *
+ * tests/fuzz/config.options turns libFuzzer's leak check per input off (see
+ * there); a leak still fails the run at its end. */
 #include "config.h"
 #include "fuzz.h"
 #include "log.h"
@@ -111,8 +114,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_loaded(cfg);
 		config_free(cfg);
 	} else {
-		FUZZ_CHECK(err[0] != '\0');
-		FUZZ_CHECK(strncmp(err, dir, strlen(dir)) == 0);
+		/* "FILE:LINE: ..." or "FILE: ..."; FILE is the path given, or an
+		 * @include'd file as the directive names it. */
+		FUZZ_CHECK(err[0] != '\0' && err[0] != ':' && strstr(err, ": ") != NULL);
 	}
 	return 0;
 }

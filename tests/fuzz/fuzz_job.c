@@ -59,7 +59,9 @@ static void check_accepted(const struct job *job)
 		FUZZ_CHECK(m->content && strlen(m->content) == m->content_len);
 		FUZZ_CHECK(fuzz_utf8_valid(m->content, m->content_len));
 		FUZZ_CHECK(m->role == ROLE_SYSTEM || m->role == ROLE_USER ||
-		           m->role == ROLE_ASSISTANT);
+		           m->role == ROLE_ASSISTANT || m->role == ROLE_TOOL);
+		for (size_t k = 0; k < m->n_parts; k++)
+			FUZZ_CHECK(m->parts[k].msg == i && m->parts[k].index == k);
 		bytes += m->content_len;
 	}
 	FUZZ_CHECK(bytes == job->content_bytes);
@@ -96,6 +98,24 @@ static const struct model_conf *model_for(const struct job *job, const struct pr
 		if (cfg->providers[cfg->models[i].provider].ops == p)
 			return &cfg->models[i];
 	return NULL;
+}
+
+/* What the worker does before building a request for a format that cannot
+ * take a part by URL: fetch it (here: a 1x1 PNG, a PDF of one page). */
+static void fetch_url_parts(struct job *job)
+{
+	static const unsigned char png[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\1\0\0\0\1";
+	static const unsigned char pdf[] = "%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n";
+	char err[256];
+	for (size_t i = 0; i < job->n_parts; i++) {
+		struct job_part *p = &job->parts[i];
+		if (!p->url)
+			continue;
+		bool image = p->type == PART_IMAGE;
+		FUZZ_CHECK(job_part_set_fetched(
+		                   job, p, image ? png : pdf, (image ? sizeof png : sizeof pdf) - 1,
+		                   image ? "image/png" : "application/pdf", err, sizeof err) == 0);
+	}
 }
 
 static void check_requests(const struct job *job)
@@ -142,6 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_accepted(&job);
+	fetch_url_parts(&job);
 	check_requests(&job);
 	double score = complexity_score(&job, NULL);
 	FUZZ_CHECK(score >= 0 && score <= 1);

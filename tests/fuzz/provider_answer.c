@@ -36,13 +36,25 @@ int fuzz_provider_answer(const struct provider *p, const uint8_t *data, size_t s
 	 * never turns into success. */
 	FUZZ_CHECK(ok_status == (cls == RESPONSE_OK || cls == RESPONSE_INVALID));
 	if (cls == RESPONSE_OK) {
-		FUZZ_CHECK(c.content != NULL);
-		FUZZ_CHECK(fuzz_utf8_valid(c.content, strlen(c.content)));
-		FUZZ_CHECK((unsigned)c.finish_reason <= FINISH_OTHER);
-		/* What the engine does with a classifier's answer. */
-		double score;
-		if (complexity_parse_reply(c.content, strlen(c.content), &score) == 0)
-			FUZZ_CHECK(score >= 0 && score <= 1);
+		FUZZ_CHECK((unsigned)c.finish_reason <= FINISH_REFUSAL);
+		if (c.content) {
+			FUZZ_CHECK(fuzz_utf8_valid(c.content, strlen(c.content)));
+			/* What the engine does with a classifier's answer. */
+			double score;
+			if (complexity_parse_reply(c.content, strlen(c.content), &score) == 0)
+				FUZZ_CHECK(score >= 0 && score <= 1);
+		}
+		if (c.refusal)
+			FUZZ_CHECK(fuzz_utf8_valid(c.refusal, strlen(c.refusal)));
+		for (size_t i = 0; i < c.n_tool_calls; i++) {
+			const struct completion_tool_call *t = &c.tool_calls[i];
+			FUZZ_CHECK(t->id && fuzz_utf8_valid(t->id, strlen(t->id)));
+			FUZZ_CHECK(t->name && fuzz_utf8_valid(t->name, strlen(t->name)));
+			/* The arguments go into the result as a JSON object. */
+			json_t *args = json_loads(t->arguments, 0, NULL);
+			FUZZ_CHECK(json_is_object(args));
+			json_decref(args);
+		}
 	} else {
 		FUZZ_CHECK(c.content == NULL);
 		FUZZ_CHECK(c.error_message != NULL);
@@ -59,6 +71,7 @@ int fuzz_provider_answer(const struct provider *p, const uint8_t *data, size_t s
 		FUZZ_CHECK(u->input_tokens >= 0 && u->output_tokens >= 0);
 		FUZZ_CHECK(u->cached_input_tokens >= 0 && u->cache_write_tokens >= 0);
 		FUZZ_CHECK(u->cached_input_tokens + u->cache_write_tokens <= u->input_tokens);
+		FUZZ_CHECK(u->reasoning_tokens >= 0 && u->reasoning_tokens <= u->output_tokens);
 		FUZZ_CHECK(money_cost_nusd(&model.price, u) >= 0);
 	}
 	completion_clear(&c);

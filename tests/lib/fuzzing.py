@@ -6,7 +6,8 @@ run_target for its brief runs).
 
 Each target build/fuzz/fuzz_<name> runs for S seconds on a copy of
 tests/fuzz/corpus/<name>/ (so the checked-in corpus does not grow; every
-file of it is run first), with tests/fuzz/<name>.dict when there is one.
+file of it is run first), with tests/fuzz/<name>.dict when there is one
+and the flags of tests/fuzz/<name>.options.
 Its output goes to build/fuzz/run/<name>/log, crashing inputs to
 build/fuzz/run/<name>/artifacts/. One line per target gives executions,
 executions per second and crashes (crash, leak, timeout and out-of-memory
@@ -87,6 +88,15 @@ def targets(bin_dir, filters=()):
             if any(f in p.name or f"fuzz_{f}" == p.name for f in filters)]
 
 
+def target_options(name):
+    """libFuzzer flags of tests/fuzz/<name>.options: one a line, # comments."""
+    path = FUZZ_DIR / f"{name}.options"
+    if not path.is_file():
+        return []
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
 def run_target(binary, seconds, env=None, work_root=None):
     """Runs one target for `seconds` on a copy of its corpus. Returns a Result."""
     binary = Path(binary)
@@ -105,6 +115,7 @@ def run_target(binary, seconds, env=None, work_root=None):
     argv = [str(binary), f"-max_total_time={int(seconds)}", "-print_final_stats=1",
             f"-artifact_prefix={artifacts}/", f"-timeout={PER_INPUT_TIMEOUT_S}",
             f"-rss_limit_mb={RSS_LIMIT_MB}"]
+    argv += target_options(name)
     dict_path = FUZZ_DIR / f"{name}.dict"
     if dict_path.is_file():
         argv.append(f"-dict={dict_path}")
