@@ -61,11 +61,15 @@ $(BUILD)/%.o: %.c
 
 # Lua scripts are compiled in as strings: one source of truth, no path lookup at run time.
 # A script's @MACRO@ becomes the number a C header defines (embed_lua.sh).
-$(BUILD)/lua_scripts.c: $(LUA) tests/tools/embed_lua.sh
+$(BUILD)/lua_scripts.c: $(LUA) tests/tools/embed_lua.sh tests/tools/embed_text.sh
 	@mkdir -p $(dir $@)
 	sh tests/tools/embed_lua.sh $(LUA) > $@
-# Long scripts exceed C99's minimum string length; gcc and clang take any length.
-$(BUILD)/lua_scripts.o: $(BUILD)/lua_scripts.c
+# The dashboard's page (SPEC §15), likewise: one file, served from memory.
+$(BUILD)/dashboard_html.c: producer-tools/dashboard.html tests/tools/embed_text.sh
+	@mkdir -p $(dir $@)
+	sh tests/tools/embed_text.sh dashboard_html $< > $@
+# Long texts exceed C99's minimum string length; gcc and clang take any length.
+$(BUILD)/lua_scripts.o $(BUILD)/dashboard_html.o: $(BUILD)/%.o: $(BUILD)/%.c
 	$(CC) $(CFLAGS) -Wno-overlength-strings -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(BUILD)/lua_scripts.o
@@ -76,7 +80,7 @@ $(BINDIR)/promptyard-worker: $(BUILD)/worker/main.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BINDIR)/promptyard: $(CLI_OBJ) $(LIB)
+$(BINDIR)/promptyard: $(CLI_OBJ) $(BUILD)/dashboard_html.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian bookworm packages that building, testing and the demo
 # need, and only those that are missing. Safe to run any number of times.
+# chromium (headless, with a font for screenshots) loads the dashboard's page
+# in tests/integration/test_dashboard.py and takes the README's screenshot.
 set -eu
 
 PKGS="build-essential pkg-config
@@ -9,7 +11,8 @@ libconfig-dev libuv1-dev libmicrohttpd-dev libssl-dev
 redis-server
 json-schema-test-suite
 python3 python3-jsonschema python3-confluent-kafka python3-redis python3-prometheus-client python3-yaml
-python3-botocore"
+python3-botocore
+chromium fonts-dejavu-core"
 
 missing=""
 for p in $PKGS; do

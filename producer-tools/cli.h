@@ -35,6 +35,8 @@ struct config *cli_config(const char *sub, const char *path, const char *brokers
  * error prints "promptyard SUB: redis HOST:PORT: why" and returns NULL: the
  * caller exits 1. */
 redisContext *cli_redis(const char *sub, const struct config *cfg);
+/* The same, quiet: NULL with errstr set ("redis HOST:PORT: why"). */
+redisContext *cli_redis_connect(const struct config *cfg, char *errstr, size_t errstr_size);
 
 /* Reads path ("-": stdin) whole into a new NUL-terminated buffer (its length,
  * the NUL not counted, in *len), or returns NULL with errno set. */
@@ -175,6 +177,14 @@ void cli_budgets_view_config(const struct config *cfg, struct cli_budget_view **
 void cli_budgets_view_free(struct cli_budget_view *v, size_t n);
 const struct cli_budget_view *cli_budgets_find(const struct cli_budget_view *v, size_t n,
                                                const char *name);
+/* The budgets Redis holds, or only name (NULL: all), each in its current
+ * window at now_ms, as `budget show --json` lists them (cli_budget.c): *out
+ * is a new array of {name, period, window_start, parent, limit_nusd,
+ * spent_nusd, reserved_nusd, limit_usd, spent_usd, reserved_usd}. Reads only.
+ * Returns 0; 1 with errstr when Redis fails; 2 with errstr when name is not
+ * a budget. */
+int cli_budgets_show(redisContext *c, const struct config *cfg, const char *name, int64_t now_ms,
+                     json_t **out, char *errstr, size_t errstr_size);
 /* "$0.0001794", "-$1.5": exact, from nano-USD. out needs 40 bytes. */
 void cli_usd(int64_t nusd, char *out, size_t out_size);
 /* A USD amount for JSON output (derived for display; the *_nusd fields are exact). */
@@ -193,5 +203,6 @@ int cli_route(int argc, char **argv);
 int cli_dlq(int argc, char **argv);
 int cli_dev(int argc, char **argv);
 int cli_catalog(int argc, char **argv);
+int cli_dashboard(int argc, char **argv);
 
 #endif

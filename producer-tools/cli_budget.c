@@ -95,23 +95,33 @@ static void eval_free(struct eval *e)
 	*e = (struct eval){0};
 }
 
-/* Runs e and frees it. Returns the reply, or NULL after printing why (the
- * caller exits 1). */
-static redisReply *eval_run(redisContext *c, const struct config *cfg, struct eval *e)
+/* Runs e and frees it. Returns the reply, or NULL with errstr set. */
+static redisReply *eval_try(redisContext *c, const struct config *cfg, struct eval *e, char *errstr,
+                            size_t errstr_size)
 {
 	redisReply *r = redisCommandArgv(c, e->argc, (const char **)e->argv, NULL);
 	eval_free(e);
 	if (!r) {
-		fprintf(stderr, "promptyard budget: redis %s:%d: %s\n", cfg->redis.host,
-		        cfg->redis.port, c->errstr[0] ? c->errstr : "no reply");
+		snprintf(errstr, errstr_size, "redis %s:%d: %s", cfg->redis.host, cfg->redis.port,
+		         c->errstr[0] ? c->errstr : "no reply");
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "promptyard budget: redis %s:%d: %s\n", cfg->redis.host,
-		        cfg->redis.port, r->str);
+		snprintf(errstr, errstr_size, "redis %s:%d: %s", cfg->redis.host, cfg->redis.port,
+		         r->str);
 		freeReplyObject(r);
 		return NULL;
 	}
+	return r;
+}
+
+/* As eval_try, printing why on failure (the caller exits 1). */
+static redisReply *eval_run(redisContext *c, const struct config *cfg, struct eval *e)
+{
+	char err[512];
+	redisReply *r = eval_try(c, cfg, e, err, sizeof err);
+	if (!r)
+		fprintf(stderr, "promptyard budget: %s\n", err);
 	return r;
 }
 
@@ -234,10 +244,10 @@ static void show_table(const struct ledger_budget *b, size_t n)
 	free(cell);
 }
 
-static int show_json(const struct ledger_budget *b, size_t n)
+/* The budgets as `budget show --json` lists them (new). */
+static json_t *budgets_json(const struct ledger_budget *b, size_t n)
 {
 	json_t *list = json_array();
-	json_t *root = json_pack("{s:o}", "budgets", list);
 	char start[32];
 	for (size_t i = 0; i < n; i++) {
 		json_t *o = json_object();
@@ -254,46 +264,86 @@ static int show_json(const struct ledger_budget *b, size_t n)
 		json_object_set_new(o, "reserved_usd", cli_json_usd(b[i].reserved_nusd));
 		json_array_append_new(list, o);
 	}
-	char *text = json_dumps(root, CLI_JSON_FLAGS);
-	json_decref(root);
-	if (!text)
+	return list;
+}
+
+/* Reads every budget (or name) in its current window with budget_state.lua:
+ * *reply (new) holds the strings of the n entries of *out (new). Returns 0;
+ * 1 with errstr when Redis fails; 2 with errstr when name is not a budget. */
+static int read_budgets(redisContext *c, const struct config *cfg, const char *name, int64_t now_ms,
+                        redisReply **reply, struct ledger_budget **out, size_t *n_out, char *errstr,
+                        size_t errstr_size)
+{
+	struct eval e = {0};
+	eval_start(&e, lua_budget_state, 1);
+	eval_base(&e, cfg);
+	eval_windows(&e, now_ms);
+	if (name)
+		eval_add(&e, name);
+	redisReply *r = eval_try(c, cfg, &e, errstr, errstr_size);
+	if (!r)
 		return 1;
-	printf("%s\n", text);
-	free(text);
+	size_t n = ledger_reply_entries(r);
+	struct ledger_budget *b = xcalloc(n ? n : 1, sizeof *b);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (ledger_budget_result(r, i, &b[i], errstr, errstr_size) != LEDGER_OK) {
+			rc = 1;
+		} else if (!b[i].known) {
+			snprintf(errstr, errstr_size, "unknown budget \"%s\"", b[i].name);
+			rc = 2;
+		}
+	}
+	if (rc != 0) {
+		free(b);
+		freeReplyObject(r);
+		return rc;
+	}
+	*reply = r;
+	*out = b;
+	*n_out = n;
+	return 0;
+}
+
+int cli_budgets_show(redisContext *c, const struct config *cfg, const char *name, int64_t now_ms,
+                     json_t **out, char *errstr, size_t errstr_size)
+{
+	redisReply *r = NULL;
+	struct ledger_budget *b = NULL;
+	size_t n = 0;
+	int rc = read_budgets(c, cfg, name, now_ms, &r, &b, &n, errstr, errstr_size);
+	if (rc != 0)
+		return rc;
+	*out = budgets_json(b, n);
+	free(b);
+	freeReplyObject(r);
 	return 0;
 }
 
 static int do_show(redisContext *c, const struct config *cfg, const char *name, bool json,
                    int64_t now_ms)
 {
-	struct eval e = {0};
+	redisReply *r = NULL;
 	struct ledger_budget *b = NULL;
+	size_t n = 0;
 	char err[512];
-	int rc = 1;
-	eval_start(&e, lua_budget_state, 1);
-	eval_base(&e, cfg);
-	eval_windows(&e, now_ms);
-	if (name)
-		eval_add(&e, name);
-	redisReply *r = eval_run(c, cfg, &e);
-	if (!r)
-		return 1;
-	size_t n = ledger_reply_entries(r);
-	b = xcalloc(n ? n : 1, sizeof *b);
-	for (size_t i = 0; i < n; i++) {
-		if (ledger_budget_result(r, i, &b[i], err, sizeof err) != LEDGER_OK) {
-			fprintf(stderr, "promptyard budget show: %s\n", err);
-			goto out;
-		}
-		if (!b[i].known) {
-			fprintf(stderr, "promptyard budget show: unknown budget \"%s\"\n",
-			        b[i].name);
-			rc = 2;
-			goto out;
-		}
+	int rc = read_budgets(c, cfg, name, now_ms, &r, &b, &n, err, sizeof err);
+	if (rc != 0) {
+		fprintf(stderr, "promptyard budget show: %s\n", err);
+		return rc;
 	}
-	rc = json ? show_json(b, n) : (show_table(b, n), 0);
-out:
+	if (json) {
+		json_t *root = json_pack("{s:o}", "budgets", budgets_json(b, n));
+		char *text = json_dumps(root, CLI_JSON_FLAGS);
+		json_decref(root);
+		if (text)
+			printf("%s\n", text);
+		else
+			rc = 1;
+		free(text);
+	} else {
+		show_table(b, n);
+	}
 	free(b);
 	freeReplyObject(r);
 	return rc;

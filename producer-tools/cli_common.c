@@ -34,23 +34,23 @@ struct config *cli_config(const char *sub, const char *path, const char *brokers
 	return cfg;
 }
 
-redisContext *cli_redis(const char *sub, const struct config *cfg)
+redisContext *cli_redis_connect(const struct config *cfg, char *errstr, size_t errstr_size)
 {
 	struct timeval tv = {.tv_sec = cfg->redis.timeout_ms / 1000,
 	                     .tv_usec = (cfg->redis.timeout_ms % 1000) * 1000};
 	redisContext *c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, tv);
 	redisReply *r = NULL;
 	if (!c || c->err) {
-		fprintf(stderr, "promptyard %s: redis %s:%d: %s\n", sub, cfg->redis.host,
-		        cfg->redis.port, c ? c->errstr : "out of memory");
+		snprintf(errstr, errstr_size, "redis %s:%d: %s", cfg->redis.host, cfg->redis.port,
+		         c ? c->errstr : "out of memory");
 		goto fail;
 	}
 	redisSetTimeout(c, tv);
 	if (cfg->redis.password) {
 		r = redisCommand(c, "AUTH %s", cfg->redis.password);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
-			fprintf(stderr, "promptyard %s: redis %s:%d: authentication failed\n", sub,
-			        cfg->redis.host, cfg->redis.port);
+			snprintf(errstr, errstr_size, "redis %s:%d: authentication failed",
+			         cfg->redis.host, cfg->redis.port);
 			goto fail;
 		}
 		freeReplyObject(r);
@@ -59,8 +59,8 @@ redisContext *cli_redis(const char *sub, const struct config *cfg)
 	if (cfg->redis.db) {
 		r = redisCommand(c, "SELECT %d", cfg->redis.db);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
-			fprintf(stderr, "promptyard %s: redis %s:%d: cannot select db %d\n", sub,
-			        cfg->redis.host, cfg->redis.port, cfg->redis.db);
+			snprintf(errstr, errstr_size, "redis %s:%d: cannot select db %d",
+			         cfg->redis.host, cfg->redis.port, cfg->redis.db);
 			goto fail;
 		}
 		freeReplyObject(r);
@@ -72,6 +72,15 @@ fail:
 	if (c)
 		redisFree(c);
 	return NULL;
+}
+
+redisContext *cli_redis(const char *sub, const struct config *cfg)
+{
+	char err[512];
+	redisContext *c = cli_redis_connect(cfg, err, sizeof err);
+	if (!c)
+		fprintf(stderr, "promptyard %s: %s\n", sub, err);
+	return c;
 }
 
 bool cli_tty(void)

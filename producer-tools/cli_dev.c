@@ -1,6 +1,6 @@
 /* promptyard dev: the embedded stack of SPEC §12.
  *
- *   promptyard dev [--jobs FILE] [--count N] [--timeout S] [--keep]
+ *   promptyard dev [--jobs FILE] [--count N] [--timeout S] [--keep] [--dashboard ADDR]
  *
  * Needs no outside service. In one temporary directory it starts
  *   - Kafka: librdkafka's mock cluster, in this process, with the topics;
@@ -15,7 +15,10 @@
  * strategies rotated over the jobs that name none), shows progress as the
  * results come in, stops the worker (it drains and commits), prints the
  * results by status and code, the spend per model and per budget, and stops
- * everything it started.
+ * everything it started. With --dashboard ADDR it also serves `promptyard
+ * dashboard` on the stack from the start, and after the summary keeps Redis
+ * and the dashboard up until Ctrl-C, for a look (or a screenshot) at the
+ * finished run.
  *
  * The simulator and the worker are the programs built next to this one
  * (bin/fake_provider is the test suite's fake provider: one implementation
@@ -298,8 +301,10 @@ struct dev {
 	rd_kafka_mock_cluster_t *mc;
 	char bootstrap[256];
 
-	struct child redis, sim, worker;
+	struct child redis, sim, worker, dashboard;
 	int redis_port, sim_port, metrics_port;
+	const char *dashboard_listen; /* --dashboard, or NULL */
+	char dashboard_url[300];
 	struct config *cfg;
 };
 
@@ -435,13 +440,13 @@ static int write_file(const char *path, const char *text)
 	return rc;
 }
 
-/* Reads "port=N" from the simulator's stdout within the start timeout. */
-static int read_port(int fd, struct child *c)
+/* Reads the first line a child prints on fd within the start timeout.
+ * Returns 0, or -1 (it exited, said nothing, or the line is too long). */
+static int read_first_line(int fd, struct child *c, char *line, size_t size)
 {
-	char line[64];
 	size_t n = 0;
 	int64_t until = time_mono_ms() + START_TIMEOUT_MS;
-	while (n < sizeof line - 1 && time_mono_ms() < until && !cli_interrupted) {
+	while (n < size - 1 && time_mono_ms() < until && !cli_interrupted) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (poll(&p, 1, 100) <= 0) {
 			if (child_exited(c))
@@ -453,11 +458,20 @@ static int read_port(int fd, struct child *c)
 			return -1;
 		if (line[n] == '\n') {
 			line[n] = '\0';
-			return strncmp(line, "port=", 5) == 0 ? atoi(line + 5) : -1;
+			return 0;
 		}
 		n++;
 	}
 	return -1;
+}
+
+/* Reads "port=N" from the simulator's stdout. */
+static int read_port(int fd, struct child *c)
+{
+	char line[64];
+	if (read_first_line(fd, c, line, sizeof line) != 0 || strncmp(line, "port=", 5) != 0)
+		return -1;
+	return atoi(line + 5);
 }
 
 static int start_simulator(struct dev *d)
@@ -634,12 +648,51 @@ static int start_worker(struct dev *d)
 	return 0;
 }
 
+/* `promptyard dashboard` (this program) on the stack's config, at
+ * --dashboard; its URL from the line it prints once it listens. */
+static int start_dashboard(struct dev *d)
+{
+	char path[PATH_MAX], line[320];
+	snprintf(path, sizeof path, "%.3800s/promptyard", d->bin);
+	snprintf(d->dashboard.log, sizeof d->dashboard.log, "%.3800s/dashboard.log", d->dir);
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return -1;
+	char *argv[] = {path,        "dashboard", "-c",
+	                d->cfg_path, "--listen",  (char *)d->dashboard_listen,
+	                NULL};
+	int rc = spawn(&d->dashboard, path, argv, environ, fds[1]);
+	close(fds[1]);
+	if (rc == 0)
+		rc = read_first_line(fds[0], &d->dashboard, line, sizeof line);
+	close(fds[0]);
+	if (rc != 0 || strncmp(line, "dashboard: ", 11) != 0) {
+		say("the dashboard did not start on %s", d->dashboard_listen);
+		show_log_tail(&d->dashboard, 10);
+		return -1;
+	}
+	snprintf(d->dashboard_url, sizeof d->dashboard_url, "%.280s", line + 11);
+	return 0;
+}
+
+/* --dashboard: the finished run stays on view until a signal. */
+static void linger(struct dev *d)
+{
+	say("the dashboard stays up at %s with Redis at 127.0.0.1:%d: Ctrl-C stops everything",
+	    d->dashboard_url, d->redis_port);
+	while (!cli_interrupted && !child_exited(&d->dashboard))
+		poll(NULL, 0, 200);
+	if (!cli_interrupted)
+		say("the dashboard exited");
+}
+
 static void stop_all(struct dev *d)
 {
 	if (d->worker.pid) {
 		say("stopping the worker (it drains in-flight jobs)");
 		child_stop(&d->worker, DRAIN_TIMEOUT_MS + 5000);
 	}
+	child_stop(&d->dashboard, STOP_WAIT_MS);
 	child_stop(&d->sim, STOP_WAIT_MS);
 	child_stop(&d->redis, STOP_WAIT_MS);
 	if (d->mc)
@@ -918,19 +971,26 @@ static void print_summary(struct dev *d, struct tally *t, struct spend *s, bool 
 static void usage(FILE *out)
 {
 	fputs("usage: promptyard dev [--jobs FILE] [--count N] [--timeout S] [--keep]\n"
+	      "                      [--dashboard ADDR]\n"
 	      "Runs Kafka (mock cluster), Redis, a simulated provider and a worker locally,\n"
 	      "submits the sample jobs (or FILE), shows progress and the spend, then stops\n"
 	      "everything. --count N takes the first N jobs (repeating the file if needed);\n"
-	      "--keep leaves the temporary directory (config, logs) in place.\n",
+	      "--keep leaves the temporary directory (config, logs) in place;\n"
+	      "--dashboard ADDR (e.g. 127.0.0.1:8377) serves `promptyard dashboard` on the\n"
+	      "stack and keeps it and Redis up after the run until Ctrl-C.\n",
 	      out);
 }
 
 int cli_dev(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"jobs", required_argument, NULL, 'j'},    {"count", required_argument, NULL, 'n'},
-	        {"timeout", required_argument, NULL, 't'}, {"keep", no_argument, NULL, 'k'},
-	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	        {"jobs", required_argument, NULL, 'j'},
+	        {"count", required_argument, NULL, 'n'},
+	        {"timeout", required_argument, NULL, 't'},
+	        {"keep", no_argument, NULL, 'k'},
+	        {"dashboard", required_argument, NULL, 'd'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *jobs_path = NULL;
 	long long count = 0;
@@ -949,11 +1009,13 @@ int cli_dev(int argc, char **argv)
 	d.redis.name = "redis-server";
 	d.sim.name = "simulator";
 	d.worker.name = "worker";
+	d.dashboard.name = "dashboard";
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': jobs_path = optarg; break;
 		case 'k': d.keep = true; break;
+		case 'd': d.dashboard_listen = optarg; break;
 		case 'n':
 			count = strtoll(optarg, &end, 10);
 			if (*end || count < 1 || count > 10000000) {
@@ -1031,6 +1093,11 @@ int cli_dev(int argc, char **argv)
 		goto out;
 	say("worker (pid %d), config %s, metrics http://127.0.0.1:%d/metrics", (int)d.worker.pid,
 	    d.cfg_path, d.metrics_port);
+	if (d.dashboard_listen) {
+		if (cli_interrupted || start_dashboard(&d) != 0)
+			goto out;
+		say("dashboard at %s (pid %d)", d.dashboard_url, (int)d.dashboard.pid);
+	}
 	say("submitting %zu jobs from %s", jobs.n, jobs_path);
 	uint64_t acked = 0;
 	if (cli_submit_produce("dev: submit", d.cfg, "llm.jobs", &jobs, &acked) != 0)
@@ -1086,6 +1153,10 @@ int cli_dev(int argc, char **argv)
 	print_summary(&d, &t, &s, have_spend, (double)(time_mono_ms() - t0) / 1000.0);
 	if (got == 0 && !t.worker_died && t.have >= t.want)
 		rc = 0;
+	if (d.dashboard_listen && !cli_interrupted) {
+		fflush(stdout);
+		linger(&d);
+	}
 out:
 	if (rk) {
 		rd_kafka_consumer_close(rk);

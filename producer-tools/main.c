@@ -22,6 +22,8 @@ static const struct cli_command commands[] = {
         {"dlq", "replay dead-lettered jobs", cli_dlq},
         {"catalog", "import models from LiteLLM's price map, or check prices against it",
          cli_catalog},
+        {"dashboard", "serve the control center: budgets, spend, jobs, circuits, batches",
+         cli_dashboard},
         {"dev", "run the embedded stack: Kafka, Redis, a simulated provider, a worker", cli_dev},
         {"version", "print the version", cli_version},
 };

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 extern const char lua_settle[], lua_dedupe_check[], lua_dedupe_done[], lua_reserve[], lua_release[],
-        lua_reap[], lua_reap_ack[];
+        lua_reap[], lua_reap_ack[], lua_stats_jobs[];
 
 /* Settle markers outlive any redelivery of the job: a week. */
 #define SETTLE_MARKER_TTL_S "604800"
@@ -30,7 +30,7 @@ struct ledger {
 	enum sync_state sync;
 	/* script ids */
 	size_t settle, dedupe_check, dedupe_done, reserve, release, reap, reap_ack, budget_sync,
-	        budget_state;
+	        budget_state, stats_jobs;
 };
 
 struct ledger *ledger_new(struct redis *r, const struct config *cfg)
@@ -57,6 +57,7 @@ struct ledger *ledger_new(struct redis *r, const struct config *cfg)
 	l->reap_ack = redis_add_script(r, "reap_ack", lua_reap_ack);
 	l->budget_sync = redis_add_script(r, "budget_sync", lua_budget_sync);
 	l->budget_state = redis_add_script(r, "budget_state", lua_budget_state);
+	l->stats_jobs = redis_add_script(r, "stats_jobs", lua_stats_jobs);
 	return l;
 }
 
@@ -128,6 +129,27 @@ void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, in
 	const struct budget_conf *b = &cfg->budgets[budget];
 	ledger_window(b->period, unix_ms, window, sizeof window);
 	buf_printf(key, "%s{ledger}:b:%s:%s", cfg->redis.key_prefix, b->name, window);
+}
+
+void ledger_stats_key(struct buf *key, const struct config *cfg, int64_t unix_ms)
+{
+	char day[LEDGER_WINDOW_SIZE];
+	ledger_window(PERIOD_DAY, unix_ms, day, sizeof day);
+	buf_printf(key, "%s{ledger}:stats:d:%s", cfg->redis.key_prefix, day);
+}
+
+size_t ledger_stats_days(int64_t unix_ms, char (*days)[LEDGER_WINDOW_SIZE])
+{
+	char today[LEDGER_WINDOW_SIZE];
+	ledger_window(PERIOD_DAY, unix_ms, today, sizeof today);
+	int n = atoi(today + 8);
+	for (int d = 1; d <= n; d++) {
+		memcpy(days[d - 1], today, 8); /* "2026-11-" */
+		days[d - 1][8] = (char)('0' + d / 10);
+		days[d - 1][9] = (char)('0' + d % 10);
+		days[d - 1][10] = '\0';
+	}
+	return (size_t)n;
 }
 
 /* ------------------------------------------------------------ script calls */
@@ -547,6 +569,19 @@ int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *ou
 	return LEDGER_OK;
 }
 
+/* settle.lua's stats arguments: the model and provider of an attempt without
+ * a lease (attempt 0: the classifier's), then the stats hash's time to live. */
+static void cmd_settle_stats(struct cmd *c, const struct ledger *l, int attempt)
+{
+	const struct config *cfg = l->cfg;
+	int m = attempt == 0 && cfg->router.classifier_model
+	                ? config_model_index(cfg, cfg->router.classifier_model)
+	                : -1;
+	cmd_str(c, m >= 0 ? cfg->models[m].name : "");
+	cmd_str(c, m >= 0 ? cfg->providers[cfg->models[m].provider].name : "");
+	cmd_i64(c, LEDGER_STATS_TTL_S);
+}
+
 void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_id, int attempt,
                           int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
                           void *opaque)
@@ -567,6 +602,7 @@ void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_
 		cmd_mem(&c, outputs->data, outputs->len);
 	else
 		cmd_str(&c, "");
+	cmd_settle_stats(&c, l, attempt);
 	cmd_send(l, l->settle, &c, cb, opaque);
 }
 
@@ -619,12 +655,17 @@ void ledger_release(struct ledger *l, const char *job_id, int attempt, redis_rep
 void ledger_reap(struct ledger *l, int max, redis_reply_cb *cb, void *opaque)
 {
 	struct cmd c = {0};
+	char day[LEDGER_WINDOW_SIZE];
+	int64_t now = time_now_ms();
 	cmd_key(&c, l, "leases");
 	cmd_str(&c, l->base);
-	cmd_i64(&c, time_now_ms());
+	cmd_i64(&c, now);
 	cmd_fmt(&c, "%d", max > 0 ? max : 1);
 	cmd_str(&c, SETTLE_MARKER_TTL_S);
 	cmd_i64(&c, LEDGER_REAP_REPORT_MS);
+	ledger_window(PERIOD_DAY, now, day, sizeof day);
+	cmd_str(&c, day);
+	cmd_i64(&c, LEDGER_STATS_TTL_S);
 	cmd_send(l, l->reap, &c, cb, opaque);
 }
 
@@ -661,6 +702,28 @@ void ledger_reap_ack(struct ledger *l, const char *job_id, int attempt, redis_re
 	cmd_key(&c, l, "lease:%s:%d", job_id, attempt);
 	cmd_fmt(&c, "%s:%d", job_id, attempt);
 	cmd_send(l, l->reap_ack, &c, cb, opaque);
+}
+
+/* ------------------------------------------------------------ stats */
+
+void ledger_stats_jobs(struct ledger *l, const struct ledger_job_count *counts, size_t n,
+                       redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	char day[LEDGER_WINDOW_SIZE];
+	ledger_window(PERIOD_DAY, time_now_ms(), day, sizeof day);
+	cmd_key(&c, l, "stats:d:%s", day);
+	cmd_i64(&c, LEDGER_STATS_TTL_S);
+	for (size_t i = 0; i < n; i++) {
+		if (counts[i].n <= 0)
+			continue;
+		if (counts[i].code && counts[i].code[0])
+			cmd_fmt(&c, "jobs:error:%s", counts[i].code);
+		else
+			cmd_str(&c, "jobs:ok");
+		cmd_i64(&c, counts[i].n);
+	}
+	cmd_send(l, l->stats_jobs, &c, cb, opaque);
 }
 
 /* ------------------------------------------------------------ jobs */

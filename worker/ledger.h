@@ -18,10 +18,28 @@
  *   <base>job:<job_id>                hash: attempts (numbers handed out), state
  *                                     (pending|done), outputs; TTL
  *                                     worker.dedupe_ttl_s
+ *   <base>stats:d:<YYYY-MM-DD>        hash: the fleet's stats of a day (below);
+ *                                     TTL LEDGER_STATS_TTL_S
  * <window> is "all" for period none, "YYYY-MM-DD" for day, "YYYY-MM" for
  * month, in UTC by the worker's clock (time_now_ms(), which tests can shift).
  * The scripts walk a budget's parent chain from the meta hashes (at most 4
  * budgets), so a budget defined only with `promptyard budget set` works.
+ *
+ * Stats, for the dashboard (SPEC §15), kept as money moves so that no reader
+ * has to go through Kafka. Fields of a stats hash:
+ *   spend:<provider>:<model>   nano-USD charged to attempts of the model
+ *   calls:<provider>:<model>   attempts charged: settled (billed or not) or
+ *                              reaped; a released attempt (it never reached
+ *                              the provider) is no call
+ *   jobs:ok, jobs:error:<code> jobs finished (ledger_stats_jobs)
+ * settle.lua and reap.lua add spend and calls in the same step that charges
+ * the attempt, never on a repeat, in the day of the worker's clock when the
+ * step runs (a budget's own window is the lease's, so at midnight a lease
+ * reserved on one day and settled on the next counts in the next day's
+ * stats). An attempt without a lease is recorded under the model and
+ * provider the caller names, "" when unknown ("spend::"). Only days are
+ * kept, two HINCRBY per charge on the hot path; a month is the sum of its
+ * days (ledger_stats_days), which outlive any month.
  *
  * Money is integer nano-USD. Counters change only by HINCRBY of decimal
  * strings (exact int64); the scripts compare amounts as Lua doubles, which is
@@ -48,6 +66,10 @@
 #define LEDGER_WINDOW_SIZE 16
 /* A reaped lease not acknowledged (ledger_reap_ack) is reported again after this. */
 #define LEDGER_REAP_REPORT_MS 60000
+/* A day's stats hash lives this long from its first call of a model (set
+ * once per model and day): 39 to 40 days after the day ends, so that every
+ * day of the current and the last month is there. */
+#define LEDGER_STATS_TTL_S (40 * 86400)
 
 struct ledger;
 
@@ -83,6 +105,14 @@ int ledger_window_start_ms(const char *window, int64_t since_ms, int64_t *start_
 void ledger_key_base(struct buf *out, const struct config *cfg);
 /* Appends the spend key of config budget b for the window holding unix_ms. */
 void ledger_budget_key(struct buf *key, const struct config *cfg, int budget, int64_t unix_ms);
+/* Appends the stats key of the day holding unix_ms:
+ * "<prefix>{ledger}:stats:d:2026-11-22". */
+void ledger_stats_key(struct buf *key, const struct config *cfg, int64_t unix_ms);
+/* Writes the days of the month holding unix_ms, from its first to that of
+ * unix_ms, as windows ("2026-11-01" ... "2026-11-22"; LEDGER_WINDOW_SIZE
+ * bytes each, at most 31) and returns how many: the stats days a month's
+ * figures are the sum of. */
+size_t ledger_stats_days(int64_t unix_ms, char (*days)[LEDGER_WINDOW_SIZE]);
 
 /* The scripts' texts, for a caller that sends them itself with EVAL over a
  * blocking connection (the command line): their KEYS and ARGV are documented
@@ -192,7 +222,10 @@ struct ledger_settlement {
  * windows. After a reap the attempt stays charged at its estimate (see
  * settle.lua). Records the attempt number as used; outputs (the job's
  * finished outputs, one JSON per line, result first; may be NULL) are kept
- * for a re-send. Everything is borrowed for the call only. */
+ * for a re-send. Everything is borrowed for the call only.
+ * A charge counts in the stats under the lease's model and provider;
+ * attempt 0, which holds no lease, is the classifier's call (SPEC §6) and
+ * counts under router.classifier_model. */
 void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_id, int attempt,
                           int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
                           void *opaque);
@@ -232,6 +265,23 @@ int ledger_reaped_result(const redisReply *reply, size_t i, struct ledger_reaped
  * removed, 0 not a reaped lease (gone already, or live). */
 void ledger_reap_ack(struct ledger *l, const char *job_id, int attempt, redis_reply_cb *cb,
                      void *opaque);
+
+/* ------------------------------------------------------------ stats */
+
+/* How many finished jobs had one outcome. */
+struct ledger_job_count {
+	const char *code; /* NULL or "" for ok results, else the error code (SPEC §3) */
+	int64_t n;        /* > 0; others are skipped */
+};
+
+/* Adds finished jobs to today's stats (jobs:ok, jobs:error:<code>;
+ * stats_jobs.lua), today by the worker's clock: one script call for all n counts (borrowed for the call), meant to be
+ * made once per loop turn with what that turn finished. Reply: the integer
+ * number of fields changed, or NULL when Redis was not reached (the counts
+ * may or may not have been added: a caller that retries may count twice).
+ * cb may be NULL. */
+void ledger_stats_jobs(struct ledger *l, const struct ledger_job_count *counts, size_t n,
+                       redis_reply_cb *cb, void *opaque);
 
 /* ------------------------------------------------------------ jobs */
 

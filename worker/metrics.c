@@ -3,16 +3,12 @@
  * worker's libuv loop. */
 #include "metrics.h"
 
+#include "httpd.h"
 #include "log.h"
 
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 enum metric_type { TYPE_COUNTER, TYPE_GAUGE, TYPE_HISTOGRAM };
 
@@ -427,39 +423,13 @@ void metrics_render(const struct metrics *m, struct buf *out)
 /* ---------------------------------------------------------------- HTTP */
 
 struct metrics_server {
-	uv_loop_t *loop;
+	struct httpd *h;
 	struct metrics *m;
 	metrics_ready_fn *ready;
 	void *opaque;
-	struct MHD_Daemon *d;
-	uv_poll_t poll;   /* MHD's epoll descriptor */
-	uv_timer_t timer; /* MHD's own timeouts (idle connections) */
-	int port;
-	int open_handles;
 };
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-
-static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type,
-                               char *body, size_t len)
-{
-	/* body is taken: MHD frees it with the response. */
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned status, const char *text)
-{
-	return respond(c, status, "text/plain; charset=utf-8", xstrdup(text), strlen(text));
-}
 
 static bool is_ready(struct metrics_server *s, char *reason, size_t reason_size)
 {
@@ -469,215 +439,64 @@ static bool is_ready(struct metrics_server *s, char *reason, size_t reason_size)
 	return ok;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+static void on_request(void *opaque, const char *path, struct httpd_response *out)
 {
-	struct metrics_server *s = cls;
-	(void)version;
-	(void)upload_data;
-	if (*upload_data_size) {
-		*upload_data_size = 0; /* a body is not wanted: drop it */
-		return MHD_YES;
-	}
-	if (!*con_cls) {
-		/* The first call has the headers only; answer on the next. */
-		*con_cls = s;
-		return MHD_YES;
-	}
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
-
+	struct metrics_server *s = opaque;
 	char reason[256];
-	if (strcmp(url, "/metrics") == 0) {
+	if (strcmp(path, "/metrics") == 0) {
 		struct buf b = {0};
 		is_ready(s, reason, sizeof reason);
 		metrics_render(s->m, &b);
-		size_t len = b.len;
-		return respond(c, MHD_HTTP_OK, METRICS_CONTENT_TYPE, buf_take(&b), len);
+		free(out->body);
+		out->status = 200;
+		out->content_type = METRICS_CONTENT_TYPE;
+		out->len = b.len;
+		out->body = buf_take(&b);
+	} else if (strcmp(path, "/healthz") == 0) {
+		httpd_text(out, 200, "ok\n");
+	} else if (strcmp(path, "/readyz") == 0) {
+		if (is_ready(s, reason, sizeof reason)) {
+			httpd_text(out, 200, "ready\n");
+		} else {
+			struct buf b = {0};
+			buf_printf(&b, "not ready: %s\n", reason[0] ? reason : "unknown");
+			httpd_text(out, 503, b.data);
+			buf_free(&b);
+		}
+	} else {
+		httpd_text(out, 404, "not found: try /metrics, /healthz, /readyz\n");
 	}
-	if (strcmp(url, "/healthz") == 0)
-		return respond_text(c, MHD_HTTP_OK, "ok\n");
-	if (strcmp(url, "/readyz") == 0) {
-		if (is_ready(s, reason, sizeof reason))
-			return respond_text(c, MHD_HTTP_OK, "ready\n");
-		struct buf b = {0};
-		buf_printf(&b, "not ready: %s\n", reason[0] ? reason : "unknown");
-		size_t len = b.len;
-		return respond(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
-		               buf_take(&b), len);
-	}
-	return respond_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /healthz, /readyz\n");
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	(void)cls;
-	if (log_min_level > LOG_WARN)
-		return;
-	char line[256];
-	vsnprintf(line, sizeof line, fmt, ap);
-	size_t n = strlen(line);
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	log_warn("metrics http", "detail", line, NULL);
-}
-
-static void arm_timer(struct metrics_server *s);
-
-/* Serves whatever is ready, then re-arms the timer for MHD's next deadline. */
-static void serve(struct metrics_server *s)
-{
-	MHD_run(s->d);
-	arm_timer(s);
-}
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-	(void)status;
-	(void)events;
-	serve(p->data);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-	serve(t->data);
-}
-
-static void arm_timer(struct metrics_server *s)
-{
-	MHD_UNSIGNED_LONG_LONG ms = 0;
-	if (MHD_get_timeout(s->d, &ms) == MHD_YES)
-		uv_timer_start(&s->timer, on_timer, (uint64_t)ms, 0);
-	else
-		uv_timer_stop(&s->timer);
-}
-
-/* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" into addr. Returns 0 or -1. */
-static int parse_listen(const char *listen, struct sockaddr_storage *addr, socklen_t *addr_len,
-                        bool *v6, char *errstr, size_t errstr_size)
-{
-	const char *colon = strrchr(listen, ':');
-	char host[256];
-	if (!colon) {
-		snprintf(errstr, errstr_size,
-		         "worker.metrics_listen: expected HOST:PORT, got \"%.100s\"", listen);
-		return -1;
-	}
-	size_t hl = (size_t)(colon - listen);
-	const char *h = listen;
-	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	if (hl >= sizeof host) {
-		snprintf(errstr, errstr_size, "worker.metrics_listen: host too long");
-		return -1;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	if (!colon[1] || *end || port < 0 || port > 65535) {
-		snprintf(errstr, errstr_size, "worker.metrics_listen: bad port in \"%.100s\"",
-		         listen);
-		return -1;
-	}
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-	                         .ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *res = NULL;
-	char port_s[8];
-	snprintf(port_s, sizeof port_s, "%ld", port);
-	int rc = getaddrinfo(host[0] ? host : NULL, port_s, &hints, &res);
-	if (rc != 0 || !res) {
-		snprintf(errstr, errstr_size, "worker.metrics_listen: %.100s: %s", host,
-		         gai_strerror(rc));
-		return -1;
-	}
-	/* ":PORT" means every interface: take IPv6 (dual stack) when offered. */
-	const struct addrinfo *pick = res;
-	for (const struct addrinfo *a = res; !host[0] && a; a = a->ai_next)
-		if (a->ai_family == AF_INET6)
-			pick = a;
-	memcpy(addr, pick->ai_addr, pick->ai_addrlen);
-	*addr_len = (socklen_t)pick->ai_addrlen;
-	*v6 = pick->ai_family == AF_INET6;
-	freeaddrinfo(res);
-	return 0;
 }
 
 struct metrics_server *metrics_server_start(uv_loop_t *loop, struct metrics *m, const char *listen,
                                             metrics_ready_fn *ready, void *opaque, char *errstr,
                                             size_t errstr_size)
 {
-	struct sockaddr_storage addr;
-	socklen_t addr_len = 0;
-	bool v6 = false;
-	if (parse_listen(listen, &addr, &addr_len, &v6, errstr, errstr_size) != 0)
-		return NULL;
-	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) != MHD_YES) {
-		snprintf(errstr, errstr_size, "metrics: libmicrohttpd lacks epoll support");
-		return NULL;
-	}
 	struct metrics_server *s = xcalloc(1, sizeof *s);
-	s->loop = loop;
 	s->m = m;
 	s->ready = ready;
 	s->opaque = opaque;
-	/* No MHD_USE_INTERNAL_POLLING_THREAD: MHD runs only when the loop calls it. */
-	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_DUAL_STACK : 0);
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-	                        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-	                        MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
-	                        15u, MHD_OPTION_END);
-	if (!s->d) {
-		snprintf(errstr, errstr_size, "worker.metrics_listen: cannot listen on %.100s",
-		         listen);
+	s->h = httpd_start(loop, listen, "worker.metrics_listen", on_request, s, errstr,
+	                   errstr_size);
+	if (!s->h) {
 		free(s);
 		return NULL;
 	}
-	const union MHD_DaemonInfo *port = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = port ? port->port : 0;
-	const union MHD_DaemonInfo *ep = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!ep || uv_poll_init(loop, &s->poll, ep->epoll_fd) != 0) {
-		snprintf(errstr, errstr_size, "metrics: cannot watch the HTTP server's descriptor");
-		MHD_stop_daemon(s->d);
-		free(s);
-		return NULL;
-	}
-	uv_timer_init(loop, &s->timer);
-	s->poll.data = s->timer.data = s;
-	s->open_handles = 2;
-	uv_poll_start(&s->poll, UV_READABLE, on_poll);
-	arm_timer(s);
 	char port_s[8];
-	snprintf(port_s, sizeof port_s, "%d", s->port);
+	snprintf(port_s, sizeof port_s, "%d", httpd_port(s->h));
 	log_info("metrics endpoint listening", "listen", listen, "port", port_s, NULL);
 	return s;
 }
 
 int metrics_server_port(const struct metrics_server *s)
 {
-	return s->port;
-}
-
-static void server_handle_closed(uv_handle_t *h)
-{
-	struct metrics_server *s = h->data;
-	if (--s->open_handles == 0)
-		free(s);
+	return httpd_port(s->h);
 }
 
 void metrics_server_stop(struct metrics_server *s)
 {
 	if (!s)
 		return;
-	/* Stop watching the descriptor before MHD closes it. */
-	uv_poll_stop(&s->poll);
-	uv_timer_stop(&s->timer);
-	uv_close((uv_handle_t *)&s->poll, server_handle_closed);
-	uv_close((uv_handle_t *)&s->timer, server_handle_closed);
-	MHD_stop_daemon(s->d);
-	s->d = NULL;
+	httpd_stop(s->h);
+	free(s);
 }

@@ -11,10 +11,9 @@
  * exactly when rendered: spend in nano-USD (shown as USD), latencies in
  * milliseconds (shown as seconds), counts as counts. No float is summed.
  *
- * The HTTP server (libmicrohttpd) runs on the worker's libuv loop without a
- * thread of its own: MHD's epoll descriptor is watched with a uv_poll and
- * MHD's timeout with a uv_timer, so every request is served on the loop's
- * one thread, between jobs. It answers
+ * The HTTP endpoint (httpd.h: libmicrohttpd on the worker's libuv loop,
+ * without a thread of its own) serves every request on the loop's one
+ * thread, between jobs. It answers
  *   GET /metrics   the registry in Prometheus text format 0.0.4
  *   GET /healthz   200 while the process runs
  *   GET /readyz    200 when the readiness callback says so, else 503 with

@@ -1,7 +1,9 @@
 /* provider: the registry of wire formats and what they share. */
 #include "provider.h"
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,6 +13,7 @@ static const struct provider *const providers[] = {
         &provider_openai,
         &provider_anthropic,
         &provider_gemini,
+        &provider_bedrock,
 };
 
 const struct provider *provider_lookup(const char *type)
@@ -315,6 +318,20 @@ void provider_buf_data_url(struct buf *b, const struct provider_media *media)
 	buf_puts(b, "\"");
 }
 
+void provider_buf_path_segment(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			buf_append(b, p, 1);
+		} else {
+			char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			buf_append(b, esc, 3);
+		}
+	}
+}
+
 static int dump_to_buf(const char *chunk, size_t size, void *data)
 {
 	buf_append(data, chunk, size);
@@ -336,16 +353,24 @@ void provider_tool_at(const struct job *job, size_t i, struct provider_tool *out
 	out->parameters = json_object_get(f, "parameters");
 }
 
+/* {"name":N and ,"description":D when the tool has one. */
+static void put_tool_head(struct buf *b, const struct provider_tool *tool)
+{
+	buf_puts(b, "{\"name\":");
+	buf_json_str(b, tool->name, strlen(tool->name));
+	if (tool->description) {
+		buf_puts(b, ",\"description\":");
+		buf_json_str(b, tool->description, strlen(tool->description));
+	}
+}
+
 void provider_buf_tool_open(struct buf *b, const struct job *job, size_t i,
                             struct provider_tool *out)
 {
 	provider_tool_at(job, i, out);
-	buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
-	buf_json_str(b, out->name, strlen(out->name));
-	if (out->description) {
-		buf_puts(b, ",\"description\":");
-		buf_json_str(b, out->description, strlen(out->description));
-	}
+	if (i)
+		buf_puts(b, ",");
+	put_tool_head(b, out);
 }
 
 void provider_call_at(const struct job_message *msg, size_t k, struct provider_call *out)
@@ -705,4 +730,386 @@ void provider_set_error(struct completion *out, const char *fmt, ...)
 	if (raw.data)
 		explicit_bzero(raw.data, raw.len);
 	buf_free(&raw);
+}
+
+/* ---------------------------------------------------------------- blocks */
+
+/* The blocks of one turn, counted for the commas between them. */
+struct blocks {
+	struct buf *b;
+	size_t n;
+};
+
+static struct buf *block_start(struct blocks *bl)
+{
+	if (bl->n++)
+		buf_puts(bl->b, ",");
+	return bl->b;
+}
+
+/* The blocks of one user or assistant message: its text (each non-blank
+ * text part, or its content), its images and documents, then its tool
+ * calls. trim: cut the trailing whitespace of its last text (a final
+ * prefill). */
+static int put_message_blocks(struct blocks *bl, const struct job_message *msg, bool trim,
+                              const struct provider_block_ops *ops, char *errstr,
+                              size_t errstr_size)
+{
+	size_t last_text = msg->n_parts;
+	for (size_t k = 0; k < msg->n_parts; k++)
+		if (msg->parts[k].type == PART_TEXT &&
+		    !provider_text_is_blank(msg->parts[k].text, msg->parts[k].text_len))
+			last_text = k;
+	for (size_t k = 0; k < msg->n_parts; k++) {
+		const struct job_part *part = &msg->parts[k];
+		size_t len = part->text_len;
+		if (part->type != PART_TEXT) {
+			if (ops->media(block_start(bl), part, errstr, errstr_size) != 0)
+				return -1;
+			continue;
+		}
+		if (provider_text_is_blank(part->text, len))
+			continue;
+		while (trim && k == last_text && is_space(part->text[len - 1]))
+			len--;
+		ops->text(block_start(bl), part->text, len);
+	}
+	if (!msg->n_parts && !provider_text_is_blank(msg->content, msg->content_len)) {
+		size_t len = msg->content_len;
+		while (trim && is_space(msg->content[len - 1]))
+			len--;
+		ops->text(block_start(bl), msg->content, len);
+	}
+	for (size_t k = 0; k < json_array_size(msg->tool_calls); k++) {
+		struct provider_call call;
+		provider_call_at(msg, k, &call);
+		ops->tool_use(block_start(bl), &call);
+	}
+	return 0;
+}
+
+int provider_buf_turn_blocks(struct buf *b, const struct job *job, const struct provider_turn *t,
+                             bool last, const struct provider_block_ops *ops, char *errstr,
+                             size_t errstr_size)
+{
+	struct blocks bl = {.b = b};
+	bool prefill = last && t->role == ROLE_ASSISTANT;
+	for (size_t i = t->first; i < t->end; i++)
+		if (job->messages[i].role == ROLE_TOOL && provider_turn_takes(t, &job->messages[i]))
+			ops->tool_result(block_start(&bl), &job->messages[i]);
+	size_t last_msg = t->first;
+	for (size_t i = t->first; i < t->end; i++)
+		if (provider_turn_takes(t, &job->messages[i]))
+			last_msg = i;
+	for (size_t i = t->first; i < t->end; i++) {
+		const struct job_message *msg = &job->messages[i];
+		if (msg->role == ROLE_TOOL || !provider_turn_takes(t, msg))
+			continue;
+		bool trim = prefill && i == last_msg && !msg->tool_calls;
+		if (put_message_blocks(&bl, msg, trim, ops, errstr, errstr_size) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the answer tool */
+
+/* Did the conversation's last assistant turn make tool calls? */
+static bool ends_in_tool_calls(const struct job *job)
+{
+	for (size_t i = job->n_messages; i-- > 0;)
+		if (job->messages[i].role == ROLE_ASSISTANT)
+			return job->messages[i].tool_calls != NULL;
+	return false;
+}
+
+int provider_plan_make(const char *fmt, const struct model_conf *m, const struct job *job,
+                       bool thinking, struct provider_plan *plan, char *errstr, size_t errstr_size)
+{
+	memset(plan, 0, sizeof *plan);
+	if (job->format == FORMAT_JSON_SCHEMA) {
+		plan->native = m->structured_outputs;
+		plan->answer_tool = !m->structured_outputs;
+	}
+	if (thinking && job->effort != EFFORT_NONE && !ends_in_tool_calls(job))
+		plan->thinking = provider_thinking_budget(m, job);
+	if (plan->thinking && plan->thinking < PROVIDER_THINKING_MIN) {
+		snprintf(errstr, errstr_size,
+		         "%s: thinking_budget_%s of %s is %lld, below Anthropic's least "
+		         "budget of %d tokens",
+		         fmt, reasoning_effort_name(job->effort), m->name,
+		         (long long)plan->thinking, PROVIDER_THINKING_MIN);
+		return -1;
+	}
+	if (plan->thinking && (job->tool_choice == TOOL_CHOICE_REQUIRED ||
+	                       job->tool_choice == TOOL_CHOICE_FUNCTION)) {
+		snprintf(errstr, errstr_size,
+		         "%s: tool_choice \"required\" or a named function cannot go with "
+		         "reasoning_effort (with thinking on, Anthropic takes only auto and none)",
+		         fmt);
+		return -1;
+	}
+	if (plan->answer_tool) {
+		const json_t *type = json_object_get(job->schema, "type");
+		if (!json_is_string(type) || strcmp(json_string_value(type), "object") != 0) {
+			snprintf(errstr, errstr_size,
+			         "%s: %s has no structured_outputs, and a tool takes only a "
+			         "schema of type object",
+			         fmt, m->name);
+			return -1;
+		}
+	}
+	/* Reserved whatever the job asks: the answer would be taken for it. */
+	for (size_t i = 0; i < json_array_size(job->tools); i++) {
+		struct provider_tool tool;
+		provider_tool_at(job, i, &tool);
+		if (strcmp(tool.name, PROVIDER_ANSWER_TOOL) == 0) {
+			snprintf(errstr, errstr_size,
+			         "%s: tools[%zu] is named " PROVIDER_ANSWER_TOOL
+			         ", the name this format keeps for a json_schema answer",
+			         fmt, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+enum provider_choice provider_plan_choice(const struct job *job, const struct provider_plan *plan,
+                                          bool job_tools, const char **name)
+{
+	enum provider_choice c = PROVIDER_CHOICE_UNSET;
+	*name = NULL;
+	switch (job->tool_choice) {
+	case TOOL_CHOICE_UNSET: break;
+	case TOOL_CHOICE_AUTO: c = PROVIDER_CHOICE_AUTO; break;
+	case TOOL_CHOICE_NONE: c = PROVIDER_CHOICE_NONE; break;
+	case TOOL_CHOICE_REQUIRED: c = PROVIDER_CHOICE_ANY; break;
+	case TOOL_CHOICE_FUNCTION:
+		c = PROVIDER_CHOICE_TOOL;
+		*name = job->tool_choice_name;
+		break;
+	}
+	if (plan->answer_tool && plan->thinking) {
+		*name = NULL;
+		return PROVIDER_CHOICE_AUTO;
+	}
+	if (plan->answer_tool && c != PROVIDER_CHOICE_TOOL) {
+		if (!job_tools || job->tool_choice == TOOL_CHOICE_NONE) {
+			*name = PROVIDER_ANSWER_TOOL;
+			return PROVIDER_CHOICE_TOOL;
+		}
+		return PROVIDER_CHOICE_ANY;
+	}
+	return c;
+}
+
+void provider_buf_system_plan(struct buf *b, const struct job *job,
+                              const struct provider_plan *plan)
+{
+	provider_buf_system(b, job);
+	const char *instruction = job->format == FORMAT_JSON_OBJECT ? PROVIDER_JSON_INSTRUCTION
+	                          : plan->answer_tool               ? PROVIDER_ANSWER_INSTRUCTION
+	                                                            : NULL;
+	if (!instruction)
+		return;
+	if (b->len)
+		buf_puts(b, "\n\n");
+	buf_puts(b, instruction);
+}
+
+size_t provider_buf_tool_list(struct buf *b, const struct job *job, bool job_tools,
+                              bool answer_tool, const struct provider_tool_shape *shape)
+{
+	size_t n = job_tools ? json_array_size(job->tools) : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct provider_tool tool;
+		provider_tool_at(job, i, &tool);
+		buf_printf(b, "%s%s", i ? "," : "", shape->open);
+		put_tool_head(b, &tool);
+		buf_puts(b, shape->schema);
+		if (tool.parameters)
+			provider_buf_json(b, tool.parameters);
+		else
+			buf_puts(b, "{\"type\":\"object\",\"properties\":{}}");
+		buf_puts(b, shape->close);
+	}
+	if (!answer_tool)
+		return n;
+	struct buf desc = {0};
+	buf_printf(&desc, "Give the answer: the %s object.", job->schema_name);
+	buf_printf(b, "%s%s{\"name\":\"" PROVIDER_ANSWER_TOOL "\",\"description\":", n ? "," : "",
+	           shape->open);
+	buf_json_str(b, desc.data, desc.len);
+	buf_puts(b, shape->schema);
+	provider_buf_json(b, job->schema);
+	buf_puts(b, shape->close);
+	buf_free(&desc);
+	return n + 1;
+}
+
+/* A tool use of an answer (see provider_take_blocks). */
+static int take_tool_use(struct completion *out, struct buf *answer, bool *answered,
+                         const struct provider_answer_block *blk)
+{
+	if (jv_str_eq(blk->name, PROVIDER_ANSWER_TOOL) && jv_is_object(blk->input) && !*answered) {
+		provider_buf_compact(answer, blk->input);
+		*answered = true;
+		return 0;
+	}
+	if (!jv_is_object(blk->input))
+		return -1;
+	return completion_take_tool_call(out, blk->id, blk->name, blk->input);
+}
+
+/* Joins the texts of the blocks of content into out->content and takes
+ * its tool uses (see provider_read_block_answer). Returns -1 (content left
+ * unset) when a block is malformed. */
+static int take_blocks(const struct jval *content, provider_block_reader *read,
+                       struct completion *out, bool *answered)
+{
+	struct buf text = {0}, answer = {0};
+	size_t i;
+	const struct jval *block;
+	if (!jv_is_array(content))
+		return -1;
+	jv_array_foreach(content, i, block)
+	{
+		struct provider_answer_block blk = {0};
+		if (!jv_is_object(block))
+			goto fail;
+		read(block, &blk);
+		if (blk.tool_use && take_tool_use(out, &answer, answered, &blk) != 0)
+			goto fail;
+		if (blk.text && !jv_is_string(blk.text))
+			goto fail;
+		jv_buf_text(&text, blk.text); /* nothing for NULL */
+	}
+	struct buf *keep = *answered ? &answer : &text;
+	free(out->content);
+	out->content = keep->data ? buf_take(keep) : xstrdup("");
+	buf_free(&text);
+	buf_free(&answer);
+	return 0;
+fail:
+	buf_free(&text);
+	buf_free(&answer);
+	return -1;
+}
+
+/* Reads the usage of format f from root. Returns 0, or -1 (nothing set)
+ * when there is no well-formed usage. */
+static int read_block_usage(const struct provider_block_format *f, const struct jval *root,
+                            struct completion *out)
+{
+	const struct jval *usage = jv_get(root, f->usage[0]);
+	int64_t in, read, write, outp;
+	if (!jv_is_object(usage) || !jv_get(usage, f->usage[1]))
+		return -1;
+	if (jv_count(usage, f->usage[1], &in) < 0 || jv_count(usage, f->usage[2], &read) < 0 ||
+	    jv_count(usage, f->usage[3], &write) < 0 || jv_count(usage, f->usage[4], &outp) < 0)
+		return -1;
+	out->usage.input_tokens = in + read + write;
+	out->usage.cached_input_tokens = read;
+	out->usage.cache_write_tokens = write;
+	out->usage.output_tokens = outp;
+	out->has_usage = true;
+	return 0;
+}
+
+/* A 2xx answer of format f (see provider_parse_blocks). */
+static enum response_class read_block_answer(const struct provider_block_format *f, struct jdoc *d,
+                                             bool usage_ok, struct completion *out)
+{
+	const struct jval *root = jdoc_root(d), *content = root, *stop;
+	bool answered = false;
+	char word[64];
+	if (!jv_is_object(root)) {
+		provider_set_error(out, root ? "response body is not a JSON object"
+		                             : "response body is not JSON");
+		return RESPONSE_INVALID;
+	}
+	if (f->is_error && f->is_error(d, root, out))
+		return RESPONSE_INVALID;
+	if (!usage_ok) {
+		provider_set_error(out, "response has no valid usage");
+		return RESPONSE_INVALID;
+	}
+	stop = jv_get(root, f->stop);
+	if (stop && !jv_is_string(stop) && !jv_is_null(stop)) {
+		provider_set_error(out, "%s is not a string", f->stop);
+		return RESPONSE_INVALID;
+	}
+	for (size_t i = 0; f->content[i]; i++)
+		content = jv_get(content, f->content[i]);
+	if (take_blocks(content, f->read, out, &answered) != 0) {
+		struct buf path = {0};
+		for (size_t i = 0; f->content[i]; i++)
+			buf_printf(&path, "%s%s", i ? "." : "", f->content[i]);
+		provider_set_error(out, "%s is not an array of content blocks", path.data);
+		buf_free(&path);
+		return RESPONSE_INVALID;
+	}
+	out->finish_reason = f->map_stop(jv_cstr(stop, word, sizeof word));
+	if (answered && out->finish_reason == FINISH_TOOL_CALLS && out->n_tool_calls == 0)
+		out->finish_reason = FINISH_STOP; /* the answer came, as content */
+	if (out->finish_reason == FINISH_REFUSAL) {
+		bool said = out->content[0] != '\0';
+		out->refusal = said ? out->content : xstrdup("The model declined to answer.");
+		if (said)
+			out->content = xstrdup("");
+	}
+	return RESPONSE_OK;
+}
+
+enum response_class provider_parse_blocks(const struct provider_block_format *f, long status,
+                                          const char *body, size_t len, struct completion *out)
+{
+	enum response_class cls = provider_class_of_status(status);
+	struct jdoc doc;
+	jdoc_parse(&doc, body, len);
+	bool usage_ok = read_block_usage(f, jdoc_root(&doc), out) == 0;
+	if (cls != RESPONSE_OK)
+		cls = f->error(status, cls, &doc, out);
+	else
+		cls = read_block_answer(f, &doc, usage_ok, out);
+	return provider_parse_end(&doc, out, cls);
+}
+
+void provider_buf_tool_use(struct buf *b, const struct provider_call *call, const char *open,
+                           const char *close)
+{
+	buf_puts(b, open);
+	buf_json_str(b, call->id, strlen(call->id));
+	buf_puts(b, ",\"name\":");
+	buf_json_str(b, call->name, strlen(call->name));
+	buf_puts(b, ",\"input\":");
+	provider_buf_arguments(b, call->arguments);
+	buf_puts(b, close);
+}
+
+void provider_set_error_of(struct completion *out, long status, bool json, const char *type,
+                           const char *msg, size_t msg_len)
+{
+	int n = msg_len > INT_MAX ? INT_MAX : (int)msg_len;
+	if (!json)
+		provider_set_error(out, "HTTP %ld with a body that is not JSON", status);
+	else if (type && msg)
+		provider_set_error(out, "%s: %.*s", type, n, msg);
+	else if (msg)
+		provider_set_error(out, "%.*s", n, msg);
+	else if (type)
+		provider_set_error(out, "%s", type);
+	else
+		provider_set_error(out, "HTTP %ld without an error message", status);
+}
+
+enum response_class provider_parse_end(struct jdoc *doc, struct completion *out,
+                                       enum response_class cls)
+{
+	if (cls == RESPONSE_INVALID) {
+		free(out->content);
+		out->content = NULL;
+	}
+	jdoc_free(doc);
+	return cls;
 }

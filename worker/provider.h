@@ -38,9 +38,14 @@ enum response_class {
 	RESPONSE_INVALID,          /* 2xx whose body is unusable: invalid_response, retryable */
 };
 
+/* The method of a request: every call of the sync path POSTs; a batch's
+ * polls, lists and results downloads GET (provider_batch.h). */
+enum http_method { HTTP_POST, HTTP_GET };
+
 struct http_request {
-	struct buf url; /* full URL */
-	char **headers; /* "Name: value" lines (new); may hold the API key: never log */
+	enum http_method method; /* HTTP_POST (0) unless set; a GET sends no body */
+	struct buf url;          /* full URL */
+	char **headers;          /* "Name: value" lines (new); may hold the API key: never log */
 	size_t n_headers;
 	struct buf body; /* request body */
 };
@@ -86,6 +91,8 @@ int completion_take_tool_call(struct completion *c, const struct jval *id, const
                               const struct jval *args);
 void completion_clear(struct completion *c);
 
+struct provider_batch; /* provider_batch.h */
+
 struct provider {
 	const char *type; /* the config's provider type: "openai", ... */
 
@@ -104,9 +111,14 @@ struct provider {
 	/* Parses the response of one attempt (any status). Fills out and returns
 	 * its class. Never fails: a malformed body is RESPONSE_INVALID (2xx) or the
 	 * class of the status. Usage is filled whenever the body reports it, even
-	 * for an error, so that a billed failure is still charged. */
+	 * for an error, so that a billed failure is still charged. m may be NULL
+	 * for a status that is not 2xx (the error answer of a batch call, which
+	 * is no model's: provider_batch.h). */
 	enum response_class (*parse_response)(const struct model_conf *m, long status,
 	                                      const char *body, size_t len, struct completion *out);
+
+	/* The format's batch API (SPEC §14), NULL when it has none. */
+	const struct provider_batch *batch;
 };
 
 /* Adds to req what a provider's configuration asks of every call (SPEC
@@ -123,12 +135,27 @@ const struct provider *provider_lookup(const char *type);
 extern const struct provider provider_openai;
 extern const struct provider provider_anthropic;
 extern const struct provider provider_gemini;
+extern const struct provider provider_bedrock;
+/* The clock Bedrock's signatures take their time from (unix seconds): the
+ * wall clock; a test sets its own, so that a signature can be expected. */
+extern int64_t (*provider_bedrock_now_s)(void);
 
 /* Shared helpers for the wire formats. */
 /* The class of a status that is not 2xx, before looking at the body. */
 enum response_class provider_class_of_status(long status);
 /* Does an error text read like a context-length overflow? */
 bool provider_text_is_context_overflow(const char *text);
+
+/* Sets out->error_message from an error body's type and message (either
+ * may be NULL; msg_len bytes of msg are kept): "TYPE: MESSAGE", the one
+ * there is, or the status when the body (json: it parsed) says nothing. */
+void provider_set_error_of(struct completion *out, long status, bool json, const char *type,
+                           const char *msg, size_t msg_len);
+
+/* Ends a parse_response: an answer found RESPONSE_INVALID keeps no
+ * content; doc is freed. Returns cls. */
+enum response_class provider_parse_end(struct jdoc *doc, struct completion *out,
+                                       enum response_class cls);
 
 /* The longest error_message kept, in bytes (cut on a character boundary). */
 #define PROVIDER_ERROR_MAX 512
@@ -175,6 +202,10 @@ int provider_part_media(unsigned url_parts, const struct job_part *part, struct 
                         char *errstr, size_t errstr_size);
 /* Appends media's bytes as a data: URL, quotes included (OpenAI's shape). */
 void provider_buf_data_url(struct buf *b, const struct provider_media *media);
+
+/* Appends s to b with every byte outside RFC 3986's unreserved set
+ * percent-encoded: a path segment or a query value made of anything. */
+void provider_buf_path_segment(struct buf *b, const char *s);
 
 /* Appends v as compact JSON (object keys in their order). */
 void provider_buf_json(struct buf *b, const json_t *v);
@@ -236,6 +267,123 @@ void provider_buf_schema(struct buf *b, const json_t *schema, enum provider_sche
 	"Respond with a single valid JSON object and nothing else: no text before or after "       \
 	"it, no Markdown code fences."
 
+/* ---------------------------------------------------------------- the answer tool
+ *
+ * What Anthropic's Messages API and Bedrock's Converse API (whose Claude
+ * models are Anthropic's) share: a json_schema answer as a forced tool on a
+ * model without native structured outputs, and a thinking budget with
+ * Anthropic's rules.
+ *
+ * The tool that carries a json_schema answer. A response does not say what
+ * the request asked, so the name is fixed and reserved: a tool use of this
+ * name is taken for the answer. */
+#define PROVIDER_ANSWER_TOOL "promptyard_answer"
+#define PROVIDER_ANSWER_INSTRUCTION                                                                \
+	"Give your final answer by calling the tool " PROVIDER_ANSWER_TOOL                         \
+	" with the answer as its input."
+/* Anthropic's least budget_tokens. */
+#define PROVIDER_THINKING_MIN 1024
+
+/* What a job asks of one request, worked out before it is written. */
+struct provider_plan {
+	bool answer_tool; /* json_schema as the forced tool PROVIDER_ANSWER_TOOL */
+	bool native;      /* json_schema as the format's native structured output */
+	int64_t thinking; /* thinking budget_tokens, 0: no thinking */
+};
+/* Works out the plan of job on model m (fmt names the format in errstr):
+ * json_schema is native on a model with structured_outputs, else the
+ * answer tool (whose schema must then be of type object, as tools take);
+ * with thinking (the format sends Anthropic's thinking to this model) a
+ * reasoning_effort is the model's thinking budget, unless the
+ * conversation's last assistant turn made tool calls (the API would want
+ * that turn to start with the thinking block that came before the calls,
+ * which a job cannot carry). Fails, with errstr set, on a budget below
+ * PROVIDER_THINKING_MIN, on a required or named tool_choice with thinking
+ * (thinking takes only auto and none), and on a job tool named
+ * PROVIDER_ANSWER_TOOL. */
+int provider_plan_make(const char *fmt, const struct model_conf *m, const struct job *job,
+                       bool thinking, struct provider_plan *plan, char *errstr, size_t errstr_size);
+
+/* The tool choice a request sends, in no format yet. */
+enum provider_choice {
+	PROVIDER_CHOICE_UNSET, /* none is sent */
+	PROVIDER_CHOICE_AUTO,
+	PROVIDER_CHOICE_NONE,
+	PROVIDER_CHOICE_ANY,  /* some tool (OpenAI's required) */
+	PROVIDER_CHOICE_TOOL, /* the tool *name */
+};
+/* The job's tool_choice under the plan. With the answer tool the model
+ * must call a tool: the answer, or one of the job's when the job allows
+ * them (job_tools: the job sends tools). With thinking it is auto (the
+ * system prompt then asks for the answer tool). *name is borrowed. */
+enum provider_choice provider_plan_choice(const struct job *job, const struct provider_plan *plan,
+                                          bool job_tools, const char **name);
+
+/* Appends the system text (provider_buf_system) and the instruction the
+ * job needs where the format has no JSON mode: PROVIDER_JSON_INSTRUCTION
+ * for json_object, PROVIDER_ANSWER_INSTRUCTION with the answer tool. */
+void provider_buf_system_plan(struct buf *b, const struct job *job,
+                              const struct provider_plan *plan);
+
+/* How a format writes one tool definition: open, then {"name":N and
+ * ,"description":D (provider_buf_tool_open), then schema, the parameters
+ * (an empty object schema when the tool has none), then close. */
+struct provider_tool_shape {
+	const char *open, *schema, *close;
+};
+/* Appends the job's tools (with job_tools) and the answer tool (with
+ * answer_tool; its input schema the job's schema), comma-separated, in
+ * shape. Returns how many were written. */
+size_t provider_buf_tool_list(struct buf *b, const struct job *job, bool job_tools,
+                              bool answer_tool, const struct provider_tool_shape *shape);
+
+/* One content block of an answer, as a format reads it. */
+struct provider_answer_block {
+	const struct jval *text;              /* a text block's text, else NULL */
+	bool tool_use;                        /* a tool use block: */
+	const struct jval *id, *name, *input; /* its id, name and input */
+};
+/* Reads block (an object) into out, which is zeroed; a block that is
+ * neither text nor a tool use (thinking, ...) is left so. */
+typedef void provider_block_reader(const struct jval *block, struct provider_answer_block *out);
+/* How a format of content blocks (Anthropic's Messages API, Bedrock's
+ * Converse API) lays out an answer. */
+struct provider_block_format {
+	/* usage: the usage object's member of the root, then its counts:
+	 * uncached input (required), cache reads, cache writes, output. */
+	const char *usage[5];
+	const char *content[4]; /* the members from the root to the blocks, NULL-ended */
+	const char *stop;       /* the stop reason's member of the root */
+	provider_block_reader *read;
+	enum finish_reason (*map_stop)(const char *reason); /* reason NULL: none */
+	/* The class of an answer whose status is not 2xx (cls: the status's);
+	 * sets out's error message. */
+	enum response_class (*error)(long status, enum response_class cls, struct jdoc *d,
+	                             struct completion *out);
+	/* Optional: is this 2xx body (an object) an error? Then it sets out's
+	 * error message. */
+	bool (*is_error)(struct jdoc *d, const struct jval *root, struct completion *out);
+};
+/* The parse_response of format f. Usage is read whatever the status: the
+ * input total is the uncached input plus the cache reads and writes. A
+ * 2xx answer must be a JSON object that is no error, with that usage, a
+ * stop reason that is a string, null or absent, and an array of blocks
+ * whose texts are strings and whose tool uses are well-formed. Its texts
+ * joined are the content and its tool uses tool calls, but the first
+ * PROVIDER_ANSWER_TOOL call with an object input: that is the answer, the
+ * whole content (the text beside it left out), and a tool_use stop with
+ * no other call is then a stop. A refusal stop makes the text the
+ * refusal ("The model declined to answer." when there is none) and the
+ * content "". */
+enum response_class provider_parse_blocks(const struct provider_block_format *f, long status,
+                                          const char *body, size_t len, struct completion *out);
+
+/* Appends a tool call as a tool use block: open, the id, ,"name":, the
+ * name, ,"input":, the arguments as an object, close; e.g. open
+ * {"type":"tool_use","id": and close } (Anthropic). */
+void provider_buf_tool_use(struct buf *b, const struct provider_call *call, const char *open,
+                           const char *close);
+
 /* For the formats that take system messages out of the conversation and need
  * user and assistant turns to alternate (anthropic, gemini).
  *
@@ -266,5 +414,26 @@ bool provider_turn_takes(const struct provider_turn *t, const struct job_message
 /* Finds the turn that starts at or after *pos and moves *pos past it.
  * Returns false when no turn is left. Start with *pos = 0. */
 bool provider_next_turn(const struct job *job, size_t *pos, struct provider_turn *turn);
+
+/* How a format writes the blocks of a turn (Anthropic's content blocks,
+ * Converse's content blocks). Each appends one block; the commas between
+ * blocks are the caller's. */
+struct provider_block_ops {
+	void (*text)(struct buf *b, const char *text, size_t len);
+	/* An image or document part: -1 with errstr set when it cannot go. */
+	int (*media)(struct buf *b, const struct job_part *part, char *errstr, size_t errstr_size);
+	void (*tool_use)(struct buf *b, const struct provider_call *call);
+	void (*tool_result)(struct buf *b, const struct job_message *msg);
+};
+/* Appends the blocks of turn t, comma-separated, without brackets: the
+ * tool results first (both APIs want them before any other block of a
+ * user turn), then each message's text (each non-blank text part, or its
+ * content), its images and documents, and its tool calls. A final
+ * assistant turn (last) is a prefill, which the APIs refuse with trailing
+ * whitespace: its last text is cut of it. Returns 0, or -1 with errstr
+ * set by ops->media. */
+int provider_buf_turn_blocks(struct buf *b, const struct job *job, const struct provider_turn *t,
+                             bool last, const struct provider_block_ops *ops, char *errstr,
+                             size_t errstr_size);
 
 #endif

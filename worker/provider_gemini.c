@@ -68,27 +68,13 @@
  * An error body wrapped in a JSON array ([{"error":...}], as Google's
  * streaming endpoints send) is unwrapped. */
 #include "provider.h"
+#include "provider_batch.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- request */
-
-/* Appends s to b with every byte outside RFC 3986's unreserved set
- * percent-encoded. */
-static void put_path_segment(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-			buf_append(b, p, 1);
-		} else {
-			char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-			buf_append(b, esc, 3);
-		}
-	}
-}
 
 /* The name of the call a tool message answers (job_decode made sure there
  * is one). */
@@ -244,7 +230,7 @@ static int gemini_build_request(const struct provider_conf *p, const struct mode
 	if (strncmp(id, "models/", 7) == 0)
 		id += 7;
 	buf_printf(&req->url, "%s/models/", p->base_url);
-	put_path_segment(&req->url, id);
+	provider_buf_path_segment(&req->url, id);
 	buf_puts(&req->url, ":generateContent");
 	provider_request_common(p, req, "x-goog-api-key");
 	http_request_add_header(req, "Content-Type: application/json");
@@ -375,14 +361,7 @@ static enum response_class gemini_error(long status, enum response_class cls, st
 	else if (cls == RESPONSE_REJECTED && provider_text_is_context_overflow(msg))
 		cls = RESPONSE_CONTEXT_OVERFLOW;
 
-	if (!root)
-		provider_set_error(out, "HTTP %ld with a body that is not JSON", status);
-	else if (st && msg)
-		provider_set_error(out, "%s: %s", st, msg);
-	else if (st || msg)
-		provider_set_error(out, "%s", msg ? msg : st);
-	else
-		provider_set_error(out, "HTTP %ld without an error message", status);
+	provider_set_error_of(out, status, root != NULL, st, msg, msg ? strlen(msg) : 0);
 	return cls;
 }
 
@@ -489,17 +468,256 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 	out->finish_reason = map_finish(jv_cstr(finish, word, sizeof word), out->n_tool_calls > 0);
 	cls = RESPONSE_OK;
 out:
-	if (cls == RESPONSE_INVALID) {
-		free(out->content);
-		out->content = NULL;
-	}
-	jdoc_free(&doc);
-	return cls;
+	return provider_parse_end(&doc, out, cls);
 }
+
+/* ---------------------------------------------------------------- batch (SPEC §14)
+ *
+ * Submit: POST {base_url}/models/{id}:batchGenerateContent {batch:
+ *         {displayName "promptyard-<token>", inputConfig: {requests:
+ *         {requests: [{request, metadata: {key: custom_id}}]}}}}, request
+ *         the body of a generateContent call; the answer is an operation
+ *         named batches/{id}, the batch's id.
+ * Poll:   GET {base_url}/batches/{id}, an operation whose metadata is the
+ *         batch {displayName, state, batchStats, output, createTime}; cancel:
+ *         POST {base_url}/batches/{id}:cancel; list: GET
+ *         {base_url}/batches?pageSize=100&pageToken=..., {operations,
+ *         nextPageToken}.
+ * Results: inline in the status body, output.inlinedResponses
+ *         .inlinedResponses (or the operation's response), each {response,
+ *         metadata: {key}} or {error, metadata}, in the order of the
+ *         requests (the key may be missing: the position says); or, for a
+ *         batch made from a file, the responsesFile, GET
+ *         {host}/download/{version}/files/{id}:download?alt=media, whose
+ *         lines are {key, response} or {key, error}.
+ *
+ * States: BATCH_STATE_PENDING (validating), RUNNING, SUCCEEDED (ended),
+ * FAILED, CANCELLED, EXPIRED; JOB_STATE_ names of the same are taken too
+ * (Google's SDKs write those). int64 counts come as JSON strings. Google
+ * has no per-request expired or canceled answer: a request of a canceled
+ * or expired batch that never ran has no answer at all. */
+
+static void gemini_put_item(struct buf *items, size_t index, const char *custom_id,
+                            const char *body, size_t len)
+{
+	buf_puts(items, index ? ",{\"request\":" : "{\"request\":");
+	buf_append(items, body, len);
+	buf_puts(items, ",\"metadata\":{\"key\":");
+	buf_json_str(items, custom_id, strlen(custom_id));
+	buf_puts(items, "}}");
+}
+
+static void gemini_submit_request(const struct provider_conf *p,
+                                  const struct provider_batch_submission *s, int step,
+                                  const char *prev_id, struct http_request *req)
+{
+	const char *id = s->m->id;
+	(void)step;
+	(void)prev_id;
+	if (strncmp(id, "models/", 7) == 0)
+		id += 7;
+	buf_printf(&req->url, "%s/models/", p->base_url);
+	provider_buf_path_segment(&req->url, id);
+	buf_puts(&req->url, ":batchGenerateContent");
+	provider_batch_request_end(p, HTTP_POST, req);
+	http_request_add_header(req, "Content-Type: application/json");
+	buf_printf(&req->body,
+	           "{\"batch\":{\"displayName\":\"promptyard-%s\",\"inputConfig\":{\"requests\":"
+	           "{\"requests\":[",
+	           s->token);
+	buf_append(&req->body, s->items.data, s->items.len);
+	buf_puts(&req->body, "]}}}}");
+}
+
+/* The batch of an operation (its metadata), or the object itself when it
+ * is a bare batch. */
+static const struct jval *batch_of(const struct jval *obj)
+{
+	const struct jval *meta = jv_get(obj, "metadata");
+	return jv_is_object(meta) ? meta : obj;
+}
+
+/* The batch's output: the batch's own, else the operation's response. */
+static const struct jval *output_of(const struct jval *obj)
+{
+	const struct jval *out = jv_get(batch_of(obj), "output");
+	return jv_is_object(out) ? out : jv_get(obj, "response");
+}
+
+/* An int64 count, which proto3 JSON writes as a string: 0 when absent,
+ * -1 when it is not a count. */
+static int count_of(const struct jval *obj, const char *key, int64_t *out)
+{
+	const struct jval *v = jv_get(obj, key);
+	char word[24];
+	*out = 0;
+	if (!jv_is_string(v))
+		return jv_count(obj, key, out);
+	if (v->len == 0 || v->len > 15 || !jv_cstr(v, word, sizeof word))
+		return -1;
+	for (const char *c = word; *c; c++)
+		if (*c < '0' || *c > '9')
+			return -1;
+	*out = strtoll(word, NULL, 10);
+	return 0;
+}
+
+/* The state named s, without its BATCH_STATE_ (or JOB_STATE_) prefix;
+ * -1 for a name it is not. */
+static int state_of(const char *s)
+{
+	static const struct {
+		const char *name;
+		enum provider_batch_state state;
+	} states[] = {
+	        {"PENDING", BATCH_VALIDATING}, {"RUNNING", BATCH_IN_PROGRESS},
+	        {"SUCCEEDED", BATCH_ENDED},    {"FAILED", BATCH_FAILED},
+	        {"CANCELLED", BATCH_CANCELED}, {"EXPIRED", BATCH_EXPIRED},
+	};
+	if (s && strncmp(s, "BATCH_STATE_", 12) == 0)
+		s += 12;
+	else if (s && strncmp(s, "JOB_STATE_", 10) == 0)
+		s += 10;
+	else
+		return -1;
+	for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+		if (strcmp(s, states[i].name) == 0)
+			return (int)states[i].state;
+	return -1;
+}
+
+/* Adds the download URL of a responses file "files/{id}": Google serves
+ * it under /download before the API version of base_url's path. */
+static void add_responses_file(const struct provider_conf *p, const char *file,
+                               struct provider_batch_status *st)
+{
+	const char *base = p->base_url;
+	size_t origin = provider_batch_origin_len(base);
+	struct buf url = {0};
+	if (origin == 0 || st->n_results >= sizeof st->results / sizeof st->results[0])
+		return;
+	if (strncmp(file, "files/", 6) == 0)
+		file += 6;
+	buf_append(&url, base, origin);
+	buf_printf(&url, "/download%s/files/", base + origin);
+	provider_buf_path_segment(&url, file);
+	buf_puts(&url, ":download?alt=media");
+	st->results[st->n_results++] = buf_take(&url);
+}
+
+static int gemini_batch_of(const struct provider_conf *p, struct jdoc *d, const struct jval *obj,
+                           struct provider_batch_status *st)
+{
+	const struct jval *b = batch_of(obj), *out = output_of(obj);
+	const struct jval *name = jv_get(obj, "name"), *stats = jv_get(b, "batchStats");
+	const struct jval *inl = jv_get(out, "inlinedResponses");
+	const char *state = jdoc_str(d, jv_get(b, "state"));
+	const char *file = jdoc_str(d, jv_get(out, "responsesFile"));
+	const char *msg = jdoc_str(d, jv_get(jv_get(obj, "error"), "message"));
+	int64_t pending = 0;
+	int s;
+
+	if (!jv_is_string(name) || name->len == 0)
+		name = jv_get(b, "name");
+	if (!jv_is_string(name) || name->len == 0) {
+		provider_batch_set_error(&st->error_message, "the batch has no name");
+		return -1;
+	}
+	st->id = xstrdup(jdoc_str(d, name));
+	s = state_of(state);
+	if (s < 0) {
+		provider_batch_set_error(&st->error_message, "batch %s: unknown state \"%s\"",
+		                         st->id, state ? state : "(none)");
+		return -1;
+	}
+	st->state = (enum provider_batch_state)s;
+	if (count_of(stats, "requestCount", &st->total) < 0 ||
+	    count_of(stats, "successfulRequestCount", &st->done) < 0 ||
+	    count_of(stats, "failedRequestCount", &st->failed) < 0 ||
+	    count_of(stats, "pendingRequestCount", &pending) < 0) {
+		provider_batch_set_error(&st->error_message, "batch %s: malformed batchStats",
+		                         st->id);
+		return -1;
+	}
+	provider_batch_read_token("promptyard-", jv_get(b, "displayName"), st->token);
+	st->created_ms = provider_batch_time_ms(jv_get(b, "createTime"));
+	st->inline_results = jv_is_array(inl) || jv_is_array(jv_get(inl, "inlinedResponses"));
+	if (file && *file)
+		add_responses_file(p, file, st);
+	if (msg)
+		provider_batch_set_error(&st->error_message, "%s", msg);
+	return 0;
+}
+
+static const struct jval *gemini_inline_answers(const struct jval *root)
+{
+	const struct jval *inl = jv_get(output_of(root), "inlinedResponses");
+	return jv_is_array(inl) ? inl : jv_get(inl, "inlinedResponses");
+}
+
+/* The HTTP status of a google.rpc.Status code, for the classes. */
+static long http_of_rpc(int64_t code)
+{
+	static const long http[] = {
+	        [1] = 499,  [2] = 500,  [3] = 400,  [4] = 504,  [5] = 404,  [6] = 409,
+	        [7] = 403,  [8] = 429,  [9] = 400,  [10] = 409, [11] = 400, [12] = 501,
+	        [13] = 500, [14] = 503, [15] = 500, [16] = 401,
+	};
+	return code > 0 && code < 17 ? http[code] : 500;
+}
+
+static enum provider_batch_outcome gemini_parse_result(const struct model_conf *m, const char *line,
+                                                       size_t len,
+                                                       struct provider_batch_result *out)
+{
+	struct jdoc doc;
+	int64_t code = 0;
+	if (provider_batch_line_open(&doc, line, len, out) != 0)
+		goto out;
+	const struct jval *root = jdoc_root(&doc);
+	const struct jval *key = jv_get(root, "key");
+	const struct jval *resp = jv_get(root, "response"), *err = jv_get(root, "error");
+	provider_batch_take_custom_id(
+	        out, jv_is_string(key) ? key : jv_get(jv_get(root, "metadata"), "key"));
+	if (jv_is_object(resp)) {
+		provider_batch_answered(&provider_gemini, m, 200, resp, out);
+	} else if (jv_is_object(err)) {
+		if (jv_count(err, "code", &code) < 0)
+			code = 0;
+		provider_batch_errored(&provider_gemini, http_of_rpc(code), err, true, out);
+	} else {
+		provider_batch_outcome(out, BATCH_LINE_INVALID,
+		                       "the answer has neither a response nor an error");
+	}
+out:
+	jdoc_free(&doc);
+	return out->outcome;
+}
+
+static const struct provider_batch gemini_batch = {
+        .max_requests = SIZE_MAX, /* Google sets no count, only the size */
+        .max_bytes = 20000000,    /* Gemini: inline requests up to 20 MB */
+        .submit_steps = 1,
+        .key_header = "x-goog-api-key",
+        .batches_path = "/batches",
+        .id_prefix = "batches/",
+        .cancel_suffix = ":cancel",
+        .list_query = "?pageSize=100",
+        .cursor_param = "pageToken",
+        .id_key = "name",
+        .list_key = "operations",
+        .list_cursor_key = "nextPageToken",
+        .put_item = gemini_put_item,
+        .submit_request = gemini_submit_request,
+        .read_batch = gemini_batch_of,
+        .parse_result = gemini_parse_result,
+        .inline_answers = gemini_inline_answers,
+};
 
 const struct provider provider_gemini = {
         .type = "gemini",
         .url_parts = 0,
         .build_request = gemini_build_request,
         .parse_response = gemini_parse_response,
+        .batch = &gemini_batch,
 };

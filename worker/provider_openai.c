@@ -43,6 +43,7 @@
  *   Mistral's {"object":"error","message"}, FastAPI's {"detail"} or Ollama's
  *   {"error":"text"}: the message is taken from whichever is there. */
 #include "provider.h"
+#include "provider_batch.h"
 
 #include <string.h>
 #include <strings.h>
@@ -439,17 +440,217 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 	}
 	cls = RESPONSE_OK;
 out:
-	if (cls == RESPONSE_INVALID) {
-		free(out->content);
-		out->content = NULL;
-	}
-	jdoc_free(&doc);
-	return cls;
+	return provider_parse_end(&doc, out, cls);
 }
+
+/* ---------------------------------------------------------------- batch (SPEC §14)
+ *
+ * Submit: POST {base_url}/files, multipart/form-data with purpose "batch"
+ *         and the file "promptyard-<token>.jsonl", one line per request
+ *         {custom_id, method POST, url /v1/chat/completions, body}; then
+ *         POST {base_url}/batches {input_file_id, endpoint, completion_window
+ *         24h, metadata {promptyard_token}}.
+ * Poll:   GET {base_url}/batches/{id}; cancel: POST .../{id}/cancel; list:
+ *         GET {base_url}/batches?limit=100&after={last_id}, {data, has_more,
+ *         last_id}.
+ * Results: GET {base_url}/files/{id}/content of output_file_id and
+ *         error_file_id: lines {id, custom_id, response {status_code,
+ *         request_id, body}, error}. A line with a response is answered,
+ *         whatever its status_code (a 400 there is the request's own
+ *         refusal); one with only an error did not run: batch_expired is
+ *         expired, batch_cancelled canceled, any other errored. */
+
+#define OPENAI_BATCH_ENDPOINT "/v1/chat/completions"
+
+static void openai_put_item(struct buf *items, size_t index, const char *custom_id,
+                            const char *body, size_t len)
+{
+	(void)index;
+	buf_puts(items, "{\"custom_id\":");
+	buf_json_str(items, custom_id, strlen(custom_id));
+	buf_puts(items, ",\"method\":\"POST\",\"url\":\"" OPENAI_BATCH_ENDPOINT "\",\"body\":");
+	buf_append(items, body, len);
+	buf_puts(items, "}\n");
+}
+
+/* The multipart boundary: "promptyard-<token>-<k>", the first k whose
+ * boundary the file does not contain, so that the same submission is
+ * always sent the same way. */
+static void choose_boundary(const struct provider_batch_submission *s, char *out, size_t size)
+{
+	for (unsigned k = 0;; k++) {
+		snprintf(out, size, "promptyard-%s-%u", s->token, k);
+		if (!s->items.data || !memmem(s->items.data, s->items.len, out, strlen(out)))
+			return;
+	}
+}
+
+static void openai_submit_request(const struct provider_conf *p,
+                                  const struct provider_batch_submission *s, int step,
+                                  const char *prev_id, struct http_request *req)
+{
+	struct buf *b = &req->body;
+	if (step == 0) {
+		char boundary[64];
+		choose_boundary(s, boundary, sizeof boundary);
+		buf_printf(&req->url, "%s/files", p->base_url);
+		provider_batch_request_end(p, HTTP_POST, req);
+		http_request_add_header(req, "Content-Type: multipart/form-data; boundary=%s",
+		                        boundary);
+		buf_printf(
+		        b,
+		        "--%s\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+		        "--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+		        "filename=\"promptyard-%s.jsonl\"\r\nContent-Type: "
+		        "application/jsonl\r\n\r\n",
+		        boundary, boundary, s->token);
+		buf_append(b, s->items.data, s->items.len);
+		buf_printf(b, "\r\n--%s--\r\n", boundary);
+		return;
+	}
+	buf_printf(&req->url, "%s/batches", p->base_url);
+	provider_batch_request_end(p, HTTP_POST, req);
+	http_request_add_header(req, "Content-Type: application/json");
+	buf_puts(b, "{\"input_file_id\":");
+	buf_json_str(b, prev_id ? prev_id : "", prev_id ? strlen(prev_id) : 0);
+	buf_printf(b,
+	           ",\"endpoint\":\"" OPENAI_BATCH_ENDPOINT "\",\"completion_window\":\"24h\","
+	           "\"metadata\":{\"promptyard_token\":\"%s\"}}",
+	           s->token);
+}
+
+static const struct {
+	const char *name;
+	enum provider_batch_state state;
+} openai_states[] = {
+        {"validating", BATCH_VALIDATING}, {"in_progress", BATCH_IN_PROGRESS},
+        {"finalizing", BATCH_FINALIZING}, {"completed", BATCH_ENDED},
+        {"failed", BATCH_FAILED},         {"expired", BATCH_EXPIRED},
+        {"cancelling", BATCH_CANCELING},  {"cancelled", BATCH_CANCELED},
+};
+
+/* Adds {base_url}/files/{id}/content for the file id v, when it is one. */
+static void add_file(const struct provider_conf *p, struct jdoc *d, const struct jval *v,
+                     struct provider_batch_status *st)
+{
+	struct buf url = {0};
+	const char *id = jv_is_string(v) && v->len ? jdoc_str(d, v) : NULL;
+	if (!id || st->n_results >= sizeof st->results / sizeof st->results[0])
+		return;
+	buf_printf(&url, "%s/files/", p->base_url);
+	provider_buf_path_segment(&url, id);
+	buf_puts(&url, "/content");
+	st->results[st->n_results++] = buf_take(&url);
+}
+
+/* Fills st from a batch object. Returns -1 (st's error_message set) when
+ * it is not one. */
+static int openai_batch_of(const struct provider_conf *p, struct jdoc *d, const struct jval *obj,
+                           struct provider_batch_status *st)
+{
+	const struct jval *id = jv_get(obj, "id");
+	const struct jval *counts = jv_get(obj, "request_counts");
+	const char *status = jdoc_str(d, jv_get(obj, "status"));
+	size_t i;
+
+	if (!jv_is_string(id) || id->len == 0) {
+		provider_batch_set_error(&st->error_message, "the batch has no id");
+		return -1;
+	}
+	st->id = xstrdup(jdoc_str(d, id));
+	for (i = 0; i < sizeof openai_states / sizeof openai_states[0]; i++)
+		if (status && strcmp(status, openai_states[i].name) == 0)
+			break;
+	if (i == sizeof openai_states / sizeof openai_states[0]) {
+		provider_batch_set_error(&st->error_message, "batch %s: unknown status \"%s\"",
+		                         st->id, status ? status : "(none)");
+		return -1;
+	}
+	st->state = openai_states[i].state;
+	if (jv_count(counts, "total", &st->total) < 0 ||
+	    jv_count(counts, "completed", &st->done) < 0 ||
+	    jv_count(counts, "failed", &st->failed) < 0) {
+		provider_batch_set_error(&st->error_message, "batch %s: malformed request_counts",
+		                         st->id);
+		return -1;
+	}
+	provider_batch_read_token("", jv_get(jv_get(obj, "metadata"), "promptyard_token"),
+	                          st->token);
+	st->created_ms = provider_batch_time_ms(jv_get(obj, "created_at"));
+	add_file(p, d, jv_get(obj, "output_file_id"), st);
+	add_file(p, d, jv_get(obj, "error_file_id"), st);
+	const struct jval *err = jv_at(jv_get(jv_get(obj, "errors"), "data"), 0);
+	const char *code = jdoc_str(d, jv_get(err, "code"));
+	const char *msg = jdoc_str(d, jv_get(err, "message"));
+	if (msg)
+		provider_batch_set_error(&st->error_message, "%s%s%s", code ? code : "",
+		                         code ? ": " : "", msg);
+	return 0;
+}
+
+static enum provider_batch_outcome openai_parse_result(const struct model_conf *m, const char *line,
+                                                       size_t len,
+                                                       struct provider_batch_result *out)
+{
+	struct jdoc doc;
+	int64_t code = 0;
+	if (provider_batch_line_open(&doc, line, len, out) != 0)
+		goto out;
+	const struct jval *root = jdoc_root(&doc);
+	const struct jval *resp = jv_get(root, "response");
+	const struct jval *err = jv_get(root, "error");
+	provider_batch_take_custom_id(out, jv_get(root, "custom_id"));
+	if (!out->custom_id) {
+		provider_batch_outcome(out, BATCH_LINE_INVALID, "the result has no custom_id");
+	} else if (jv_is_object(resp)) {
+		if (jv_count(resp, "status_code", &code) < 0 || code < 100 || code > 599)
+			provider_batch_outcome(out, BATCH_LINE_INVALID,
+			                       "the response has no valid status_code");
+		else
+			provider_batch_answered(&provider_openai, m, (long)code,
+			                        jv_get(resp, "body"), out);
+	} else if (jv_is_object(err)) {
+		const char *c = jdoc_str(&doc, jv_get(err, "code"));
+		const char *msg = jdoc_str(&doc, jv_get(err, "message"));
+		if (c && strcmp(c, "batch_expired") == 0)
+			provider_batch_outcome(out, BATCH_LINE_EXPIRED, "%s", msg ? msg : c);
+		else if (c &&
+		         (strcmp(c, "batch_cancelled") == 0 || strcmp(c, "batch_canceled") == 0))
+			provider_batch_outcome(out, BATCH_LINE_CANCELED, "%s", msg ? msg : c);
+		else
+			provider_batch_errored(&provider_openai, 500, err, true, out);
+	} else {
+		provider_batch_outcome(out, BATCH_LINE_INVALID,
+		                       "the result has neither a response nor an error");
+	}
+out:
+	jdoc_free(&doc);
+	return out->outcome;
+}
+
+static const struct provider_batch openai_batch = {
+        .max_requests = 50000,  /* OpenAI: per batch */
+        .max_bytes = 200000000, /* OpenAI: per input file (200 MB) */
+        .submit_steps = 2,
+        .key_header = "Authorization",
+        .batches_path = "/batches",
+        .cancel_suffix = "/cancel",
+        .list_query = "?limit=100",
+        .cursor_param = "after",
+        .id_key = "id",
+        .list_key = "data",
+        .list_cursor_key = "last_id",
+        .list_more_key = "has_more",
+        .put_item = openai_put_item,
+        .submit_request = openai_submit_request,
+        .read_batch = openai_batch_of,
+        .parse_result = openai_parse_result,
+};
 
 const struct provider provider_openai = {
         .type = "openai",
         .url_parts = 1u << PART_IMAGE,
         .build_request = openai_build_request,
         .parse_response = openai_parse_response,
+        .batch = &openai_batch,
 };

@@ -11,6 +11,8 @@
 -- ARGV[4]  the settle marker's time to live in seconds
 -- ARGV[5]  how long (ms) a reaped lease waits for reap_ack before it is
 --          reported again
+-- ARGV[6]  the day window of now, "YYYY-MM-DD"; ARGV[7] the stats hash's
+--          time to live, s (see the stats block below)
 --
 -- Takes up to ARGV[3] members with expiry < now. A live lease is charged
 -- exactly once: on the windows it holds, spent += estimate and reserved -=
@@ -57,6 +59,19 @@ for _, member in ipairs(due) do
     end
     redis.call('ZADD', KEYS[1], later, member)
     out[#out + 1] = {f[1], tonumber(f[2]), f[3], f[4], f[5], f[6], f[7], first}
+  end
+end
+
+-- Stats (the dashboard, SPEC §15), as settle.lua keeps them: each lease charged
+-- by this call is one call of its model and its estimate that model's spend,
+-- in the day of now. A repeated report adds nothing.
+for _, e in ipairs(out) do
+  if e[8] == 1 then
+    local key, pm = base .. 'stats:d:' .. ARGV[6], (e[6] or '') .. ':' .. (e[5] or '')
+    redis.call('HINCRBY', key, 'spend:' .. pm, e[4])
+    if redis.call('HINCRBY', key, 'calls:' .. pm, 1) == 1 then
+      redis.call('EXPIRE', key, tonumber(ARGV[7]))
+    end
   end
 end
 return out

@@ -21,6 +21,9 @@
 -- ARGV[8]  the dedupe hash's time to live in seconds (worker.dedupe_ttl_s)
 -- ARGV[9]  the job's outputs, one JSON per line (result first), or "" while
 --          the job goes on
+-- ARGV[10], ARGV[11]  the model and provider of an attempt without a lease,
+--          for the stats ("" when unknown); ARGV[12] the stats hash's time to
+--          live, s (see the stats block below)
 --
 -- The first of settle, release and reap to reach an attempt decides it; the
 -- marker makes every later one a repeat that changes no counter:
@@ -73,6 +76,7 @@ end
 
 local status, amount, how
 local leased = false
+local who -- the lease's {provider, model}, read before it goes: for the stats
 local marker = redis.call('GET', KEYS[1])
 if marker then
   status, amount, how = 'repeat', string.match(marker, '^%d+') or '0', 'settled'
@@ -90,6 +94,7 @@ else
     status, amount, how = 'repeat', lease[2], 'reaped'
   elseif lease[1] == 'live' then
     leased = true
+    who = redis.call('HMGET', KEYS[4], 'provider', 'model')
     for i = 1, tonumber(lease[3]) do
       local key = base .. 'b:' .. lease[2 + 2 * i] .. ':' .. lease[3 + 2 * i]
       redis.call('HINCRBY', key, 'spent', cost)
@@ -141,5 +146,21 @@ if ARGV[9] ~= '' and redis.call('HGET', KEYS[2], 'state') ~= 'done' then
 end
 if ARGV[9] ~= '' or not leased then
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
+end
+
+-- Stats (the dashboard, SPEC §15): an attempt charged now is one call of its
+-- model, and its cost is that model's spend, in the day of now (ARGV[2]):
+-- hash <base>stats:d:<day>, fields spend:<provider>:<model> (nano-USD) and
+-- calls:<provider>:<model>. A repeat adds nothing. A model's first call of
+-- the day sets the hash's time to live (ARGV[12] s): one EXPIRE per model
+-- and day, not one per call.
+if status == 'charged' then
+  local provider, model = ARGV[11], ARGV[10]
+  if who then provider, model = who[1] or '', who[2] or '' end
+  local key, pm = base .. 'stats:d:' .. day, provider .. ':' .. model
+  redis.call('HINCRBY', key, 'spend:' .. pm, cost)
+  if redis.call('HINCRBY', key, 'calls:' .. pm, 1) == 1 then
+    redis.call('EXPIRE', key, tonumber(ARGV[12]))
+  end
 end
 return {status, amount, how}

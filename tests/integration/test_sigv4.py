@@ -3,7 +3,8 @@ and sent by the worker's HTTP clients (h1, and libcurl) are accepted by a
 loopback server that verifies them the way AWS does, with botocore
 (Debian's python3-botocore): it rebuilds the request from what it received
 (the path as sent, the signed headers, the body), recomputes the signature
-with the secret and compares. That proves the URL as sent and the canonical
+with the secret and compares (botocore_verify, shared with
+tests/tools/fake_bedrock.py). That proves the URL as sent and the canonical
 URI agree, for model ids with ':', '/', spaces, unicode, '+', '%', dots.
 
 Also kept as a test: the finding that libcurl's own signer
@@ -12,17 +13,14 @@ the worker has its own signer (see worker/sigv4.h). If that test starts
 failing because curl now agrees with botocore, curl's signer was fixed."""
 import http.server
 import json
-import re
 import subprocess
 import threading
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.utils import percent_encode
 
 from tests.lib import procs
 from tests.lib.procs import bin_path
+from tests.tools.fake_bedrock import botocore_verify
 
 TIMEOUT = 120
 
@@ -40,38 +38,6 @@ MODEL_IDS = [
     "semi;colon=eq&amp?query#hash",
     "..",
 ]
-
-AUTH_RE = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-                     r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$")
-
-
-def botocore_verify(method, path, headers, body, secret):
-    """Verifies a received request as AWS would, with botocore: returns
-    (ok, reason). headers: the received (name, value) pairs."""
-    hdr = {}
-    for k, v in headers:
-        hdr.setdefault(k.lower(), []).append(v)
-    auth = hdr.get("authorization", [""])[0]
-    m = AUTH_RE.match(auth)
-    if not m:
-        return False, f"no SigV4 Authorization header: {auth[:40]!r}"
-    akid, date8, region, service, signed, sig = m.groups()
-    signed = signed.split(";")
-    if "host" not in signed or "x-amz-date" not in signed:
-        return False, "host or x-amz-date unsigned"
-    if hdr["x-amz-date"][0][:8] != date8:
-        return False, "the scope's date is not X-Amz-Date's"
-    req = AWSRequest(method=method, url="http://" + hdr["host"][0] + path, data=body)
-    for name in signed:
-        for v in hdr.get(name, []):
-            req.headers[name] = v
-    signer = SigV4Auth(Credentials(akid, secret), service, region)
-    req.context["timestamp"] = hdr["x-amz-date"][0]
-    canonical = signer.canonical_request(req)
-    want = signer.signature(signer.string_to_sign(req, canonical), req)
-    if want != sig:
-        return False, f"signature mismatch; botocore's canonical request:\n{canonical}"
-    return True, canonical
 
 
 class VerifyingServer:

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Turns worker/*.lua into C: for each NAME.lua, `const char lua_NAME[]` holding
-# the script's text. Used by the Makefile; the scripts stay readable files.
+# the script's text (embed_text.sh). Used by the Makefile; the scripts stay
+# readable files.
 #
 # A script may name a number the C code defines as @MACRO@ (e.g.
 # @MONEY_MAX_NUSD_DIGITS@ from worker/money.h): it becomes the macro's
@@ -18,10 +19,6 @@ done
 echo 'extern const char lua_scripts_generated_marker;'
 echo 'const char lua_scripts_generated_marker = 1;'
 for f in "$@"; do
-	name=$(basename "$f" .lua)
-	echo "extern const char lua_${name}[];"
-	echo "const char lua_${name}[] ="
-	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$/\\n"/' \
-		-e 's/@\([A-Z][A-Z0-9_]*\)@/" LUA_EMBED_STR(\1) "/g' "$f"
-	echo ';'
+	sh "$(dirname "$0")/embed_text.sh" "lua_$(basename "$f" .lua)" "$f" |
+		sed -e 's/@\([A-Z][A-Z0-9_]*\)@/" LUA_EMBED_STR(\1) "/g'
 done

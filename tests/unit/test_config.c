@@ -3,6 +3,7 @@
  * "FILE:LINE: KEY: problem" it must report. */
 #include "config.h"
 
+#include "buf.h"
 #include "job.h"
 #include "log.h"
 #include "provider.h"
@@ -907,6 +908,100 @@ TEST(errors_of_rich_jobs_batches_and_integrations)
 	        3, "models[0].default_max_tokens: must not exceed max_output_tokens (100)"));
 }
 
+/* Bedrock (SPEC §15): region required; with no api_key_env the AWS
+ * variables are the credentials, required unless the provider is optional;
+ * with one, its key is a Bedrock API key and the AWS ones are not read. */
+TEST(bedrock_provider)
+{
+#define BEDROCK(extra)                                                                             \
+	"providers = ( { name = \"aws\"; type = \"bedrock\";\n"                                    \
+	"  base_url = \"https://bedrock-runtime.us-east-1.amazonaws.com\";" extra " } );\n"        \
+	"models = ( { name = \"claude\"; provider = \"aws\";\n"                                    \
+	"  id = \"anthropic.claude-3-5-sonnet-20240620-v1:0\"; } );\n"
+	static const char *const vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+	                                   "AWS_SESSION_TOKEN", "PY_TEST_BEDROCK_KEY"};
+	char *saved[4];
+	for (int i = 0; i < 4; i++) {
+		const char *v = getenv(vars[i]);
+		saved[i] = v ? xstrdup(v) : NULL;
+		unsetenv(vars[i]);
+	}
+
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n", 1);
+	struct config *cfg = load_text(BEDROCK(" region = \"us-east-1\";"), CONFIG_REQUIRE_KEYS);
+	CHECK_STR(cfg ? "loaded" : err, "loaded");
+	if (cfg) {
+		const struct provider_conf *p = &cfg->providers[0];
+		CHECK_STR(p->type, "bedrock");
+		CHECK(p->ops != NULL && strcmp(p->ops->type, "bedrock") == 0);
+		CHECK_INT(p->ops->url_parts, 0);
+		CHECK_STR(p->region, "us-east-1");
+		CHECK_STR(p->api_key_env, "");
+		CHECK(p->api_key == NULL);
+		CHECK_STR(p->aws_access_key_id, "AKIDEXAMPLE");
+		CHECK_STR(p->aws_secret_access_key, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+		CHECK(p->aws_session_token == NULL); /* optional */
+		CHECK(p->missing_env == NULL);
+		CHECK_STR(cfg->models[0].id, "anthropic.claude-3-5-sonnet-20240620-v1:0");
+	}
+	config_free(cfg);
+
+	setenv("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEPT//token=", 1);
+	cfg = load_text(BEDROCK(" region = \"eu-west-3\";"), CONFIG_REQUIRE_KEYS);
+	CHECK(cfg && cfg->providers[0].aws_session_token &&
+	      strcmp(cfg->providers[0].aws_session_token, "IQoJb3JpZ2luX2VjEPT//token=") == 0);
+	CHECK(cfg && strcmp(cfg->providers[0].region, "eu-west-3") == 0);
+	config_free(cfg);
+
+	/* region is required, and must look like one. */
+	CHECK(fails_with(BEDROCK(""), 1, "providers[0].region: is required for type bedrock"));
+	CHECK(fails_with(BEDROCK(" region = \"US East\";"), 2,
+	                 "providers[0].region: must be an AWS region name"));
+	CHECK(fails_with(BEDROCK(" region = \"us-east-1\"; batch = true;"), 2,
+	                 "providers[0].batch: is not supported for type bedrock"));
+
+	/* A missing AWS variable: an error for the worker, naming it and no
+	 * value; a missing_env for an optional provider or the command line. */
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	cfg = load_text(BEDROCK(" region = \"us-east-1\";"), CONFIG_REQUIRE_KEYS);
+	CHECK(cfg == NULL);
+	CHECK(strstr(err, "providers[0].type: bedrock signs its calls with AWS credentials: "
+	                  "environment variable AWS_SECRET_ACCESS_KEY is not set") != NULL);
+	CHECK(strstr(err, "AKIDEXAMPLE") == NULL);
+	config_free(cfg);
+	cfg = load_text(BEDROCK(" region = \"us-east-1\"; optional = true;"), CONFIG_REQUIRE_KEYS);
+	CHECK_STR(cfg ? cfg->providers[0].missing_env : err, "AWS_SECRET_ACCESS_KEY");
+	config_free(cfg);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	cfg = load_text(BEDROCK(" region = \"us-east-1\";"), 0);
+	CHECK_STR(cfg ? cfg->providers[0].missing_env : err, "AWS_ACCESS_KEY_ID");
+	config_free(cfg);
+
+	/* With api_key_env: a Bedrock API key; the AWS variables are not read. */
+	setenv("PY_TEST_BEDROCK_KEY", "bedrock-api-key-abc", 1);
+	cfg = load_text(BEDROCK(" region = \"us-west-2\"; api_key_env = \"PY_TEST_BEDROCK_KEY\";"),
+	                CONFIG_REQUIRE_KEYS);
+	CHECK_STR(cfg ? "loaded" : err, "loaded");
+	if (cfg) {
+		const struct provider_conf *p = &cfg->providers[0];
+		CHECK_STR(p->api_key, "bedrock-api-key-abc");
+		CHECK(p->aws_access_key_id == NULL && p->aws_secret_access_key == NULL &&
+		      p->aws_session_token == NULL);
+		CHECK(p->missing_env == NULL);
+	}
+	config_free(cfg);
+
+	for (int i = 0; i < 4; i++) {
+		if (saved[i])
+			setenv(vars[i], saved[i], 1);
+		else
+			unsetenv(vars[i]);
+		free(saved[i]);
+	}
+#undef BEDROCK
+}
+
 TEST(free_null_is_safe)
 {
 	config_free(NULL);
@@ -960,6 +1055,7 @@ int main(void)
 	RUN(rule_errors);
 	RUN(keys_of_rich_jobs_batches_and_integrations);
 	RUN(errors_of_rich_jobs_batches_and_integrations);
+	RUN(bedrock_provider);
 	RUN(free_null_is_safe);
 	remove_dir();
 	return unit_done();

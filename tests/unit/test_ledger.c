@@ -944,6 +944,131 @@ TEST(settle_without_reservation)
 	fx_close(&f);
 }
 
+/* A day's stats follow the charges: a settle or a reap
+ * that charges adds spend and a call to its model, a repeat or a release
+ * adds nothing, attempt 0 counts under the classifier. */
+TEST(stats_follow_charges)
+{
+	struct fx f;
+	struct records rec = {0};
+	int total = 0;
+	const char *day = "t20:{ledger}:stats:d:2026-11-22";
+	struct provider_conf providers[] = {{.name = "p-one"}, {.name = "p-two"}};
+	struct model_conf models[] = {{.name = "m-small", .provider = 0},
+	                              {.name = "m-judge", .provider = 1}};
+	CHECK(fx_open(&f, "t20:", 1, NULL, 0, 0) == 0);
+	f.cfg.providers = providers;
+	f.cfg.n_providers = 2;
+	f.cfg.models = models;
+	f.cfg.n_models = 2;
+	f.cfg.router.classifier_model = "m-judge";
+	ledger_set_worker(f.l[0], "worker-a");
+	CHECK(define("t20:", "b", 1000000, "day", "") == 0);
+	int64_t t0 = utc_ms(2026, 11, 22, 12, 0, 0);
+	clock_at(t0);
+
+	struct rsv a = reserve(&f, "b", "j1", 500);
+	CHECK(settle(&f, "b", "j1", a.res.attempt, 200).s.now);
+	CHECK_INT(admin_int("HGET %s %s", day, "spend:p-one:m-small"), 200);
+	CHECK_INT(admin_int("HGET %s %s", day, "calls:p-one:m-small"), 1);
+	long long ttl = admin_int("TTL %s%s", day, "");
+	CHECK(ttl > LEDGER_STATS_TTL_S - 60 && ttl <= LEDGER_STATS_TTL_S);
+
+	/* A repeat adds nothing; a release is no call; an unbilled call is one. */
+	CHECK(!settle(&f, "b", "j1", a.res.attempt, 200).s.now);
+	a = reserve(&f, "b", "j2", 500);
+	CHECK_INT(release(&f, "j2", a.res.attempt), 1);
+	CHECK(!settle(&f, "b", "j2", a.res.attempt, 300).s.now);
+	a = reserve(&f, "b", "j3", 500);
+	CHECK(settle(&f, "b", "j3", a.res.attempt, 0).s.now);
+	CHECK_INT(admin_int("HGET %s %s", day, "spend:p-one:m-small"), 200);
+	CHECK_INT(admin_int("HGET %s %s", day, "calls:p-one:m-small"), 2);
+
+	/* Attempt 0 holds no lease: the classifier's model. Another attempt
+	 * without a lease has no model to name. */
+	CHECK(settle(&f, "b", "j4", 0, 70).s.now);
+	CHECK(!settle(&f, "b", "j4", 0, 70).s.now);
+	CHECK_INT(admin_int("HGET %s %s", day, "spend:p-two:m-judge"), 70);
+	CHECK_INT(admin_int("HGET %s %s", day, "calls:p-two:m-judge"), 1);
+	CHECK(settle(&f, "b", "j5", 3, 5).s.now);
+	CHECK_INT(admin_int("HGET %s %s", day, "spend::"), 5);
+
+	/* A reap charges the estimate once; the late settle is a repeat. */
+	a = reserve_tok(&f, 0, "b", "j6", 900, 1000, NULL);
+	clock_at(t0 + 5000);
+	CHECK_INT(reap_all(&f, 1, &rec, &total), 1);
+	CHECK_INT(admin_int("HGET %s %s", day, "spend:p-one:m-small"), 1100);
+	CHECK_INT(admin_int("HGET %s %s", day, "calls:p-one:m-small"), 3);
+	clock_at(t0 + 5000 + LEDGER_REAP_REPORT_MS + 1000);
+	CHECK_INT(reap_all(&f, 1, &rec, &total), 0);
+	CHECK_INT(total, 1);
+	CHECK(!settle(&f, "b", "j6", a.res.attempt, 40).s.now);
+	CHECK_INT(admin_int("HGET %s %s", day, "spend:p-one:m-small"), 1100);
+	CHECK_INT(admin_int("HGET %s %s", day, "calls:p-one:m-small"), 3);
+
+	/* The budget's spend is the sum of the day's stats. */
+	CHECK_INT(state(&f, "b").spent, 1100 + 70 + 5);
+
+	/* The next day has its own hash. */
+	clock_at(utc_ms(2026, 11, 23, 0, 0, 1));
+	a = reserve(&f, "b", "j7", 500);
+	CHECK(settle(&f, "b", "j7", a.res.attempt, 11).s.now);
+	CHECK_INT(admin_int("HGET %s %s", "t20:{ledger}:stats:d:2026-11-23", "spend:p-one:m-small"),
+	          11);
+	CHECK_INT(admin_int("HGET %s %s", day, "spend:p-one:m-small"), 1100);
+	struct buf key = {0};
+	ledger_stats_key(&key, &f.cfg, t0);
+	CHECK_STR(key.data, day);
+	buf_free(&key);
+	time_set_offset_ms(0);
+	fx_close(&f);
+}
+
+/* Job counts, once per loop turn: ok and each error code, per day. */
+TEST(stats_jobs_counts)
+{
+	struct fx f;
+	struct waiter w = {0};
+	const char *day = "t21:{ledger}:stats:d:2026-12-31";
+	CHECK(fx_open(&f, "t21:", 1, NULL, 0, 0) == 0);
+	clock_at(utc_ms(2026, 12, 31, 23, 0, 0));
+	struct ledger_job_count counts[] = {
+	        {NULL, 3}, {"providers_failed", 2}, {"invalid_job", 0}, {"", 1}};
+	ledger_stats_jobs(f.l[0], counts, 4, on_reply, &w);
+	redisReply *r = wait_for(&f, &w);
+	CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 3);
+	reply_free(r);
+	CHECK_INT(admin_int("HGET %s %s", day, "jobs:ok"), 4);
+	CHECK_INT(admin_int("HGET %s %s", day, "jobs:error:providers_failed"), 2);
+	CHECK_INT(admin_int("HEXISTS %s %s", day, "jobs:error:invalid_job"), 0);
+	long long ttl = admin_int("TTL %s%s", day, "");
+	CHECK(ttl > LEDGER_STATS_TTL_S - 60 && ttl <= LEDGER_STATS_TTL_S);
+
+	/* Another turn adds to them; the new year has its own hashes. */
+	w = (struct waiter){0};
+	ledger_stats_jobs(f.l[0], counts + 1, 1, on_reply, &w);
+	reply_free(wait_for(&f, &w));
+	CHECK_INT(admin_int("HGET %s %s", day, "jobs:error:providers_failed"), 4);
+	clock_at(utc_ms(2027, 1, 1, 0, 0, 1));
+	w = (struct waiter){0};
+	ledger_stats_jobs(f.l[0], counts, 1, on_reply, &w);
+	reply_free(wait_for(&f, &w));
+	CHECK_INT(admin_int("HGET %s %s", "t21:{ledger}:stats:d:2027-01-01", "jobs:ok"), 3);
+	CHECK_INT(admin_int("HGET %s %s", day, "jobs:ok"), 4);
+
+	/* A month's figures are the sum of its days so far. */
+	char days[31][LEDGER_WINDOW_SIZE];
+	CHECK_INT(ledger_stats_days(utc_ms(2026, 12, 31, 23, 0, 0), days), 31);
+	CHECK_STR(days[0], "2026-12-01");
+	CHECK_STR(days[30], "2026-12-31");
+	CHECK_INT(ledger_stats_days(utc_ms(2027, 1, 1, 0, 0, 1), days), 1);
+	CHECK_STR(days[0], "2027-01-01");
+	CHECK_INT(ledger_stats_days(utc_ms(2028, 2, 29, 12, 0, 0), days), 29);
+	CHECK_STR(days[28], "2028-02-29");
+	time_set_offset_ms(0);
+	fx_close(&f);
+}
+
 TEST(noscript_reload)
 {
 	struct fx f;
@@ -1195,6 +1320,8 @@ int main(void)
 	RUN(reap_once_by_two_workers);
 	RUN(reserve_token_is_idempotent);
 	RUN(settle_without_reservation);
+	RUN(stats_follow_charges);
+	RUN(stats_jobs_counts);
 	RUN(noscript_reload);
 	RUN(sync_keeps_spend);
 	RUN(unreachable_gives_null);
