@@ -364,6 +364,13 @@ def test_fake_batch_gemini_answers_as_its_sync_endpoint():
     assert inline[4]["response"]["usageMetadata"]["thoughtsTokenCount"] > 0
     (entry,) = listing(fp)
     assert entry["token"] == "tok" and entry["display_name"] == "promptyard-tok"
+
+    # answers without their metadata, as users report Google sending: the order says
+    fp.set_rules([{"prefix": GE, "batch_drop_metadata": True, "batch_finish_ms": 200}])
+    inline = ge_inline(ge_wait(fp, ge_submit(fp, bodies[:3])["name"]))
+    assert len(inline) == 3 and all("metadata" not in x for x in inline)
+    assert [x["response"]["candidates"][0]["content"]["parts"][0].keys() for x in inline][2] == \
+        {"functionCall"}
     assert fp.stop() == 0
 
 

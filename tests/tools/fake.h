@@ -157,6 +157,7 @@ struct fake_batch_rules {
 	int64_t validating_ms, finish_ms, finalizing_ms, cancel_ms;
 	double error_share, expire_share, stall_share;
 	bool never_ends, expire, fail;
+	bool drop_metadata; /* Gemini: inline answers without their request's metadata */
 };
 void fake_batch_rules(const char *prefix, const char *model, struct fake_batch_rules *out);
 

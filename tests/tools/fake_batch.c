@@ -550,7 +550,7 @@ static void settle(struct batch *b, struct breq *q, enum fate fate, int status, 
 		result = json_pack("{s:{s:i, s:s}}", "error", "code", rpc_code(status), "message",
 		                   message);
 	}
-	if (result != NULL && q->meta != NULL)
+	if (result != NULL && q->meta != NULL && !b->rules.drop_metadata)
 		json_object_set_new(result, "metadata", json_loads(q->meta, 0, NULL));
 	if (result != NULL)
 		q->inline_answer = json_dumps(result, JSON_COMPACT);

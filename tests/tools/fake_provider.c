@@ -181,6 +181,9 @@
  *   batch_fail          true: it fails whole once validated (OpenAI failed
  *                       with errors, Gemini FAILED); Anthropic, which has no
  *                       failed batch, errors every request
+ *   batch_drop_metadata true: Gemini's inline answers come without their
+ *                       request's metadata (users report Google doing so):
+ *                       only their order says which is which
  * A cancel stops the running: what ran keeps its answer, the rest is
  * canceled (OpenAI batch_cancelled lines, Anthropic canceled, Gemini none).
  * The requests run even indices first, then odd ones, so answers are not
@@ -376,6 +379,7 @@ static int batch_key_parse(const char *key, json_t *v, struct fake_batch_rules *
 	        {"batch_never_ends", offsetof(struct fake_batch_rules, never_ends), 'b'},
 	        {"batch_expire", offsetof(struct fake_batch_rules, expire), 'b'},
 	        {"batch_fail", offsetof(struct fake_batch_rules, fail), 'b'},
+	        {"batch_drop_metadata", offsetof(struct fake_batch_rules, drop_metadata), 'b'},
 	};
 	char *at;
 
