@@ -5,11 +5,14 @@
  * fake_gemini.c read, check and answer one format each; fake_schema.c
  * makes answers from JSON Schemas and checks the schemas the providers
  * would refuse; fake_media.c decodes base64, knows images and PDFs, and
- * makes the files of GET /_files/. */
+ * makes the files of GET /_files/; fake_batch.c plays the three batch APIs
+ * (their state, their clock, their files), answering each request of a
+ * batch through the server as its sync endpoint would. */
 #ifndef FAKE_H
 #define FAKE_H
 
 #include <jansson.h>
+#include <uv.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -94,12 +97,127 @@ enum schema_rules {
 #define FAKE_REFUSAL_TEXT  "I'm sorry, but I can't help with that request."
 #define FAKE_THINKING_TEXT "The fake provider thought about it, briefly."
 
+/* ------------------------------------------------------ fake_provider.c */
+
+/* One HTTP request as the server read it: the strings point into the
+ * connection's copy of the head, the body into its input buffer, all
+ * valid until the request is answered or deferred. */
+#define FAKE_MAX_HEADERS 64
+#define FAKE_MAX_ARGS    16
+struct field {
+	const char *name, *value;
+};
+struct req {
+	const char *method;
+	const char *path; /* percent-decoded, without the query */
+	struct field headers[FAKE_MAX_HEADERS];
+	size_t n_headers;
+	struct field args[FAKE_MAX_ARGS]; /* the query, decoded */
+	size_t n_args;
+	const char *body;
+	size_t len;
+	bool too_large;
+};
+
+/* A client connection (the server's). */
+struct conn;
+
+/* The header or query argument called name, NULL when absent. Borrowed. */
+const char *fake_req_header(const struct req *r, const char *name);
+const char *fake_req_arg(const struct req *r, const char *name);
+
+/* The wall clock, in unix seconds. */
+double fake_now_unix(void);
+
+/* Answers with doc (stolen; NULL, out of memory, drops the connection)
+ * as JSON, after delay_ms. */
+void fake_send_json(struct conn *c, unsigned status, json_t *doc, int64_t delay_ms);
+
+/* A part of an answer's body: borrowed (it must live until the write is
+ * done: the batches' files and outputs live until the server exits) or
+ * owned (malloc'd, freed once written). */
+struct fake_piece {
+	const char *data;
+	size_t len;
+	bool owned;
+};
+#define FAKE_MAX_PIECES 8
+
+/* Answers now with the n pieces (n <= FAKE_MAX_PIECES) one after the
+ * other as the body: nothing is copied, however large. */
+void fake_send_pieces(struct conn *c, unsigned status, const char *content_type,
+                      struct fake_piece *p, size_t n);
+
+/* Closes the connection without an answer. */
+void fake_drop(struct conn *c);
+
+/* What the rules say of a batch: the first rule without "endpoint" whose
+ * prefix and model patterns match (see the top of fake_provider.c). */
+struct fake_batch_rules {
+	int64_t validating_ms, finish_ms, finalizing_ms, cancel_ms;
+	double error_share, expire_share, stall_share;
+	bool never_ends, expire, fail;
+	bool drop_metadata; /* Gemini: inline answers without their request's metadata */
+};
+void fake_batch_rules(const char *prefix, const char *model, struct fake_batch_rules *out);
+
+/* The key check of a batch call: as a sync call of the same prefix and
+ * model is checked. Answers 401 itself and returns false when it fails. */
+bool fake_batch_auth(struct conn *conn, const struct req *r, enum format fmt, const char *prefix,
+                     const char *model);
+
+/* What a batch call (endpoint: "files", "create", "get", "cancel",
+ * "list", "results") is to do by the fault rules of its endpoint. */
+enum fake_gate {
+	GATE_GO,   /* go on; answer after *delay_ms */
+	GATE_DONE, /* the server answered (an error, a body, a hang): stop */
+	GATE_DROP, /* take effect, then fake_drop instead of answering */
+};
+enum fake_gate fake_batch_gate(struct conn *conn, enum format fmt, const char *prefix,
+                               const char *model, const char *endpoint, int64_t *delay_ms);
+
+/* Runs request c (read by fake_parse) of batch batch_id, created at path,
+ * as its sync endpoint would: an invalid request gets its 4xx; fail makes
+ * it a 500; else it is answered by the rules of its prefix and model
+ * (usage, content, schema breaks, refusals). Logged in the request log
+ * with the batch id and custom_id, counted apart from sync calls. Returns
+ * the status; with 200, *a holds the answer (a->text and a->args the
+ * caller's to free). *seq gets the log's sequence number. */
+int fake_batch_run(struct call *c, bool fail, const char *path, const char *batch_id,
+                   const char *custom_id, struct answer *a, uint64_t *seq);
+
+/* ------------------------------------------------------------ fake_batch.c */
+
+/* Starts the batches' clock on loop. */
+void fake_batch_init(uv_loop_t *loop);
+/* Stops the clock (closes its handle) when the server shuts down. */
+void fake_batch_close(void);
+/* Frees every batch and file, once the loop is over. */
+void fake_batch_free(void);
+/* The largest request body a batch endpoint takes (an OpenAI upload, an
+ * Anthropic batch), or 0 when path is not a batch endpoint's. */
+size_t fake_batch_body_limit(const char *path);
+/* Answers r when it is a batch endpoint's call; false when it is not. */
+bool fake_batch_handle(struct conn *conn, const struct req *r);
+/* The "batches" object of /_stats (new reference). */
+json_t *fake_batch_stats(void);
+/* /_control/reset: the counters of fake_batch_stats, not the batches. */
+void fake_batch_stats_reset(void);
+/* GET /_control/batches: every batch, oldest first; with requests, each
+ * request's custom_id and fate (new reference). */
+json_t *fake_batch_list(bool requests);
+
 /* ---------------------------------------------------------- fake_formats.c */
 
 /* Splits an API path into format, prefix and (Gemini) model, filling
  * c->prefix and c->model, and readies *c (zeroed by the caller) for
  * fake_parse. Returns FMT_NONE for any other path. */
 enum format fake_route(const char *path, struct call *c);
+
+/* Readies *c (zeroed by the caller) for fake_parse of a body in format fmt
+ * sent under prefix (model: Gemini's, from its path; NULL for the others,
+ * whose body names it), as fake_route does for a sync call. */
+void fake_call_init(struct call *c, enum format fmt, const char *prefix, const char *model);
 
 /* Reads and checks c->body (a JSON object) as c->fmt asks, filling the rest
  * of *c; a request a real API would refuse gets c->invalid. */

@@ -160,15 +160,25 @@ void fake_parse(struct call *c)
 		fake_gemini_parse(c);
 }
 
+void fake_call_init(struct call *c, enum format fmt, const char *prefix, const char *model)
+{
+	c->fmt = fmt;
+	c->hash = 2166136261u; /* FNV-1a */
+	c->max_tokens = -1;
+	c->thinking_cap = -1;
+	if (prefix != NULL)
+		snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
+	if (model != NULL)
+		snprintf(c->model, sizeof(c->model), "%s", model);
+}
+
 enum format fake_route(const char *url, struct call *c)
 {
 	size_t n = strlen(url);
 	static const char oa[] = "/chat/completions", an[] = "/messages", ge[] = ":generateContent";
 	const char *models;
 
-	c->hash = 2166136261u; /* FNV-1a */
-	c->max_tokens = -1;
-	c->thinking_cap = -1;
+	fake_call_init(c, FMT_NONE, NULL, NULL);
 	if (n >= sizeof(oa) - 1 && strcmp(url + n - (sizeof(oa) - 1), oa) == 0) {
 		snprintf(c->prefix, sizeof(c->prefix), "%.*s", (int)(n - (sizeof(oa) - 1)), url);
 		return FMT_OPENAI;

@@ -15,20 +15,53 @@
  *   POST <prefix>/messages                       Anthropic
  *   POST <prefix>/models/<id>:generateContent    Gemini
  *
+ * and the providers' batch APIs on the same prefixes (SPEC §14; "Batches"
+ * below):
+ *
+ *   POST <prefix>/files, GET <prefix>/files/ID, GET <prefix>/files/ID/content,
+ *   POST|GET <prefix>/batches, GET <prefix>/batches/ID, POST .../ID/cancel      OpenAI
+ *   POST|GET <prefix>/messages/batches, GET .../ID, POST .../ID/cancel,
+ *   GET .../ID/results                                                         Anthropic
+ *   POST <prefix>/models/<id>:batchGenerateContent, GET <prefix>/batches,
+ *   GET <prefix>/batches/ID, POST <prefix>/batches/ID:cancel                    Gemini
+ *
  * The files are split by idea (fake.h says which does what): this one is
  * the server (HTTP/1.1, rules, control API, the decision of each call);
  * fake_openai.c, fake_anthropic.c and fake_gemini.c read, check and
  * answer one format each, with what they share in fake_formats.c;
  * fake_schema.c makes answers from JSON Schemas; fake_media.c knows
- * base64, images, PDFs and the files below.
+ * base64, images, PDFs and the files below; fake_batch.c plays the batch
+ * APIs (its top says their shapes and where they come from).
  *
  * Control API (not counted, not logged):
  *
  *   POST /_control/rules     JSON array of rules (or {"rules": [...]}); replaces all
  *   POST /_control/reset     clears the request log, the stats and the rules' counters
+ *                            (batches and their files stay, as at a provider)
  *   POST /_control/release   answers every hanging request now (closes it unanswered)
  *   GET  /_stats             {"requests", "by_model", "by_prefix", "by_status", "by_format",
- *                             "suspended", "log_dropped", "files"}
+ *                             "suspended", "log_dropped", "files", "batches"}; "batches":
+ *                            {"created": {"openai", "anthropic", "gemini"}, "live" (not
+ *                            ended), "calls": {"files", "create", "get", "cancel",
+ *                            "list", "results"}, "faults" (calls a fault rule took),
+ *                            "requests": {"answered", "errored", "expired", "canceled"},
+ *                            "cancels" (cancel calls on known batches), "result_gets"
+ *                            (GETs of an output or error file, or of Anthropic results),
+ *                            "uploads"}
+ *   GET  /_control/batches   every batch, oldest first: {"batches": [{"id" (as its API
+ *                            names it), "format", "prefix", "model", "state" (its API's
+ *                            word), "ended", "token", "metadata" (OpenAI),
+ *                            "display_name" (Gemini), "custom_id_prefixes", "requests",
+ *                            "answered", "errored", "expired", "canceled", "pending",
+ *                            "cancels", "gets", "result_gets", "created_at", "ended_at",
+ *                            OpenAI's "input_file_id", "output_file_id",
+ *                            "error_file_id"}]}. "token" is promptyard's: OpenAI
+ *                            metadata.promptyard_token, Gemini the display name after
+ *                            "promptyard-", Anthropic the one part before the last '-'
+ *                            that all custom_ids share (null when none). ?requests=1
+ *                            adds "request_list": [{"custom_id", "fate" (pending,
+ *                            answered, errored, expired, canceled), "seq" (its log
+ *                            entry)}] in the order asked
  *   GET  /_requests          the request log; ?bodies=1 adds bodies and headers (with
  *                            --log-bodies), ?since=SEQ only entries after SEQ
  *   GET  /_files/NAME        a small file for a test to give as a part's URL (counted
@@ -43,9 +76,11 @@
  * "error_type": "context_overflow", "max_context", "body", "content_type",
  * "hang", "input_tokens", "output_tokens", "cached_tokens", "api_key",
  * "reasoning_tokens", "cache_write_tokens", "image_tokens",
- * "pdf_page_tokens", "break_schema_share", "refuse", "comment"}. The first
- * rule whose prefix and model match decides; a request no rule matches gets
- * the defaults (200 after no delay, no key check).
+ * "pdf_page_tokens", "break_schema_share", "refuse", "comment"}, the batch
+ * keys below, and "endpoint" and "drop" for faults of batch calls. The
+ * first rule (without "endpoint") whose prefix and model match decides; a
+ * request no rule matches gets the defaults (200 after no delay, no key
+ * check).
  *
  * Which requests "fail": with fail_first and/or fail_every, the first N
  * matching requests and/or every Nth one; without them, every matching
@@ -112,6 +147,62 @@
  * when none), tool (the tool called, or null) and broken (the answer or the
  * tool's arguments break their schema).
  *
+ * Batches. A batch lives on the fake's clock (a timer; polling does not
+ * move it). It validates (OpenAI validating, checking its file's lines;
+ * Gemini PENDING; Anthropic, which has no such state, in_progress) for
+ * batch_validating_ms (default 100), runs its requests one after another,
+ * evenly, until batch_finish_ms - batch_finalizing_ms after its creation
+ * (defaults 500 and 50), finalizes (OpenAI finalizing) and ends at
+ * batch_finish_ms (or later, when 500 requests per 10 ms tick could not
+ * keep up). Each request is answered when it runs exactly as its sync
+ * endpoint answers the same body, by the rule of its own prefix and model
+ * (usage, tool calls, schemas and break_schema_share, refusals, thinking);
+ * a request its API would refuse gets the sync 4xx. It is logged in
+ * /_requests with "batch_id" and "custom_id" (null for sync calls), not
+ * counted in "requests" or by_*. A batch's own settings come from the rule
+ * matching its prefix and model (OpenAI: its file's first request's model;
+ * Anthropic: its first request's):
+ *   batch_validating_ms, batch_finish_ms, batch_finalizing_ms  (see above)
+ *   batch_cancel_ms     how long cancelling / canceling lasts (default 100;
+ *                       Gemini cancels at once)
+ *   batch_error_share   that share of the requests, evenly spread in the
+ *                       order they run (as break_schema_share), fails with a
+ *                       500: OpenAI a status_code 500 line in the error
+ *                       file, Anthropic errored api_error, Gemini an error
+ *                       INTERNAL
+ *   batch_expire_share  that share of the others expires: OpenAI
+ *                       batch_expired, Anthropic expired, Gemini no answer
+ *                       at all; the batch then ends expired (OpenAI expired,
+ *                       Gemini EXPIRED; Anthropic ended)
+ *   batch_never_ends    true: the batch answers batch_stall_share (default 0)
+ *                       of its requests and stays in progress until canceled
+ *   batch_expire        true: it answers batch_stall_share and expires at
+ *                       batch_finish_ms, the rest expired
+ *   batch_fail          true: it fails whole once validated (OpenAI failed
+ *                       with errors, Gemini FAILED); Anthropic, which has no
+ *                       failed batch, errors every request
+ *   batch_drop_metadata true: Gemini's inline answers come without their
+ *                       request's metadata (users report Google doing so):
+ *                       only their order says which is which
+ * A cancel stops the running: what ran keeps its answer, the rest is
+ * canceled (OpenAI batch_cancelled lines, Anthropic canceled, Gemini none).
+ * The requests run even indices first, then odd ones, so answers are not
+ * in the order asked (Gemini's inline answers are, as Google writes them).
+ * Files and outputs are kept in memory once and sent without a copy. Limits
+ * as the providers': OpenAI files up to 200 MB and 50,000 requests,
+ * Anthropic 100,000 requests, Gemini 20 MiB inline; batch endpoints read
+ * bodies up to 256 MiB, the others 16 MiB.
+ *
+ * Faults of batch calls: a rule with "endpoint" (files, create, get, cancel,
+ * list or results: OpenAI's GET of a file's content, Anthropic's results)
+ * applies to that call alone, matched on the call's prefix and its batch's
+ * model ("" for a list), never to API calls; its status, body,
+ * content_type, hang, retry_after_s, latency_ms, jitter_ms, fail_first and
+ * fail_every act as for API calls, and "drop": true lets the call take
+ * effect (the batch created, canceled, ...) then closes the connection
+ * without an answer. Keys (api_key) of batch calls are checked as for the
+ * sync calls of the same prefix and model.
+ *
  * One thread serves everything (see "HTTP/1.1" below): a delay is a timer on
  * the connection, never a blocked thread. API keys are never logged or
  * echoed. */
@@ -125,6 +216,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,9 +260,29 @@ struct rule {
 	int64_t image_tokens, pdf_page_tokens; /* -1 = the defaults */
 	double break_share;                    /* of schema answers, in [0, 1] */
 	bool refuse;
+	char *endpoint; /* the batch call this rule is for, NULL: API calls and batches */
+	bool drop;      /* with endpoint: the call takes effect, then the connection drops */
+	struct fake_batch_rules batch;
 	uint64_t hits;           /* matching requests that passed auth and validation */
 	uint64_t schema_answers; /* answers made from a schema, for break_share */
 };
+
+/* A batch's timing when no rule says otherwise (see the top). */
+#define DEFAULT_BATCH_VALIDATING_MS 100
+#define DEFAULT_BATCH_FINISH_MS     500
+#define DEFAULT_BATCH_FINALIZING_MS 50
+#define DEFAULT_BATCH_CANCEL_MS     100
+
+static const struct fake_batch_rules batch_defaults = {
+        .validating_ms = DEFAULT_BATCH_VALIDATING_MS,
+        .finish_ms = DEFAULT_BATCH_FINISH_MS,
+        .finalizing_ms = DEFAULT_BATCH_FINALIZING_MS,
+        .cancel_ms = DEFAULT_BATCH_CANCEL_MS,
+};
+
+/* The batch calls an "endpoint" rule may name. */
+static const char *const batch_endpoints[] = {"files",  "create", "get",
+                                              "cancel", "list",   "results"};
 
 struct rules {
 	struct rule *v;
@@ -187,6 +299,7 @@ static void rules_clear(struct rules *rs)
 		free(r->body);
 		free(r->content_type);
 		free(r->api_key);
+		free(r->endpoint);
 	}
 	free(rs->v);
 	rs->v = NULL;
@@ -206,6 +319,27 @@ static int get_int(json_t *v, const char *key, int64_t lo, int64_t hi, int64_t *
 	return 0;
 }
 
+static int get_share(json_t *v, const char *key, double *out, char *err, size_t err_size,
+                     size_t idx)
+{
+	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
+		snprintf(err, err_size, "rules[%zu].%s: must be a number in [0, 1]", idx, key);
+		return -1;
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
+static int get_bool(json_t *v, const char *key, bool *out, char *err, size_t err_size, size_t idx)
+{
+	if (!json_is_boolean(v)) {
+		snprintf(err, err_size, "rules[%zu].%s: must be true or false", idx, key);
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
 static int get_str(json_t *v, const char *key, char **out, char *err, size_t err_size, size_t idx)
 {
 	if (!json_is_string(v)) {
@@ -215,6 +349,53 @@ static int get_str(json_t *v, const char *key, char **out, char *err, size_t err
 	free(*out);
 	*out = strdup(json_string_value(v));
 	return 0;
+}
+
+static bool batch_endpoint_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(batch_endpoints) / sizeof(batch_endpoints[0]); i++) {
+		if (strcmp(name, batch_endpoints[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Reads a rule's batch_* key into *b. */
+static int batch_key_parse(const char *key, json_t *v, struct fake_batch_rules *b, char *err,
+                           size_t err_size, size_t idx)
+{
+	static const struct {
+		const char *name;
+		size_t at;
+		char kind; /* 'm' ms, 's' share, 'b' boolean */
+	} keys[] = {
+	        {"batch_validating_ms", offsetof(struct fake_batch_rules, validating_ms), 'm'},
+	        {"batch_finish_ms", offsetof(struct fake_batch_rules, finish_ms), 'm'},
+	        {"batch_finalizing_ms", offsetof(struct fake_batch_rules, finalizing_ms), 'm'},
+	        {"batch_cancel_ms", offsetof(struct fake_batch_rules, cancel_ms), 'm'},
+	        {"batch_error_share", offsetof(struct fake_batch_rules, error_share), 's'},
+	        {"batch_expire_share", offsetof(struct fake_batch_rules, expire_share), 's'},
+	        {"batch_stall_share", offsetof(struct fake_batch_rules, stall_share), 's'},
+	        {"batch_never_ends", offsetof(struct fake_batch_rules, never_ends), 'b'},
+	        {"batch_expire", offsetof(struct fake_batch_rules, expire), 'b'},
+	        {"batch_fail", offsetof(struct fake_batch_rules, fail), 'b'},
+	        {"batch_drop_metadata", offsetof(struct fake_batch_rules, drop_metadata), 'b'},
+	};
+	char *at;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(key, keys[i].name) != 0)
+			continue;
+		at = (char *)b + keys[i].at;
+		if (keys[i].kind == 'm')
+			return get_int(v, key, 0, 86400000, (int64_t *)(void *)at, err, err_size,
+			               idx);
+		if (keys[i].kind == 's')
+			return get_share(v, key, (double *)(void *)at, err, err_size, idx);
+		return get_bool(v, key, (bool *)(void *)at, err, err_size, idx);
+	}
+	snprintf(err, err_size, "rules[%zu]: unknown key \"%.64s\"", idx, key);
+	return -1;
 }
 
 /* Fills *r from one rule object. Unknown keys are errors: a misspelt key
@@ -230,6 +411,7 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 	r->max_context = -1;
 	r->input_tokens = r->output_tokens = r->cached_tokens = -1;
 	r->reasoning_tokens = r->image_tokens = r->pdf_page_tokens = -1;
+	r->batch = batch_defaults;
 	r->prefix = strdup("*");
 	r->model = strdup("*");
 	if (!json_is_object(obj)) {
@@ -278,25 +460,24 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 		} else if (strcmp(key, "pdf_page_tokens") == 0) {
 			rc = get_int(v, key, 0, 1000000, &r->pdf_page_tokens, err, err_size, idx);
 		} else if (strcmp(key, "break_schema_share") == 0) {
-			if (!json_is_number(v) || json_number_value(v) < 0 ||
-			    json_number_value(v) > 1) {
-				snprintf(
-				        err, err_size,
-				        "rules[%zu].break_schema_share: must be a number in [0, 1]",
-				        idx);
+			rc = get_share(v, key, &r->break_share, err, err_size, idx);
+		} else if (strcmp(key, "refuse") == 0) {
+			rc = get_bool(v, key, &r->refuse, err, err_size, idx);
+		} else if (strcmp(key, "hang") == 0) {
+			rc = get_bool(v, key, &r->hang, err, err_size, idx);
+		} else if (strcmp(key, "drop") == 0) {
+			rc = get_bool(v, key, &r->drop, err, err_size, idx);
+		} else if (strcmp(key, "endpoint") == 0) {
+			rc = get_str(v, key, &r->endpoint, err, err_size, idx);
+			if (rc == 0 && !batch_endpoint_known(r->endpoint)) {
+				snprintf(err, err_size,
+				         "rules[%zu].endpoint: one of files, create, get, cancel, "
+				         "list, results",
+				         idx);
 				rc = -1;
 			}
-			r->break_share = json_number_value(v);
-		} else if (strcmp(key, "refuse") == 0 || strcmp(key, "hang") == 0) {
-			if (!json_is_boolean(v)) {
-				snprintf(err, err_size, "rules[%zu].%s: must be true or false", idx,
-				         key);
-				rc = -1;
-			}
-			if (key[0] == 'r')
-				r->refuse = json_is_true(v);
-			else
-				r->hang = json_is_true(v);
+		} else if (strncmp(key, "batch_", 6) == 0) {
+			rc = batch_key_parse(key, v, &r->batch, err, err_size, idx);
 		} else if (strcmp(key, "body") == 0) {
 			rc = get_str(v, key, &r->body, err, err_size, idx);
 		} else if (strcmp(key, "content_type") == 0) {
@@ -319,6 +500,10 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 		}
 		if (rc != 0)
 			return -1;
+	}
+	if (r->drop && r->endpoint == NULL) {
+		snprintf(err, err_size, "rules[%zu].drop: only with \"endpoint\"", idx);
+		return -1;
 	}
 	if (r->prefix == NULL || r->model == NULL) {
 		snprintf(err, err_size, "out of memory");
@@ -375,8 +560,10 @@ struct log_entry {
 	const char *answer; /* static: the answer's kind, NULL when none */
 	char *tool;         /* the tool called, NULL when none */
 	bool broken;        /* the answer breaks its schema */
-	char *body;         /* --log-bodies only */
-	json_t *headers;    /* --log-bodies only (new reference, secrets redacted) */
+	char *batch_id;     /* a request of a batch: its batch and custom_id; else NULL */
+	char *custom_id;
+	char *body;      /* --log-bodies only */
+	json_t *headers; /* --log-bodies only (new reference, secrets redacted) */
 };
 
 /* The rules, the request log and the counters. */
@@ -399,6 +586,8 @@ static void log_entry_free(struct log_entry *e)
 	free(e->prefix);
 	free(e->model);
 	free(e->tool);
+	free(e->batch_id);
+	free(e->custom_id);
 	free(e->body);
 	json_decref(e->headers);
 }
@@ -438,7 +627,7 @@ static uint64_t rng_next(void)
 	return g.rng;
 }
 
-static double now_unix(void)
+double fake_now_unix(void)
 {
 	struct timespec ts;
 
@@ -457,29 +646,8 @@ static double now_unix(void)
  * a test tool must not be the flaky part of a test. */
 
 #define HEAD_MAX_BYTES (64u << 10)
-#define MAX_HEADERS    64
-#define MAX_ARGS       16
 #define READ_SPARE     (16u << 10)
 #define READ_CHUNK     (64u << 10)
-
-struct field {
-	const char *name, *value;
-};
-
-/* One request; the strings point into the connection's copy of the head,
- * the body into its input buffer, both valid until the request is answered
- * or deferred. */
-struct req {
-	const char *method;
-	const char *path; /* percent-decoded, without the query */
-	struct field headers[MAX_HEADERS];
-	size_t n_headers;
-	struct field args[MAX_ARGS]; /* the query, decoded */
-	size_t n_args;
-	const char *body;
-	size_t len;
-	bool too_large;
-};
 
 /* An answer being put together: the body and the header lines. */
 struct reply {
@@ -559,7 +727,7 @@ static const char *reason_phrase(unsigned status)
 	}
 }
 
-static const char *req_header(const struct req *r, const char *name)
+const char *fake_req_header(const struct req *r, const char *name)
 {
 	for (size_t i = 0; i < r->n_headers; i++) {
 		if (strcasecmp(r->headers[i].name, name) == 0)
@@ -568,7 +736,7 @@ static const char *req_header(const struct req *r, const char *name)
 	return NULL;
 }
 
-static const char *req_arg(const struct req *r, const char *name)
+const char *fake_req_arg(const struct req *r, const char *name)
 {
 	for (size_t i = 0; i < r->n_args; i++) {
 		if (strcmp(r->args[i].name, name) == 0)
@@ -608,7 +776,7 @@ static void url_decode(char *s, bool plus_is_space)
 
 static void query_parse(struct req *r, char *q)
 {
-	while (q != NULL && *q != '\0' && r->n_args < MAX_ARGS) {
+	while (q != NULL && *q != '\0' && r->n_args < FAKE_MAX_ARGS) {
 		char *amp = strchr(q, '&');
 		char *eq;
 
@@ -648,6 +816,7 @@ static unsigned head_parse(struct conn *c, size_t head_len)
 	const char *te, *cl, *connection;
 	bool http10;
 	unsigned long long length = 0;
+	size_t limit;
 
 	h = malloc(head_len + 1);
 	if (h == NULL)
@@ -692,7 +861,7 @@ static unsigned head_parse(struct conn *c, size_t head_len)
 		colon = strchr(p, ':');
 		if (colon == NULL || colon == p)
 			return 400;
-		if (r->n_headers == MAX_HEADERS)
+		if (r->n_headers == FAKE_MAX_HEADERS)
 			return 431;
 		*colon = '\0';
 		r->headers[r->n_headers].name = p;
@@ -701,10 +870,10 @@ static unsigned head_parse(struct conn *c, size_t head_len)
 		p = eol + 2;
 	}
 
-	te = req_header(r, "Transfer-Encoding");
+	te = fake_req_header(r, "Transfer-Encoding");
 	if (te != NULL && strcasecmp(te, "identity") != 0)
 		return 501; /* no client of the fake sends chunked bodies */
-	cl = req_header(r, "Content-Length");
+	cl = fake_req_header(r, "Content-Length");
 	if (cl != NULL) {
 		char *end;
 
@@ -713,12 +882,13 @@ static unsigned head_parse(struct conn *c, size_t head_len)
 		if (end == cl || *end != '\0' || errno != 0 || *cl == '-')
 			return 400;
 	}
-	connection = req_header(r, "Connection");
+	connection = fake_req_header(r, "Connection");
 	if (http10)
 		c->keep_alive = connection != NULL && strcasestr(connection, "keep-alive") != NULL;
 	else
 		c->keep_alive = connection == NULL || strcasestr(connection, "close") == NULL;
-	if (length > MAX_BODY_BYTES) {
+	limit = fake_batch_body_limit(r->path);
+	if (length > (limit > 0 ? limit : MAX_BODY_BYTES)) {
 		/* answered without reading the body, so the connection ends there */
 		r->too_large = true;
 		c->keep_alive = false;
@@ -933,7 +1103,7 @@ static void conn_advance(struct conn *c)
 			}
 		}
 		if (c->in_len - c->head_len < c->body_len) {
-			const char *expect = req_header(&c->req, "Expect");
+			const char *expect = fake_req_header(&c->req, "Expect");
 
 			if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
 			    !c->continue_sent) {
@@ -996,7 +1166,9 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	c->in_len += (size_t)nread;
-	if (c->in_len > 2 * (MAX_BODY_BYTES + HEAD_MAX_BYTES)) {
+	if (c->in_len > 2 * (HEAD_MAX_BYTES + (c->head != NULL && c->body_len > MAX_BODY_BYTES
+	                                               ? c->body_len
+	                                               : MAX_BODY_BYTES))) {
 		conn_close(c); /* a client pipelining without end */
 		return;
 	}
@@ -1053,6 +1225,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&srv.listener, NULL);
 	uv_close((uv_handle_t *)&srv.sigterm, NULL);
 	uv_close((uv_handle_t *)&srv.sigint, NULL);
+	fake_batch_close();
 	for (struct conn *c = srv.conns; c != NULL; c = c->next) {
 		if (c->deferred != NULL) {
 			uv_timer_stop(&c->timer);
@@ -1114,6 +1287,10 @@ static json_t *log_entry_json(const struct log_entry *e, bool bodies)
 	json_object_set_new(o, "answer", e->answer != NULL ? json_string(e->answer) : json_null());
 	json_object_set_new(o, "tool", e->tool != NULL ? json_string(e->tool) : json_null());
 	json_object_set_new(o, "broken", json_boolean(e->broken));
+	json_object_set_new(o, "batch_id",
+	                    e->batch_id != NULL ? json_string(e->batch_id) : json_null());
+	json_object_set_new(o, "custom_id",
+	                    e->custom_id != NULL ? json_string(e->custom_id) : json_null());
 	if (bodies && e->body != NULL) {
 		json_t *parsed = json_loads(e->body, 0, NULL);
 
@@ -1132,17 +1309,18 @@ static void handle_control(struct conn *conn, const struct req *r)
 	if (strcmp(url, "/_stats") == 0 && get) {
 		json_t *doc;
 
-		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I, s:O}", "requests",
+		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I, s:O, s:o}", "requests",
 		                (json_int_t)g.requests, "by_model", g.by_model, "by_prefix",
 		                g.by_prefix, "by_status", g.by_status, "by_format", g.by_format,
 		                "suspended", (json_int_t)srv.waiting, "log_dropped",
-		                (json_int_t)g.log_dropped, "files", g.files);
+		                (json_int_t)g.log_dropped, "files", g.files, "batches",
+		                fake_batch_stats());
 		send_json(conn, 200, doc);
 		return;
 	}
 	if (strcmp(url, "/_requests") == 0 && get) {
-		const char *b = req_arg(r, "bodies");
-		const char *s = req_arg(r, "since");
+		const char *b = fake_req_arg(r, "bodies");
+		const char *s = fake_req_arg(r, "since");
 		bool bodies = b != NULL && strcmp(b, "0") != 0 && strcmp(b, "false") != 0;
 		uint64_t since = s != NULL ? strtoull(s, NULL, 10) : 0;
 		json_t *arr = json_array();
@@ -1174,8 +1352,17 @@ static void handle_control(struct conn *conn, const struct req *r)
 			          json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
 		return;
 	}
+	if (strcmp(url, "/_control/batches") == 0 && get) {
+		const char *q = fake_req_arg(r, "requests");
+
+		send_json(conn, 200,
+		          fake_batch_list(q != NULL && strcmp(q, "0") != 0 &&
+		                          strcmp(q, "false") != 0));
+		return;
+	}
 	if (strcmp(url, "/_control/reset") == 0 && post) {
 		state_reset();
+		fake_batch_stats_reset();
 		send_json(conn, 200, json_pack("{s:b}", "ok", 1));
 		return;
 	}
@@ -1238,29 +1425,62 @@ static bool key_ok(const struct req *r, enum format fmt, const char *want)
 	if (want == NULL)
 		return true;
 	if (fmt == FMT_OPENAI) {
-		got = req_header(r, "Authorization");
+		got = fake_req_header(r, "Authorization");
 		if (got == NULL || strncasecmp(got, "Bearer ", 7) != 0)
 			return false;
 		got += 7;
 	} else if (fmt == FMT_ANTHROPIC) {
-		got = req_header(r, "x-api-key");
+		got = fake_req_header(r, "x-api-key");
 	} else {
-		got = req_header(r, "x-goog-api-key");
+		got = fake_req_header(r, "x-goog-api-key");
 		if (got == NULL)
-			got = req_arg(r, "key");
+			got = fake_req_arg(r, "key");
 	}
 	return got != NULL && strcmp(got, want) == 0;
 }
 
-static struct rule *rule_find(const struct call *c)
+/* The first rule for endpoint (NULL: the API calls and the requests of
+ * batches, whose rules name none) whose prefix and model match. */
+static struct rule *rule_find(const char *prefix, const char *model, const char *endpoint)
 {
 	for (size_t i = 0; i < g.rules.n; i++) {
 		struct rule *r = &g.rules.v[i];
 
-		if (fnmatch(r->prefix, c->prefix, 0) == 0 && fnmatch(r->model, c->model, 0) == 0)
+		if ((r->endpoint == NULL) != (endpoint == NULL) ||
+		    (endpoint != NULL && strcmp(r->endpoint, endpoint) != 0))
+			continue;
+		if (fnmatch(r->prefix, prefix, 0) == 0 && fnmatch(r->model, model, 0) == 0)
 			return r;
 	}
 	return NULL;
+}
+
+/* Counts a hit of rule and says whether this one fails: with fail_first
+ * and/or fail_every, the first N and/or every Nth; else every one when the
+ * rule says an error status, a context overflow, a body, a hang or a
+ * drop. */
+static bool rule_failing(struct rule *rule)
+{
+	uint64_t k = ++rule->hits;
+
+	if (rule->fail_first > 0 || rule->fail_every > 0)
+		return (rule->fail_first > 0 && k <= (uint64_t)rule->fail_first) ||
+		       (rule->fail_every > 0 && k % (uint64_t)rule->fail_every == 0);
+	return (rule->status != 0 && (rule->status < 200 || rule->status > 299)) ||
+	       rule->context_overflow || rule->body != NULL || rule->hang || rule->drop;
+}
+
+/* The rule's latency, jitter drawn. */
+static int64_t rule_delay_ms(const struct rule *rule)
+{
+	int64_t ms;
+
+	if (rule == NULL || rule->latency_ms + rule->jitter_ms <= 0)
+		return 0;
+	ms = rule->latency_ms;
+	if (rule->jitter_ms > 0)
+		ms += (int64_t)(rng_next() % (uint64_t)(rule->jitter_ms + 1));
+	return ms;
 }
 
 static char *dup_or_null(const char *s)
@@ -1371,31 +1591,104 @@ static void answer_content(const struct call *c, struct rule *rule, struct answe
 	json_decref(inst);
 }
 
+/* What the log records of one call besides the call itself. */
+struct log_call {
+	const char *path;
+	const struct req *req; /* for --log-bodies' headers; NULL for a batch's request */
+	const struct decision *d;
+	const char *batch_id, *custom_id;
+};
+
+/* Appends an entry to the request log (or counts it dropped). */
+static void log_add(const struct call *c, const struct log_call *lc)
+{
+	const struct decision *d = lc->d;
+	struct log_entry *e;
+
+	if (g.log_n == g.log_max) {
+		g.log_dropped++;
+		return;
+	}
+	if (g.log_n == g.log_cap) {
+		size_t cap = g.log_cap ? g.log_cap * 2 : 1024;
+		struct log_entry *v = realloc(g.log, cap * sizeof(*v));
+
+		if (v == NULL) {
+			g.log_dropped++;
+			return;
+		}
+		g.log = v;
+		g.log_cap = cap;
+	}
+	e = &g.log[g.log_n++];
+	memset(e, 0, sizeof(*e));
+	e->seq = d->a.seq;
+	e->ts = fake_now_unix();
+	e->path = strdup(lc->path);
+	e->prefix = strdup(c->prefix);
+	e->model = strdup(c->model);
+	e->fmt = c->fmt;
+	e->status = d->status;
+	e->outcome = d->outcome;
+	e->images = c->images;
+	e->pdf_pages = c->pdf_pages;
+	e->latency_ms = d->delay_ms;
+	e->max_tokens = c->max_tokens;
+	e->billed = d->billed;
+	if (d->billed) {
+		e->input_tokens = d->a.in;
+		e->output_tokens = d->a.out;
+		e->cached_tokens = d->a.cached;
+		e->reasoning_tokens = d->a.reasoning;
+		e->cache_write_tokens = d->a.cache_write;
+		e->answer = answer_names[d->a.kind];
+		e->broken = d->a.broken;
+		if (d->a.kind == ANSWER_TOOL_CALL)
+			e->tool = strdup(c->tool);
+	}
+	e->batch_id = dup_or_null(lc->batch_id);
+	e->custom_id = dup_or_null(lc->custom_id);
+	if (g.log_bodies && lc->req != NULL) {
+		e->body = malloc(lc->req->len + 1);
+		if (e->body != NULL) {
+			if (lc->req->len > 0)
+				memcpy(e->body, lc->req->body, lc->req->len);
+			e->body[lc->req->len] = '\0';
+		}
+		e->headers = headers_json(lc->req);
+	} else if (g.log_bodies && c->body != NULL) {
+		e->body = json_dumps(c->body, JSON_COMPACT);
+	}
+	if (e->path == NULL || e->prefix == NULL || e->model == NULL ||
+	    (lc->batch_id != NULL && e->batch_id == NULL) ||
+	    (lc->custom_id != NULL && e->custom_id == NULL)) {
+		log_entry_free(e); /* out of memory: keep the log consistent */
+		g.log_n--;
+		g.log_dropped++;
+	}
+}
+
 /* Decides the outcome of one call and records it in the log and stats. */
 static void decide(const struct req *req, const struct call *c, struct decision *d)
 {
-	struct rule *rule = rule_find(c);
+	struct rule *rule = rule_find(c->prefix, c->model, NULL);
 	bool failing = false;
-	struct log_entry *e;
 	char status_key[16];
+	struct log_call lc = {.path = req->path, .req = req, .d = d};
 
 	memset(d, 0, sizeof(*d));
 	d->retry_after_s = -1;
 	d->max_context = -1;
 	d->a.seq = ++g.seq;
 	g.requests++;
-	if (rule != NULL && rule->latency_ms + rule->jitter_ms > 0) {
-		d->delay_ms = rule->latency_ms;
-		if (rule->jitter_ms > 0)
-			d->delay_ms += (int64_t)(rng_next() % (uint64_t)(rule->jitter_ms + 1));
-	}
+	d->delay_ms = rule_delay_ms(rule);
 
 	if (rule != NULL && !key_ok(req, c->fmt, rule->api_key)) {
 		d->status = 401;
 		d->outcome = "unauthorized";
 		d->message = fake_status_message(c->fmt, 401);
 		d->oa_code = fake_openai_code(401);
-	} else if (c->fmt == FMT_ANTHROPIC && req_header(req, "x-api-key") == NULL) {
+	} else if (c->fmt == FMT_ANTHROPIC && fake_req_header(req, "x-api-key") == NULL) {
 		/* The real API answers a missing key with 401 whatever else is wrong. */
 		d->status = 401;
 		d->outcome = "unauthorized";
@@ -1407,21 +1700,7 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 		d->oa_code = c->invalid_code;
 		d->oa_param = c->invalid_param;
 	} else {
-		uint64_t k = 0;
-
-		if (rule != NULL) {
-			k = ++rule->hits;
-			if (rule->fail_first > 0 || rule->fail_every > 0)
-				failing =
-				        (rule->fail_first > 0 && k <= (uint64_t)rule->fail_first) ||
-				        (rule->fail_every > 0 &&
-				         k % (uint64_t)rule->fail_every == 0);
-			else
-				failing = (rule->status != 0 &&
-				           (rule->status < 200 || rule->status > 299)) ||
-				          rule->context_overflow || rule->body != NULL ||
-				          rule->hang;
-		}
+		failing = rule != NULL && rule_failing(rule);
 		answer_usage(c, rule, &d->a);
 		if (failing) {
 			d->retry_after_s = rule->retry_after_s;
@@ -1457,62 +1736,7 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 	counter_bump(g.by_prefix, c->prefix);
 	counter_bump(g.by_status, status_key);
 	counter_bump(g.by_format, fake_format_names[c->fmt]);
-
-	if (g.log_n == g.log_max) {
-		g.log_dropped++;
-		return;
-	}
-	if (g.log_n == g.log_cap) {
-		size_t cap = g.log_cap ? g.log_cap * 2 : 1024;
-		struct log_entry *v = realloc(g.log, cap * sizeof(*v));
-
-		if (v == NULL) {
-			g.log_dropped++;
-			return;
-		}
-		g.log = v;
-		g.log_cap = cap;
-	}
-	e = &g.log[g.log_n++];
-	memset(e, 0, sizeof(*e));
-	e->seq = d->a.seq;
-	e->ts = now_unix();
-	e->path = strdup(req->path);
-	e->prefix = strdup(c->prefix);
-	e->model = strdup(c->model);
-	e->fmt = c->fmt;
-	e->status = d->status;
-	e->outcome = d->outcome;
-	e->images = c->images;
-	e->pdf_pages = c->pdf_pages;
-	e->latency_ms = d->delay_ms;
-	e->max_tokens = c->max_tokens;
-	e->billed = d->billed;
-	if (d->billed) {
-		e->input_tokens = d->a.in;
-		e->output_tokens = d->a.out;
-		e->cached_tokens = d->a.cached;
-		e->reasoning_tokens = d->a.reasoning;
-		e->cache_write_tokens = d->a.cache_write;
-		e->answer = answer_names[d->a.kind];
-		e->broken = d->a.broken;
-		if (d->a.kind == ANSWER_TOOL_CALL)
-			e->tool = strdup(c->tool);
-	}
-	if (g.log_bodies) {
-		e->body = malloc(req->len + 1);
-		if (e->body != NULL) {
-			if (req->len > 0)
-				memcpy(e->body, req->body, req->len);
-			e->body[req->len] = '\0';
-		}
-		e->headers = headers_json(req);
-	}
-	if (e->path == NULL || e->prefix == NULL || e->model == NULL) {
-		log_entry_free(e); /* out of memory: keep the log consistent */
-		g.log_n--;
-		g.log_dropped++;
-	}
+	log_add(c, &lc);
 }
 
 /* Builds the response for a decision; NULL for a hang (or no memory). */
@@ -1564,8 +1788,8 @@ static void handle_api(struct conn *conn, const struct req *r, enum format fmt, 
 	if (c->invalid == NULL && !json_is_object(c->body))
 		c->invalid = "We could not parse the JSON body of your request.";
 	if (c->invalid == NULL) {
-		c->anthropic_version = req_header(r, "anthropic-version");
-		c->anthropic_beta = req_header(r, "anthropic-beta");
+		c->anthropic_version = fake_req_header(r, "anthropic-version");
+		c->anthropic_beta = fake_req_header(r, "anthropic-beta");
 		fake_parse(c);
 	}
 
@@ -1598,6 +1822,8 @@ static void dispatch(struct conn *conn, struct req *r)
 		handle_control(conn, r);
 		return;
 	}
+	if (fake_batch_handle(conn, r))
+		return;
 	memset(&c, 0, sizeof(c));
 	fmt = fake_route(r->path, &c);
 	if (fmt == FMT_NONE) {
@@ -1609,6 +1835,182 @@ static void dispatch(struct conn *conn, struct req *r)
 		return;
 	}
 	handle_api(conn, r, fmt, &c);
+}
+
+/* ---------------------------------------------------------- for batches */
+
+void fake_send_json(struct conn *c, unsigned status, json_t *doc, int64_t delay_ms)
+{
+	struct reply *rep = reply_json(doc);
+
+	if (rep == NULL)
+		conn_close(c);
+	else if (delay_ms > 0)
+		conn_defer(c, status, rep, delay_ms);
+	else
+		conn_reply(c, status, rep);
+}
+
+/* An answer written from pieces: the head is its own, the pieces are
+ * borrowed or owned (freed once written). */
+struct out_pieces {
+	uv_write_t req;
+	struct conn *conn;
+	bool last;
+	size_t n_owned;
+	char *owned[FAKE_MAX_PIECES];
+	char head[256];
+};
+
+static void out_pieces_free(struct out_pieces *o)
+{
+	for (size_t i = 0; i < o->n_owned; i++)
+		free(o->owned[i]);
+	free(o);
+}
+
+static void pieces_done(uv_write_t *w, int status)
+{
+	struct out_pieces *o = (struct out_pieces *)w;
+	struct conn *c = o->conn;
+	bool last = o->last;
+
+	out_pieces_free(o);
+	if (status < 0 || last)
+		conn_close(c);
+}
+
+void fake_send_pieces(struct conn *c, unsigned status, const char *content_type,
+                      struct fake_piece *p, size_t n)
+{
+	struct out_pieces *o = calloc(1, sizeof(*o));
+	uv_buf_t bufs[FAKE_MAX_PIECES + 1];
+	size_t total = 0, nb = 0;
+	int head;
+
+	for (size_t i = 0; i < n && i < FAKE_MAX_PIECES; i++) {
+		total += p[i].len;
+		if (p[i].owned && o != NULL)
+			o->owned[o->n_owned++] = (char *)p[i].data;
+		else if (p[i].owned)
+			free((char *)p[i].data);
+	}
+	if (o == NULL || n > FAKE_MAX_PIECES) {
+		if (o != NULL)
+			out_pieces_free(o);
+		conn_close(c);
+		return;
+	}
+	head = snprintf(o->head, sizeof(o->head),
+	                "HTTP/1.1 %u %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+	                status, reason_phrase(status), c->keep_alive ? "" : "Connection: close\r\n",
+	                content_type, total);
+	bufs[nb++] = uv_buf_init(o->head, (unsigned)head);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].len > 0)
+			bufs[nb++] = uv_buf_init((char *)p[i].data, (unsigned)p[i].len);
+	}
+	o->conn = c;
+	o->last = !c->keep_alive;
+	if (uv_write(&o->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)nb, pieces_done) != 0) {
+		out_pieces_free(o);
+		conn_close(c);
+	}
+}
+
+void fake_drop(struct conn *c)
+{
+	conn_close(c);
+}
+
+void fake_batch_rules(const char *prefix, const char *model, struct fake_batch_rules *out)
+{
+	const struct rule *rule = rule_find(prefix, model, NULL);
+
+	*out = rule != NULL ? rule->batch : batch_defaults;
+}
+
+bool fake_batch_auth(struct conn *conn, const struct req *r, enum format fmt, const char *prefix,
+                     const char *model)
+{
+	const struct rule *rule = rule_find(prefix, model, NULL);
+	const char *message = NULL;
+
+	if (rule != NULL && !key_ok(r, fmt, rule->api_key))
+		message = fake_status_message(fmt, 401);
+	else if (fmt == FMT_ANTHROPIC && fake_req_header(r, "x-api-key") == NULL)
+		message = "x-api-key header is required";
+	if (message == NULL)
+		return true;
+	send_json(conn, 401, fake_error_body(fmt, 401, message, fake_openai_code(401), NULL));
+	return false;
+}
+
+enum fake_gate fake_batch_gate(struct conn *conn, enum format fmt, const char *prefix,
+                               const char *model, const char *endpoint, int64_t *delay_ms)
+{
+	struct rule *rule = rule_find(prefix, model, endpoint);
+	struct decision d;
+	struct call c;
+	struct reply *rep;
+
+	*delay_ms = rule_delay_ms(rule);
+	if (rule == NULL || !rule_failing(rule))
+		return GATE_GO;
+	if (rule->drop)
+		return GATE_DROP;
+	if (rule->hang) {
+		conn_defer(conn, 0, NULL, HANG_MAX_MS);
+		return GATE_DONE;
+	}
+	memset(&d, 0, sizeof(d));
+	memset(&c, 0, sizeof(c));
+	c.fmt = fmt;
+	d.status = rule->status != 0 ? rule->status : (rule->body != NULL ? 200 : 500);
+	if (rule->body == NULL && d.status >= 200 && d.status <= 299)
+		d.status = 500; /* a failure without a body of its own is an error */
+	d.body = rule->body;
+	d.content_type = rule->content_type;
+	d.retry_after_s = rule->retry_after_s;
+	d.message = fake_status_message(fmt, d.status);
+	d.oa_code = fake_openai_code(d.status);
+	d.a.seq = ++g.seq;
+	rep = build_response(&c, &d);
+	if (rep == NULL)
+		conn_close(conn);
+	else if (*delay_ms > 0)
+		conn_defer(conn, (unsigned)d.status, rep, *delay_ms);
+	else
+		conn_reply(conn, (unsigned)d.status, rep);
+	return GATE_DONE;
+}
+
+int fake_batch_run(struct call *c, bool fail, const char *path, const char *batch_id,
+                   const char *custom_id, struct answer *a, uint64_t *seq)
+{
+	struct rule *rule = rule_find(c->prefix, c->model, NULL);
+	struct decision d;
+	struct log_call lc = {.path = path, .d = &d, .batch_id = batch_id, .custom_id = custom_id};
+
+	memset(&d, 0, sizeof(d));
+	d.a.seq = ++g.seq;
+	if (c->invalid != NULL) {
+		d.status = c->invalid_status != 0 ? c->invalid_status : 400;
+		d.outcome = "invalid";
+	} else if (fail) {
+		d.status = 500;
+		d.outcome = "error";
+	} else {
+		answer_usage(c, rule, &d.a);
+		answer_content(c, rule, &d.a);
+		d.status = 200;
+		d.outcome = "ok";
+		d.billed = true;
+	}
+	log_add(c, &lc);
+	*a = d.a;
+	*seq = d.a.seq;
+	return d.status;
 }
 
 /* ------------------------------------------------------------------- main */
@@ -1729,6 +2131,7 @@ int main(int argc, char **argv)
 		uv_loop_close(srv.loop);
 		goto out;
 	}
+	fake_batch_init(srv.loop);
 	printf("port=%u\n", (unsigned)ntohs(((struct sockaddr_in *)&bound)->sin_port));
 	fflush(stdout);
 
@@ -1736,6 +2139,7 @@ int main(int argc, char **argv)
 	uv_loop_close(srv.loop);
 	rc = 0;
 out:
+	fake_batch_free();
 	state_reset();
 	free(g.log);
 	rules_clear(&g.rules);
