@@ -1142,6 +1142,14 @@ static int load_model(struct loader *ld, const config_setting_t *g, struct confi
 			            name);
 		m->caps |= bit;
 	}
+	for (int k = 0; m->max_output_tokens && (m->caps & CAP_REASONING) && k < 3; k++)
+		if (m->thinking_budget[k] >= m->max_output_tokens)
+			return fail(ld, g,
+			            k == 0   ? "thinking_budget_low"
+			            : k == 1 ? "thinking_budget_medium"
+			                     : "thinking_budget_high",
+			            "must be less than max_output_tokens (%lld)",
+			            (long long)m->max_output_tokens);
 	if (m->max_output_tokens && m->default_max_tokens > m->max_output_tokens)
 		return fail(ld, g, "default_max_tokens", "must not exceed max_output_tokens (%lld)",
 		            (long long)m->max_output_tokens);
@@ -1401,8 +1409,8 @@ static int load_list(struct loader *ld, const config_setting_t *list, size_t n, 
  * here (a file that includes itself twice would otherwise be read 2^10
  * times). dir is the include directory, or NULL. Returns 0, or -1 with
  * "FILE:LINE: @include "NAME": not a regular file" written. */
-static int check_includes(const char *path, const char *dir, int depth, int *files,
-                          char *errstr, size_t errstr_size)
+static int check_includes(const char *path, const char *dir, int depth, int *files, char *errstr,
+                          size_t errstr_size)
 {
 	FILE *f = depth < 10 && (*files)++ < 100 ? fopen(path, "r") : NULL;
 	char *line = NULL;
