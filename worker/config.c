@@ -769,5 +769,11 @@ int config_override_redis(struct config *cfg, const char *hostport)
 	free(cfg->redis.host);
 	cfg->redis.host = xstrndup(hostport, (size_t)(colon - hostport));
 	cfg->redis.port = (int)port;
+	/* The command line names the server itself: no sentinel is asked. */
+	for (size_t i = 0; i < cfg->redis.n_sentinels; i++)
+		free(cfg->redis.sentinels[i]);
+	cfg->redis.n_sentinels = 0;
+	free(cfg->redis.sentinel_master);
+	cfg->redis.sentinel_master = NULL;
 	return 0;
 }
