@@ -409,6 +409,8 @@ static void on_reserved(void *opaque, redisReply *reply)
 		           res.outputs_len);
 		return;
 	}
+	if (!t->looked_up)
+		task_keep_prior_costs(t, res.costs);
 	t->looked_up = true;
 	if (t->classifying && (res.status == LEDGER_WAIT || res.status == LEDGER_EXHAUSTED)) {
 		/* The classifier is worth no wait and no refusal: the heuristic's
@@ -585,12 +587,18 @@ static void settle_attempt(struct task *t)
 {
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
 	struct buf blob = {0};
+	struct buf record = {0};
 	bool answered = a->outcome == OUTCOME_OK && !t->classifying;
 	if (answered)
 		task_outputs_blob(t, &blob);
+	else if (a->billed)
+		/* Kept in Redis until the job's outputs are out: a run after a
+		 * crash publishes it (task_keep_prior_costs). */
+		output_cost(&record, t->e->cfg, t->id, a, t->job.budget_name, false, time_now_ms());
 	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, a->number, a->cost_nusd,
-	                     answered ? &blob : NULL, on_settled, t);
+	                     answered ? &blob : NULL, a->billed ? &record : NULL, on_settled, t);
 	buf_free(&blob);
+	buf_free(&record);
 }
 
 static void on_settle_retry(uv_timer_t *timer)

@@ -143,6 +143,8 @@ static void on_checked(void *opaque, redisReply *reply)
 		enum job_state st = strcmp(state, "done") == 0      ? JOB_DONE
 		                    : strcmp(state, "pending") == 0 ? JOB_PENDING
 		                                                    : JOB_NEW;
+		if (st == JOB_NEW && r->type == REDIS_REPLY_ARRAY && r->elements > 2)
+			task_keep_prior_costs(cb->tasks[i], r->element[2]);
 		task_found(cb->tasks[i], st, has_str ? r->element[1]->str : NULL,
 		           has_str ? r->element[1]->len : 0);
 	}

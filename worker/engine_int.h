@@ -109,6 +109,12 @@ struct task {
 	size_t n_attempts, cap_attempts;
 	int64_t cost_nusd;
 
+	/* Cost records of this job's billed attempts that did not answer, in
+	 * runs before this one (a crash came before their job's outputs went
+	 * out): published with this run's outputs (new strings). */
+	char **prior_costs;
+	size_t n_prior_costs;
+
 	/* The attempt being decided. */
 	struct completion completion;
 	char *parsed_json; /* json jobs: the answer's content parsed, compact (new), or NULL */
@@ -224,6 +230,9 @@ struct attempt_rec *task_attempt_new(struct task *t);
  * replaces an earlier one). */
 void task_later(struct task *t, int64_t delay_ms, uv_timer_cb fn);
 /* Ends the job with an error result. */
+/* Keeps the cost records a lookup found of the job's earlier runs
+ * (costs: an array of strings, borrowed; NULL or empty for none), once. */
+void task_keep_prior_costs(struct task *t, const redisReply *costs);
 /* Frees the outputs built for t (an answer whose charge changed). */
 void task_drop_outputs(struct task *t);
 /* A settle the ledger refused this many times, with an error that is not a

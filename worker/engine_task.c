@@ -161,6 +161,9 @@ void task_free(struct task *t)
 	router_route_clear(&t->route);
 	completion_clear(&t->completion);
 	free(t->parsed_json);
+	for (size_t i = 0; i < t->n_prior_costs; i++)
+		free(t->prior_costs[i]);
+	free(t->prior_costs);
 	http_request_clear(&t->pending_req);
 	free(t->skip_message);
 	if (t->admit_pending && e->health)

@@ -536,6 +536,9 @@ int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *ou
 	if (rc != LEDGER_OK)
 		return rc;
 	*out = (struct ledger_reservation){0};
+	const redisReply *last = reply->element[reply->elements - 1];
+	if (last->type == REDIS_REPLY_ARRAY)
+		out->costs = last;
 	if (elem_is(reply, 0, "reserved")) {
 		out->status = LEDGER_RESERVED;
 		if (reply->elements < 3 || elem_i64(reply, 1, &attempt) != 0 || attempt < 0 ||
@@ -590,8 +593,8 @@ static void cmd_settle_stats(struct cmd *c, const struct ledger *l, int attempt)
 }
 
 void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_id, int attempt,
-                          int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
-                          void *opaque)
+                          int64_t cost_nusd, const struct buf *outputs,
+                          const struct buf *cost_record, redis_reply_cb *cb, void *opaque)
 {
 	struct cmd c = {0};
 	ensure_synced(l);
@@ -610,6 +613,10 @@ void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_
 	else
 		cmd_str(&c, "");
 	cmd_settle_stats(&c, l, attempt);
+	if (cost_record && cost_record->data)
+		cmd_mem(&c, cost_record->data, cost_record->len);
+	else
+		cmd_str(&c, "");
 	cmd_send(l, l->settle, &c, cb, opaque);
 }
 
@@ -619,7 +626,7 @@ void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt
 	const char *name = budget >= 0 && (size_t)budget < l->cfg->n_budgets
 	                           ? l->cfg->budgets[budget].name
 	                           : "";
-	ledger_settle_budget(l, name, job_id, attempt, cost_nusd, outputs, cb, opaque);
+	ledger_settle_budget(l, name, job_id, attempt, cost_nusd, outputs, NULL, cb, opaque);
 }
 
 bool ledger_error_transient(const char *errstr)

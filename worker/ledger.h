@@ -192,6 +192,11 @@ struct ledger_reservation {
 	int64_t limit_nusd, spent_nusd, reserved_nusd; /* WAIT, EXHAUSTED: its window */
 	const char *outputs; /* JOB_PENDING: one JSON per line, result first; borrowed */
 	size_t outputs_len;
+	/* A reservation that looked the job up (req.lookup), but for DONE and
+	 * PENDING: the cost records kept of the job's billed attempts that did
+	 * not answer (an array of strings, borrowed from the reply), which its
+	 * outputs must carry; NULL otherwise. */
+	const redisReply *costs;
 };
 
 /* Reserves req->estimate_nusd for a new attempt of req->job_id on the budget
@@ -226,13 +231,16 @@ struct ledger_settlement {
  * windows. After a reap the attempt stays charged at its estimate (see
  * settle.lua). Records the attempt number as used; outputs (the job's
  * finished outputs, one JSON per line, result first; may be NULL) are kept
- * for a re-send. Everything is borrowed for the call only.
+ * for a re-send; cost_record (may be NULL), the attempt's cost record when it
+ * was billed but did not answer, is kept in the job's hash until the job's
+ * outputs are out, so that a run after a crash still publishes it (SPEC §4).
+ * Everything is borrowed for the call only.
  * A charge counts in the stats under the lease's model and provider;
  * attempt 0, which holds no lease, is the classifier's call (SPEC §6) and
  * counts under router.classifier_model. */
 void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_id, int attempt,
-                          int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
-                          void *opaque);
+                          int64_t cost_nusd, const struct buf *outputs,
+                          const struct buf *cost_record, redis_reply_cb *cb, void *opaque);
 /* The same with budget as an index into the config's budgets: what engine.c
  * calls today; remove once it passes names. */
 void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt, int64_t cost_nusd,

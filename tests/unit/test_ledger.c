@@ -283,7 +283,7 @@ static struct stl settle(struct fx *f, const char *budget, const char *job, int 
 {
 	struct waiter w = {0};
 	struct stl out = {0};
-	ledger_settle_budget(f->l[0], budget, job, attempt, cost, NULL, on_reply, &w);
+	ledger_settle_budget(f->l[0], budget, job, attempt, cost, NULL, NULL, on_reply, &w);
 	redisReply *r = wait_for(f, &w);
 	out.rc = ledger_settle_result(r, &out.s, out.err, sizeof out.err);
 	reply_free(r);
@@ -526,8 +526,8 @@ TEST(same_settle_three_times)
 	buf_puts(&outputs, "{\"id\":\"job-3x\"}\n");
 	/* Sent three times before any reply, as a retry loop might. */
 	for (int i = 0; i < 3; i++)
-		ledger_settle_budget(f.l[0], "b", "job-3x", a.res.attempt, 4200, &outputs, on_reply,
-		                     &w[i]);
+		ledger_settle_budget(f.l[0], "b", "job-3x", a.res.attempt, 4200, &outputs, NULL,
+		                     on_reply, &w[i]);
 	int charged = 0;
 	for (int i = 0; i < 3; i++) {
 		struct ledger_settlement s;
@@ -1249,7 +1249,7 @@ static void bench_reserved(void *opaque, redisReply *reply)
 		j->b->settled++;
 		return;
 	}
-	ledger_settle_budget(j->b->l, "bench", j->b->jobs[j->i], res.attempt, 900, NULL,
+	ledger_settle_budget(j->b->l, "bench", j->b->jobs[j->i], res.attempt, 900, NULL, NULL,
 	                     bench_settled, j);
 }
 
