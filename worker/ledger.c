@@ -475,7 +475,7 @@ int ledger_budget_result(const redisReply *reply, size_t i, struct ledger_budget
 
 /* ------------------------------------------------------------ attempts */
 
-/* What a reserve carries to its reply. */
+/* What a reserve or a settle carries to its reply. */
 struct reserve_call {
 	struct ledger *l;
 	redis_reply_cb *cb;
@@ -483,21 +483,49 @@ struct reserve_call {
 };
 
 /* A budget of the config that Redis does not know: Redis lost its data (a
- * restart without persistence). The config's budgets go again before the
- * next step; the caller's retry then finds them. */
+ * restart without persistence, a replica promoted before it had synced).
+ * The config's budgets go again before the next step; the caller's retry
+ * then finds them. */
+static void budget_missing(struct ledger *l, const char *name)
+{
+	if (config_budget_index(l->cfg, name) >= 0 && l->sync == SYNC_DONE) {
+		log_warn("budget missing in redis, writing the config's budgets again", "budget",
+		         name, NULL);
+		l->sync = SYNC_NONE;
+	}
+}
+
 static void on_reserved(void *opaque, redisReply *reply)
 {
 	struct reserve_call *rc = opaque;
-	struct ledger *l = rc->l;
 	if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-	    elem_is(reply, 0, "unknown") && elem_str(reply, 1) &&
-	    config_budget_index(l->cfg, elem_str(reply, 1)) >= 0 && l->sync == SYNC_DONE) {
-		log_warn("budget missing in redis, writing the config's budgets again", "budget",
-		         elem_str(reply, 1), NULL);
-		l->sync = SYNC_NONE;
-	}
+	    elem_is(reply, 0, "unknown") && elem_str(reply, 1))
+		budget_missing(rc->l, elem_str(reply, 1));
 	rc->cb(rc->opaque, reply);
 	free(rc);
+}
+
+/* settle.lua refuses a budget it does not know (an attempt whose lease went
+ * with Redis' data): the budgets go again, and the settle's retry finds
+ * them (ledger_error_transient). */
+static void on_settle_reply(void *opaque, redisReply *reply)
+{
+	struct reserve_call *sc = opaque;
+	static const char unknown[] = "unknown budget \"";
+	const char *at = reply && reply->type == REDIS_REPLY_ERROR && reply->str
+	                         ? strstr(reply->str, unknown)
+	                         : NULL;
+	if (at) {
+		char name[256];
+		const char *from = at + sizeof unknown - 1, *end = strchr(from, '"');
+		if (end && (size_t)(end - from) < sizeof name) {
+			memcpy(name, from, (size_t)(end - from));
+			name[end - from] = '\0';
+			budget_missing(sc->l, name);
+		}
+	}
+	sc->cb(sc->opaque, reply);
+	free(sc);
 }
 
 void ledger_reserve(struct ledger *l, const struct ledger_reserve_req *req, redis_reply_cb *cb,
@@ -617,7 +645,9 @@ void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_
 		cmd_mem(&c, cost_record->data, cost_record->len);
 	else
 		cmd_str(&c, "");
-	cmd_send(l, l->settle, &c, cb, opaque);
+	struct reserve_call *sc = xcalloc(1, sizeof *sc);
+	*sc = (struct reserve_call){l, cb, opaque};
+	cmd_send(l, l->settle, &c, on_settle_reply, sc);
 }
 
 void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt, int64_t cost_nusd,
@@ -635,6 +665,8 @@ bool ledger_error_transient(const char *errstr)
 	                                    "READONLY", "NOREPLICAS", "CLUSTERDOWN", "NOSCRIPT"};
 	const char *colon = strstr(errstr, ": ");
 	const char *code = colon ? colon + 2 : errstr;
+	if (strstr(errstr, "unknown budget \"")) /* Redis lost it: it goes again */
+		return true;
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
 		size_t n = strlen(codes[i]);
 		if (strncmp(code, codes[i], n) == 0 && (code[n] == ' ' || code[n] == '\0'))

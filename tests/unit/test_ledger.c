@@ -1125,6 +1125,17 @@ TEST(sync_keeps_spend)
 	CHECK_INT(reserve(&f, "nightly", "j3", 1).res.status, LEDGER_UNKNOWN_BUDGET);
 	CHECK_INT(reserve(&f, "nightly", "j3", 1).res.status, LEDGER_RESERVED);
 	CHECK_INT(state(&f, "nightly").limit, 4000);
+	/* And an attempt whose lease went with the data: its settle is refused
+	 * once, as a state that passes, then charged on the budgets written again. */
+	reply_free(admin("DEL t11:{ledger}:meta:nightly t11:{ledger}:meta:root"));
+	struct stl lost = settle(&f, "nightly", "j4", 1, 30);
+	CHECK_INT(lost.rc, LEDGER_ERROR);
+	CHECK_HAS(lost.err, "unknown budget");
+	CHECK(ledger_error_transient(lost.err));
+	lost = settle(&f, "nightly", "j4", 1, 30);
+	CHECK_INT(lost.rc, LEDGER_OK);
+	CHECK(lost.s.now);
+	CHECK_INT(state(&f, "nightly").spent, 230);
 
 	/* The list: every budget, sorted. */
 	struct waiter w = {0};
