@@ -6,10 +6,9 @@ is checked against what Redis and the costs topic hold, and headless
 Chromium (Debian's) loads the page: its DOM must show the budgets, their
 spend and every model's spend as Redis has them, without a script error.
 
-Job counts (jobs:ok, jobs:error:<code>) come from ledger_stats_jobs(), which
-the engine does not call yet: they are tested in tests/unit/test_ledger.c,
-and the assertion that the page shows this run's counts is for when the
-engine calls it."""
+Job counts (jobs:ok, jobs:error:<code>) are the worker's: each job once,
+when its result is in Kafka (ledger_stats_jobs, flushed with the
+done-marks), so the summary shows this run's ten ok jobs and two errors."""
 import json
 import shutil
 import signal
@@ -205,8 +204,9 @@ def test_dashboard_shows_the_fleet(tmpdir):
         assert budgets["org"]["spent_nusd"] == sum(m["spend_month_nusd"] for m in models.values())
 
         assert set(summary["jobs"]) == {"today", "month"}
-        # When the engine calls ledger_stats_jobs: today {"ok": 10, "error": 2,
-        # "by_code": {"providers_failed": 1, "invalid_job": 1}}.
+        counts = {"ok": 10, "error": 2, "by_code": {"providers_failed": 1, "invalid_job": 1}}
+        assert summary["jobs"]["today"] == counts, summary["jobs"]
+        assert summary["jobs"]["month"] == counts, summary["jobs"]
 
         circuits = {c["model"]: c for c in summary["circuits"]}
         assert set(circuits) == {m["name"] for m in s.config["models"]}
