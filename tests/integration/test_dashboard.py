@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from html.parser import HTMLParser
 
 from tests.lib import procs
+from tests.lib.browser import chromium, script_errors
 from tests.lib.stack import Stack, bin_path, http_get
 
 TIMEOUT = 300
@@ -75,24 +76,6 @@ class Dom(HTMLParser):
         found = [c for c in row["cells"] if cls in c["attrs"].get("class", "").split()]
         assert len(found) == 1, (cls, row)
         return found[0]
-
-
-def chromium(url, tmpdir):
-    """(DOM text, stderr) of the page after Chromium ran its scripts."""
-    exe = shutil.which("chromium")
-    assert exe, "chromium is not installed (deploy/install-deps.sh installs it)"
-    p = subprocess.run(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmpdir}/chromium",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=4000", "--dump-dom", url],
-        capture_output=True, timeout=120)
-    assert p.returncode == 0, (p.returncode, p.stderr.decode()[-2000:])
-    return p.stdout.decode(), p.stderr.decode()
-
-
-def script_errors(stderr):
-    return [line for line in stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
 
 
 class Dashboard:
