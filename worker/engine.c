@@ -112,7 +112,7 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	e->slot_head = xcalloc(cfg->n_providers, sizeof *e->slot_head);
 	e->slot_tail = xcalloc(cfg->n_providers, sizeof *e->slot_tail);
 	e->pools = engine_pools_new(loop, cfg, errstr, errstr_size);
-	if (!e->pools)
+	if (!e->pools || engine_fetch_init(e, errstr, errstr_size) != 0)
 		goto fail;
 	return e;
 fail:
@@ -182,6 +182,7 @@ static void finish_stop(struct engine *e)
 	e->redis = NULL;
 	engine_pools_free(e->pools, e->cfg->n_providers);
 	e->pools = NULL;
+	engine_fetch_close(e);
 	/* What is left never finished: its offsets were not stored. */
 	while (e->live)
 		task_free(e->live);
@@ -252,6 +253,7 @@ void engine_free(struct engine *e)
 	if (!e)
 		return;
 	engine_pools_free(e->pools, e->cfg->n_providers);
+	engine_fetch_close(e);
 	free(e->calls);
 	free(e->slot_head);
 	free(e->slot_tail);

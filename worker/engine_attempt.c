@@ -75,6 +75,11 @@ void task_attempt(struct task *t)
 			          t->job.budget_name, m->name);
 			continue;
 		}
+		/* A URL part this provider cannot take by URL goes as its bytes:
+		 * fetched now, once for the job, before health, a slot or money
+		 * is asked for (engine_fetch.c). */
+		if (task_fetch(t, p->ops->url_parts, task_attempt))
+			return;
 		if (t->admitted_model != mi) {
 			int rc = task_admit(t, mi);
 			if (rc < 0)

@@ -168,7 +168,28 @@ void engine_dedupe_mark_done(struct engine *e, const char *id)
 	e->done_ids[e->n_done++] = xstrdup(id);
 }
 
-/* Once per loop turn: one Redis call for the jobs consumed, one for those done. */
+/* The jobs this turn finished, added to the day's stats in one call. Sent
+ * with the done-marks, so that a job whose result went out before a crash
+ * and is re-sent from Redis (task_replay) was, in all likelihood, counted
+ * by neither worker until the re-send; a lost reply is not retried (a count
+ * the dashboard shows must not be doubled). */
+static void stats_flush(struct engine *e)
+{
+	struct ledger_job_count counts[ERR_EXPIRED + 1];
+	size_t n = 0;
+	for (int code = ERR_NONE; code <= ERR_EXPIRED; code++) {
+		if (!e->jobs_finished[code])
+			continue;
+		counts[n].code = code == ERR_NONE ? NULL : error_code_name((enum error_code)code);
+		counts[n++].n = e->jobs_finished[code];
+		e->jobs_finished[code] = 0;
+	}
+	if (n)
+		ledger_stats_jobs(e->ledger, counts, n, NULL, NULL);
+}
+
+/* Once per loop turn: one Redis call for the jobs consumed, one for those
+ * done, one for the day's job counts. */
 void engine_dedupe_flush(struct engine *e)
 {
 	/* Done-marks first: a copy that waited for its twin is looked up in the
@@ -180,6 +201,8 @@ void engine_dedupe_flush(struct engine *e)
 			free(e->done_ids[i]);
 		e->n_done = 0;
 	}
+	if (redis_ready(e->redis))
+		stats_flush(e);
 	if (e->n_check && redis_ready(e->redis)) {
 		struct check_batch *cb = xcalloc(1, sizeof *cb);
 		cb->e = e;

@@ -15,6 +15,7 @@
  *   engine_assign.c   assignment and rebalance: partition tracks, revokes
  *   engine_upkeep.c   timers of its own: leases of dead workers, the budget poll
  *   engine_pools.c    each provider's HTTP pool, made from its configuration
+ *   engine_fetch.c    the bytes of URL parts, for providers that take no URL
  *
  * Names: task_* act on one task, engine_* on the engine; whatever one file
  * alone uses is static there. */
@@ -39,6 +40,7 @@
 #define MAX_CHAIN_ATTEMPTS 32
 
 struct task;
+struct fetch; /* engine_fetch.c */
 
 /* One message to produce for a task, kept until Kafka acknowledged it so that
  * it can be produced again after a failure. */
@@ -101,6 +103,12 @@ struct task {
 	bool parked;   /* budget exhausted, waiting (pause mode) */
 	bool replayed; /* outputs re-sent from Redis, no call made */
 
+	/* URL parts being fetched (engine_fetch.c). */
+	struct fetch *fetches;              /* one per part of the job, made on the first fetch */
+	int fetches_pending;                /* started or waiting, not yet answered */
+	char *fetch_error;                  /* the first failure (new): the job's invalid_job */
+	void (*fetch_then)(struct task *t); /* what goes on once every fetch is in */
+
 	struct route route;
 	size_t chain_pos;
 	int same_retries;
@@ -157,10 +165,13 @@ struct engine {
 	struct redis *redis;
 	struct ledger *ledger;
 	struct health *health;
-	struct http_pool **pools;             /* per provider (engine_pools.c) */
-	int *calls;                           /* per provider: calls under way, at most
+	struct http_pool **pools;              /* per provider (engine_pools.c) */
+	int *calls;                            /* per provider: calls under way, at most
 	                                         http_pool_capacity() */
-	struct task **slot_head, **slot_tail; /* per provider: calls waiting, FIFO */
+	struct task **slot_head, **slot_tail;  /* per provider: calls waiting, FIFO */
+	struct http_pool *fetch_pool;          /* URL parts' fetches (engine_fetch.c) */
+	int fetching;                          /* fetches in flight */
+	struct fetch *fetch_head, *fetch_tail; /* fetches waiting for a connection, FIFO */
 	struct metrics *metrics;
 	struct metrics_server *metrics_server;
 	struct metrics_series *m_in_flight;
@@ -192,6 +203,9 @@ struct engine {
 	bool closing;
 	int exit_code;
 	uint64_t jobs_ok, jobs_error, jobs_skipped, jobs_resent;
+	/* Jobs finished since the last flush to the day's stats, by error code
+	 * (ERR_NONE: ok): ledger_stats_jobs, next to the done-marks. */
+	int64_t jobs_finished[ERR_EXPIRED + 1];
 	uint64_t serial;
 	int n_parked; /* jobs waiting for budget (on_budget_exhausted = pause) */
 	/* Messages taken while max_in_flight jobs run, oldest first (a ring). */
@@ -365,6 +379,24 @@ void task_judge_usage(struct task *t, struct attempt_rec *a, const struct model_
 /* A json job's answer (SPEC §13): its content parsed into t->parsed_json, or
  * the attempt made invalid_output when it does not parse or validate. */
 void task_judge_output(struct task *t, struct attempt_rec *a);
+
+/* ---------------------------------------------------------------- engine_fetch.c */
+
+/* Makes e->fetch_pool (worker.max_fetch_bytes, worker.fetch_ca_file);
+ * -1 with errstr set. */
+int engine_fetch_init(struct engine *e, char *errstr, size_t errstr_size);
+/* Frees the fetch pool: fetches under way end without their callbacks, so
+ * it goes before the tasks that wait for them. */
+void engine_fetch_close(struct engine *e);
+/* Starts fetching t's URL parts that have no bytes yet and whose kind is
+ * not in url_kinds (bits 1u << PART_*: what the provider takes by URL).
+ * Returns false when there is none to wait for. Otherwise true: then(t)
+ * runs from the loop once every one is in, or, when one failed, t ends as
+ * invalid_job naming the part. */
+bool task_fetch(struct task *t, unsigned url_kinds, void (*then)(struct task *t));
+/* Frees t's fetch state; a fetch still waiting for a connection is dropped
+ * (t is being freed: only the stop frees a task that waits for one). */
+void task_fetch_forget(struct task *t);
 
 /* ---------------------------------------------------------------- engine_pools.c */
 

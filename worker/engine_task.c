@@ -26,6 +26,11 @@ void task_begin(struct task *t)
 		task_fail(t, ERR_EXPIRED, "deadline: passed before the first attempt");
 		return;
 	}
+	/* A document by URL is fetched first: its pages are part of every
+	 * model's estimate (SPEC §13). Images wait for a model that needs
+	 * their bytes (task_attempt). */
+	if (task_fetch(t, 1u << PART_IMAGE, task_begin))
+		return;
 	struct route_context ctx = {.cost_left_nusd =
 	                                    t->job.max_cost_nusd ? t->job.max_cost_nusd : -1,
 	                            .health = e->health,
@@ -112,6 +117,10 @@ void task_done(struct task *t)
 		e->jobs_ok++;
 	else
 		e->jobs_error++;
+	/* The day's job counts (the dashboard): a job once, when its result
+	 * is in Kafka; a copy skipped as done has no output and is not one. */
+	if (t->n_outs)
+		e->jobs_finished[t->error]++;
 	if (!t->replayed) {
 		const char *labels[] = {t->error == ERR_NONE ? "ok" : "error",
 		                        t->error == ERR_NONE ? "" : error_code_name(t->error)};
@@ -155,6 +164,7 @@ void task_free(struct task *t)
 		t->timer = NULL;
 	}
 	task_drop_outputs(t);
+	task_fetch_forget(t);
 	if (t->headers)
 		rd_kafka_headers_destroy(t->headers);
 	job_clear(&t->job);

@@ -94,6 +94,7 @@ struct http_pool {
 	size_t max_body;
 	char *ca_file;
 	long tls_version; /* CURLOPT_HTTP_VERSION for https:// */
+	long max_redirects;
 	bool learning;    /* TLS with HTTP/2 asked for, and no answer yet */
 	bool multiplexed; /* answers come over HTTP/2: HTTP_POOL_STREAMS per connection */
 	int capacity;     /* http_pool_capacity() */
@@ -369,6 +370,7 @@ struct http_pool *http_pool_new(uv_loop_t *loop, const struct http_pool_options 
 	pool->loop = loop;
 	pool->max_body = opt->max_body_bytes;
 	pool->ca_file = opt->ca_file ? xstrdup(opt->ca_file) : NULL;
+	pool->max_redirects = opt->max_redirects > 0 ? opt->max_redirects : 0;
 	bool h2 = opt->tls_version != HTTP_VERSION_1_1;
 	pool->tls_version = h2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1;
 	pool->learning = opt->tls && h2;
@@ -481,6 +483,13 @@ static void easy_fixed_options(struct http_pool *pool, struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, pool);
 	if (pool->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, pool->ca_file);
+	if (pool->max_redirects) {
+		/* A redirect may not downgrade to plain HTTP, nor leave for
+		 * another scheme (file://, ...). */
+		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(e, CURLOPT_MAXREDIRS, pool->max_redirects);
+		curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	}
 	/* Each transfer in flight holds a receive buffer of this size, and with
 	 * thousands in flight it is the largest part of a job's memory: curl's
 	 * 16 KiB default left a page touched per job (3.3 KiB more per in-flight
@@ -733,8 +742,11 @@ static void check_done(struct shard *sh)
 		};
 		if (resp.error == HTTP_OK) {
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp.status);
+			curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, (char **)&resp.content_type);
 			if (pool->learning)
 				note_version(pool, e);
+		} else {
+			resp.error_text = curl_easy_strerror(rc);
 		}
 		if (resp.error != HTTP_OK && resp.error != HTTP_TOO_LARGE)
 			log_debug("http transfer failed", "error", curl_easy_strerror(rc), NULL);

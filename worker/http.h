@@ -60,6 +60,9 @@ struct http_response {
 	size_t body_len;
 	int64_t retry_after_ms; /* from Retry-After (http_retry_after_ms), -1 if none */
 	int64_t latency_ms;
+	const char *content_type; /* the answer's Content-Type, borrowed like body; NULL if none */
+	const char *error_text;   /* curl's words for a transport failure (a static string,
+	                             never the URL); NULL when error == HTTP_OK */
 };
 
 typedef void http_done_cb(void *opaque, const struct http_response *resp);
@@ -77,6 +80,10 @@ struct http_pool_options {
 	const char *ca_file;   /* PEM bundle to trust instead of the system's; NULL: system */
 	bool tls;              /* the provider's base URL is https:// */
 	enum http_version tls_version;
+	/* 0: a redirect is an answer like any other (the providers' calls).
+	 * Above 0: up to this many redirects are followed, to https:// URLs
+	 * only (the worker's fetches of URL parts, engine_fetch.c). */
+	int max_redirects;
 };
 
 /* A new pool on loop. Returns NULL and fills errstr on failure. */

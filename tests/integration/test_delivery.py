@@ -3,6 +3,7 @@ crashes, broker outages and SIGTERM drains lose no job and buy none twice
 beyond what the SPEC allows."""
 import json
 import time
+from datetime import datetime, timezone
 
 from tests.lib import procs
 from tests.lib.kafkautil import consume_all, produce as produce_to
@@ -299,6 +300,19 @@ def test_redelivered_jobs_are_not_bought_again():
         assert [c for c in s.costs(timeout_s=2) if c["job_id"] == "p-1"] == [cost]
         assert calls(s) == first
         procs.wait_until(lambda: r.hget(f"{prefix}{{ledger}}:job:p-1", "state") == b"done", 10)
+
+        # The day's job counts (the dashboard's): each job once, a copy
+        # skipped as done not at all, the one re-sent from Redis once.
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+        def job_counts():
+            stats = r.hgetall(f"{prefix}{{ledger}}:stats:d:{day}")
+            return {k.decode(): int(v) for k, v in stats.items() if k.startswith(b"jobs:")}
+        try:
+            procs.wait_until(lambda: job_counts() == {"jobs:ok": 201}, 10)
+        except TimeoutError:
+            pass
+        assert job_counts() == {"jobs:ok": 201}
         w.sigterm()
         assert w.wait(60) == 0
 
