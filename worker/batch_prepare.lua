@@ -17,12 +17,14 @@
 --          the provider for it
 -- ARGV[8]  the earliest complete_by of its jobs, unix ms
 -- ARGV[9]  the dedupe hash's time to live, s (worker.dedupe_ttl_s)
--- ARGV[10] n, the requests; then 10 arguments per request i (0 .. n-1), in
+-- ARGV[10] n, the requests; then 11 arguments per request i (0 .. n-1), in
 --          the submission's order (custom_id "<token>-<i>"):
 --          job_id, attempt, has_src ("1": the next seven are the job's
 --          source, kept so that any worker can run it again without Kafka;
 --          "0": the job hash has them already), value, key, headers,
---          topic, partition, offset, complete_by (unix ms)
+--          topic, partition, offset, complete_by (unix ms), history (the
+--          job's attempts before this one, for its result: the worker's
+--          text, kept as field "history")
 --
 -- Writes the submission hash: state "submitting", token, provider, model,
 -- worker, created_ms, complete_by, n, collector (the worker that holds it),
@@ -48,11 +50,12 @@ redis.call('HSET', KEYS[1], 'state', 'submitting', 'token', token, 'provider', A
 redis.call('ZADD', KEYS[2], ARGV[7], token)
 local ttl = tonumber(ARGV[9])
 for i = 0, n - 1 do
-  local o = 10 + i * 10
+  local o = 10 + i * 11
   local job, attempt = ARGV[o + 1], ARGV[o + 2]
   redis.call('HSET', KEYS[1], 'r:' .. i, attempt .. ' ' .. job)
   local jk = base .. 'job:' .. job
-  redis.call('HSET', jk, 'state', 'submitting', 'next_sub', token, 'complete_by', ARGV[o + 10])
+  redis.call('HSET', jk, 'state', 'submitting', 'next_sub', token, 'complete_by', ARGV[o + 10],
+             'history', ARGV[o + 11])
   if ARGV[o + 3] == '1' then
     redis.call('HSET', jk, 'sub', token, 'src_value', ARGV[o + 4], 'src_key', ARGV[o + 5],
                'src_headers', ARGV[o + 6], 'src_topic', ARGV[o + 7],

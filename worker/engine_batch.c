@@ -196,6 +196,7 @@ void batch_sub_free(struct batch_sub *s)
 		free(r->key);
 		free(r->headers);
 		free(r->topic);
+		free(r->history);
 	}
 	free(s->reqs);
 	for (size_t i = 0; i < s->n_results; i++)
@@ -346,6 +347,57 @@ static void group_submit(struct engine *e, int model)
 
 /* ---------------------------------------------------------------- prepare */
 
+void batch_history_encode(const struct task *t, struct buf *out)
+{
+	const struct config *cfg = t->e->cfg;
+	for (size_t i = 0; i + 1 < t->n_attempts; i++) {
+		const struct attempt_rec *a = &t->attempts[i];
+		buf_printf(out, "%d %s %d %ld %lld %d %lld %lld %lld %lld %lld %lld %d %d %s\n",
+		           a->number, cfg->models[a->model].name, (int)a->outcome, a->http_status,
+		           (long long)a->latency_ms, a->billed, (long long)a->cost_nusd,
+		           (long long)a->usage.input_tokens,
+		           (long long)a->usage.cached_input_tokens,
+		           (long long)a->usage.cache_write_tokens,
+		           (long long)a->usage.output_tokens, (long long)a->usage.reasoning_tokens,
+		           a->estimated, a->batch, a->batch_id ? a->batch_id : "-");
+	}
+}
+
+void batch_history_decode(struct task *t, const char *text)
+{
+	const struct config *cfg = t->e->cfg;
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		char model[256], batch_id[512];
+		int number, outcome, billed, estimated, batch;
+		long status;
+		long long latency, cost, in, cached, cw, out, reasoning;
+		if (sscanf(p, "%d %255s %d %ld %lld %d %lld %lld %lld %lld %lld %lld %d %d %511s",
+		           &number, model, &outcome, &status, &latency, &billed, &cost, &in,
+		           &cached, &cw, &out, &reasoning, &estimated, &batch, batch_id) == 15) {
+			int mi = config_model_index(cfg, model);
+			struct attempt_rec *a = mi >= 0 ? task_attempt_new(t) : NULL;
+			if (a) {
+				a->number = number;
+				a->model = mi;
+				a->outcome = (enum outcome)outcome;
+				a->http_status = status;
+				a->latency_ms = latency;
+				a->billed = billed;
+				a->cost_nusd = cost;
+				a->usage = (struct usage){in, cached, cw, out, reasoning};
+				a->estimated = estimated;
+				a->batch = batch;
+				a->batch_id = strcmp(batch_id, "-") ? xstrdup(batch_id) : NULL;
+				t->cost_nusd += cost;
+				if (number > 0)
+					t->n_calls++;
+			}
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+}
+
 /* Kafka headers as "name\thex(value)\n" lines (values may be any bytes). */
 static void headers_encode(const rd_kafka_headers_t *h, struct buf *out)
 {
@@ -390,6 +442,7 @@ static void sub_prepare(struct batch_sub *s)
 	struct ledger_batch_req *reqs = xcalloc(s->n, sizeof *reqs);
 	char **values = xcalloc(s->n, sizeof *values);
 	struct buf *hdrs = xcalloc(s->n, sizeof *hdrs);
+	struct buf *hist = xcalloc(s->n, sizeof *hist);
 	s->phase = BSUB_PREPARING;
 	s->created_ms = time_now_ms();
 	for (size_t i = 0; i < s->n; i++) {
@@ -398,6 +451,8 @@ static void sub_prepare(struct batch_sub *s)
 		r->job_id = t->id;
 		r->attempt = t->attempts[t->n_attempts - 1].number;
 		r->complete_by_ms = t->job.complete_by_ms;
+		batch_history_encode(t, &hist[i]);
+		r->history = hist[i].data;
 		if (t->track) {
 			/* From Kafka: its source goes to Redis, for any worker. */
 			values[i] = json_dumps(t->job.root, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -423,9 +478,11 @@ static void sub_prepare(struct batch_sub *s)
 	for (size_t i = 0; i < s->n; i++) {
 		free(values[i]);
 		buf_free(&hdrs[i]);
+		buf_free(&hist[i]);
 	}
 	free(values);
 	free(hdrs);
+	free(hist);
 	free(reqs);
 }
 

@@ -221,7 +221,7 @@ static void on_jobs(void *opaque, redisReply *reply)
 	for (size_t i = 0; i < s->n && i < reply->elements; i++) {
 		const redisReply *e = reply->element[i];
 		struct breq *r = &s->reqs[i];
-		if (e->type != REDIS_REPLY_ARRAY || e->elements < 13)
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 14)
 			continue;
 		if (again && !r->deferred)
 			continue;
@@ -257,6 +257,7 @@ static void on_jobs(void *opaque, redisReply *reply)
 		r->complete_by_ms = atoll(v);
 		free(v);
 		r->next_sub = reply_str(e, 12, NULL);
+		r->history = reply_str(e, 13, NULL);
 	}
 	if (again) {
 		s->deferred = 0;
@@ -378,12 +379,18 @@ static struct task *request_task(struct batch_sub *s, size_t i)
 	for (size_t k = 0; k < t->route.n_chain; k++)
 		if (t->route.chain[k] == s->model)
 			t->chain_pos = k;
+	batch_history_decode(t, r->history);
 	struct attempt_rec *a = task_attempt_new(t);
+	if (!a) {
+		ledger_release(e->ledger, t->id, r->attempt, NULL, NULL);
+		task_fail(t, ERR_PROVIDERS_FAILED, "too many attempts");
+		return NULL;
+	}
 	a->number = r->attempt;
 	a->model = s->model;
 	a->batch = true;
 	a->batch_id = s->batch_id ? xstrdup(s->batch_id) : NULL;
-	t->n_calls = 1;
+	t->n_calls++;
 	t->call_estimate_nusd = t->route.entries[s->model].estimate_nusd;
 	return t;
 }

@@ -419,6 +419,7 @@ struct breq {
 	int32_t partition;
 	int64_t offset;
 	int64_t complete_by_ms;
+	char *history; /* new: the job's attempts before this one (batch_history_encode) */
 	bool seen;     /* its result was read (or it was dealt with) */
 	bool deferred; /* its job is being submitted elsewhere: looked at again later */
 };
@@ -480,6 +481,12 @@ struct batcher {
 	size_t settled; /* collector's tasks settled (the test stop) */
 };
 
+/* A task's attempts but its last, as text (one line each), and back: what a
+ * job carries from one submission to the next through Redis, so that its
+ * result lists every attempt. Decoding appends to t->attempts and adds
+ * their cost and calls to t. */
+void batch_history_encode(const struct task *t, struct buf *out);
+void batch_history_decode(struct task *t, const char *text);
 /* The claim lease of a submission: what its holder renews every poll. */
 int64_t batch_claim_lease_ms(const struct engine *e);
 /* A new submission held by this worker (linked; token, model and provider

@@ -817,6 +817,7 @@ void ledger_batch_prepare(struct ledger *l, const struct ledger_batch_sub *s,
 		cmd_i64(&c, r->partition);
 		cmd_i64(&c, r->offset);
 		cmd_i64(&c, r->complete_by_ms);
+		cmd_str(&c, r->history ? r->history : "");
 	}
 	cmd_send(l, l->batch_prepare, &c, cb, opaque);
 }

@@ -340,6 +340,7 @@ struct ledger_batch_req {
 	int32_t partition;
 	int64_t offset;
 	int64_t complete_by_ms;
+	const char *history; /* the job's earlier attempts (the engine's text), or NULL */
 };
 
 /* batch_prepare.lua. Everything is borrowed for the call. */

@@ -211,3 +211,153 @@ def test_batch_anthropic():
 
 def test_batch_gemini():
     run_format("gemini")
+
+
+# ---------------------------------------------------------------- the deadline
+
+def rfc3339(unix_s):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix_s)) + \
+        f".{int(unix_s * 1000) % 1000:03d}Z"
+
+
+def run_deadline(provider):
+    model = FORMATS[provider]
+    rules = [{"prefix": PREFIX_OF[model], "model": model, "batch_never_ends": True,
+              "batch_stall_share": 0.5, "batch_finish_ms": 1000}]
+    with batch_stack(rules) as s:
+        complete_by = time.time() + 28
+        jobs = jobs_for(model, 8, f"deadline-{provider}", complete_by=rfc3339(complete_by))
+        produce(s, jobs)
+        s.worker()
+        results = results_by_id(s, len(jobs), timeout_s=120)
+        modes = {}
+        for r in results.values():
+            assert r["status"] == "ok", r
+            done = time.mktime(time.strptime(r["completed_at"][:19], "%Y-%m-%dT%H:%M:%S")) \
+                - time.timezone
+            assert done < complete_by, (r["completed_at"], complete_by)
+            kinds = tuple((a["mode"], a["outcome"]) for a in r["attempts"])
+            modes[kinds] = modes.get(kinds, 0) + 1
+        # What the batch answered is used; the rest ran sync after the cancel.
+        assert modes.get((("batch", "ok"),), 0) >= 1, modes
+        canceled = ("batch", "batch_canceled")  # Gemini: no line, the batch's state says
+        assert modes.get((canceled, ("sync", "ok")), 0) >= 1, modes
+        assert set(modes) <= {(("batch", "ok"),), (canceled, ("sync", "ok"))}, modes
+        settle_checks(s, results)
+        (b,) = batches(s)
+        assert b["ended"] and b["cancels"] >= 1, b
+        check_no_request_twice(s)
+
+
+def test_batch_deadline_openai():
+    run_deadline("openai")
+
+
+def test_batch_deadline_anthropic():
+    run_deadline("anthropic")
+
+
+def test_batch_deadline_gemini():
+    run_deadline("gemini")
+
+
+# ---------------------------------------------------------------- failed requests go on
+
+def run_partial(provider):
+    model = FORMATS[provider]
+    rules = [{"prefix": PREFIX_OF[model], "model": model, "batch_finish_ms": 800,
+              "batch_error_share": 0.25, "batch_expire_share": 0.25}]
+    with batch_stack(rules, worker={"max_attempts": 12}) as s:
+        jobs = jobs_for(model, 12, f"partial-{provider}")
+        produce(s, jobs)
+        s.worker()
+        results = results_by_id(s, len(jobs), timeout_s=180)
+        failed = 0
+        for r in results.values():
+            assert r["status"] == "ok", r
+            for a in r["attempts"][:-1]:
+                assert a["outcome"] in ("batch_errored", "batch_expired"), r["attempts"]
+                assert a["cost_usd"] == 0, a
+                failed += 1
+            assert r["attempts"][-1]["outcome"] == "ok"
+        assert failed >= 2, "errored and expired requests were to go on"
+        got = settle_checks(s, results)
+        for r in results.values():  # no cost record for a failed request
+            assert sum(1 for (j, _a) in got if j == r["id"]) == 1, r["id"]
+        check_no_request_twice(s)
+
+
+def test_batch_failed_requests_go_on_openai():
+    run_partial("openai")
+
+
+def test_batch_failed_requests_go_on_anthropic():
+    run_partial("anthropic")
+
+
+def test_batch_failed_requests_go_on_gemini():
+    run_partial("gemini")
+
+
+# ---------------------------------------------------------------- crashes
+
+STEPS = ["batch_before_submit", "batch_after_accept", "batch_after_record", "batch_mid_collect",
+         "batch_mid_produce"]
+
+
+def run_crash(provider, step):
+    model = FORMATS[provider]
+    rules = [{"prefix": PREFIX_OF[model], "model": model, "batch_finish_ms": 1000}]
+    with batch_stack(rules) as s:
+        s.config["kafka"]["properties"] = ["session.timeout.ms=6000",
+                                           "heartbeat.interval.ms=500"]
+        for p in s.config["providers"]:
+            p["timeout_ms"] = 3000
+        s.write_config()
+        jobs = jobs_for(model, 10, f"crash-{provider}")
+        produce(s, jobs)
+        a = s.worker(env={"PROMPTYARD_TEST_STOP_AT": step}, name="stopper")
+        wait_for(lambda: not a.running(), 120, f"the worker to stop at {step}")
+        assert a.returncode == 3, (step, a.returncode, a.log_text()[-2000:])
+        assert f'"step":"{step}"' in a.log_text().replace(" ", "")
+        s.worker(name="finisher")
+        results = results_by_id(s, len(jobs), timeout_s=240)
+        assert set(results) == {j["id"] for j in jobs}
+        for r in results.values():
+            assert r["status"] == "ok", r
+        settle_checks(s, results)
+        # Each job bought once: the crash happened with no call in flight.
+        billed = [q for q in s.fake.requests() if q["billed"]]
+        assert len(billed) == len(jobs), (step, len(billed))
+        wait_for(lambda: all(b["ended"] for b in batches(s, False)), 60, "every batch ended")
+        check_no_request_twice(s)
+        r = redis_client(s)
+        wait_for(lambda: r.zcard(prefix(s) + "bsubs") == 0, 60, "every submission finished")
+
+
+def test_batch_crash_before_submit():
+    run_crash("openai", "batch_before_submit")
+
+
+def test_batch_crash_after_accept_openai():
+    run_crash("openai", "batch_after_accept")
+
+
+def test_batch_crash_after_accept_anthropic():
+    run_crash("anthropic", "batch_after_accept")
+
+
+def test_batch_crash_after_accept_gemini():
+    run_crash("gemini", "batch_after_accept")
+
+
+def test_batch_crash_after_record():
+    run_crash("anthropic", "batch_after_record")
+
+
+def test_batch_crash_mid_collect():
+    run_crash("gemini", "batch_mid_collect")
+
+
+def test_batch_crash_mid_produce():
+    run_crash("openai", "batch_mid_produce")
