@@ -69,6 +69,14 @@ struct ledger *ledger_new(struct redis *r, const struct config *cfg)
 	l->batch_jobs = redis_add_script(r, "batch_jobs", lua_batch_jobs);
 	l->batch_finish = redis_add_script(r, "batch_finish", lua_batch_finish);
 	l->batch_abandon = redis_add_script(r, "batch_abandon", lua_batch_abandon);
+	/* The writes the worker acts on wait, with sentinels, until the
+	 * replicas have them (SPEC §15); the reads need not. */
+	size_t durable[] = {l->settle,        l->dedupe_done,  l->reserve,     l->release,
+	                    l->reap,          l->reap_ack,     l->budget_sync, l->stats_jobs,
+	                    l->batch_prepare, l->batch_record, l->batch_claim, l->batch_touch,
+	                    l->batch_finish,  l->batch_abandon};
+	for (size_t i = 0; i < sizeof durable / sizeof durable[0]; i++)
+		redis_set_durable(r, durable[i]);
 	return l;
 }
 
