@@ -8,6 +8,9 @@
 --                          attempts that did not answer (settle.lua)
 --   {"pending", outputs}   finished but not acknowledged: re-send outputs
 --   {"done"}               its ok result was acknowledged: skip it
+--   {"batched"}            a recorded provider batch holds it (SPEC §14):
+--                          its collector answers it, skip this copy
+--   {"submitting"}         a batch with it is being submitted: look again later
 local out = {}
 for i = 1, #KEYS do
   local f = redis.call('HMGET', KEYS[i], 'state', 'outputs', 'attempts')
@@ -15,6 +18,8 @@ for i = 1, #KEYS do
     out[i] = {'done'}
   elseif f[1] == 'pending' and f[2] then
     out[i] = {'pending', f[2]}
+  elseif f[1] == 'batched' or f[1] == 'submitting' then
+    out[i] = {f[1]}
   else
     local costs, all = {}, redis.call('HGETALL', KEYS[i])
     for k = 1, #all, 2 do

@@ -155,6 +155,7 @@ int engine_start(struct engine *e, char *errstr, size_t errstr_size)
 	uv_timer_init(e->loop, &e->hold_timer);
 	e->hold_timer.data = e;
 	engine_upkeep_start(e);
+	engine_batch_start(e);
 	log_info("worker started", "worker", e->worker_id, "group", e->cfg->kafka.group, NULL);
 	return 0;
 }
@@ -183,6 +184,7 @@ static void finish_stop(struct engine *e)
 	engine_pools_free(e->pools, e->cfg->n_providers);
 	e->pools = NULL;
 	engine_fetch_close(e);
+	engine_batch_free(e); /* no callback of Redis or HTTP can reach it now */
 	/* What is left never finished: its offsets were not stored. */
 	while (e->live)
 		task_free(e->live);
@@ -238,6 +240,7 @@ void engine_stop(struct engine *e)
 	kafka_hold(e->kafka, false); /* paused now: serve what librdkafka hands over */
 	uv_timer_stop(&e->hold_timer);
 	engine_backlog_drop(e, NULL);
+	engine_batch_drain(e);
 	uv_timer_start(&e->drain_timer, on_drain_timeout, (uint64_t)e->cfg->worker.drain_timeout_ms,
 	               0);
 	engine_maybe_finish_stop(e);

@@ -90,12 +90,24 @@ static void task_replay(struct task *t, const char *blob, size_t len)
 	task_produce(t);
 }
 
+static void on_look_again(uv_timer_t *timer)
+{
+	task_check_later(timer->data);
+}
+
 /* What a lookup found (dedupe_check.lua, or a reservation that looked the
- * job up): done skips the job, pending with its outputs re-sends them,
- * anything else lets it go on. */
+ * job up): done skips the job, pending with its outputs re-sends them, a
+ * job a recorded provider batch holds is skipped (its collector answers
+ * it), one in a batch being submitted is looked up again a second later
+ * (SPEC §14: at most one live batch per job; the orphan search ends the
+ * wait when its worker died), anything else lets it go on. */
 void task_found(struct task *t, enum job_state st, const char *outputs, size_t len)
 {
-	if (st == JOB_DONE) {
+	if (st == JOB_SUBMITTING) {
+		task_later(t, 1000, on_look_again);
+		return;
+	}
+	if (st == JOB_DONE || st == JOB_BATCHED) {
 		/* Its ok result was acknowledged before: nothing to do. */
 		t->e->jobs_skipped++;
 		t->error = ERR_NONE;
@@ -140,9 +152,11 @@ static void on_checked(void *opaque, redisReply *reply)
 		                                    r->element[0]->type == REDIS_REPLY_STRING
 		                            ? r->element[0]->str
 		                            : "new";
-		enum job_state st = strcmp(state, "done") == 0      ? JOB_DONE
-		                    : strcmp(state, "pending") == 0 ? JOB_PENDING
-		                                                    : JOB_NEW;
+		enum job_state st = strcmp(state, "done") == 0         ? JOB_DONE
+		                    : strcmp(state, "pending") == 0    ? JOB_PENDING
+		                    : strcmp(state, "batched") == 0    ? JOB_BATCHED
+		                    : strcmp(state, "submitting") == 0 ? JOB_SUBMITTING
+		                                                       : JOB_NEW;
 		if (st == JOB_NEW && r->type == REDIS_REPLY_ARRAY && r->elements > 2)
 			task_keep_prior_costs(cb->tasks[i], r->element[2]);
 		task_found(cb->tasks[i], st, has_str ? r->element[1]->str : NULL,

@@ -98,7 +98,8 @@ void task_build_outputs(struct task *t)
 	}
 	if (t->error != ERR_NONE) {
 		output_dlq(&b, t->job.root, t->raw, t->raw_len, t->error, t->error_message,
-		           track_topic(t->track), t->partition, t->offset, now);
+		           t->track ? track_topic(t->track) : t->src_topic, t->partition, t->offset,
+		           now);
 		task_add_out(t, cfg->kafka.dlq_topic, &b, false);
 		log_info("job failed", "id", t->id, "code", error_code_name(t->error), NULL);
 	}
@@ -256,6 +257,8 @@ void engine_on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err
 		return;
 	}
 	if (--t->acks_pending == 0) {
+		if (t->bsub)
+			batch_stop_at("batch_mid_produce");
 		if (t->error == ERR_NONE)
 			engine_dedupe_mark_done(e, t->id);
 		task_done(t);

@@ -42,6 +42,7 @@ struct transfer {
 	int64_t retry_after_ms;
 	int64_t started_ms;
 	bool too_large;
+	http_chunk_cb *chunk; /* a streamed transfer's (http_pool_stream), else NULL */
 	http_done_cb *cb;
 	void *opaque;
 	struct transfer *next, *prev; /* the pool's active list, or next = free list */
@@ -426,6 +427,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
 	struct transfer *t = userp;
 	size_t len = size * n;
+	if (t->chunk) {
+		long status = 0;
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300)
+			return t->chunk(t->opaque, data, len) == 0 ? len : 0;
+	}
 	if (t->body.len + len > t->shard->pool->max_body) {
 		t->too_large = true;
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
@@ -526,6 +533,7 @@ static void transfer_put(struct http_pool *pool, struct transfer *t)
 	t->headers = NULL;
 	buf_free(&t->body);
 	t->cb = NULL;
+	t->chunk = NULL;
 	t->opaque = NULL;
 	t->shard = NULL;
 	t->next = pool->free_list;
@@ -632,8 +640,23 @@ static struct shard *shard_for(struct http_pool *pool)
 	return best;
 }
 
+static void pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
+                       http_chunk_cb *chunk, http_done_cb *cb, void *opaque);
+
 void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
                      http_done_cb *cb, void *opaque)
+{
+	pool_start(pool, req, timeout_ms, NULL, cb, opaque);
+}
+
+void http_pool_stream(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
+                      http_chunk_cb *chunk, http_done_cb *cb, void *opaque)
+{
+	pool_start(pool, req, timeout_ms, chunk, cb, opaque);
+}
+
+static void pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
+                       http_chunk_cb *chunk, http_done_cb *cb, void *opaque)
 {
 	struct transfer *t = transfer_get(pool);
 	if (!t) {
@@ -644,6 +667,7 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 	struct shard *sh = shard_for(pool);
 	t->shard = sh;
 	t->cb = cb;
+	t->chunk = chunk;
 	t->opaque = opaque;
 	t->retry_after_ms = -1;
 	t->too_large = false;

@@ -108,6 +108,19 @@ int http_pool_capacity(const struct http_pool *pool);
 void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
                      http_done_cb *cb, void *opaque);
 
+/* Called with each piece of a 2xx answer's body as it arrives; the piece is
+ * borrowed for the call and not kept. Returns 0 to go on, -1 to abort the
+ * transfer (it then ends HTTP_OTHER_ERROR). */
+typedef int http_chunk_cb(void *opaque, const char *data, size_t len);
+
+/* As http_pool_start, for answers too large to hold (a batch's results
+ * file, hundreds of MB): the body of a 2xx answer goes to chunk piece by
+ * piece, with no cap, and cb then gets an empty body; the body of any other
+ * status is kept, under the pool's cap, as usual. chunk and cb run on the
+ * loop with opaque. */
+void http_pool_stream(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
+                      http_chunk_cb *chunk, http_done_cb *cb, void *opaque);
+
 /* Transfers under way. */
 int http_pool_active(const struct http_pool *pool);
 

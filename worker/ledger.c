@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 extern const char lua_settle[], lua_dedupe_check[], lua_dedupe_done[], lua_reserve[], lua_release[],
-        lua_reap[], lua_reap_ack[], lua_stats_jobs[];
+        lua_reap[], lua_reap_ack[], lua_stats_jobs[], lua_batch_prepare[], lua_batch_record[],
+        lua_batch_claim[], lua_batch_touch[], lua_batch_jobs[], lua_batch_finish[],
+        lua_batch_abandon[];
 
 /* Settle markers outlive any redelivery of the job: a week. */
 #define SETTLE_MARKER_TTL_S "604800"
@@ -31,6 +33,8 @@ struct ledger {
 	/* script ids */
 	size_t settle, dedupe_check, dedupe_done, reserve, release, reap, reap_ack, budget_sync,
 	        budget_state, stats_jobs;
+	size_t batch_prepare, batch_record, batch_claim, batch_touch, batch_jobs, batch_finish,
+	        batch_abandon;
 };
 
 struct ledger *ledger_new(struct redis *r, const struct config *cfg)
@@ -58,10 +62,19 @@ struct ledger *ledger_new(struct redis *r, const struct config *cfg)
 	l->budget_sync = redis_add_script(r, "budget_sync", lua_budget_sync);
 	l->budget_state = redis_add_script(r, "budget_state", lua_budget_state);
 	l->stats_jobs = redis_add_script(r, "stats_jobs", lua_stats_jobs);
+	l->batch_prepare = redis_add_script(r, "batch_prepare", lua_batch_prepare);
+	l->batch_record = redis_add_script(r, "batch_record", lua_batch_record);
+	l->batch_claim = redis_add_script(r, "batch_claim", lua_batch_claim);
+	l->batch_touch = redis_add_script(r, "batch_touch", lua_batch_touch);
+	l->batch_jobs = redis_add_script(r, "batch_jobs", lua_batch_jobs);
+	l->batch_finish = redis_add_script(r, "batch_finish", lua_batch_finish);
+	l->batch_abandon = redis_add_script(r, "batch_abandon", lua_batch_abandon);
 	/* The writes the worker acts on wait, with sentinels, until the
-	 * replicas have them (SPEC §15); the two reads need not. */
-	size_t durable[] = {l->settle, l->dedupe_done, l->reserve,     l->release,
-	                    l->reap,   l->reap_ack,    l->budget_sync, l->stats_jobs};
+	 * replicas have them (SPEC §15); the reads need not. */
+	size_t durable[] = {l->settle,        l->dedupe_done,  l->reserve,     l->release,
+	                    l->reap,          l->reap_ack,     l->budget_sync, l->stats_jobs,
+	                    l->batch_prepare, l->batch_record, l->batch_claim, l->batch_touch,
+	                    l->batch_finish,  l->batch_abandon};
 	for (size_t i = 0; i < sizeof durable / sizeof durable[0]; i++)
 		redis_set_durable(r, durable[i]);
 	return l;
@@ -579,6 +592,11 @@ int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *ou
 		out->status = LEDGER_JOB_DONE;
 		return LEDGER_OK;
 	}
+	if (elem_is(reply, 0, "batched") || elem_is(reply, 0, "submitting")) {
+		out->status =
+		        elem_is(reply, 0, "batched") ? LEDGER_JOB_BATCHED : LEDGER_JOB_SUBMITTING;
+		return LEDGER_OK;
+	}
 	if (elem_is(reply, 0, "pending")) {
 		out->status = LEDGER_JOB_PENDING;
 		out->outputs = elem_str(reply, 1);
@@ -812,4 +830,149 @@ void ledger_dedupe_done(struct ledger *l, const char *const *job_ids, size_t n, 
 	char ttl[24];
 	snprintf(ttl, sizeof ttl, "%lld", (long long)l->cfg->worker.dedupe_ttl_s);
 	eval_jobs(l, l->dedupe_done, job_ids, n, ttl, cb, opaque);
+}
+
+/* ------------------------------------------------------------ batches */
+
+void ledger_batch_prepare(struct ledger *l, const struct ledger_batch_sub *s,
+                          const struct ledger_batch_req *reqs, size_t n, redis_reply_cb *cb,
+                          void *opaque)
+{
+	struct cmd c = {0};
+	int64_t now = time_now_ms();
+	cmd_key(&c, l, "bsub:%s", s->token);
+	cmd_key(&c, l, "bsubs");
+	cmd_str(&c, l->base);
+	cmd_str(&c, s->token);
+	cmd_str(&c, s->provider);
+	cmd_str(&c, s->model);
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, now);
+	cmd_i64(&c, now + s->lease_ms);
+	cmd_i64(&c, s->complete_by_ms);
+	cmd_i64(&c, l->cfg->worker.dedupe_ttl_s);
+	cmd_i64(&c, (int64_t)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct ledger_batch_req *r = &reqs[i];
+		cmd_str(&c, r->job_id);
+		cmd_i64(&c, r->attempt);
+		cmd_str(&c, r->value ? "1" : "0");
+		cmd_mem(&c, r->value ? r->value : "", r->value ? r->value_len : 0);
+		cmd_mem(&c, r->key ? r->key : "", r->key ? r->key_len : 0);
+		cmd_str(&c, r->headers ? r->headers : "");
+		cmd_str(&c, r->topic ? r->topic : "");
+		cmd_i64(&c, r->partition);
+		cmd_i64(&c, r->offset);
+		cmd_i64(&c, r->complete_by_ms);
+		cmd_str(&c, r->history ? r->history : "");
+	}
+	cmd_send(l, l->batch_prepare, &c, cb, opaque);
+}
+
+void ledger_batch_record(struct ledger *l, const char *token, const char *batch_id,
+                         int64_t lease_ms, int64_t complete_by_ms, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	int64_t now = time_now_ms();
+	char when[40];
+	time_format_rfc3339(complete_by_ms, when, sizeof when);
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_key(&c, l, "bsubs");
+	cmd_key(&c, l, "batches");
+	cmd_key(&c, l, "batch:%s", batch_id);
+	cmd_key(&c, l, "leases");
+	cmd_str(&c, l->base);
+	cmd_str(&c, batch_id);
+	cmd_i64(&c, now);
+	cmd_i64(&c, now + lease_ms);
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, LEDGER_BATCH_LEASE_PAST_MS);
+	cmd_i64(&c, l->cfg->worker.dedupe_ttl_s);
+	cmd_str(&c, when);
+	cmd_send(l, l->batch_record, &c, cb, opaque);
+}
+
+void ledger_batch_claim(struct ledger *l, int64_t lease_ms, int max, redis_reply_cb *cb,
+                        void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsubs");
+	cmd_str(&c, l->base);
+	cmd_i64(&c, time_now_ms());
+	cmd_i64(&c, lease_ms);
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, max);
+	cmd_send(l, l->batch_claim, &c, cb, opaque);
+}
+
+int ledger_batch_claimed_result(const redisReply *reply, size_t i, struct ledger_batch_claimed *out,
+                                char *errstr, size_t errstr_size)
+{
+	int rc = check_array(reply, i + 1, "batch claim", errstr, errstr_size);
+	if (rc != LEDGER_OK)
+		return rc;
+	const redisReply *e = reply->element[i];
+	*out = (struct ledger_batch_claimed){0};
+	if (e->type != REDIS_REPLY_ARRAY || e->elements < 8)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "batch claim: bad entry %zu", i);
+	out->token = elem_str(e, 0);
+	out->state = elem_str(e, 1);
+	out->provider = elem_str(e, 2);
+	out->model = elem_str(e, 3);
+	out->batch_id = elem_str(e, 4);
+	int64_t n = 0;
+	if (!out->token || !out->state || !out->provider || !out->model || !out->batch_id ||
+	    elem_i64(e, 5, &out->complete_by_ms) != 0 || elem_i64(e, 6, &out->created_ms) != 0 ||
+	    elem_i64(e, 7, &n) != 0 || n < 0)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "batch claim: bad entry %zu", i);
+	out->n = (size_t)n;
+	return LEDGER_OK;
+}
+
+void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_id, int64_t lease_ms,
+                        const char *state, int64_t done, int64_t failed, redis_reply_cb *cb,
+                        void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_key(&c, l, "bsubs");
+	cmd_key(&c, l, "batch:%s", batch_id ? batch_id : "");
+	cmd_str(&c, token);
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, time_now_ms() + lease_ms);
+	cmd_str(&c, state ? state : "");
+	cmd_i64(&c, done);
+	cmd_i64(&c, failed);
+	cmd_send(l, l->batch_touch, &c, cb, opaque);
+}
+
+void ledger_batch_jobs(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_str(&c, l->base);
+	cmd_send(l, l->batch_jobs, &c, cb, opaque);
+}
+
+void ledger_batch_finish(struct ledger *l, const char *token, const char *state, redis_reply_cb *cb,
+                         void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_key(&c, l, "bsubs");
+	cmd_key(&c, l, "batches");
+	cmd_str(&c, l->base);
+	cmd_str(&c, l->worker);
+	cmd_str(&c, state);
+	cmd_send(l, l->batch_finish, &c, cb, opaque);
+}
+
+void ledger_batch_abandon(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_key(&c, l, "leases");
+	cmd_str(&c, l->base);
+	cmd_str(&c, SETTLE_MARKER_TTL_S);
+	cmd_send(l, l->batch_abandon, &c, cb, opaque);
 }

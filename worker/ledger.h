@@ -181,6 +181,8 @@ enum ledger_reserve_status {
 				  next step, so retry */
 	LEDGER_JOB_DONE,       /* (lookup) its ok result was acknowledged: skip it */
 	LEDGER_JOB_PENDING,    /* (lookup) finished, not acknowledged: re-send outputs */
+	LEDGER_JOB_BATCHED,    /* (lookup) a recorded provider batch holds it: skip */
+	LEDGER_JOB_SUBMITTING, /* (lookup) a batch with it is being submitted: look again */
 };
 
 struct ledger_reservation {
@@ -310,5 +312,76 @@ void ledger_dedupe_check(struct ledger *l, const char *const *job_ids, size_t n,
 /* Marks n jobs done (their ok result was acknowledged). */
 void ledger_dedupe_done(struct ledger *l, const char *const *job_ids, size_t n, redis_reply_cb *cb,
                         void *opaque);
+
+/* ------------------------------------------------------------ batches (SPEC §14) */
+
+/* The batcher's steps (worker/batch_*.lua, each states its keys, arguments
+ * and result; engine_batch.c says how they make the state machine). Keys:
+ *   <base>bsub:<token>   hash: one submission (state submitting | recorded
+ *                        | abandoned | collected, provider, model, worker,
+ *                        collector, created_ms, complete_by, n, batch_id,
+ *                        r:<i> = "<attempt> <job_id>")
+ *   <base>bsubs          sorted set: token -> unix ms when a worker must look
+ *                        at it (the holder's lease)
+ *   <base>batches, <base>batch:<id>   the batches in flight, for the dashboard
+ * and in <base>job:<job_id>: state submitting | batched, sub, next_sub,
+ * committed, complete_by and src_* (the job's Kafka source). */
+
+/* A recorded batch's leases last this long past their job's complete_by. */
+#define LEDGER_BATCH_LEASE_PAST_MS INT64_C(3600000)
+
+struct ledger_batch_sub {
+	const char *token, *provider, *model; /* borrowed */
+	int64_t lease_ms;       /* "submitting" this long at most before it is an orphan */
+	int64_t complete_by_ms; /* the earliest of its jobs */
+};
+
+/* One request of a submission. value NULL: the job came from an earlier
+ * submission, whose source Redis has already. */
+struct ledger_batch_req {
+	const char *job_id;
+	int attempt;
+	const char *value, *key; /* the Kafka message's, or NULL */
+	size_t value_len, key_len;
+	const char *headers; /* batch_headers_encode's text, or NULL */
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	int64_t complete_by_ms;
+	const char *history; /* the job's earlier attempts (the engine's text), or NULL */
+};
+
+/* batch_prepare.lua. Everything is borrowed for the call. */
+void ledger_batch_prepare(struct ledger *l, const struct ledger_batch_sub *s,
+                          const struct ledger_batch_req *reqs, size_t n, redis_reply_cb *cb,
+                          void *opaque);
+/* batch_record.lua: lease_ms is how long the recorder holds it as collector. */
+void ledger_batch_record(struct ledger *l, const char *token, const char *batch_id,
+                         int64_t lease_ms, int64_t complete_by_ms, redis_reply_cb *cb,
+                         void *opaque);
+/* batch_claim.lua: up to max submissions due, each held lease_ms. */
+void ledger_batch_claim(struct ledger *l, int64_t lease_ms, int max, redis_reply_cb *cb,
+                        void *opaque);
+
+struct ledger_batch_claimed {
+	const char *token, *state, *provider, *model, *batch_id; /* borrowed */
+	int64_t complete_by_ms, created_ms;
+	size_t n;
+};
+/* Entry i of a claim reply (ledger_reply_entries entries). */
+int ledger_batch_claimed_result(const redisReply *reply, size_t i, struct ledger_batch_claimed *out,
+                                char *errstr, size_t errstr_size);
+/* batch_touch.lua: renews the holder's lease for lease_ms; state (NULL to
+ * leave it) and the counts go to the dashboard's hash. Reply 1 or 0. */
+void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_id, int64_t lease_ms,
+                        const char *state, int64_t done, int64_t failed, redis_reply_cb *cb,
+                        void *opaque);
+/* batch_jobs.lua: the requests and their jobs. */
+void ledger_batch_jobs(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque);
+/* batch_finish.lua. */
+void ledger_batch_finish(struct ledger *l, const char *token, const char *state, redis_reply_cb *cb,
+                         void *opaque);
+/* batch_abandon.lua. */
+void ledger_batch_abandon(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque);
 
 #endif

@@ -46,6 +46,10 @@
 --                                       acknowledged: nothing reserved, skip it
 --   {"pending", outputs}                (ARGV[14] "1") finished but not
 --                                       acknowledged: nothing reserved, re-send
+--   {"batched", ""}                     (ARGV[14] "1") a provider batch holds it
+--                                       (SPEC §14): its collector answers it
+--   {"submitting", ""}                  (ARGV[14] "1") a batch with it is being
+--                                       submitted: wait, then look again
 --   {"reserved", attempt, expires_ms}   held; attempt is new (HINCRBY, or 0 for
 --                                       a first classifier call), unique for
 --                                       the job across crashes and re-runs
@@ -111,6 +115,8 @@ if ARGV[14] == '1' then
     return {'done', ''}
   elseif f[1] == 'pending' and f[2] then
     return {'pending', f[2]}
+  elseif f[1] == 'batched' or f[1] == 'submitting' then
+    return {f[1], ''}
   end
 end
 
