@@ -235,7 +235,11 @@ def test_wrong_secret_is_a_403_that_opens_the_circuit():
             assert q["error_type"] == "InvalidSignatureException"
         outcomes = set()
         for r in first.values():
-            assert r["status"] == "error" and r["error"]["code"] == "providers_failed", r
+            # A job routed after the first 403 came back finds the circuit
+            # open already (the jobs of the two partitions arrive apart).
+            assert r["status"] == "error", r
+            assert r["error"]["code"] == "providers_failed" or (
+                r["error"]["code"] == "no_eligible_model" and not r["attempts"]), r
             outcomes |= {a["outcome"] for a in r["attempts"]}
             assert all(a["cost_usd"] == 0 for a in r["attempts"])
         assert "http_403" in outcomes and outcomes <= {"http_403", "circuit_open"}, outcomes
