@@ -74,7 +74,7 @@ def test_failover_on_500_then_429_then_timeout():
                 kinds = [(a["model"], a["outcome"]) for a in r["attempts"]]
                 assert kinds[-1] == ("b1", "ok"), kinds
                 # A job either met A's failure, or was kept off A by what
-                # earlier ones taught (Retry-After, A's one slow-start call).
+                # earlier ones taught (Retry-After, A's circuit).
                 for k in kinds[:-1]:
                     assert k in {("a1", outcome), ("a1", "rate_limited"),
                                  ("a1", "circuit_open")}, kinds
@@ -295,7 +295,7 @@ def test_classifier_asked_again_after_a_crash_is_charged_again():
                   {"prefix": "/b/v1", "model": "*", "latency_ms": 5}]
         s.set_fake_rules(answer)
         a = s.worker(name="worker-a")
-        # Warm models take calls at full concurrency (README "Slow start").
+        # A first round answered: the worker is up and the models warm.
         produce(s, 2, "warm")
         results_for(s, "warm", 2)
         s.set_fake_rules([{"prefix": "/a/v1", "model": "cls", "hang": True}] + answer[1:])

@@ -209,6 +209,7 @@ static void setup(void)
 	cfg.worker.max_job_bytes = 1 << 20;
 	cfg.worker.default_strategy = STRATEGY_CHEAPEST;
 	cfg.worker.default_budget = "default";
+	cfg.worker.max_retry_after_ms = 30000;
 	cfg.router.balanced_slack = 0.1;
 	cfg.router.window_s = 10;
 	cfg.router.breaker_failures = 3;
@@ -815,9 +816,6 @@ TEST(redis_gone_keeps_the_view_and_the_samples)
 		health_record(w.h[0], m, true, 700, 0);
 	struct counts_want cw = {m, 10, 0};
 	CHECK(run_until(&w, both_counts, &cw, 2000));
-	/* Models 0 and 1 have answered before: past their slow start. */
-	health_record(w.h[0], 0, true, 100, 0);
-	health_record(w.h[0], 1, true, 100, 0);
 	redis_stop();
 	CHECK(run_until(&w, redis_down, NULL, 500));
 	for (int i = 0; i < 5; i++)
@@ -844,9 +842,6 @@ TEST(admission_on_a_dry_bucket_and_cancel)
 	/* rpm 600 per 10 minutes: a burst of 10, then one a second. */
 	world_open_period(&w, 600000);
 	CHECK(run_until(&w, both_ready, NULL, 3000));
-	/* Both models have answered before: past their slow start. */
-	health_record(w.h[0], 0, true, 100, 0);
-	health_record(w.h[0], 1, true, 100, 0);
 	/* Drain provider p's bucket from worker 1 until it says wait. */
 	struct tally t = {0};
 	int64_t retry = 0;
@@ -899,52 +894,94 @@ TEST(admission_on_a_dry_bucket_and_cancel)
 	world_close(&w);
 }
 
-static void admit_wait(struct world *w, struct tally *t, struct health *h, int model,
-                       enum health_verdict *v)
-{
-	int64_t retry;
-	*v = health_admit(h, model, 10, on_admit, t, &retry);
-	if (*v == HEALTH_PENDING) {
-		t->pending++;
-		int before = t->go + t->limited + t->open;
-		for (int i = 0; i < 100 && t->go + t->limited + t->open == before; i++)
-			run_for(w, 10);
-		*v = t->go + t->limited + t->open > before ? HEALTH_GO : HEALTH_PENDING;
-	}
-}
-
-/* A model with no success yet takes one call at a time across workers; a
- * failure passes the turn on, a success opens it to everyone. */
-TEST(slow_start_takes_one_call_at_a_time_across_workers)
+/* A model with no observations (a fleet's first run) is called at full
+ * concurrency by every worker (SPEC §6): no call waits for another's
+ * outcome. */
+TEST(a_cold_model_is_called_at_full_concurrency)
 {
 	struct world w;
 	redis_flushall();
 	world_open(&w);
 	CHECK(run_until(&w, both_ready, NULL, 3000));
-	const int m = 2;
-	struct tally t = {0};
-	enum health_verdict v;
-	int64_t retry;
-	admit_wait(&w, &t, w.h[0], m, &v);
-	CHECK_INT(t.go, 1); /* worker 0 holds the cold model's turn */
-	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_LIMITED);
-	CHECK(health_cold(w.h[0], m));
-	CHECK(!health_limited(w.h[0], m, 10, time_mono_ms())); /* the router keeps it */
-	struct tally t1 = {0};
-	admit_wait(&w, &t1, w.h[1], m, &v);
-	CHECK_INT(t1.go, 0); /* worker 1 must wait for it */
-	CHECK_INT(t1.limited, 1);
-	health_record(w.h[0], m, false, 0, 0); /* it failed: the turn passes on */
-	run_for(&w, 100);
-	struct tally t2 = {0};
-	admit_wait(&w, &t2, w.h[1], m, &v);
-	CHECK_INT(t2.go, 1);
-	health_record(w.h[1], m, true, 120, 0); /* it answered: warm for everyone */
-	run_for(&w, 1500);
-	CHECK(!health_cold(w.h[0], m));
-	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
-	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	const int m = 2; /* slow: on an unlimited provider, never called */
+	struct tally t[2] = {{0}};
+	for (int i = 0; i < 50; i++) {
+		admit_count(w.h[0], m, &t[0]);
+		admit_count(w.h[1], m, &t[1]);
+	}
+	/* Every answer came at once, from memory. */
+	CHECK_INT(t[0].go, 50);
+	CHECK_INT(t[1].go, 50);
+	CHECK_INT(t[0].pending + t[1].pending + t[0].limited + t[1].limited, 0);
+	CHECK(!health_held_off(w.h[0], m, time_mono_ms()));
 	world_close(&w);
+}
+
+/* The first wave of a cold model fails (or hangs until its timeout): the
+ * calls queued behind it stay off the model at once, the breaker opens on
+ * the wave's failures as they come back, and a model that has answered
+ * here is not held off for one failure. */
+TEST(a_failing_cold_wave_holds_off_the_calls_queued_behind_it)
+{
+	struct world w;
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
+	const int m = 2, warm = 1; /* both on provider q, unlimited */
+	int64_t now = time_mono_ms();
+	health_record(w.h[0], m, false, 2000, 0); /* the wave's first timeout */
+	CHECK(health_held_off(w.h[0], m, now));
+	CHECK(!health_held_off(w.h[1], m, now)); /* its own calls have not failed */
+	/* Fresh admissions still go: the breaker needs their evidence. */
+	int64_t retry;
+	struct tally t = {0};
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	/* breaker_failures (3) failures of the wave, ended about together:
+	 * open here at once, and everywhere once flushed. */
+	health_record(w.h[0], m, false, 2000, 0);
+	health_record(w.h[0], m, false, 2000, 0);
+	CHECK_INT(health_circuit(w.h[0], m, time_mono_ms()), HEALTH_OPEN);
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
+	struct circuit_want open = {m, HEALTH_OPEN};
+	CHECK(run_until(&w, both_circuit, &open, 1000));
+	CHECK(health_held_off(w.h[1], m, time_mono_ms()));
+	/* Cooled down, the probe is not held off by the open state it probes. */
+	struct circuit_want probe = {m, HEALTH_PROBE_ALLOWED};
+	CHECK(run_until(&w, both_circuit, &probe, 2000));
+	CHECK(!health_held_off(w.h[1], m, time_mono_ms()));
+	CHECK(!health_held_off(w.h[0], m, time_mono_ms()));
+	/* A model that answered here: one failure holds nothing off. */
+	health_record(w.h[0], warm, true, 100, 0);
+	health_record(w.h[0], warm, false, 100, 0);
+	CHECK(!health_held_off(w.h[0], warm, time_mono_ms()));
+	world_close(&w);
+}
+
+/* A 429's Retry-After parks the provider at most worker.max_retry_after_ms
+ * (SPEC §6), however long the provider asks for. */
+TEST(a_throttle_parks_no_longer_than_max_retry_after_ms)
+{
+	struct world w;
+	redis_flushall();
+	int64_t saved = cfg.worker.max_retry_after_ms;
+	cfg.worker.max_retry_after_ms = 300;
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
+	const int m = 1;
+	health_throttle(w.h[0], 1, 86400 * 1000); /* Retry-After: 86400 */
+	int64_t retry = 0;
+	struct tally t = {0};
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_LIMITED);
+	CHECK(retry > 0 && retry <= 300);
+	run_for(&w, 350);
+	CHECK(!health_limited(w.h[0], m, 10, time_mono_ms()));
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	/* Without Retry-After: a second, within the cap too. */
+	health_throttle(w.h[0], 1, -1);
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_LIMITED);
+	CHECK(retry > 0 && retry <= 300);
+	world_close(&w);
+	cfg.worker.max_retry_after_ms = saved;
 }
 
 int main(void)
@@ -967,7 +1004,9 @@ int main(void)
 	RUN(medians_and_success_rates_converge);
 	RUN(fastest_follows_observed_latency);
 	RUN(admission_on_a_dry_bucket_and_cancel);
-	RUN(slow_start_takes_one_call_at_a_time_across_workers);
+	RUN(a_cold_model_is_called_at_full_concurrency);
+	RUN(a_failing_cold_wave_holds_off_the_calls_queued_behind_it);
+	RUN(a_throttle_parks_no_longer_than_max_retry_after_ms);
 	RUN(redis_hung_keeps_the_view_and_the_samples);
 	RUN(redis_gone_keeps_the_view_and_the_samples);
 	return unit_done();
