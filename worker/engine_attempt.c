@@ -590,7 +590,7 @@ void task_record_health(struct task *t, const struct attempt_rec *a, const struc
 	} else if (t->cls == RESPONSE_AUTH) {
 		health_open_provider(h, m->provider);
 		health_release(h, a->model);
-	} else if (a->http_status == 429) {
+	} else if (a->http_status == 429 || t->completion.throttled) {
 		health_throttle(h, m->provider, t->retry_after_ms);
 		health_release(h, a->model);
 	} else if (t->cls == RESPONSE_REJECTED || t->cls == RESPONSE_CONTEXT_OVERFLOW) {

@@ -52,6 +52,9 @@ struct completion {
 	enum finish_reason finish_reason;
 	struct usage usage;
 	bool has_usage;      /* the provider reported usage: the attempt is billed */
+	bool throttled;      /* the answer is a throttle whatever its status (Bedrock's
+	                        ThrottlingException as a 400): the provider is parked
+	                        as for a 429 (health_throttle) */
 	char *error_message; /* new: provider's error text for a non-OK class, no secrets */
 	char *refusal;       /* new: the model's refusal text (finish_reason refusal), or NULL */
 	struct completion_tool_call *tool_calls; /* new array, NULL when none */

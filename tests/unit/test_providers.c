@@ -43,8 +43,10 @@
  *                  "billed", "cost_nusd" (with the model's prices),
  *                  "error_contains", "refusal" (str or null), "tool_calls"
  *                  [{"id", "name", "arguments"}] (arguments compared as JSON;
- *                  [] for none)}; a key left out is not checked, apart from
- *                  billed and cost_nusd.
+ *                  [] for none), "throttled" (a throttle whatever the
+ *                  status: the provider is parked as for a 429)}; a key
+ *                  left out is not checked, apart from billed, cost_nusd
+ *                  and throttled (absent: false).
  *
  * A directory named batch_<kind>_<what> is a batch case instead (the batch
  * part of the type's table, provider_batch.h): batch_submit, batch_status,
@@ -655,6 +657,7 @@ static void check_completion(const json_t *ej, const struct completion *c, enum 
 		}
 	}
 	CHECK_INT(c->has_usage, json_is_true(json_object_get(ej, "billed")));
+	CHECK_INT(c->throttled, json_is_true(json_object_get(ej, "throttled")));
 	int64_t cost = c->has_usage ? money_cost_nusd(price, &c->usage) : 0;
 	v = json_object_get(ej, "cost_nusd");
 	CHECK_INT(cost, json_is_integer(v) ? json_integer_value(v) : 0);
