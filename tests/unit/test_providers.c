@@ -44,9 +44,11 @@
  *                  "error_contains", "refusal" (str or null), "tool_calls"
  *                  [{"id", "name", "arguments"}] (arguments compared as JSON;
  *                  [] for none), "throttled" (a throttle whatever the
- *                  status: the provider is parked as for a 429)}; a key
- *                  left out is not checked, apart from billed, cost_nusd
- *                  and throttled (absent: false).
+ *                  status: the provider is parked as for a 429),
+ *                  "usage_impossible" (usage reported but unreadable as
+ *                  counts: the worker charges the estimate)}; a key left
+ *                  out is not checked, apart from billed, cost_nusd,
+ *                  throttled and usage_impossible (absent: false).
  *
  * A directory named batch_<kind>_<what> is a batch case instead (the batch
  * part of the type's table, provider_batch.h): batch_submit, batch_status,
@@ -658,6 +660,7 @@ static void check_completion(const json_t *ej, const struct completion *c, enum 
 	}
 	CHECK_INT(c->has_usage, json_is_true(json_object_get(ej, "billed")));
 	CHECK_INT(c->throttled, json_is_true(json_object_get(ej, "throttled")));
+	CHECK_INT(c->usage_impossible, json_is_true(json_object_get(ej, "usage_impossible")));
 	int64_t cost = c->has_usage ? money_cost_nusd(price, &c->usage) : 0;
 	v = json_object_get(ej, "cost_nusd");
 	CHECK_INT(cost, json_is_integer(v) ? json_integer_value(v) : 0);
