@@ -1,7 +1,10 @@
-/* cli_common: configuration, Redis and terminal helpers for the subcommands. */
+/* cli_common: configuration, Redis and terminal helpers for the subcommands.
+ * Redis is reached as the worker reaches it (redis_connect_blocking: ACL
+ * user, sentinels), so a tool follows a failover the way the worker does. */
 #include "cli.h"
 
 #include "buf.h"
+#include "redis.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,42 +39,8 @@ struct config *cli_config(const char *sub, const char *path, const char *brokers
 
 redisContext *cli_redis_connect(const struct config *cfg, char *errstr, size_t errstr_size)
 {
-	struct timeval tv = {.tv_sec = cfg->redis.timeout_ms / 1000,
-	                     .tv_usec = (cfg->redis.timeout_ms % 1000) * 1000};
-	redisContext *c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, tv);
-	redisReply *r = NULL;
-	if (!c || c->err) {
-		snprintf(errstr, errstr_size, "redis %s:%d: %s", cfg->redis.host, cfg->redis.port,
-		         c ? c->errstr : "out of memory");
-		goto fail;
-	}
-	redisSetTimeout(c, tv);
-	if (cfg->redis.password) {
-		r = redisCommand(c, "AUTH %s", cfg->redis.password);
-		if (!r || r->type == REDIS_REPLY_ERROR) {
-			snprintf(errstr, errstr_size, "redis %s:%d: authentication failed",
-			         cfg->redis.host, cfg->redis.port);
-			goto fail;
-		}
-		freeReplyObject(r);
-		r = NULL;
-	}
-	if (cfg->redis.db) {
-		r = redisCommand(c, "SELECT %d", cfg->redis.db);
-		if (!r || r->type == REDIS_REPLY_ERROR) {
-			snprintf(errstr, errstr_size, "redis %s:%d: cannot select db %d",
-			         cfg->redis.host, cfg->redis.port, cfg->redis.db);
-			goto fail;
-		}
-		freeReplyObject(r);
-	}
-	return c;
-fail:
-	if (r)
-		freeReplyObject(r);
-	if (c)
-		redisFree(c);
-	return NULL;
+	struct redis_options opt = redis_options_from_config(cfg);
+	return redis_connect_blocking(&opt, errstr, errstr_size);
 }
 
 redisContext *cli_redis(const char *sub, const struct config *cfg)

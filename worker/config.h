@@ -238,8 +238,9 @@ enum config_flags {
 struct config *config_load(const char *path, int flags, char *errstr, size_t errstr_size);
 void config_free(struct config *cfg);
 
-/* Applies a command line's --redis HOST:PORT. Returns 0, or -1 (nothing
- * changed) if hostport is not one. */
+/* Applies a command line's --redis HOST:PORT: that server itself, so any
+ * sentinels of the file are dropped. Returns 0, or -1 (nothing changed) if
+ * hostport is not one. */
 int config_override_redis(struct config *cfg, const char *hostport);
 
 /* For tools that call no provider (route, estimate): every provider's

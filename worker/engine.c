@@ -39,8 +39,10 @@ static bool engine_ready(void *opaque, char *reason, size_t reason_size)
 	const char *why = NULL;
 	if (e->draining)
 		why = "draining";
-	else if (!e->redis || !redis_ready(e->redis))
+	else if (!e->redis)
 		why = "redis unreachable";
+	else if (!redis_ready(e->redis))
+		why = redis_unready_reason(e->redis);
 	else if (!e->kafka || !kafka_producer_healthy(e->kafka))
 		why = "kafka producer rebuilding";
 	else if (!kafka_member(e->kafka))
@@ -84,13 +86,7 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	gethostname(host, sizeof host - 1);
 	snprintf(e->worker_id, sizeof e->worker_id, "%s-%d", host, (int)getpid());
 
-	struct redis_options ropt = {
-	        .host = cfg->redis.host,
-	        .port = cfg->redis.port,
-	        .password = cfg->redis.password,
-	        .db = cfg->redis.db,
-	        .timeout_ms = cfg->redis.timeout_ms,
-	};
+	struct redis_options ropt = redis_options_from_config(cfg);
 	if (redis_probe(&ropt, errstr, errstr_size) != 0)
 		goto fail;
 	struct kafka_handlers h = {

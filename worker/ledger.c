@@ -58,6 +58,12 @@ struct ledger *ledger_new(struct redis *r, const struct config *cfg)
 	l->budget_sync = redis_add_script(r, "budget_sync", lua_budget_sync);
 	l->budget_state = redis_add_script(r, "budget_state", lua_budget_state);
 	l->stats_jobs = redis_add_script(r, "stats_jobs", lua_stats_jobs);
+	/* The writes the worker acts on wait, with sentinels, until the
+	 * replicas have them (SPEC §15); the two reads need not. */
+	size_t durable[] = {l->settle, l->dedupe_done, l->reserve,     l->release,
+	                    l->reap,   l->reap_ack,    l->budget_sync, l->stats_jobs};
+	for (size_t i = 0; i < sizeof durable / sizeof durable[0]; i++)
+		redis_set_durable(r, durable[i]);
 	return l;
 }
 

@@ -472,12 +472,13 @@ int router_route(const struct config *cfg, const struct job *job, const struct r
 	for (size_t i = 0; i < n; i++) {
 		const struct model_conf *m = &cfg->models[i];
 		struct route_entry *e = &out->entries[i];
+		/* The call's output limit, thinking included, stays within the
+		 * model's max_output_tokens: the visible part gives way. */
+		int64_t thinking = job->effort != EFFORT_NONE ? m->thinking_budget[job->effort] : 0;
 		e->max_tokens = job->max_tokens ? job->max_tokens : m->default_max_tokens;
-		if (m->max_output_tokens && e->max_tokens > m->max_output_tokens)
-			e->max_tokens = m->max_output_tokens;
-		e->output_tokens = e->max_tokens;
-		if (job->effort != EFFORT_NONE)
-			e->output_tokens += m->thinking_budget[job->effort];
+		if (m->max_output_tokens && e->max_tokens > m->max_output_tokens - thinking)
+			e->max_tokens = m->max_output_tokens - thinking;
+		e->output_tokens = e->max_tokens + thinking;
 		e->est_input = out->est_input;
 		if (job->n_images || job->n_documents)
 			e->est_input += job_media_tokens(job, m);

@@ -1,8 +1,9 @@
 """The test stack: real redis-server, librdkafka's mock cluster, the fake LLM
 provider and the worker, as Python objects that clean up after themselves.
 
-    Redis(tmpdir=None, appendonly=False, password=None)
+    Redis(tmpdir=None, appendonly=False, password=None, username=None, extra_args=())
         .host .port .address .dir   .client(**kw) -> redis.Redis (bytes replies, as redis-py's default)
+        (with username: that ACL user with password, and the default user off)
         .stop() (removes its dir)   .kill() (SIGKILL, keeps data)   .start()   .restart(kill=False)
     MockCluster(topics={name: partitions}, brokers=1)
         .bootstrap   .down(id) .up(id) .down_all() .up_all() .create_topic(name, n)   .stop()
@@ -13,7 +14,8 @@ provider and the worker, as Python objects that clean up after themselves.
         .pid .log_path   .sigterm() .sigint() .sigkill() .wait(timeout) -> exit code
         .running()   .log_lines() -> [dict]   .log_text()   .wait_log(msg_or_pred, timeout)
     Stack(tmpdir=None, partitions=3, topics=None, providers=None, models=None, budgets=None,
-          rules=None, fake_rules=None, config=None, brokers=1, tls=None, ...)  (a context manager)
+          rules=None, fake_rules=None, config=None, brokers=1, tls=None, redis_username=None,
+          redis_password=None, ...)                                   (a context manager)
         .cluster .redis .fake .tls .bootstrap .config (dict) .config_path .env .dir
         .write_config() .worker(**kw) .produce_jobs(jobs) .results(n) .costs(n) .dlq(n)
         .set_fake_rules(rules) .close()
@@ -81,11 +83,13 @@ def _rmtree(path):
 class Redis:
     """A redis-server on a free loopback port with its own temp dir."""
 
-    def __init__(self, tmpdir=None, appendonly=False, password=None, port=None, extra_args=()):
+    def __init__(self, tmpdir=None, appendonly=False, password=None, port=None, extra_args=(),
+                 username=None):
         import redis as _redis  # noqa: F401  (fail early if python3-redis is missing)
         self.host = "127.0.0.1"
         self.appendonly = appendonly
         self.password = password
+        self.username = username
         self.extra_args = list(extra_args)
         self.dir = _own_dir("redis-", tmpdir)
         self.port = port
@@ -109,7 +113,10 @@ class Redis:
                 "--appendonly", "yes" if self.appendonly else "no"]
         if self.appendonly:
             argv += ["--appendfsync", "always"]
-        if self.password:
+        if self.username:
+            argv += ["--user", self.username, "on", f">{self.password}", "~*", "&*", "+@all",
+                     "--user", "default", "off"]
+        elif self.password:
             argv += ["--requirepass", self.password]
         return argv + self.extra_args
 
@@ -151,7 +158,8 @@ class Redis:
         """A redis-py client; replies are bytes unless decode_responses=True."""
         import redis
         kw.setdefault("socket_timeout", 10)
-        return redis.Redis(host=self.host, port=self.port, password=self.password, **kw)
+        return redis.Redis(host=self.host, port=self.port, username=self.username,
+                           password=self.password, **kw)
 
     def running(self):
         return self.proc is not None and self.proc.running()
@@ -448,6 +456,7 @@ class Worker:
 
 # ---------------------------------------------------------------- Stack
 
+REDIS_PASSWORD_ENV = "PROMPTYARD_TEST_REDIS_PASSWORD"
 PROVIDER_PREFIX = {"openai": "/openai/v1", "anthropic": "/anthropic/v1", "gemini": "/gemini/v1beta"}
 PROVIDER_KEYS = {"openai": ("FAKE_OPENAI_KEY", "sk-fake-openai"),
                  "anthropic": ("FAKE_ANTHROPIC_KEY", "sk-ant-fake"),
@@ -498,7 +507,7 @@ class Stack:
     def __init__(self, tmpdir=None, partitions=3, topics=None, providers=None, models=None,
                  budgets=None, rules=None, fake_rules=None, config=None, brokers=1,
                  redis_appendonly=False, log_bodies=False, group=None, metrics=True, tls=None,
-                 tls_log=True):
+                 tls_log=True, redis_username=None, redis_password=None):
         self.tmp = procs.TempDir("stack-", parent=tmpdir)   # removed at test cleanup
         self.dir = self.tmp.path
         self.workers = []
@@ -513,13 +522,16 @@ class Stack:
             all_topics.update(topics or {})
             self.cluster = MockCluster(all_topics, brokers=brokers, tmpdir=self.dir)
             self.bootstrap = self.cluster.bootstrap
-            self.redis = Redis(tmpdir=self.dir, appendonly=redis_appendonly)
+            self.redis = Redis(tmpdir=self.dir, appendonly=redis_appendonly,
+                               username=redis_username, password=redis_password)
             self.fake = FakeProvider(tmpdir=self.dir, log_bodies=log_bodies)
             if tls not in (None, "h2", "h1"):
                 raise ValueError(f"tls={tls!r}: None, 'h2' or 'h1'")
             if tls:
                 self.tls = TlsFront(self.fake.port, tmpdir=self.dir, log=tls_log)
             self.env = {var: key for var, key in PROVIDER_KEYS.values()}
+            if redis_password:
+                self.env[REDIS_PASSWORD_ENV] = redis_password
             self.providers = providers if providers is not None else [
                 {"name": t, "type": t, "base_url": self.provider_url(PROVIDER_PREFIX[t], tls),
                  "api_key_env": PROVIDER_KEYS[t][0], "timeout_ms": 10000, "max_connections": 64,
@@ -531,7 +543,9 @@ class Stack:
                           "input_topics": [self.jobs_topic], "results_topic": self.results_topic,
                           "costs_topic": self.costs_topic, "dlq_topic": self.dlq_topic,
                           "properties": []},
-                "redis": {"host": self.redis.host, "port": self.redis.port, "password_env": "",
+                "redis": {"host": self.redis.host, "port": self.redis.port,
+                          "password_env": REDIS_PASSWORD_ENV if redis_password else "",
+                          "username": redis_username or "",
                           "db": 0, "key_prefix": f"py{uuid.uuid4().hex[:6]}:", "timeout_ms": 1000},
                 "worker": {"max_in_flight": 1000, "default_strategy": "balanced",
                            "default_budget": "default", "max_attempts": 4, "retry_same": 0,

@@ -9,6 +9,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "redis.h"
+#include "servers.h"
 #include "timeutil.h"
 #include "unit.h"
 #include "uvpool.h"
@@ -30,20 +31,6 @@
 static pid_t server_pid = -1;
 static int server_port;
 static char server_dir[64];
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int port = -1;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
 
 static void server_stop(void)
 {
@@ -85,7 +72,7 @@ static int server_start(void)
 	}
 	for (int tries = 0; tries < 3; tries++) {
 		char port[16], log[128];
-		server_port = free_port();
+		server_port = loopback_free_port();
 		snprintf(port, sizeof port, "%d", server_port);
 		snprintf(log, sizeof log, "%s/redis.log", server_dir);
 		server_pid = fork();
@@ -136,17 +123,7 @@ static redisReply *admin(const char *fmt, ...)
 
 static long long admin_int(const char *fmt, const char *a, const char *b)
 {
-	redisReply *r = admin(fmt, a, b);
-	long long v = -1;
-	if (r && r->type == REDIS_REPLY_INTEGER)
-		v = r->integer;
-	else if (r && r->type == REDIS_REPLY_STRING)
-		v = atoll(r->str);
-	else if (r && r->type == REDIS_REPLY_NIL)
-		v = 0;
-	if (r)
-		freeReplyObject(r);
-	return v;
+	return reply_number(admin(fmt, a, b));
 }
 
 /* ---------------------------------------------------------------- fixture */
@@ -210,29 +187,6 @@ static void fx_close(struct fx *f)
 	uv_loop_close(&f->loop);
 }
 
-/* A deep copy of a reply that outlives the callback (freeReplyObject() it). */
-static redisReply *reply_dup(const redisReply *r)
-{
-	if (!r)
-		return NULL;
-	redisReply *c = calloc(1, sizeof *c);
-	c->type = r->type;
-	c->integer = r->integer;
-	c->len = r->len;
-	if (r->str) {
-		c->str = malloc(r->len + 1);
-		memcpy(c->str, r->str, r->len);
-		c->str[r->len] = '\0';
-	}
-	if (r->type == REDIS_REPLY_ARRAY) {
-		c->elements = r->elements;
-		c->element = calloc(r->elements ? r->elements : 1, sizeof *c->element);
-		for (size_t i = 0; i < r->elements; i++)
-			c->element[i] = reply_dup(r->element[i]);
-	}
-	return c;
-}
-
 struct waiter {
 	bool done;
 	redisReply *reply; /* copy; NULL if Redis was unreachable */
@@ -241,7 +195,7 @@ struct waiter {
 static void on_reply(void *opaque, redisReply *reply)
 {
 	struct waiter *w = opaque;
-	w->reply = reply_dup(reply);
+	w->reply = reply ? redis_reply_copy(reply) : NULL;
 	w->done = true;
 }
 
@@ -1194,7 +1148,7 @@ TEST(unreachable_gives_null)
 	struct waiter w = {0};
 	char err[128];
 	struct ledger_reservation res;
-	fx_open(&f, "t12:", 1, NULL, 0, free_port());
+	fx_open(&f, "t12:", 1, NULL, 0, loopback_free_port());
 	struct ledger_reserve_req req = {
 	        .budget = "b", .job_id = "j", .estimate_nusd = 1, .lease_ms = 1000};
 	ledger_reserve(f.l[0], &req, on_reply, &w);

@@ -154,11 +154,13 @@ TEST(estimate_counts_images_pages_thinking_and_output_cap)
 	      &r, &job);
 	CHECK_INT(r.est_input, 10);
 	CHECK_INT(r.entries[0].est_input, 10 + 1000 + 4000);
-	CHECK_INT(r.entries[0].max_tokens, 60);     /* capped by max_output_tokens */
-	CHECK_INT(r.entries[0].output_tokens, 110); /* plus the low thinking budget */
-	CHECK_INT(router_call_tokens(&r, 0), 5010 + 110);
-	/* 5010 x 100 nano + 110 x 400 nano */
-	CHECK_INT(r.entries[0].estimate_nusd, 501000 + 44000);
+	/* The call's output, thinking included, stays within max_output_tokens
+	 * (60): the low budget (50) leaves 10 visible tokens of the 80 asked. */
+	CHECK_INT(r.entries[0].max_tokens, 10);
+	CHECK_INT(r.entries[0].output_tokens, 60);
+	CHECK_INT(router_call_tokens(&r, 0), 5010 + 60);
+	/* 5010 x 100 nano + 60 x 400 nano */
+	CHECK_INT(r.entries[0].estimate_nusd, 501000 + 24000);
 	CHECK_INT(r.n_chain, 1);
 	router_route_clear(&r);
 	job_clear(&job);
