@@ -412,7 +412,7 @@ static void on_reserve_retry(uv_timer_t *timer)
 }
 
 /* The pending call does not go out: its request, its slot and any probe
- * or slow-start turn health gave it go back. */
+ * or cold model's turn health gave it go back. */
 static void pending_drop(struct task *t)
 {
 	struct engine *e = t->e;
