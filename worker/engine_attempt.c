@@ -46,6 +46,10 @@ void task_settle(struct task *t)
 static void on_settled(void *opaque, redisReply *reply);
 static void on_attempt_timer(uv_timer_t *timer);
 
+/* How often a job kept off a cold failing model, with no other model to go
+ * to, asks again for its turn (admit_verdict). */
+#define COLD_TURN_WAIT_MS 100
+
 /* ---------------------------------------------------------------- choosing the model */
 
 /* Starts the next attempt: the model at route.chain[chain_pos] or the first
@@ -239,6 +243,13 @@ static int admit_verdict(struct task *t, int model, enum health_verdict v, int64
 	switch (v) {
 	case HEALTH_GO: return 1;
 	case HEALTH_CIRCUIT_OPEN:
+		if (health_cold_failing(t->e->health, model, time_mono_ms()) &&
+		    !other_model_free(t, model)) {
+			/* Kept off a cold failing model only until the call out on it
+			 * ends: with nowhere else to go, the job waits for its turn. */
+			task_later(t, COLD_TURN_WAIT_MS, on_attempt_timer);
+			return -1;
+		}
 		add_skipped_attempt(t, model, OUTCOME_CIRCUIT_OPEN);
 		task_skip(t, model, ERR_PROVIDERS_FAILED,
 		          "every candidate model failed (last: %s, %s)", m->name, "circuit_open");
@@ -327,7 +338,8 @@ void task_call(struct task *t)
 /* A call that waited for a slot, which health now keeps off its model
  * (health_held_off: its circuit opened meanwhile, or the cold model's wave
  * it waited behind is failing): it does not go out, and the job moves on
- * as past an open circuit. */
+ * as past an open circuit, or, kept off a cold model with no other model
+ * to go to, asks again after a while (admit_verdict). */
 static void task_held_off(struct task *t)
 {
 	int mi = t->pending_model;
@@ -338,8 +350,8 @@ static void task_held_off(struct task *t)
 		task_classifier_end(t, false);
 		return;
 	}
-	admit_verdict(t, mi, HEALTH_CIRCUIT_OPEN, 0);
-	task_attempt(t);
+	if (admit_verdict(t, mi, HEALTH_CIRCUIT_OPEN, 0) >= 0)
+		task_attempt(t);
 }
 
 /* A call of provider p is over (or never went out): the next ones may go,

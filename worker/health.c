@@ -22,35 +22,6 @@ extern const char lua_health_flush[], lua_health_view[], lua_health_probe[];
 /* Redis' clock and ours both count whole ms. */
 #define CLOCK_ROUNDING_MS 2
 
-/* Cold (no success in the window, none here, never opened) and its last
- * call here failed: the first wave of a model nothing has been seen of is
- * failing (health_held_off, health_admit). */
-static bool cold_failing(const struct hmodel *m)
-{
-	return !m->warm && m->ok == 0 && m->open_until == 0 && m->local_consec > 0;
-}
-
-/* May a fresh call go on model now? Not on a cold failing model while a
- * call of it is out here (or admitted and not yet started): its outcome
- * comes first, so the calls admitted after the first failures came back
- * are one at a time, fewer than breaker_failures before the breaker opens. */
-static bool cold_gate_shut(const struct hmodel *m, int64_t now)
-{
-	return cold_failing(m) && (m->calls || m->cold_turn_until > now);
-}
-
-/* A fresh call goes on model: on a cold failing model it holds the turn
- * until it starts (health_call_begin) or ends, at most one timeout. */
-static void cold_turn_take(struct health *h, int model, int64_t now)
-{
-	struct hmodel *m = &h->models[model];
-	if (!cold_failing(m))
-		return;
-	const struct config *cfg = h->cfg;
-	m->cold_turn_until = now + cfg->providers[cfg->models[model].provider].timeout_ms +
-	                     PROBE_LEASE_MARGIN_MS;
-}
-
 static const char *const circuit_names[] = {"closed", "open", "probe"};
 static const char *const verdict_names[] = {"go", "pending", "limited", "circuit_open"};
 
@@ -387,7 +358,6 @@ void health_record(struct health *h, int model, bool ok, int64_t latency_ms, int
 	if (tokens > 0)
 		b->tokens += tokens;
 	m->dirty = true;
-	m->cold_turn_until = 0;
 	if (ok)
 		m->warm = true;
 	if (m->probe_held) {
@@ -429,7 +399,6 @@ void health_open_provider(struct health *h, int provider)
 void health_release(struct health *h, int model)
 {
 	struct hmodel *m = &h->models[model];
-	m->cold_turn_until = 0;
 	if (!m->probe_held)
 		return;
 	m->probe_held = false;
@@ -609,7 +578,6 @@ void health_call_begin(struct health *h, int model, struct health_call *c)
 		m->calls = c;
 	m->calls_tail = c;
 	c->linked = true;
-	m->cold_turn_until = 0; /* the turn's call is out: m->calls holds the others */
 }
 
 void health_call_end(struct health *h, struct health_call *c)
@@ -704,13 +672,22 @@ int64_t health_view_age_ms(const struct health *h)
 	return h->view_at < 0 ? -1 : time_mono_ms() - h->view_at;
 }
 
+bool health_cold_failing(const struct health *h, int model, int64_t now_ms)
+{
+	const struct hmodel *m = &h->models[model];
+	if (m->local_open_until > now_ms || (m->open_until != 0 && now_ms < m->open_until))
+		return false;
+	return !m->warm && m->ok == 0 && m->open_until == 0 && m->local_consec > 0;
+}
+
 bool health_held_off(const struct health *h, int model, int64_t now_ms)
 {
 	const struct hmodel *m = &h->models[model];
 	if (m->local_open_until > now_ms || (m->open_until != 0 && now_ms < m->open_until))
 		return true;
-	/* The wave this call waited behind is failing. */
-	return cold_failing(m);
+	/* Cold (no success in the window, none here, never opened) and its
+	 * last call here failed: the wave this call waited behind is failing. */
+	return health_cold_failing(h, model, now_ms);
 }
 
 static void claim_send(struct health *h, struct admit *a);
@@ -742,17 +719,13 @@ void health_admission_done(struct health *h, struct admit *a, enum health_verdic
 /* The credits are there: claim the probe if one is due, else go. */
 void health_admission_proceed(struct health *h, struct admit *a)
 {
-	int64_t now = time_mono_ms();
-	enum health_circuit c = health_circuit(h, a->model, now);
-	if (c == HEALTH_OPEN || (c == HEALTH_PROBE_ALLOWED && !health_redis_up(h)) ||
-	    (c == HEALTH_CLOSED && cold_gate_shut(&h->models[a->model], now))) {
+	enum health_circuit c = health_circuit(h, a->model, time_mono_ms());
+	if (c == HEALTH_OPEN || (c == HEALTH_PROBE_ALLOWED && !health_redis_up(h))) {
 		health_rate_refund(h, a);
 		health_admission_done(h, a, HEALTH_CIRCUIT_OPEN, 0);
 	} else if (c == HEALTH_PROBE_ALLOWED) {
 		claim_send(h, a);
 	} else {
-		if (!a->cancelled)
-			cold_turn_take(h, a->model, now);
 		health_admission_done(h, a, HEALTH_GO, 0);
 	}
 }
@@ -813,7 +786,7 @@ enum health_verdict health_admit(struct health *h, int model, int64_t tokens, he
 	int64_t now = time_mono_ms();
 	*retry_after_ms = 0;
 	enum health_circuit c = health_circuit(h, model, now);
-	if (c == HEALTH_OPEN || (c == HEALTH_CLOSED && cold_gate_shut(&h->models[model], now)))
+	if (c == HEALTH_OPEN)
 		return HEALTH_CIRCUIT_OPEN;
 	int64_t req = 0, tok = 0;
 	enum health_verdict v =
@@ -831,7 +804,6 @@ enum health_verdict health_admit(struct health *h, int model, int64_t tokens, he
 		claim_send(h, a);
 		return HEALTH_PENDING;
 	}
-	cold_turn_take(h, model, now);
 	return HEALTH_GO;
 }
 

@@ -24,12 +24,9 @@
  * opens its breaker as the wave's first breaker_failures failures come
  * back, one timeout after the wave went out. What it costs, per worker:
  * the calls in flight then (at most the provider's pool capacity), plus
- * fewer than breaker_failures after them: once a call of a cold model
- * failed here, the calls queued for a slot behind the wave stay off it
- * (health_held_off) and fresh calls go one at a time (health_admit), each
- * one's failure counting, until the breaker opens. The half-open circuit
- * after a cooldown is the same for a cold model as for a warm one: one
- * probe across all workers.
+ * the calls admitted while the count climbs (fewer than breaker_failures,
+ * as the failures come back within moments of each other); the calls
+ * queued for a slot behind the wave stay off it (health_held_off).
  *
  * Rate limits: a provider's rpm and tpm are token buckets in Redis that
  * refill continuously (limit per rate_period_ms) and hold at most a
@@ -200,9 +197,14 @@ bool health_limited(const struct health *h, int model, int64_t tokens, int64_t n
  * if its first wave fails, or hangs until its timeout, the calls queued
  * behind that wave would fail the same way after as long, so they move on
  * at once while the breaker counts the wave's failures. Fresh admissions
- * go one at a time (health_admit): the breaker needs their evidence, not
- * a second wave of it. */
+ * still go: the breaker needs their evidence. */
 bool health_held_off(const struct health *h, int model, int64_t now_ms);
+
+/* Whether health_held_off holds model off only because it is cold and its
+ * last call here failed, its circuit not open: a job with no other model
+ * to go to waits and asks again rather than fail (as a rate-limited one
+ * does, SPEC §6). */
+bool health_cold_failing(const struct health *h, int model, int64_t now_ms);
 
 /* Whether any model of provider may be rate-limited now (throttled, or its
  * shared bucket known to be dry): when false, health_limited() is false for
@@ -248,10 +250,7 @@ typedef void health_admit_cb(void *opaque, enum health_verdict v, int64_t retry_
 /* May a call of model needing tokens (the request's est_input + max_tokens,
  * as providers count them against tpm) start now? Answers at once from
  * memory in the common case: GO (the credit is taken: start the call, then
- * health_record it), LIMITED with *retry_after_ms, or CIRCUIT_OPEN (also
- * for a cold model whose last call here failed, while a call of it is out
- * here: health_call_begin to health_call_end, or from a GO to the call's
- * start, its record or a health_release, at most its timeout). When the
+ * health_record it), LIMITED with *retry_after_ms, or CIRCUIT_OPEN. When the
  * credits are spent or a probe must be claimed it returns PENDING and calls
  * cb(opaque, verdict, retry_after_ms) once Redis answered. A task that goes
  * away while pending calls health_admit_cancel(h, opaque). */

@@ -45,9 +45,6 @@ struct hmodel {
 	bool claiming;            /* a probe claim is in flight */
 	bool probe_held;          /* this worker holds the probe: the next record is its outcome */
 	bool warm;                /* a success was seen here (health_held_off) */
-	int64_t cold_turn_until;  /* a call admitted on the cold failing model
-	                             (cold_failing) has yet to start or end: no
-	                             other is admitted until then */
 
 	struct health_call *calls, *calls_tail; /* this worker's calls, oldest first */
 

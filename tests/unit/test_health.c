@@ -317,15 +317,6 @@ static bool both_ready(struct world *w, void *arg)
 	       health_view_age_ms(w->h[1]) >= 0;
 }
 
-/* An empty Redis and two workers, both with a view of it: false if they
- * did not get one within 3 s. */
-static bool world_start(struct world *w)
-{
-	redis_flushall();
-	world_open(w);
-	return run_until(w, both_ready, NULL, 3000);
-}
-
 struct circuit_want {
 	int model;
 	enum health_circuit c;
@@ -402,7 +393,9 @@ static int who_probes(const struct tally t[2])
 TEST(breaker_opens_and_lets_one_probe_through)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	const int m = 1; /* quick, on an unlimited provider */
 	int64_t now = time_mono_ms();
 	CHECK_INT(health_circuit(w.h[0], m, now), HEALTH_CLOSED);
@@ -491,7 +484,9 @@ TEST(probe_lease_expires_when_the_prober_never_answers)
 TEST(a_probe_given_back_goes_to_another_worker)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	const int m = 2;
 	for (int i = 0; i < 3; i++)
 		health_record(w.h[0], m, false, 100, 0);
@@ -523,7 +518,9 @@ TEST(a_probe_given_back_goes_to_another_worker)
 TEST(unauthorized_opens_the_provider_everywhere)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	health_open_provider(w.h[0], 1); /* q: quick and slow */
 	int64_t now = time_mono_ms();
 	CHECK_INT(health_circuit(w.h[0], 1, now), HEALTH_OPEN);
@@ -630,7 +627,9 @@ static void rate_run(struct world *w, int model, int64_t tokens, int jobs_per_wo
 TEST(rpm_is_shared_and_held)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	/* rpm = 600 per (shortened) 1000 ms period: 600 calls a second in all. */
 	int counts[2] = {0, 0};
 	rate_run(&w, 0, 10, 8, 2000, counts);
@@ -650,7 +649,9 @@ TEST(rpm_is_shared_and_held)
 TEST(waiting_jobs_queue_instead_of_polling)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	/* 500 jobs per worker on rpm = 600/s: each call let through should
 	 * cost about one admission, not one per waiting job per refill. */
 	int counts[2] = {0, 0};
@@ -670,7 +671,9 @@ TEST(waiting_jobs_queue_instead_of_polling)
 TEST(tpm_is_shared_and_held)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	/* tpm = 60000 per second, 1000 tokens a call: 60 calls a second. */
 	int counts[2] = {0, 0};
 	rate_run(&w, 3, 1000, 4, 2000, counts);
@@ -703,7 +706,9 @@ static bool both_counts(struct world *w, void *arg)
 TEST(medians_and_success_rates_converge)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	const int m = 2;
 	/* Worker 1: latencies 400..598, worker 2: 402..600; 80% ok on each. */
 	for (int i = 0; i < 100; i++) {
@@ -740,7 +745,9 @@ static bool slow_seen(struct world *w, void *arg)
 TEST(fastest_follows_observed_latency)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	char err[256];
 	struct job job;
 	const char *j = "{\"id\":\"f\",\"prompt\":\"hi\",\"strategy\":\"fastest\","
@@ -773,7 +780,9 @@ static bool redis_down(struct world *w, void *arg)
 TEST(redis_hung_keeps_the_view_and_the_samples)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	const int m = 2;
 	for (int i = 0; i < 10; i++)
 		health_record(w.h[0], m, true, 700, 0);
@@ -799,7 +808,9 @@ TEST(redis_hung_keeps_the_view_and_the_samples)
 TEST(redis_gone_keeps_the_view_and_the_samples)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	const int m = 2;
 	for (int i = 0; i < 10; i++)
 		health_record(w.h[0], m, true, 700, 0);
@@ -889,7 +900,9 @@ TEST(admission_on_a_dry_bucket_and_cancel)
 TEST(a_cold_model_is_called_at_full_concurrency)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	const int m = 2; /* slow: on an unlimited provider, never called */
 	struct tally t[2] = {{0}};
 	for (int i = 0; i < 50; i++) {
@@ -911,7 +924,9 @@ TEST(a_cold_model_is_called_at_full_concurrency)
 TEST(a_failing_cold_wave_holds_off_the_calls_queued_behind_it)
 {
 	struct world w;
-	CHECK(world_start(&w));
+	redis_flushall();
+	world_open(&w);
+	CHECK(run_until(&w, both_ready, NULL, 3000));
 	const int m = 2, warm = 1; /* both on provider q, unlimited */
 	int64_t now = time_mono_ms();
 	health_record(w.h[0], m, false, 2000, 0); /* the wave's first timeout */
@@ -939,49 +954,6 @@ TEST(a_failing_cold_wave_holds_off_the_calls_queued_behind_it)
 	health_record(w.h[0], warm, true, 100, 0);
 	health_record(w.h[0], warm, false, 100, 0);
 	CHECK(!health_held_off(w.h[0], warm, time_mono_ms()));
-	world_close(&w);
-}
-
-/* Once a cold model's call failed here, fresh calls on it go one at a
- * time: none while a call of it is out here or admitted and not yet
- * started, so fewer than breaker_failures go after the wave's failures
- * came back. A warm model is not held to it, nor the other worker. */
-TEST(after_a_cold_failure_fresh_calls_go_one_at_a_time)
-{
-	struct world w;
-	CHECK(world_start(&w));
-	const int m = 2, warm = 1; /* both on provider q, unlimited */
-	int64_t retry;
-	struct tally t = {0};
-	struct health_call wave = {0}, call = {0};
-	health_call_begin(w.h[0], m, &wave);    /* a call of the wave still out */
-	health_record(w.h[0], m, false, 20, 0); /* the wave's first failure */
-	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
-	CHECK_INT(health_admit(w.h[1], m, 10, on_admit, &t, &retry), HEALTH_GO);
-	health_call_end(w.h[0], &wave);
-	health_record(w.h[0], m, false, 20, 0);
-	/* Nothing out: one call is admitted, and holds the turn until it ends. */
-	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
-	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
-	health_call_begin(w.h[0], m, &call);
-	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
-	health_call_end(w.h[0], &call);
-	health_record(w.h[0], m, false, 20, 0); /* the third: breaker_failures */
-	CHECK_INT(health_circuit(w.h[0], m, time_mono_ms()), HEALTH_OPEN);
-	/* A call admitted that never goes out (its job's own fault) gives the
-	 * turn back. */
-	health_record(w.h[1], warm, false, 20, 0);
-	CHECK_INT(health_admit(w.h[1], warm, 10, on_admit, &t, &retry), HEALTH_GO);
-	CHECK_INT(health_admit(w.h[1], warm, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
-	health_release(w.h[1], warm);
-	CHECK_INT(health_admit(w.h[1], warm, 10, on_admit, &t, &retry), HEALTH_GO);
-	/* A model that answered here is called at full concurrency after a
-	 * failure. */
-	health_record(w.h[0], warm, true, 20, 0);
-	health_record(w.h[0], warm, false, 20, 0);
-	for (int i = 0; i < 5; i++)
-		CHECK_INT(health_admit(w.h[0], warm, 10, on_admit, &t, &retry), HEALTH_GO);
-	settle(&w, &t);
 	world_close(&w);
 }
 
@@ -1034,7 +1006,6 @@ int main(void)
 	RUN(admission_on_a_dry_bucket_and_cancel);
 	RUN(a_cold_model_is_called_at_full_concurrency);
 	RUN(a_failing_cold_wave_holds_off_the_calls_queued_behind_it);
-	RUN(after_a_cold_failure_fresh_calls_go_one_at_a_time);
 	RUN(a_throttle_parks_no_longer_than_max_retry_after_ms);
 	RUN(redis_hung_keeps_the_view_and_the_samples);
 	RUN(redis_gone_keeps_the_view_and_the_samples);
