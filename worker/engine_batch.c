@@ -170,6 +170,17 @@ struct batch_sub *batch_sub_new(struct engine *e)
 void batch_sub_free(struct batch_sub *s)
 {
 	struct batcher *b = s->e->batcher;
+	if (s->touches > 0 && !s->e->closing) {
+		/* A renewal's reply is on its way (the claim is renewed on a
+		 * timer while collecting, so one may follow batch_finish.lua):
+		 * it frees s. Nothing else runs on s meanwhile. */
+		s->free_pending = true;
+		if (s->timer)
+			uv_timer_stop(s->timer);
+		if (s->renew)
+			uv_timer_stop(s->renew);
+		return;
+	}
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -701,6 +712,8 @@ void batch_sub_finish(struct batch_sub *s, const char *state)
 {
 	struct engine *e = s->e;
 	s->phase = BSUB_FINISHING;
+	if (s->renew)
+		uv_timer_stop(s->renew); /* no renewal after the finish */
 	s->final_state = strcmp(state, "collected") == 0 ? "collected" : "abandoned";
 	metrics_add(e->metrics, METRIC_BATCHES_TOTAL,
 	            (const char *[]){e->cfg->providers[s->provider].name,

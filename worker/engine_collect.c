@@ -46,7 +46,16 @@ static void request_missing(struct batch_sub *s, size_t i);
 static void on_touched(void *opaque, redisReply *reply)
 {
 	struct batch_sub *s = opaque;
-	if (s->e->closing || !reply)
+	if (s->e->closing)
+		return;
+	s->touches--;
+	if (s->free_pending) {
+		/* Finished (or let go) while this touch was on its way. */
+		if (!s->touches)
+			batch_sub_free(s);
+		return;
+	}
+	if (!reply)
 		return;
 	if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && !s->lost) {
 		/* Our claim passed and another worker holds it now. */
@@ -64,6 +73,7 @@ static void on_touched(void *opaque, redisReply *reply)
 
 static void sub_touch(struct batch_sub *s, bool with_state)
 {
+	s->touches++;
 	ledger_batch_touch(s->e->ledger, s->token, s->batch_id, batch_claim_lease_ms(s->e),
 	                   with_state ? provider_batch_state_name(s->pstate) : NULL, s->done,
 	                   s->failed, s->phase == BSUB_COLLECTING ? s->spent_nusd : -1, on_touched,

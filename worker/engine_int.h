@@ -490,6 +490,10 @@ struct batch_sub {
 	uv_timer_t *renew; /* collecting: the claim renewed every poll_interval_s */
 	bool polling, cancel_sent, lost;
 	bool cancel_asked; /* an operator's `promptyard batches cancel` (batch_touch.lua) */
+	/* batch_touch.lua calls sent and not answered: their replies use s, so
+	 * a free waits for them (free_pending). */
+	int touches;
+	bool free_pending;
 	enum provider_batch_state pstate;
 	int64_t done, failed;
 	struct buf status; /* the last status body (Gemini's answers come in it) */
