@@ -193,6 +193,16 @@ json_t *cli_json_usd(int64_t nusd);
  * 0.0001794 prints as written rather than as 0.00017940000000000001. */
 #define CLI_JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
 
+/* ---------------------------------------------------------------- batches (cli_batches.c) */
+
+/* Appends to list one object per provider batch of the sorted set
+ * <base><set> ("batches": in flight; "batches_ended": ended in the last
+ * day), in the set's order: {"id", then every field of its hash
+ * <base>batch:<id> as it is, a decimal integer as a number} (the fields:
+ * worker/batch_record.lua). Blocking. 0, or -1 with errstr on a Redis error. */
+int cli_batches_read(redisContext *c, const struct config *cfg, const char *set, json_t *list,
+                     char *errstr, size_t errstr_size);
+
 int cli_version(int argc, char **argv);
 int cli_submit(int argc, char **argv);
 int cli_collect(int argc, char **argv);
@@ -204,5 +214,6 @@ int cli_dlq(int argc, char **argv);
 int cli_dev(int argc, char **argv);
 int cli_catalog(int argc, char **argv);
 int cli_dashboard(int argc, char **argv);
+int cli_batches(int argc, char **argv);
 
 #endif

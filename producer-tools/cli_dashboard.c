@@ -352,47 +352,14 @@ static int read_rate_limits(struct dashboard *d, json_t *summary, char *errstr, 
 }
 
 /* "batches": the provider batches in flight (SPEC §14), as batch mode records
- * them: the sorted set <base>batches holds their ids (scored by submission,
- * unix ms) and the hash <base>batch:<id> each one's fields (provider, model,
- * state, requests_done, requests_failed, requests_total, complete_by,
- * reserved_nusd, spent_nusd, ...). Every field is shown as it is, a decimal
- * integer as a number; a batch that ends leaves the set. Empty until batch
+ * them (cli_batches_read: every field of each batch's hash, a decimal
+ * integer as a number); a batch that ends leaves the set. Empty until batch
  * mode writes them. */
 static int read_batches(struct dashboard *d, json_t *summary, char *errstr, size_t errstr_size)
 {
-	struct buf base = {0};
 	json_t *list = json_array();
 	json_object_set_new(summary, "batches", list);
-	ledger_key_base(&base, d->cfg);
-	redisReply *ids =
-	        command(d->redis, errstr, errstr_size, "ZRANGE %sbatches 0 -1", base.data);
-	int rc = ids ? 0 : -1;
-	for (size_t i = 0; ids && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
-		const char *id = ids->element[i]->str;
-		if (!id)
-			continue;
-		redisReply *r =
-		        command(d->redis, errstr, errstr_size, "HGETALL %sbatch:%s", base.data, id);
-		if (!r) {
-			rc = -1;
-			break;
-		}
-		json_t *o = json_pack("{s:s}", "id", id);
-		for (size_t k = 0; r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements; k += 2) {
-			const char *f = r->element[k]->str, *v = r->element[k + 1]->str;
-			if (!f || !v)
-				continue;
-			char *end;
-			long long n = strtoll(v, &end, 10);
-			json_object_set_new(o, f, *v && !*end ? json_integer(n) : json_string(v));
-		}
-		json_array_append_new(list, o);
-		freeReplyObject(r);
-	}
-	if (ids)
-		freeReplyObject(ids);
-	buf_free(&base);
-	return rc;
+	return cli_batches_read(d->redis, d->cfg, "batches", list, errstr, errstr_size);
 }
 
 /* The summary's text (new), or NULL with errstr. */

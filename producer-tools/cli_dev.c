@@ -1,6 +1,7 @@
 /* promptyard dev: the embedded stack of SPEC §12.
  *
- *   promptyard dev [--jobs FILE] [--count N] [--timeout S] [--keep] [--dashboard ADDR]
+ *   promptyard dev [--jobs FILE] [--count N] [--mode sync|batch|auto] [--timeout S]
+ *                  [--keep] [--dashboard ADDR]
  *
  * Needs no outside service. In one temporary directory it starts
  *   - Kafka: librdkafka's mock cluster, in this process, with the topics;
@@ -19,7 +20,11 @@
  * drains and commits), prints the results by status and code, what the
  * rich jobs brought back (parsed JSON, tool calls, refusals, broken
  * answers), the spend per model and per budget, and stops
- * everything it started. With --dashboard ADDR it also serves `promptyard
+ * everything it started. --mode is the worker's default_mode (SPEC §14):
+ * with batch or auto the providers take provider batches (the simulator's
+ * batches end in about two seconds, and a job's complete_by is a day away),
+ * and the summary adds what the batches answered, what they were charged
+ * and what the same usage costs at sync prices: the saving. With --dashboard ADDR it also serves `promptyard
  * dashboard` on the stack from the start, and after the summary keeps Redis
  * and the dashboard up until Ctrl-C, for a look (or a screenshot) at the
  * finished run.
@@ -308,6 +313,7 @@ struct dev {
 	struct child redis, sim, worker, dashboard;
 	int redis_port, sim_port, metrics_port;
 	const char *dashboard_listen; /* --dashboard, or NULL */
+	const char *mode;             /* --mode: the worker's default_mode */
 	char dashboard_url[300];
 	struct config *cfg;
 };
@@ -427,13 +433,13 @@ static const char sim_rules[] =
         "[\n"
         " {\"prefix\": \"/openai/v1\", \"latency_ms\": 200, \"jitter_ms\": 1300,\n"
         "  \"output_tokens\": 180, \"fail_every\": 50, \"status\": 503,\n"
-        "  \"comment\": \"2% overloaded\"},\n"
+        "  \"batch_finish_ms\": 2000, \"comment\": \"2% overloaded\"},\n"
         " {\"prefix\": \"/anthropic/v1\", \"latency_ms\": 250, \"jitter_ms\": 1250,\n"
         "  \"output_tokens\": 220, \"cached_tokens\": 0, \"fail_every\": 40, \"status\": 529,\n"
-        "  \"comment\": \"2.5% overloaded_error\"},\n"
+        "  \"batch_finish_ms\": 2500, \"comment\": \"2.5% overloaded_error\"},\n"
         " {\"prefix\": \"/gemini/v1beta\", \"latency_ms\": 200, \"jitter_ms\": 1000,\n"
         "  \"output_tokens\": 150, \"fail_every\": 45, \"status\": 429, \"retry_after_s\": 1,\n"
-        "  \"break_schema_share\": 0.2,\n"
+        "  \"break_schema_share\": 0.2, \"batch_finish_ms\": 2000,\n"
         "  \"comment\": \"2% rate limited, Retry-After 1 s; a fifth of schema answers broken\"}\n"
         "]\n";
 
@@ -579,8 +585,13 @@ static int write_config(struct dev *d)
 	buf_printf(&b,
 	           "worker: { max_in_flight = 256; default_strategy = \"balanced\";\n"
 	           "  default_budget = \"demo\"; max_attempts = 4; drain_timeout_ms = %d;\n"
+	           "  default_mode = \"%s\";\n"
 	           "  metrics_listen = \"127.0.0.1:%d\"; log_level = \"info\"; };\n",
-	           DRAIN_TIMEOUT_MS, d->metrics_port);
+	           DRAIN_TIMEOUT_MS, d->mode, d->metrics_port);
+	/* Batches gathered for 2 s and polled every second: the demo's batches
+	 * end in seconds, not the providers' hours. */
+	buf_puts(&b, "batch: { max_requests = 10000; max_wait_ms = 2000; poll_interval_s = 1;\n"
+	             "  min_lead_s = 3600; fallback_lead_s = 1800; default_window_s = 86400; };\n");
 	buf_puts(&b, "router: { balanced_slack = 0.10; window_s = 300; breaker_failures = 5;\n"
 	             "  breaker_cooldown_ms = 30000; auto_floor = 0.3; };\n");
 	buf_puts(&b, "providers = (\n");
@@ -588,9 +599,10 @@ static int write_config(struct dev *d)
 		buf_printf(
 		        &b,
 		        "  { name = \"%s\"; type = \"%s\"; base_url = \"http://127.0.0.1:%d%s\";\n"
-		        "    api_key_env = \"%s\"; timeout_ms = 20000; }%s\n",
+		        "    api_key_env = \"%s\"; timeout_ms = 20000; batch = %s; }%s\n",
 		        dev_providers[i].name, dev_providers[i].type, d->sim_port,
 		        dev_providers[i].path, dev_providers[i].key_env,
+		        strcmp(d->mode, "sync") == 0 ? "false" : "true",
 		        i + 1 < sizeof dev_providers / sizeof *dev_providers ? "," : "");
 	buf_puts(&b, ");\nmodels = (\n");
 	for (size_t i = 0; i < sizeof dev_models / sizeof *dev_models; i++) {
@@ -806,7 +818,9 @@ struct tally {
 	json_t *by_code;             /* code -> count */
 	json_t *by_model;            /* answering model -> count */
 	uint64_t attempts, failovers;
-	int64_t *latencies; /* ms, of ok results */
+	size_t batch_answered; /* ok results answered in a provider batch */
+	json_t *batch_ids;     /* the provider batches that answered (id -> true) */
+	int64_t *latencies;    /* ms, of ok results */
 	size_t n_lat;
 	struct dev *d;
 	bool worker_died;
@@ -845,6 +859,13 @@ static int on_result(void *opaque, const rd_kafka_message_t *m)
 		}
 		t->tool_calls += json_array_size(json_object_get(r, "tool_calls")) > 0;
 		t->refusals += json_is_string(json_object_get(r, "refusal"));
+		const json_t *last = json_array_get(attempts, n ? n - 1 : 0);
+		const char *mode = json_string_value(json_object_get(last, "mode"));
+		const char *batch_id = json_string_value(json_object_get(last, "batch_id"));
+		if (strcmp(status, "ok") == 0 && mode && strcmp(mode, "batch") == 0 && batch_id) {
+			t->batch_answered++;
+			json_object_set_new(t->batch_ids, batch_id, json_true());
+		}
 		if (strcmp(status, "ok") == 0) {
 			t->ok++;
 			const char *model = json_string_value(json_object_get(r, "model"));
@@ -881,7 +902,32 @@ struct spend {
 	json_t *models;  /* model -> {"provider", "nusd", "calls", "in", "out"} */
 	json_t *budgets; /* budget -> nusd */
 	int64_t total;
+	const struct config *cfg;
+	/* Batch answers' cost records: what they were charged, and what the
+	 * same usage costs at the model's sync price. */
+	int64_t batch_nusd, batch_as_sync_nusd;
+	size_t batch_records;
 };
+
+/* A batch answer's cost record c of model, charged v: counted with what the
+ * same usage costs at the model's sync price (SPEC §4's formula). */
+static void cost_batch_add(struct spend *s, const json_t *c, const char *model, json_int_t v)
+{
+	const char *mode = json_string_value(json_object_get(c, "mode"));
+	int mi = config_model_index(s->cfg, model);
+	if (!mode || strcmp(mode, "batch") != 0 || mi < 0 ||
+	    json_is_true(json_object_get(c, "estimated")))
+		return;
+	struct usage u = {
+	        .input_tokens = json_integer_value(json_object_get(c, "input_tokens")),
+	        .cached_input_tokens =
+	                json_integer_value(json_object_get(c, "cached_input_tokens")),
+	        .output_tokens = json_integer_value(json_object_get(c, "output_tokens")),
+	};
+	s->batch_records++;
+	s->batch_nusd += v;
+	s->batch_as_sync_nusd += money_cost_nusd(&s->cfg->models[mi].price, &u);
+}
 
 static int on_cost(void *opaque, const rd_kafka_message_t *m)
 {
@@ -929,6 +975,7 @@ static int on_cost(void *opaque, const rd_kafka_message_t *m)
 			json_object_set_new(s->budgets, budget,
 			                    json_integer((b ? json_integer_value(b) : 0) + v));
 			s->total += v;
+			cost_batch_add(s, c, model, v);
 		}
 	}
 	json_decref(c);
@@ -985,6 +1032,23 @@ static void print_summary(struct dev *d, struct tally *t, struct spend *s, bool 
 	}
 	cli_usd(s->total, a, sizeof a);
 	printf("%-16s %-14s %7s %6s %10s %10s %14s\n", "total", "", "", "", "", "", a);
+	if (strcmp(d->mode, "sync") != 0) {
+		char c3[40];
+		int64_t saved = s->batch_as_sync_nusd - s->batch_nusd;
+		cli_usd(s->batch_nusd, a, sizeof a);
+		cli_usd(s->batch_as_sync_nusd, b, sizeof b);
+		cli_usd(saved, c3, sizeof c3);
+		printf("\nbatch mode (%s): %zu job%s answered in %zu provider batch%s, %zu sync\n",
+		       d->mode, t->batch_answered, t->batch_answered == 1 ? "" : "s",
+		       json_object_size(t->batch_ids),
+		       json_object_size(t->batch_ids) == 1 ? "" : "es", t->ok - t->batch_answered);
+		printf("  batch answers charged %s; the same usage at sync prices %s: saved %s "
+		       "(%.1f%%)\n",
+		       a, b, c3,
+		       s->batch_as_sync_nusd > 0
+		               ? 100.0 * (double)saved / (double)s->batch_as_sync_nusd
+		               : 0.0);
+	}
 
 	/* The ledger's view: what Redis charged, against the cost records. */
 	redisContext *c = cli_redis("dev", d->cfg);
@@ -1023,11 +1087,13 @@ static void print_summary(struct dev *d, struct tally *t, struct spend *s, bool 
 
 static void usage(FILE *out)
 {
-	fputs("usage: promptyard dev [--jobs FILE] [--count N] [--timeout S] [--keep]\n"
-	      "                      [--dashboard ADDR]\n"
+	fputs("usage: promptyard dev [--jobs FILE] [--count N] [--mode sync|batch|auto]\n"
+	      "                      [--timeout S] [--keep] [--dashboard ADDR]\n"
 	      "Runs Kafka (mock cluster), Redis, a simulated provider and a worker locally,\n"
 	      "submits the sample jobs (or FILE), shows progress and the spend, then stops\n"
 	      "everything. --count N takes the first N jobs (repeating the file if needed);\n"
+	      "--mode: the jobs' default mode (sync; batch and auto send them in provider\n"
+	      "batches and the summary shows the saving against sync prices);\n"
 	      "--keep leaves the temporary directory (config, logs) in place;\n"
 	      "--dashboard ADDR (e.g. 127.0.0.1:8377) serves `promptyard dashboard` on the\n"
 	      "stack and keeps it and Redis up after the run until Ctrl-C.\n",
@@ -1042,6 +1108,7 @@ int cli_dev(int argc, char **argv)
 	        {"timeout", required_argument, NULL, 't'},
 	        {"keep", no_argument, NULL, 'k'},
 	        {"dashboard", required_argument, NULL, 'd'},
+	        {"mode", required_argument, NULL, 'm'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -1063,12 +1130,22 @@ int cli_dev(int argc, char **argv)
 	d.sim.name = "simulator";
 	d.worker.name = "worker";
 	d.dashboard.name = "dashboard";
+	d.mode = "sync";
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': jobs_path = optarg; break;
 		case 'k': d.keep = true; break;
 		case 'd': d.dashboard_listen = optarg; break;
+		case 'm':
+			if (strcmp(optarg, "sync") != 0 && strcmp(optarg, "batch") != 0 &&
+			    strcmp(optarg, "auto") != 0) {
+				fprintf(stderr, "promptyard dev: --mode: expected sync, batch or "
+				                "auto\n");
+				return 2;
+			}
+			d.mode = optarg;
+			break;
 		case 'n':
 			count = strtoll(optarg, &end, 10);
 			if (*end || count < 1 || count > 10000000) {
@@ -1162,6 +1239,7 @@ int cli_dev(int argc, char **argv)
 	t.schema_ids = schema_job_ids(&jobs);
 	t.by_code = json_object();
 	t.by_model = json_object();
+	t.batch_ids = json_object();
 	t.latencies = xcalloc(jobs.n, sizeof *t.latencies);
 	rk = cli_kafka_consumer(d.cfg, NULL, err, sizeof err);
 	if (!rk) {
@@ -1200,6 +1278,7 @@ int cli_dev(int argc, char **argv)
 		s.seen = json_object();
 		s.models = json_object();
 		s.budgets = json_object();
+		s.cfg = d.cfg;
 		struct cli_read rc_costs = {
 		        .topic = "llm.costs", .to_end = true, .message = on_cost, .opaque = &s};
 		have_spend = cli_kafka_read(rk, &rc_costs, err, sizeof err) == 0;
@@ -1225,6 +1304,7 @@ out:
 	json_decref(t.schema_ids);
 	json_decref(t.by_code);
 	json_decref(t.by_model);
+	json_decref(t.batch_ids);
 	free(t.latencies);
 	json_decref(s.seen);
 	json_decref(s.models);

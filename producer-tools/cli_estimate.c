@@ -11,6 +11,12 @@
  * their current window in Redis when Redis answers, else with the configured
  * limits alone; the output says which.
  *
+ * Each job is routed twice, side by side (SPEC §14): at sync prices, and as
+ * a job sent in a provider batch would be (models whose provider has
+ * `batch = true` at their batch prices, the others at their sync prices,
+ * so the strategy may pick another model). The batch column is what the
+ * file costs when every job goes in a batch, whatever its `mode` says.
+ *
  * The router is given no live state: circuits are taken as closed, rate
  * limits as free and `fastest` orders by the configured latency_ms. API keys
  * are assumed present (they are the workers' business, not this machine's). */
@@ -28,11 +34,14 @@
 struct model_sum {
 	size_t jobs;
 	int64_t input_tokens, output_tokens, nusd;
+	size_t batch_jobs;  /* routed to it at batch prices */
+	int64_t batch_nusd; /* their estimates at batch prices */
 };
 
 struct budget_sum {
-	size_t jobs;  /* charged to this budget directly */
-	int64_t nusd; /* charged to it or to a budget below it (its chain) */
+	size_t jobs;        /* charged to this budget directly */
+	int64_t nusd;       /* charged to it or to a budget below it (its chain) */
+	int64_t batch_nusd; /* the same, every job in a provider batch */
 };
 
 static void usage(FILE *out)
@@ -115,9 +124,10 @@ int cli_estimate(int argc, char **argv)
 	ms = xcalloc(cfg->n_models ? cfg->n_models : 1, sizeof *ms);
 	bs = xcalloc(cfg->n_budgets ? cfg->n_budgets : 1, sizeof *bs);
 	size_t routed = 0;
-	int64_t total = 0;
-	struct route route;
+	int64_t total = 0, batch_total = 0;
+	struct route route, broute;
 	memset(&route, 0, sizeof route); /* reused by every router_route() below */
+	memset(&broute, 0, sizeof broute);
 	for (size_t i = 0; i < jobs.n; i++) {
 		struct job job;
 		char err[512];
@@ -128,6 +138,18 @@ int cli_estimate(int argc, char **argv)
 		struct route_context ctx = {.cost_left_nusd =
 		                                    job.max_cost_nusd ? job.max_cost_nusd : -1};
 		router_route(cfg, &job, &ctx, &route);
+		ctx.batch_prices = true;
+		router_route(cfg, &job, &ctx, &broute);
+		if (broute.n_chain > 0) {
+			int m = broute.chain[0];
+			int64_t est = broute.entries[m].estimate_nusd;
+			ms[m].batch_jobs++;
+			ms[m].batch_nusd += est;
+			batch_total += est;
+			for (int b = job.budget, depth = 0; b >= 0 && depth < 8;
+			     b = cfg->budgets[b].parent, depth++)
+				bs[b].batch_nusd += est;
+		}
 		if (route.n_chain == 0) {
 			const char *why = empty_reason(cfg, &route);
 			json_t *v = json_object_get(unroutable, why);
@@ -153,6 +175,7 @@ int cli_estimate(int argc, char **argv)
 		job_clear(&job);
 	}
 	router_route_clear(&route);
+	router_route_clear(&broute);
 
 	/* What is left: Redis if it answers, else the configured limits. */
 	char err[512];
@@ -168,20 +191,23 @@ int cli_estimate(int argc, char **argv)
 		cli_budgets_view_config(cfg, &views, &n_views);
 	}
 
-	bool all_covered = true;
+	bool all_covered = true, all_covered_batch = true;
 	json_t *jm = json_array(), *jb = json_array();
 	for (size_t i = 0; i < cfg->n_models; i++) {
-		if (!ms[i].jobs)
+		if (!ms[i].jobs && !ms[i].batch_jobs)
 			continue;
 		const struct model_conf *m = &cfg->models[i];
 		json_array_append_new(
-		        jm, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "model", m->name,
-		                      "provider", cfg->providers[m->provider].name, "jobs",
-		                      (json_int_t)ms[i].jobs, "input_tokens",
-		                      (json_int_t)ms[i].input_tokens, "max_output_tokens",
-		                      (json_int_t)ms[i].output_tokens, "estimate_nusd",
-		                      (json_int_t)ms[i].nusd, "estimate_usd",
-		                      cli_json_usd(ms[i].nusd)));
+		        jm,
+		        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:o}", "model",
+		                  m->name, "provider", cfg->providers[m->provider].name, "jobs",
+		                  (json_int_t)ms[i].jobs, "input_tokens",
+		                  (json_int_t)ms[i].input_tokens, "max_output_tokens",
+		                  (json_int_t)ms[i].output_tokens, "estimate_nusd",
+		                  (json_int_t)ms[i].nusd, "estimate_usd", cli_json_usd(ms[i].nusd),
+		                  "batch_jobs", (json_int_t)ms[i].batch_jobs, "batch_estimate_nusd",
+		                  (json_int_t)ms[i].batch_nusd, "batch_estimate_usd",
+		                  cli_json_usd(ms[i].batch_nusd)));
 	}
 	for (size_t i = 0; i < cfg->n_budgets; i++) {
 		if (!bs[i].nusd && !bs[i].jobs)
@@ -190,18 +216,21 @@ int cli_estimate(int argc, char **argv)
 		        cli_budgets_find(views, n_views, cfg->budgets[i].name);
 		int64_t limit = v ? v->limit_nusd : cfg->budgets[i].limit_nusd;
 		int64_t left = limit - (v ? v->spent_nusd + v->reserved_nusd : 0);
-		bool covered = bs[i].nusd <= left;
+		bool covered = bs[i].nusd <= left, covered_batch = bs[i].batch_nusd <= left;
 		all_covered = all_covered && covered;
-		json_array_append_new(
-		        jb, json_pack("{s:s, s:s, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:o, s:b}",
-		                      "name", cfg->budgets[i].name, "window", v ? v->window : "all",
-		                      "jobs", (json_int_t)bs[i].jobs, "estimate_nusd",
-		                      (json_int_t)bs[i].nusd, "estimate_usd",
-		                      cli_json_usd(bs[i].nusd), "limit_nusd", (json_int_t)limit,
-		                      "spent_nusd", (json_int_t)(v ? v->spent_nusd : 0),
-		                      "reserved_nusd", (json_int_t)(v ? v->reserved_nusd : 0),
-		                      "remaining_nusd", (json_int_t)left, "remaining_usd",
-		                      cli_json_usd(left), "covered", covered));
+		all_covered_batch = all_covered_batch && covered_batch;
+		json_t *row = json_pack(
+		        "{s:s, s:s, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:o, s:b}", "name",
+		        cfg->budgets[i].name, "window", v ? v->window : "all", "jobs",
+		        (json_int_t)bs[i].jobs, "estimate_nusd", (json_int_t)bs[i].nusd,
+		        "estimate_usd", cli_json_usd(bs[i].nusd), "limit_nusd", (json_int_t)limit,
+		        "spent_nusd", (json_int_t)(v ? v->spent_nusd : 0), "reserved_nusd",
+		        (json_int_t)(v ? v->reserved_nusd : 0), "remaining_nusd", (json_int_t)left,
+		        "remaining_usd", cli_json_usd(left), "covered", covered);
+		json_object_set_new(row, "batch_estimate_nusd", json_integer(bs[i].batch_nusd));
+		json_object_set_new(row, "batch_estimate_usd", cli_json_usd(bs[i].batch_nusd));
+		json_object_set_new(row, "batch_covered", json_boolean(covered_batch));
+		json_array_append_new(jb, row);
 	}
 
 	if (as_json) {
@@ -211,6 +240,9 @@ int cli_estimate(int argc, char **argv)
 		                        (json_int_t)total, "total_usd", cli_json_usd(total),
 		                        "budget_source", from_redis ? "redis" : "config", "models",
 		                        jm, "budgets", jb, "covered", all_covered);
+		json_object_set_new(doc, "batch_total_nusd", json_integer(batch_total));
+		json_object_set_new(doc, "batch_total_usd", cli_json_usd(batch_total));
+		json_object_set_new(doc, "batch_covered", json_boolean(all_covered_batch));
 		char *s = json_dumps(doc, CLI_JSON_FLAGS);
 		puts(s);
 		free(s);
@@ -223,39 +255,54 @@ int cli_estimate(int argc, char **argv)
 		json_object_foreach (unroutable, key, v) {
 			printf(", %lld %s", (long long)json_integer_value(v), key);
 		}
-		printf("\n\n%-24s %-12s %7s %12s %12s %14s\n", "MODEL", "PROVIDER", "JOBS",
-		       "IN TOKENS", "MAX OUT", "ESTIMATE");
+		printf("\n\n%-24s %-12s %7s %12s %12s %14s %7s %14s\n", "MODEL", "PROVIDER", "JOBS",
+		       "IN TOKENS", "MAX OUT", "SYNC", "BATCHED", "BATCH");
 		size_t i;
 		json_t *row;
 		json_array_foreach (jm, i, row) {
 			cli_usd(json_integer_value(json_object_get(row, "estimate_nusd")), usd,
 			        sizeof usd);
-			printf("%-24s %-12s %7lld %12lld %12lld %14s\n",
+			cli_usd(json_integer_value(json_object_get(row, "batch_estimate_nusd")),
+			        usd2, sizeof usd2);
+			printf("%-24s %-12s %7lld %12lld %12lld %14s %7lld %14s\n",
 			       json_string_value(json_object_get(row, "model")),
 			       json_string_value(json_object_get(row, "provider")),
 			       (long long)json_integer_value(json_object_get(row, "jobs")),
 			       (long long)json_integer_value(json_object_get(row, "input_tokens")),
 			       (long long)json_integer_value(
 			               json_object_get(row, "max_output_tokens")),
-			       usd);
+			       usd,
+			       (long long)json_integer_value(json_object_get(row, "batch_jobs")),
+			       usd2);
 		}
 		cli_usd(total, usd, sizeof usd);
-		printf("%-24s %-12s %7zu %12s %12s %14s\n", "TOTAL", "", routed, "", "", usd);
+		cli_usd(batch_total, usd2, sizeof usd2);
+		printf("%-24s %-12s %7zu %12s %12s %14s %7s %14s\n", "TOTAL", "", routed, "", "",
+		       usd, "", usd2);
 		printf("\nThese are upper bounds: input tokens are overestimated (bytes / 3) and "
 		       "every "
-		       "job is\ncounted at its full max_tokens of output.\n");
-		printf("\n%-20s %-11s %7s %14s %14s  %s\n", "BUDGET", "WINDOW", "JOBS", "ESTIMATE",
-		       "LEFT", "COVERED");
+		       "job is\ncounted at its full max_tokens of output. SYNC: every job on the "
+		       "synchronous APIs;\nBATCH: every job in a provider batch (batch prices "
+		       "where "
+		       "the provider has batch = true),\nrouted again at those prices (JOBS and "
+		       "BATCHED count the jobs each model gets).\n");
+		printf("\n%-20s %-11s %7s %14s %14s %14s  %-7s %s\n", "BUDGET", "WINDOW", "JOBS",
+		       "SYNC", "BATCH", "LEFT", "COVERED", "(BATCH)");
 		json_array_foreach (jb, i, row) {
+			char usd3[40];
 			cli_usd(json_integer_value(json_object_get(row, "estimate_nusd")), usd,
 			        sizeof usd);
+			cli_usd(json_integer_value(json_object_get(row, "batch_estimate_nusd")),
+			        usd3, sizeof usd3);
 			cli_usd(json_integer_value(json_object_get(row, "remaining_nusd")), usd2,
 			        sizeof usd2);
-			printf("%-20s %-11s %7lld %14s %14s  %s\n",
+			printf("%-20s %-11s %7lld %14s %14s %14s  %-7s %s\n",
 			       json_string_value(json_object_get(row, "name")),
 			       json_string_value(json_object_get(row, "window")),
 			       (long long)json_integer_value(json_object_get(row, "jobs")), usd,
-			       usd2, json_is_true(json_object_get(row, "covered")) ? "yes" : "NO");
+			       usd3, usd2,
+			       json_is_true(json_object_get(row, "covered")) ? "yes" : "NO",
+			       json_is_true(json_object_get(row, "batch_covered")) ? "yes" : "NO");
 		}
 		printf("\nLeft = %s.\n",
 		       from_redis

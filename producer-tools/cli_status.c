@@ -4,7 +4,10 @@
  *                     [--redis HOST:PORT]
  *
  * Budgets come from Redis (cli_spend.c): limit, spent and reserved of each
- * budget's current window.
+ * budget's current window. So do the provider batches in flight (SPEC §14,
+ * cli_batches_read): how many, and the batched jobs they hold (their
+ * requests; a job's offset is committed once it is batched, so these jobs
+ * are in no lag), with the requests answered and failed so far.
  *
  * Job counts come from the results topic, the only record of outcomes the
  * worker keeps (it writes no counters to Redis, and its metrics are per
@@ -221,8 +224,36 @@ static json_t *budgets_json(const struct cli_budget_view *v, size_t n)
 	return a;
 }
 
-static void print_table(const json_t *budgets, const json_t *jobs, const json_t *lag_doc,
-                        const json_t *errors)
+/* {"in_flight","batched_jobs","requests_done","requests_failed","reserved_nusd",
+ * "spent_nusd"} over the batches in flight, or NULL with errstr. */
+static json_t *batch_counts(redisContext *c, const struct config *cfg, char *errstr,
+                            size_t errstr_size)
+{
+	json_t *list = json_array();
+	json_t *out = NULL;
+	int64_t jobs = 0, done = 0, failed = 0, reserved = 0, spent = 0;
+	if (cli_batches_read(c, cfg, "batches", list, errstr, errstr_size) == 0) {
+		size_t i;
+		json_t *b;
+		json_array_foreach (list, i, b) {
+			jobs += json_integer_value(json_object_get(b, "requests_total"));
+			done += json_integer_value(json_object_get(b, "requests_done"));
+			failed += json_integer_value(json_object_get(b, "requests_failed"));
+			reserved += json_integer_value(json_object_get(b, "reserved_nusd"));
+			spent += json_integer_value(json_object_get(b, "spent_nusd"));
+		}
+		out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "in_flight",
+		                (json_int_t)json_array_size(list), "batched_jobs", (json_int_t)jobs,
+		                "requests_done", (json_int_t)done, "requests_failed",
+		                (json_int_t)failed, "reserved_nusd", (json_int_t)reserved,
+		                "spent_nusd", (json_int_t)spent);
+	}
+	json_decref(list);
+	return out;
+}
+
+static void print_table(const json_t *budgets, const json_t *batches, const json_t *jobs,
+                        const json_t *lag_doc, const json_t *errors)
 {
 	char a[40], b[40], c[40], d[40];
 	size_t i;
@@ -251,6 +282,18 @@ static void print_table(const json_t *budgets, const json_t *jobs, const json_t 
 			               : "  (not in Redis yet: config)");
 		}
 		printf("\n");
+	}
+	if (batches) {
+		cli_usd(json_integer_value(json_object_get(batches, "reserved_nusd")), a, sizeof a);
+		printf("BATCHES (provider batches in flight)\n  %lld batch%s holding %lld batched "
+		       "job%s (%lld answered, %lld failed so far), %s reserved\n\n",
+		       (long long)json_integer_value(json_object_get(batches, "in_flight")),
+		       json_integer_value(json_object_get(batches, "in_flight")) == 1 ? "" : "es",
+		       (long long)json_integer_value(json_object_get(batches, "batched_jobs")),
+		       json_integer_value(json_object_get(batches, "batched_jobs")) == 1 ? "" : "s",
+		       (long long)json_integer_value(json_object_get(batches, "requests_done")),
+		       (long long)json_integer_value(json_object_get(batches, "requests_failed")),
+		       a);
 	}
 	if (jobs) {
 		long long records = (long long)json_integer_value(json_object_get(jobs, "records"));
@@ -317,7 +360,8 @@ int cli_status(int argc, char **argv)
 	bool as_json = false;
 	long long max = DEFAULT_MAX_RESULTS;
 	struct config *cfg = NULL;
-	json_t *budgets = NULL, *jobs = NULL, *lag_doc = NULL, *errors = json_array();
+	json_t *budgets = NULL, *batches = NULL, *jobs = NULL, *lag_doc = NULL;
+	json_t *errors = json_array();
 	char err[512], *end;
 	int ch, rc = 2;
 
@@ -361,6 +405,9 @@ int cli_status(int argc, char **argv)
 		else
 			json_array_append_new(errors, json_string(err));
 		cli_budgets_view_free(v, n);
+		batches = batch_counts(rctx, cfg, err, sizeof err);
+		if (!batches)
+			json_array_append_new(errors, json_string(err));
 		redisFree(rctx);
 	} else {
 		snprintf(err, sizeof err, "redis %s:%d: unreachable: budgets not shown",
@@ -386,8 +433,9 @@ int cli_status(int argc, char **argv)
 	}
 
 	if (as_json) {
-		json_t *doc = json_pack("{s:O?, s:O?, s:O?, s:O}", "budgets", budgets, "jobs", jobs,
-		                        "lag", lag_doc, "errors", errors);
+		json_t *doc =
+		        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O}", "budgets", budgets, "batches",
+		                  batches, "jobs", jobs, "lag", lag_doc, "errors", errors);
 		char *s = json_dumps(doc, CLI_JSON_FLAGS);
 		puts(s);
 		free(s);
@@ -398,11 +446,12 @@ int cli_status(int argc, char **argv)
 			fprintf(stderr, "promptyard status: %s\n", json_string_value(e));
 		}
 	} else {
-		print_table(budgets, jobs, lag_doc, errors);
+		print_table(budgets, batches, jobs, lag_doc, errors);
 	}
 	rc = json_array_size(errors) ? 1 : 0;
 out:
 	json_decref(budgets);
+	json_decref(batches);
 	json_decref(jobs);
 	json_decref(lag_doc);
 	json_decref(errors);

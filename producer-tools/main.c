@@ -18,6 +18,7 @@ static const struct cli_command commands[] = {
         {"status", "budgets, job counts and consumer lag", cli_status},
         {"budget", "set, show or reset budgets in Redis", cli_budget},
         {"estimate", "project the cost of a JSONL file without calling anything", cli_estimate},
+        {"batches", "list provider batches (batch mode), or cancel one", cli_batches},
         {"route", "explain the routing decision for one job", cli_route},
         {"dlq", "replay dead-lettered jobs", cli_dlq},
         {"catalog", "import models from LiteLLM's price map, or check prices against it",

@@ -2,7 +2,7 @@
 """promptyard's performance figures (`make bench`). A program, not a test:
 it measures and prints, it never asserts a time.
 
-    /usr/bin/python3 tests/bench.py [--only a,b,c,d,e] [--quick]
+    /usr/bin/python3 tests/bench.py [--only a,b,c,d,e,f] [--quick]
                                     [--profile perf|callgrind|massif] [--profile-dir DIR]
 
 Phases (each on a fresh stack of tests/lib/stack.py: librdkafka's mock
@@ -33,6 +33,14 @@ cluster, redis-server, the fake provider, the RELEASE worker from bin/):
   e  unit benches: tests/unit/test_ledger.c and test_router.c built
      optimised (Makefile flags, no sanitizers) into a temp dir; their
      "bench: ..." lines.
+  f  batch mode (SPEC §14): (i) 10,000 `auto` jobs with complete_by 6 hours
+     away, then the same 10,000 jobs in `sync` mode on a fresh stack (same
+     model, the fake's same usage): the spend of the batch run over the sync
+     run (target <= 0.51) and that every job got one ok result; (ii) one
+     batch of 50,000 requests collected by a fresh worker: its VmHWM (peak
+     RSS) once it holds the batch, before the results exist, and after it
+     streamed the 50,000-line results file, settled and produced every
+     answer.
 
 Jobs are pre-produced before the worker starts, so a phase measures the
 worker, not the producer. Result times are the Kafka timestamps of the
@@ -61,6 +69,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -678,6 +687,167 @@ def phase_e(args, res):
             res["e"][label] = value
 
 
+# ---------------------------------------------------------------- phase f
+
+def batch_stack(n, finish_ms, max_in_flight=2000, wait_ms=2000):
+    """make_stack's stack with the provider's batch API on: submissions of
+    up to n requests, gathered for wait_ms, polled every second; the fake's
+    batches end finish_ms after their creation."""
+    s = make_stack(max_in_flight=max_in_flight)
+    s.providers[0]["batch"] = True
+    s.config["batch"] = {"max_requests": n, "max_wait_ms": wait_ms, "poll_interval_s": 1,
+                         "min_lead_s": 3600, "fallback_lead_s": 1800, "default_window_s": 86400}
+    s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": 0,
+                       "batch_finish_ms": finish_ms}])
+    s.write_config()
+    return s
+
+
+def produce_mode_jobs(s, n, mode):
+    """n jobs of the same prompts as produce_jobs, in mode; auto's
+    complete_by is 6 hours away."""
+    run = uuid.uuid4().hex[:6]
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 6 * 3600))
+    ids = [f"bench-{run}-{i}" for i in range(n)]
+    values = [json.dumps({"id": j, "prompt": f"{PROMPT} (document {i})", "mode": mode,
+                          **({"complete_by": until} if mode == "auto" else {})}).encode()
+              for i, j in enumerate(ids)]
+    bu.fast_produce(s.bootstrap, s.jobs_topic, values, [j.encode() for j in ids])
+    return set(ids)
+
+
+def spent_nusd(s):
+    h = s.redis.client(decode_responses=True).hgetall(
+        s.config["redis"]["key_prefix"] + "{ledger}:b:default:all")
+    return int(h.get("spent", 0)), int(h.get("reserved", 0))
+
+
+def run_mode(n, mode):
+    """n jobs in mode on a fresh stack: spent, ok results, distinct ids, seconds."""
+    with batch_stack(n, finish_ms=3000) as s:
+        ids = produce_mode_jobs(s, n, mode)
+        watch = bu.ResultWatch(s.bootstrap, s.results_topic, PARTITIONS)
+        t0 = time.monotonic()
+        w = start_worker(s)
+        try:
+            watch.wait_count(n, 600, f"{mode} results", alive=w.running)
+        except PhaseError:
+            worker_log_diag(w)
+            raise
+        secs = time.monotonic() - t0
+        recs = watch.read(n)
+        watch.close()
+        ok, seen, batched = set(), set(), 0
+        for _, v in recs:
+            doc = json.loads(v)
+            seen.add(doc["id"])
+            if doc.get("status") == "ok":
+                ok.add(doc["id"])
+                batched += doc["attempts"][-1].get("mode") == "batch"
+        # The ledger settles before the outputs go out: nothing reserved at rest.
+        deadline = time.monotonic() + 30
+        spent, reserved = spent_nusd(s)
+        while reserved and time.monotonic() < deadline:
+            time.sleep(0.2)
+            spent, reserved = spent_nusd(s)
+        return {"spent_nusd": spent, "reserved_nusd": reserved, "ok": len(ok & ids),
+                "records": len(recs), "distinct": len(seen), "batched": batched,
+                "seconds": secs}
+
+
+def phase_f(args, res):
+    n = args.f_jobs
+    out(f"\n== f (i): batch vs sync: {n} jobs in mode auto (complete_by 6 h away), then "
+        f"the same {n} in mode sync; one model, batch price half the sync price")
+    runs = {}
+    for mode in ("auto", "sync"):
+        r = runs[mode] = run_mode(n, mode)
+        usd = r["spent_nusd"] / 1e9
+        out(f"   {mode}: {r['ok']}/{n} ok ({r['batched']} answered in provider batches), "
+            f"{r['records']} result records, spent ${usd:.6f} ({r['spent_nusd']} nUSD), "
+            f"reserved at rest {r['reserved_nusd']}, {r['seconds']:.1f} s")
+    ratio = runs["auto"]["spent_nusd"] / runs["sync"]["spent_nusd"]
+    delivered = all(runs[m]["ok"] == n and runs[m]["distinct"] == n for m in runs)
+    out(f"   spend auto / sync: {ratio:.4f}  (target <= 0.51); every result delivered: "
+        f"{'yes' if delivered else 'NO'}")
+    res["f"] = {"ratio": ratio, "delivered": delivered, "runs": runs}
+    phase_f_collect(args, res)
+
+
+def phase_f_collect(args, res):
+    n = args.f_collect_jobs
+    out(f"\n== f (ii): collecting a {n}-request batch: a fresh worker's VmHWM before and after")
+    # One submission: it goes when it holds n requests (the wait is longer
+    # than the jobs take to arrive).
+    with batch_stack(n, finish_ms=60000, max_in_flight=n + 1000, wait_ms=120000) as s:
+        s.config["kafka"]["properties"] = ["session.timeout.ms=6000",
+                                           "heartbeat.interval.ms=500"]
+        s.write_config()
+        produce_mode_jobs(s, n, "batch")
+        a = start_worker(s)
+        r = s.redis.client(decode_responses=True)
+        base = s.config["redis"]["key_prefix"] + "{ledger}:"
+
+        def batched():
+            return sum(int(r.hget(base + "batch:" + i, "requests_total") or 0)
+                       for i in r.zrange(base + "batches", 0, -1))
+        # Every job in a recorded batch before the submitter stops (a job
+        # joining a group during a drain is submitted at once, alone).
+        deadline = time.monotonic() + 300
+        while batched() < n:
+            if not a.running() or time.monotonic() > deadline:
+                worker_log_diag(a)
+                raise PhaseError(f"the submitting worker recorded {batched()}/{n} requests")
+            time.sleep(0.5)
+        n_batches = r.zcard(base + "batches")
+        out(f"   submitter: {n} requests in {n_batches} recorded batch(es), VmHWM "
+            f"{bu.human_kib(bu.status_kib(a.pid, 'VmHWM'))}; stopping it (its claims lapse and "
+            "a fresh worker takes the batches)")
+        a.sigterm()
+        a.wait(60)
+        b = start_worker(s)
+        me = f"{socket.gethostname()}-{b.pid}"
+        deadline = time.monotonic() + 120
+        while any(r.hget(base + "bsub:" + t, "collector") != me
+                  for t in r.zrange(base + "bsubs", 0, -1)):
+            if not b.running() or time.monotonic() > deadline:
+                worker_log_diag(b)
+                raise PhaseError("the collector did not claim every batch")
+            time.sleep(0.2)
+        time.sleep(1.0)
+        before_hwm, before_rss = bu.status_kib(b.pid, "VmHWM"), bu.status_kib(b.pid)
+        out(f"   collector holding the batch (polling, results not there yet): VmHWM "
+            f"{bu.human_kib(before_hwm)}, VmRSS {bu.human_kib(before_rss)}")
+        watch = bu.ResultWatch(s.bootstrap, s.results_topic, PARTITIONS)
+        try:
+            watch.wait_count(n, 600, "collected results", alive=b.running)
+        except PhaseError:
+            worker_log_diag(b)
+            raise
+        finally:
+            watch.close()
+        time.sleep(1.0)
+        after_hwm, after_rss = bu.status_kib(b.pid, "VmHWM"), bu.status_kib(b.pid)
+        size = None
+        try:  # the results file as the worker streamed it, for its size
+            import urllib.request
+            for fb in s.fake._call("GET", "/_control/batches")["batches"]:
+                if fb.get("output_file_id"):
+                    url = s.fake.url("/openai/v1") + f"/files/{fb['output_file_id']}/content"
+                    key = s.env.get(s.providers[0]["api_key_env"], "")
+                    q = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+                    with urllib.request.urlopen(q, timeout=60) as resp:
+                        size = (size or 0) + len(resp.read())
+        except Exception as e:
+            out(f"   (results file size unknown: {e})")
+        out(f"   after collecting {n} answers: VmHWM {bu.human_kib(after_hwm)} "
+            f"(+{bu.human_kib(after_hwm - before_hwm)}), VmRSS {bu.human_kib(after_rss)}"
+            + (f"; results file {size / 1e6:.1f} MB" if size else ""))
+        res["f_collect"] = {"jobs": n, "hwm_before_kib": before_hwm, "hwm_after_kib": after_hwm,
+                            "rss_before_kib": before_rss, "rss_after_kib": after_rss,
+                            "results_bytes": size}
+
+
 # ---------------------------------------------------------------- table
 
 def table(res, machine):
@@ -741,6 +911,19 @@ def table(res, machine):
             row("e", label, "n/a (not built yet)" if v is None else f"{v:,.0f}", "", "", None)
     elif e:
         row("e", "unit benches", "FAILED", "", "", None)
+    f = res.get("f")
+    if isinstance(f, dict):
+        row("f", "spend, auto (batch) / sync", f"{f['ratio']:.4f}", "<= 0.51",
+            f"{f['ratio'] / 0.51:.2f}", f["ratio"] <= 0.51)
+        row("f", "every result delivered, both modes", "yes" if f["delivered"] else "NO", "",
+            "", f["delivered"])
+    elif f:
+        row("f", "batch vs sync spend", "FAILED", "<= 0.51", "", False)
+    fc = res.get("f_collect")
+    if isinstance(fc, dict):
+        row("f", f"collector VmHWM before/after {fc['jobs']} answers",
+            f"{bu.human_kib(fc['hwm_before_kib'])} / {bu.human_kib(fc['hwm_after_kib'])}", "",
+            "", None)
 
     out("\n== summary")
     w = [max(len(str(r[i])) for r in rows + [("phase", "figure", "value", "target", "ratio", "")])
@@ -757,7 +940,7 @@ def table(res, machine):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="a,b,c,d,e", help="phases, e.g. a,b")
+    ap.add_argument("--only", default="a,b,c,d,e,f", help="phases, e.g. a,b")
     ap.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
     ap.add_argument("--profile", choices=["perf", "callgrind", "massif"])
     ap.add_argument("--profile-dir", default=None)
@@ -780,6 +963,9 @@ def main():
     ap.add_argument("--no-c-wait-done", dest="c_wait_done", action="store_false",
                     help="skip the RSS reading after the in-flight jobs finish")
     ap.add_argument("--d-jobs", type=int)
+    ap.add_argument("--f-jobs", type=int, help="phase f (i): jobs per mode (10,000)")
+    ap.add_argument("--f-collect-jobs", type=int,
+                    help="phase f (ii): requests of the collected batch (50,000)")
     ap.add_argument("--kafka-property", action="append", default=[], metavar="K=V",
                     help="extra kafka.properties entry for the worker (experiments)")
     ap.add_argument("--worker-env", action="append", default=[], metavar="K=V",
@@ -795,7 +981,7 @@ def main():
     if args.profile_libs:
         WORKER_ENV["LD_LIBRARY_PATH"] = str(Path(args.profile_libs).resolve())
     phases = [p.strip() for p in args.only.split(",") if p.strip()]
-    bad = [p for p in phases if p not in "abcde" or len(p) != 1]
+    bad = [p for p in phases if p not in "abcdef" or len(p) != 1]
     if bad:
         ap.error(f"unknown phases {bad}")
     q = args.quick
@@ -812,6 +998,8 @@ def main():
     if not args.b_modes or any(m not in B_MODES for m in args.b_modes):
         ap.error(f"--b-modes: some of {','.join(B_MODES)}")
     args.d_jobs = args.d_jobs or (2000 if q else 10000)
+    args.f_jobs = args.f_jobs or (2000 if q else 10000)
+    args.f_collect_jobs = args.f_collect_jobs or (5000 if q else 50000)
     if q:
         args.c_latency_s = min(args.c_latency_s, 10.0)
     if args.profile:
@@ -832,7 +1020,7 @@ def main():
     out("promptyard bench: " + ("quick " if q else "") + f"phases {','.join(phases)}; binaries "
         f"{os.environ['PROMPTYARD_BIN']}")
     res = {}
-    runners = {"a": phase_a, "c": phase_c, "e": phase_e}
+    runners = {"a": phase_a, "c": phase_c, "e": phase_e, "f": phase_f}
     for p in phases:
         if p == "d" and "b" in phases:
             continue  # measured over phase b's run

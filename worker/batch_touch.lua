@@ -1,22 +1,35 @@
 -- batch_touch: the holder of a submission renews its lease and reports the
--- batch's progress (SPEC §14; the dashboard reads <base>batch:<id>).
+-- batch's progress (SPEC §14; the dashboard and `promptyard batches` read
+-- <base>batch:<id>), and learns whether an operator asked for its cancel
+-- (`promptyard batches cancel`, batch_cancel.lua).
 --
 -- KEYS[1]  <base>bsub:<token>; KEYS[2] <base>bsubs
 -- KEYS[3]  <base>batch:<batch_id> (the dashboard's hash; may not exist)
 -- ARGV[1]  token; ARGV[2] the worker; ARGV[3] unix ms of the next look
 -- ARGV[4]  the batch's state as the provider last said ("" to leave it)
 -- ARGV[5], ARGV[6]  requests done, requests failed (with a state)
+-- ARGV[7]  what its answers were charged so far, nano-USD ("" to leave it)
 --
 -- Only the submission's collector renews: a worker whose lease passed and
 -- whose submission another worker claimed meanwhile gets 0 and lets it go.
--- Returns 1 renewed, 0 not the holder (or no such submission).
+-- Returns 1 renewed, 2 renewed and a cancel was asked (the hash has
+-- cancel_requested_ms), 0 not the holder (or no such submission).
 local f = redis.call('HMGET', KEYS[1], 'collector', 'state')
 if f[1] ~= ARGV[2] or (f[2] ~= 'recorded' and f[2] ~= 'submitting' and f[2] ~= 'abandoned') then
   return 0
 end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return 1
+end
+if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[3], 'state', ARGV[4], 'requests_done', ARGV[5],
              'requests_failed', ARGV[6])
+end
+if ARGV[7] and ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[3], 'spent_nusd', ARGV[7])
+end
+if redis.call('HEXISTS', KEYS[3], 'cancel_requested_ms') == 1 then
+  return 2
 end
 return 1

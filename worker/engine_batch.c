@@ -46,6 +46,7 @@
 #include "buf.h"
 #include "ledger.h"
 #include "log.h"
+#include "metrics.h"
 #include "redis.h"
 #include "testhook.h"
 #include "timeutil.h"
@@ -169,6 +170,17 @@ struct batch_sub *batch_sub_new(struct engine *e)
 void batch_sub_free(struct batch_sub *s)
 {
 	struct batcher *b = s->e->batcher;
+	if (s->touches > 0 && !s->e->closing) {
+		/* A renewal's reply is on its way (the claim is renewed on a
+		 * timer while collecting, so one may follow batch_finish.lua):
+		 * it frees s. Nothing else runs on s meanwhile. */
+		s->free_pending = true;
+		if (s->timer)
+			uv_timer_stop(s->timer);
+		if (s->renew)
+			uv_timer_stop(s->renew);
+		return;
+	}
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -599,8 +611,13 @@ static void on_recorded(void *opaque, redisReply *reply)
 		return;
 	}
 	batch_stop_at("batch_after_record");
-	log_info("batch recorded", "token", s->token, "batch", s->batch_id, "model",
-	         e->cfg->models[s->model].name, NULL);
+	const char *model = e->cfg->models[s->model].name;
+	const char *provider = e->cfg->providers[s->provider].name;
+	log_info("batch recorded", "token", s->token, "batch", s->batch_id, "model", model, NULL);
+	metrics_add(e->metrics, METRIC_BATCHES_TOTAL, (const char *[]){provider, model, "recorded"},
+	            1);
+	metrics_add(e->metrics, METRIC_BATCHED_JOBS_TOTAL, (const char *[]){provider, model},
+	            (int64_t)s->n_tasks);
 	/* Its jobs are the batch's now: they leave this worker's slots and
 	 * their partitions (SPEC §14). */
 	for (size_t i = 0; i < s->n_tasks; i++) {
@@ -677,16 +694,32 @@ static void on_finished(void *opaque, redisReply *reply)
 	batch_sub_free(s);
 }
 
+static void sub_finish_send(struct batch_sub *s)
+{
+	/* What its answers were charged is known when this worker collected
+	 * every request of it. */
+	bool collected = strcmp(s->final_state, "collected") == 0;
+	ledger_batch_finish(s->e->ledger, s->token, s->final_state, collected ? s->spent_nusd : -1,
+	                    on_finished, s);
+}
+
 static void on_finish_retry(uv_timer_t *timer)
 {
-	struct batch_sub *s = timer->data;
-	ledger_batch_finish(s->e->ledger, s->token, "collected", on_finished, s);
+	sub_finish_send(timer->data);
 }
 
 void batch_sub_finish(struct batch_sub *s, const char *state)
 {
+	struct engine *e = s->e;
 	s->phase = BSUB_FINISHING;
-	ledger_batch_finish(s->e->ledger, s->token, state, on_finished, s);
+	if (s->renew)
+		uv_timer_stop(s->renew); /* no renewal after the finish */
+	s->final_state = strcmp(state, "collected") == 0 ? "collected" : "abandoned";
+	metrics_add(e->metrics, METRIC_BATCHES_TOTAL,
+	            (const char *[]){e->cfg->providers[s->provider].name,
+	                             e->cfg->models[s->model].name, s->final_state},
+	            1);
+	sub_finish_send(s);
 }
 
 /* ---------------------------------------------------------------- claims */
@@ -743,10 +776,28 @@ static void on_claimed(void *opaque, redisReply *reply)
 	}
 }
 
+/* The gauge of the batches this worker holds, by state. */
+static void batch_gauges(struct engine *e)
+{
+	int64_t submitting = 0, polling = 0, collecting = 0;
+	for (const struct batch_sub *s = e->batcher->subs; s; s = s->next) {
+		if (s->phase == BSUB_POLLING)
+			polling++;
+		else if (s->phase == BSUB_COLLECTING || s->phase == BSUB_FINISHING)
+			collecting++;
+		else
+			submitting++;
+	}
+	metrics_set(e->metrics, METRIC_BATCHES, (const char *[]){"submitting"}, submitting);
+	metrics_set(e->metrics, METRIC_BATCHES, (const char *[]){"polling"}, polling);
+	metrics_set(e->metrics, METRIC_BATCHES, (const char *[]){"collecting"}, collecting);
+}
+
 static void on_claim_timer(uv_timer_t *timer)
 {
 	struct engine *e = timer->data;
 	struct batcher *b = e->batcher;
+	batch_gauges(e);
 	if (b->claiming || b->draining || e->closing || !redis_ready(e->redis))
 		return;
 	b->claiming = true;

@@ -36,6 +36,7 @@
 #define RESULTS_TIMEOUT_MS 600000
 
 static void sub_poll(struct batch_sub *s);
+static void sub_cancel(struct batch_sub *s, const char *why);
 static void sub_collect(struct batch_sub *s);
 static void results_next(struct batch_sub *s);
 static void request_missing(struct batch_sub *s, size_t i);
@@ -45,20 +46,38 @@ static void request_missing(struct batch_sub *s, size_t i);
 static void on_touched(void *opaque, redisReply *reply)
 {
 	struct batch_sub *s = opaque;
-	if (s->e->closing || !reply)
+	if (s->e->closing)
+		return;
+	s->touches--;
+	if (s->free_pending) {
+		/* Finished (or let go) while this touch was on its way. */
+		if (!s->touches)
+			batch_sub_free(s);
+		return;
+	}
+	if (!reply)
 		return;
 	if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && !s->lost) {
 		/* Our claim passed and another worker holds it now. */
 		log_warn("batch claim lost to another worker", "token", s->token, NULL);
 		s->lost = true;
 	}
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 2 && !s->cancel_asked) {
+		/* `promptyard batches cancel`: canceled now if it still runs (its
+		 * next poll sees the provider's answer), as for a deadline. */
+		s->cancel_asked = true;
+		if (s->phase == BSUB_POLLING && !provider_batch_state_final(s->pstate))
+			sub_cancel(s, "an operator asked");
+	}
 }
 
 static void sub_touch(struct batch_sub *s, bool with_state)
 {
+	s->touches++;
 	ledger_batch_touch(s->e->ledger, s->token, s->batch_id, batch_claim_lease_ms(s->e),
 	                   with_state ? provider_batch_state_name(s->pstate) : NULL, s->done,
-	                   s->failed, on_touched, s);
+	                   s->failed, s->phase == BSUB_COLLECTING ? s->spent_nusd : -1, on_touched,
+	                   s);
 }
 
 static void on_poll_timer(uv_timer_t *timer)
@@ -100,8 +119,28 @@ static void on_cancel_answer(void *opaque, const struct http_response *resp)
 		return;
 	char status[16];
 	snprintf(status, sizeof status, "%ld", resp->status);
-	log_info("batch canceled for its deadline", "token", s->token, "batch", s->batch_id,
-	         "status", status, NULL);
+	log_info("batch cancel sent", "token", s->token, "batch", s->batch_id, "status", status,
+	         NULL);
+}
+
+/* Cancels s at its provider (once): what it answered is used, its other
+ * requests come back canceled and their jobs run sync (task_batch_decide).
+ * Its polls go on, a second apart, until it ends. */
+static void sub_cancel(struct batch_sub *s, const char *why)
+{
+	struct engine *e = s->e;
+	const struct provider_conf *p = &e->cfg->providers[s->provider];
+	if (s->cancel_sent)
+		return;
+	s->cancel_sent = true;
+	log_info("batch canceling", "token", s->token, "batch", s->batch_id, "why", why, NULL);
+	metrics_add(e->metrics, METRIC_BATCHES_TOTAL,
+	            (const char *[]){p->name, e->cfg->models[s->model].name, "canceled"}, 1);
+	struct http_request req = {0};
+	provider_batch_cancel_request(p, s->batch_id, &req);
+	http_pool_start(e->pools[s->provider], &req, p->timeout_ms, on_cancel_answer, s);
+	if (!s->polling)
+		batch_sub_later(s, 1000, on_poll_timer);
 }
 
 static void on_polled(void *opaque, const struct http_response *resp)
@@ -161,15 +200,16 @@ static void on_polled(void *opaque, const struct http_response *resp)
 		return;
 	}
 	sub_touch(s, true);
-	if (!s->cancel_sent &&
-	    time_now_ms() >= s->complete_by_ms - cfg->batch.fallback_lead_s * 1000) {
+	if (s->cancel_sent) {
+		next_ms = 1000;
+	} else if (s->cancel_asked) {
+		sub_cancel(s, "an operator asked");
+		next_ms = 1000;
+	} else if (time_now_ms() >= s->complete_by_ms - cfg->batch.fallback_lead_s * 1000) {
 		/* SPEC §14: not ended fallback_lead_s before the earliest
 		 * complete_by: canceled; what it answered is used, the rest runs
 		 * sync. */
-		s->cancel_sent = true;
-		struct http_request req = {0};
-		provider_batch_cancel_request(p, s->batch_id, &req);
-		http_pool_start(e->pools[s->provider], &req, p->timeout_ms, on_cancel_answer, s);
+		sub_cancel(s, "its deadline");
 		next_ms = 1000;
 	}
 	batch_sub_later(s, next_ms, on_poll_timer);
@@ -408,8 +448,8 @@ static void on_prior_settled(void *opaque, redisReply *reply);
 static void prior_settle(struct task *t)
 {
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
-	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, a->number, a->cost_nusd,
-	                     NULL, NULL, on_prior_settled, t);
+	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, a->number, a->cost_nusd, NULL,
+	                     NULL, on_prior_settled, t);
 }
 
 static void on_prior_settle_retry(uv_timer_t *timer)
@@ -435,13 +475,15 @@ static void on_prior_settled(void *opaque, redisReply *reply)
 		    t->settle_tries < SETTLE_REFUSALS_MAX) {
 			if (t->settle_tries++ % 50 == 0)
 				log_warn("settle of a batch answer pending", "id", t->id, "error",
-				         rc == LEDGER_UNREACHABLE ? "redis unreachable" : err, NULL);
+				         rc == LEDGER_UNREACHABLE ? "redis unreachable" : err,
+				         NULL);
 			task_later(t, t->settle_tries < 10 ? 100 : 500, on_prior_settle_retry);
 			return;
 		}
-		log_error("the ledger refused to settle a batch answer: its lease will be reaped at "
-		          "the estimate",
-		          "id", t->id, "error", err, NULL);
+		log_error(
+		        "the ledger refused to settle a batch answer: its lease will be reaped at "
+		        "the estimate",
+		        "id", t->id, "error", err, NULL);
 		st = (struct ledger_settlement){0};
 	}
 	struct breq *r = &t->bsub->reqs[t->ticket];
@@ -484,9 +526,12 @@ static void task_bill(struct task *t, struct attempt_rec *a)
 	a->cost_nusd =
 	        a->estimated ? t->call_estimate_nusd : money_cost_nusd(&m->batch_price, &a->usage);
 	t->cost_nusd += a->cost_nusd;
+	if (t->bsub)
+		t->bsub->spent_nusd += a->cost_nusd;
 	const char *provider = e->cfg->providers[m->provider].name;
-	metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
-	            (const char *[]){t->job.budget_name, provider, m->name}, a->cost_nusd);
+	const char *labels[] = {t->job.budget_name, provider, m->name};
+	metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL, labels, a->cost_nusd);
+	metrics_add(e->metrics, METRIC_BATCH_SPEND_USD_TOTAL, labels, a->cost_nusd);
 	metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"false"}, 1);
 }
 

@@ -491,6 +491,11 @@ struct batch_sub {
 	uv_timer_t *timer; /* the next step's (batch_sub_later) */
 	uv_timer_t *renew; /* collecting: the claim renewed every poll_interval_s */
 	bool polling, cancel_sent, lost;
+	bool cancel_asked; /* an operator's `promptyard batches cancel` (batch_touch.lua) */
+	/* batch_touch.lua calls sent and not answered: their replies use s, so
+	 * a free waits for them (free_pending). */
+	int touches;
+	bool free_pending;
 	enum provider_batch_state pstate;
 	int64_t done, failed;
 	struct buf status; /* the last status body (Gemini's answers come in it) */
@@ -501,10 +506,12 @@ struct batch_sub {
 	struct breq *reqs;
 	char *results[2];
 	size_t n_results, results_i;
-	struct buf line;   /* the results file's line not ended yet */
-	size_t open_tasks; /* collector's tasks not over */
-	size_t deferred;   /* requests waiting for their job's next submission */
-	bool lines_done;   /* every result read, the missing ones dealt with */
+	struct buf line;         /* the results file's line not ended yet */
+	size_t open_tasks;       /* collector's tasks not over */
+	size_t deferred;         /* requests waiting for their job's next submission */
+	bool lines_done;         /* every result read, the missing ones dealt with */
+	int64_t spent_nusd;      /* what its answers were charged, this collection */
+	const char *final_state; /* batch_finish.lua's state (static text) */
 };
 
 /* The group of batch jobs of one model waiting for their submission. */

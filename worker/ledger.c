@@ -930,8 +930,8 @@ int ledger_batch_claimed_result(const redisReply *reply, size_t i, struct ledger
 }
 
 void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_id, int64_t lease_ms,
-                        const char *state, int64_t done, int64_t failed, redis_reply_cb *cb,
-                        void *opaque)
+                        const char *state, int64_t done, int64_t failed, int64_t spent_nusd,
+                        redis_reply_cb *cb, void *opaque)
 {
 	struct cmd c = {0};
 	cmd_key(&c, l, "bsub:%s", token);
@@ -943,6 +943,10 @@ void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_i
 	cmd_str(&c, state ? state : "");
 	cmd_i64(&c, done);
 	cmd_i64(&c, failed);
+	if (spent_nusd >= 0)
+		cmd_i64(&c, spent_nusd);
+	else
+		cmd_str(&c, "");
 	cmd_send(l, l->batch_touch, &c, cb, opaque);
 }
 
@@ -954,8 +958,8 @@ void ledger_batch_jobs(struct ledger *l, const char *token, redis_reply_cb *cb, 
 	cmd_send(l, l->batch_jobs, &c, cb, opaque);
 }
 
-void ledger_batch_finish(struct ledger *l, const char *token, const char *state, redis_reply_cb *cb,
-                         void *opaque)
+void ledger_batch_finish(struct ledger *l, const char *token, const char *state, int64_t spent_nusd,
+                         redis_reply_cb *cb, void *opaque)
 {
 	struct cmd c = {0};
 	cmd_key(&c, l, "bsub:%s", token);
@@ -964,6 +968,11 @@ void ledger_batch_finish(struct ledger *l, const char *token, const char *state,
 	cmd_str(&c, l->base);
 	cmd_str(&c, l->worker);
 	cmd_str(&c, state);
+	cmd_i64(&c, time_now_ms());
+	if (spent_nusd >= 0)
+		cmd_i64(&c, spent_nusd);
+	else
+		cmd_str(&c, "");
 	cmd_send(l, l->batch_finish, &c, cb, opaque);
 }
 

@@ -118,6 +118,8 @@ size_t ledger_stats_days(int64_t unix_ms, char (*days)[LEDGER_WINDOW_SIZE]);
  * blocking connection (the command line): their KEYS and ARGV are documented
  * at the top of worker/<name>.lua. */
 extern const char lua_budget_sync[], lua_budget_state[], lua_budget_reset[];
+/* The operator's cancel of a batch in flight (`promptyard batches cancel`). */
+extern const char lua_batch_cancel[];
 
 /* ------------------------------------------------------------ budgets */
 
@@ -324,6 +326,10 @@ void ledger_dedupe_done(struct ledger *l, const char *const *job_ids, size_t n, 
  *   <base>bsubs          sorted set: token -> unix ms when a worker must look
  *                        at it (the holder's lease)
  *   <base>batches, <base>batch:<id>   the batches in flight, for the dashboard
+ *                        and `promptyard batches` (cancel_requested_ms: an
+ *                        operator's cancel, batch_cancel.lua)
+ *   <base>batches_ended  sorted set: the batches ended in the last day (their
+ *                        hashes kept a day), for `promptyard batches`
  * and in <base>job:<job_id>: state submitting | batched, sub, next_sub,
  * committed, complete_by and src_* (the job's Kafka source). */
 
@@ -372,15 +378,18 @@ struct ledger_batch_claimed {
 int ledger_batch_claimed_result(const redisReply *reply, size_t i, struct ledger_batch_claimed *out,
                                 char *errstr, size_t errstr_size);
 /* batch_touch.lua: renews the holder's lease for lease_ms; state (NULL to
- * leave it) and the counts go to the dashboard's hash. Reply 1 or 0. */
+ * leave it) and the counts, and spent_nusd (what the batch's answers were
+ * charged so far; -1 to leave it), go to the dashboard's hash. Reply 1, 2
+ * (renewed, and an operator asked for the batch's cancel) or 0. */
 void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_id, int64_t lease_ms,
-                        const char *state, int64_t done, int64_t failed, redis_reply_cb *cb,
-                        void *opaque);
+                        const char *state, int64_t done, int64_t failed, int64_t spent_nusd,
+                        redis_reply_cb *cb, void *opaque);
 /* batch_jobs.lua: the requests and their jobs. */
 void ledger_batch_jobs(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque);
-/* batch_finish.lua. */
-void ledger_batch_finish(struct ledger *l, const char *token, const char *state, redis_reply_cb *cb,
-                         void *opaque);
+/* batch_finish.lua: spent_nusd is what its answers were charged (-1: not
+ * known), kept a day with the batch's hash among the ended batches. */
+void ledger_batch_finish(struct ledger *l, const char *token, const char *state, int64_t spent_nusd,
+                         redis_reply_cb *cb, void *opaque);
 /* batch_abandon.lua. */
 void ledger_batch_abandon(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque);
 

@@ -105,6 +105,39 @@ static const struct metric_def defs[METRIC_COUNT] = {
                                        1,
                                        {"estimated"},
                                        1},
+        [METRIC_BATCHES] = {"promptyard_batches",
+                            TYPE_GAUGE,
+                            "Provider batches this worker holds (SPEC 14), by state: submitting "
+                            "(prepared, sent, being recorded or searched for), polling "
+                            "(recorded, not ended), collecting (ended, its answers being "
+                            "settled and produced).",
+                            1,
+                            {"state"},
+                            1},
+        [METRIC_BATCHES_TOTAL] = {"promptyard_batches_total",
+                                  TYPE_COUNTER,
+                                  "Provider batches that reached a state on this worker: "
+                                  "recorded (accepted and recorded, or adopted), canceled "
+                                  "(a cancel sent: deadline or operator), collected, abandoned "
+                                  "(no provider batch holds it).",
+                                  3,
+                                  {"provider", "model", "state"},
+                                  1},
+        [METRIC_BATCHED_JOBS_TOTAL] = {"promptyard_batched_jobs_total",
+                                       TYPE_COUNTER,
+                                       "Jobs handed to recorded provider batches (state batched: "
+                                       "their offsets may be committed).",
+                                       2,
+                                       {"provider", "model"},
+                                       1},
+        [METRIC_BATCH_SPEND_USD_TOTAL] = {"promptyard_batch_spend_usd_total",
+                                          TYPE_COUNTER,
+                                          "Spend of provider batches' answers at batch prices "
+                                          "in USD (part of promptyard_spend_usd_total), by "
+                                          "budget, provider and model.",
+                                          3,
+                                          {"budget", "provider", "model"},
+                                          1000000000},
 };
 
 /* 50 ms to 2 minutes: a cached short answer to a long generation. */

@@ -45,6 +45,14 @@ enum metric_id {
 	METRIC_ASSIGNED_PARTITIONS, /* gauge {}: input partitions assigned to this worker */
 	METRIC_PAUSED,              /* gauge {}: 1 while consumption is paused (budget pause) */
 	METRIC_COST_RECORDS_TOTAL, /* counter {estimated}: cost records produced ("true"/"false") */
+	/* Batch mode (SPEC §14). */
+	METRIC_BATCHES,            /* gauge {state}: provider batches this worker holds, by
+	                                state (submitting, polling, collecting) */
+	METRIC_BATCHES_TOTAL,      /* counter {provider, model, state}: batches that reached
+	                                state (recorded, canceled, collected, abandoned) here */
+	METRIC_BATCHED_JOBS_TOTAL, /* counter {provider, model}: jobs handed to recorded batches */
+	METRIC_BATCH_SPEND_USD_TOTAL, /* counter {budget, provider, model}: add nano-USD of
+	                                 batch answers (also in METRIC_SPEND_USD_TOTAL) */
 	METRIC_COUNT
 };
 

@@ -365,3 +365,146 @@ def test_batch_crash_mid_collect():
 
 def test_batch_crash_mid_produce():
     run_crash("openai", "batch_mid_produce")
+
+
+# ---------------------------------------------------------------- the command line, metrics
+
+def cli(*args, timeout=60):
+    import subprocess
+    return subprocess.run([procs.bin_path("promptyard"), *[str(a) for a in args]],
+                          capture_output=True, text=True, timeout=timeout,
+                          env=procs.child_env())
+
+
+def cli_json(*args):
+    r = cli(*args, "--json")
+    assert r.returncode == 0, (args, r.returncode, r.stderr)
+    return json.loads(r.stdout)
+
+
+def scrape(s):
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(s.metrics_url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            out[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
+    return out
+
+
+def metric(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_batches_list_cancel_status_and_metrics():
+    """`promptyard batches` lists a batch in flight (provider, model, state,
+    counts, complete_by, reserved), `status` counts its batched jobs; `batches
+    cancel ID` makes the worker cancel it at the provider: what it answered is
+    used, every other job runs sync, each job gets one ok result and the
+    ledger equals the cost records; afterwards the batch is listed as ended
+    with what its answers were charged, and /metrics counts the batch, its
+    batched jobs and its spend at the batch price."""
+    model = "gpt-b"
+    rules = [{"prefix": PREFIX_OF[model], "model": model, "batch_never_ends": True,
+              "batch_stall_share": 0.5, "batch_finish_ms": 1000}]
+    with batch_stack(rules, worker={"metrics_listen": f"127.0.0.1:{procs.free_port()}"}) as s:
+        cfg = s.config_path
+        # complete_by hours away: no deadline cancel, only the operator's.
+        jobs = jobs_for(model, 10, "cancel", complete_by=rfc3339(time.time() + 3 * 3600))
+        produce(s, jobs)
+        s.worker()
+
+        def in_flight():
+            rows = cli_json("batches", "-c", cfg)["batches"]
+            return [b for b in rows if b["in_flight"] and b["state"] == "in_progress"
+                    and b["requests_done"] >= 5] or None
+        (b,) = wait_for(in_flight, 120, "the batch in flight, half answered")
+        assert b["provider"] == "openai" and b["model"] == model, b
+        assert b["requests_total"] == 10 and not b["cancel_requested"], b
+        assert b["reserved_nusd"] > 0 and b["spent_nusd"] == 0, b
+        assert b["complete_by"].endswith("Z") and b["ended_at"] is None, b
+        table = cli("batches", "-c", cfg)
+        assert table.returncode == 0 and b["id"] in table.stdout and "in_progress" in table.stdout
+        st = cli_json("status", "-c", cfg)["batches"]
+        assert st["in_flight"] == 1 and st["batched_jobs"] == 10, st
+        assert st["reserved_nusd"] == b["reserved_nusd"], st
+        # Nothing answered yet: no result, the jobs are the batch's.
+        assert s.results(timeout_s=2) == []
+
+        assert cli("batches", "cancel", "-c", cfg, "no-such-batch").returncode == 2
+        r = cli("batches", "cancel", "-c", cfg, b["id"])
+        assert r.returncode == 0 and "cancel requested" in r.stdout, (r.stdout, r.stderr)
+        assert cli_json("batches", "cancel", "-c", cfg, b["id"])["cancel"] == "already"
+
+        results = results_by_id(s, len(jobs), timeout_s=120)
+        kinds = {}
+        for r in results.values():
+            assert r["status"] == "ok", r
+            k = tuple((a["mode"], a["outcome"]) for a in r["attempts"])
+            kinds[k] = kinds.get(k, 0) + 1
+        assert kinds.get((("batch", "ok"),), 0) >= 1, kinds
+        assert kinds.get((("batch", "batch_canceled"), ("sync", "ok")), 0) >= 1, kinds
+        assert set(kinds) <= {(("batch", "ok"),),
+                              (("batch", "batch_canceled"), ("sync", "ok"))}, kinds
+        got = settle_checks(s, results)
+        (fb,) = batches(s)
+        assert fb["ended"] and fb["cancels"] >= 1, fb
+        check_no_request_twice(s)
+
+        batch_spent = sum(c["cost_nusd"] for c in s.costs(timeout_s=5) if c["mode"] == "batch")
+        assert batch_spent > 0
+
+        def ended():
+            rows = cli_json("batches", "-c", cfg)["batches"]
+            return [x for x in rows if x["id"] == b["id"] and not x["in_flight"]] or None
+        (e,) = wait_for(ended, 60, "the batch listed as ended")
+        assert e["state"] == "collected" and e["ended_at"], e
+        assert e["spent_nusd"] == batch_spent and e["reserved_nusd"] == 0, e
+        st = cli_json("status", "-c", cfg)["batches"]
+        assert st["in_flight"] == 0 and st["batched_jobs"] == 0, st
+        assert cli("batches", "cancel", "-c", cfg, b["id"]).returncode == 1
+
+        m = wait_for(lambda: (lambda x: x if metric(x, "promptyard_batches_total",
+                                                    provider="openai", model=model,
+                                                    state="collected") == 1 else None)(scrape(s)),
+                     30, "the batch collected in /metrics")
+        assert metric(m, "promptyard_batches_total", provider="openai", model=model,
+                      state="recorded") == 1
+        assert metric(m, "promptyard_batches_total", provider="openai", model=model,
+                      state="canceled") == 1
+        assert metric(m, "promptyard_batched_jobs_total", provider="openai", model=model) == 10
+        assert round(metric(m, "promptyard_batch_spend_usd_total", budget="default",
+                            provider="openai", model=model) * 1e9) == batch_spent
+        assert round(metric(m, "promptyard_spend_usd_total", budget="default", provider="openai",
+                            model=model) * 1e9) == sum(got.values())
+        assert metric(m, "promptyard_batches", state="polling") == 0
+
+
+def test_estimate_sync_and_batch_side_by_side():
+    """`estimate` prints a file's cost sync and in batches: the batch column
+    is every job's estimate at the batch prices, exact to the nano-USD."""
+    with batch_stack([]) as s:
+        jobs = [{"id": f"e{i}", "model": m, "prompt": "word " * (i * 7 + 1), "max_tokens": 50 + i}
+                for i, m in enumerate(list(PRICES) * 4)]
+        path = s.dir / "jobs.jsonl"
+        path.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+        doc = cli_json("estimate", "-c", s.config_path, path)
+
+        def est(j, pin, pout):
+            est_input = -(-len(j["prompt"].encode()) // 3) + 4 + 3
+            return -(-(est_input * nusd(pin) + j["max_tokens"] * nusd(pout)) // 1_000_000)
+        sync = sum(est(j, PRICES[j["model"]][1], PRICES[j["model"]][3]) for j in jobs)
+        batch = sum(est(j, BATCH_PRICES[j["model"]][0], BATCH_PRICES[j["model"]][2]) for j in jobs)
+        assert doc["total_nusd"] == sync and doc["batch_total_nusd"] == batch, doc
+        assert batch < sync
+        for m in doc["models"]:
+            assert m["jobs"] == m["batch_jobs"] == 4, m
+            assert m["batch_estimate_nusd"] == sum(
+                est(j, BATCH_PRICES[m["model"]][0], BATCH_PRICES[m["model"]][2])
+                for j in jobs if j["model"] == m["model"]), m
+        b = doc["budgets"][0]
+        assert b["batch_estimate_nusd"] == batch and b["batch_covered"] is True, b
+        r = cli("estimate", "-c", s.config_path, path)
+        assert r.returncode == 0 and "BATCH" in r.stdout and "SYNC" in r.stdout, r.stdout

@@ -622,3 +622,39 @@ def test_dev_ctrl_c_stops_everything(tmpdir):
 
 
 test_dev_ctrl_c_stops_everything.timeout = 180
+
+
+def usd(text):
+    return round(float(text.replace("$", "")) * 1e9)
+
+
+def test_dev_mode_auto_runs_through_batches(tmpdir):
+    """`dev --mode auto`: the sample jobs (complete_by a day away by default)
+    go in provider batches on the simulator; the summary counts them and
+    shows what they were charged against the same usage at sync prices."""
+    bad = cli("dev", "--mode", "later")
+    assert bad.returncode == 2 and "--mode" in bad.stderr, bad.stderr
+    p, tmp, out, err = start_dev(tmpdir, "--count", "30", "--mode", "auto")
+    rc = p.wait(240)
+    out.close()
+    err.close()
+    stdout = (Path(tmpdir) / "dev.out").read_text()
+    stderr = (Path(tmpdir) / "dev.err").read_text()
+    assert rc == 0, stderr[-3000:]
+    m = re.search(r"(\d+) ok, (\d+) error\n", stdout)
+    b = re.search(r"batch mode \(auto\): (\d+) jobs? answered in (\d+) provider batch(?:es)?, "
+                  r"(\d+) sync\n  batch answers charged (\$[0-9.]+); the same usage at sync "
+                  r"prices (\$[0-9.]+): saved (\$[0-9.]+) \(([0-9.]+)%\)", stdout)
+    assert m and b, stdout
+    ok = int(m.group(1))
+    answered, n_batches, sync = int(b.group(1)), int(b.group(2)), int(b.group(3))
+    assert answered + sync == ok and answered >= 25 and n_batches >= 1, stdout
+    charged, as_sync, saved = usd(b.group(4)), usd(b.group(5)), usd(b.group(6))
+    assert as_sync - charged == saved and saved > 0, stdout
+    # The demo's batch prices are half the sync ones (rounded up per call).
+    assert 2 * charged >= as_sync and charged <= as_sync * 0.51, stdout
+    assert "differs" not in stdout, stdout
+    assert list(tmp.iterdir()) == [], list(tmp.iterdir())
+
+
+test_dev_mode_auto_runs_through_batches.timeout = 300

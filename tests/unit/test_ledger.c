@@ -1317,8 +1317,8 @@ static redisReply *batch_step(struct fx *f, int step, const char *token, const c
 	else if (step == 2)
 		ledger_batch_jobs(f->l[0], token, on_reply, &w);
 	else
-		ledger_batch_finish(f->l[0], token, step == 3 ? "collected" : "abandoned", on_reply,
-		                    &w);
+		ledger_batch_finish(f->l[0], token, step == 3 ? "collected" : "abandoned",
+		                    step == 3 ? 150 : -1, on_reply, &w);
 	return wait_for(f, &w);
 }
 
@@ -1420,6 +1420,42 @@ TEST(batch_steps)
 	}
 	reply_free(r);
 
+	/* An operator's cancel: the holder's next renewal says so. */
+	{
+		struct waiter w = {0};
+		ledger_batch_touch(f.l[0], "tok000000002", "batch_1", 60000, "in_progress", 1, 0,
+		                   -1, on_reply, &w);
+		r = wait_for(&f, &w);
+		CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+		reply_free(r);
+		const char *argv[] = {"EVAL",
+		                      lua_batch_cancel,
+		                      "2",
+		                      "tb:{ledger}:batches",
+		                      "tb:{ledger}:batch:batch_1",
+		                      "batch_1",
+		                      "1000"};
+		redisContext *c = admin_connect();
+		r = c ? redisCommandArgv(c, 7, argv, NULL) : NULL;
+		CHECK(r && r->type == REDIS_REPLY_ARRAY &&
+		      strcmp(r->element[0]->str, "requested") == 0 &&
+		      strcmp(r->element[1]->str, "in_progress") == 0);
+		reply_free(r);
+		r = c ? redisCommandArgv(c, 7, argv, NULL) : NULL;
+		CHECK(r && r->type == REDIS_REPLY_ARRAY &&
+		      strcmp(r->element[0]->str, "already") == 0);
+		reply_free(r);
+		if (c)
+			redisFree(c);
+		w = (struct waiter){0};
+		ledger_batch_touch(f.l[0], "tok000000002", "batch_1", 60000, NULL, 0, 0, 42,
+		                   on_reply, &w);
+		r = wait_for(&f, &w);
+		CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 2);
+		reply_free(r);
+		CHECK_INT(admin_int("HGET %s %s", "tb:{ledger}:batch:batch_1", "spent_nusd"), 42);
+	}
+
 	/* Answered: settled once; finished: off the books. */
 	CHECK_INT(settle(&f, "b", "j3", r3.res.attempt, 150).s.how, LEDGER_CHARGED_ACTUAL);
 	CHECK_INT(settle(&f, "b", "j3", r3.res.attempt, 150).s.now, 0);
@@ -1431,7 +1467,11 @@ TEST(batch_steps)
 	reply_free(r);
 	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:batches", NULL), 0);
 	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:bsubs", NULL), 0);
-	CHECK_INT(admin_int("EXISTS %s", "tb:{ledger}:batch:batch_1", NULL), 0);
+	/* Kept a day among the ended batches, with what its answers cost. */
+	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:batches_ended", NULL), 1);
+	CHECK_INT(admin_int("HGET %s %s", "tb:{ledger}:batch:batch_1", "spent_nusd"), 150);
+	CHECK_INT(admin_int("HGET %s %s", "tb:{ledger}:batch:batch_1", "reserved_nusd"), 0);
+	CHECK(admin_int("TTL %s", "tb:{ledger}:batch:batch_1", NULL) > 0);
 
 	fx_close(&f);
 }
