@@ -7,14 +7,18 @@
  *   - Redis: a redis-server child on a free loopback port (no persistence);
  *   - providers: the simulator, a child speaking the OpenAI, Anthropic and
  *     Gemini wire formats with 200-1500 ms latency, realistic usage and a
- *     few failures (about 2% 503/529/429, Retry-After on the 429s);
+ *     few failures (about 2% 503/529/429, Retry-After on the 429s; a fifth
+ *     of Gemini's structured answers broken);
  *   - a worker (promptyard-worker) on a generated config: three providers on
- *     the simulator, six models across them, a "demo" budget under an "org"
- *     budget, and a rule sending code reviews to the stronger models;
- * then submits the sample jobs (deploy/samples/jobs.jsonl, or --jobs FILE;
- * strategies rotated over the jobs that name none), shows progress as the
- * results come in, stops the worker (it drains and commits), prints the
- * results by status and code, the spend per model and per budget, and stops
+ *     the simulator, seven models across them (images, PDFs, schemas, tools
+ *     and reasoning in each format), a "demo" budget under an "org" budget,
+ *     and a rule sending code reviews to the stronger models;
+ * then submits the sample jobs (deploy/samples/jobs.jsonl, documents
+ * included, or --jobs FILE; strategies rotated over the jobs that name
+ * none), shows progress as the results come in, stops the worker (it
+ * drains and commits), prints the results by status and code, what the
+ * rich jobs brought back (parsed JSON, tool calls, refusals, broken
+ * answers), the spend per model and per budget, and stops
  * everything it started. With --dashboard ADDR it also serves `promptyard
  * dashboard` on the stack from the start, and after the summary keeps Redis
  * and the dashboard up until Ctrl-C, for a look (or a screenshot) at the
@@ -415,7 +419,10 @@ static int start_redis(struct dev *d)
 }
 
 /* The simulator's behaviour: per provider, latency 200-1500 ms, realistic
- * output sizes, and every Nth call failing with a retryable status. */
+ * output sizes, and every Nth call failing with a retryable status; Gemini
+ * also breaks a fifth of its structured answers (a required field missing
+ * or of the wrong type), which the worker takes for invalid_output: charged,
+ * and retried on the next model. */
 static const char sim_rules[] =
         "[\n"
         " {\"prefix\": \"/openai/v1\", \"latency_ms\": 200, \"jitter_ms\": 1300,\n"
@@ -426,7 +433,8 @@ static const char sim_rules[] =
         "  \"comment\": \"2.5% overloaded_error\"},\n"
         " {\"prefix\": \"/gemini/v1beta\", \"latency_ms\": 200, \"jitter_ms\": 1000,\n"
         "  \"output_tokens\": 150, \"fail_every\": 45, \"status\": 429, \"retry_after_s\": 1,\n"
-        "  \"comment\": \"2% rate limited, Retry-After 1 s\"}\n"
+        "  \"break_schema_share\": 0.2,\n"
+        "  \"comment\": \"2% rate limited, Retry-After 1 s; a fifth of schema answers broken\"}\n"
         "]\n";
 
 static int write_file(const char *path, const char *text)
@@ -509,8 +517,10 @@ static int start_simulator(struct dev *d)
 
 /* The demo's catalog: the three wire formats, cheap and strong models on
  * each, prices as deploy/models.cfg has them (the simulator bills like the
- * real APIs). Anthropic has no JSON mode, so extraction jobs (json_object)
- * go to OpenAI or Gemini; code reviews go to Claude by the rule below. */
+ * real APIs), and the capabilities of SPEC §13 in every format, so that the
+ * document jobs (images, PDFs, schemas, tools, reasoning) have models in
+ * each. Anthropic has no JSON mode, so extraction jobs (json_object) go to
+ * OpenAI or Gemini; code reviews go to Claude by the rule below. */
 struct dev_model {
 	const char *name, *provider, *id;
 	const char *input_usd, *cached_usd, *output_usd; /* per Mtok, as written in a config */
@@ -520,20 +530,24 @@ struct dev_model {
 	const char *caps;
 };
 
+#define DOCS "\"json_schema\", \"tools\", \"vision\", \"pdf\""
 static const struct dev_model dev_models[] = {
         {"gpt-4o-mini", "openai-sim", "gpt-4o-mini", "0.15", "0.075", "0.60", 128000, "0.62", 400,
-         "\"json\", \"tools\", \"vision\""},
+         "\"json\", " DOCS},
         {"gpt-4o", "openai-sim", "gpt-4o", "2.50", "1.25", "10.00", 128000, "0.80", 1000,
-         "\"json\", \"tools\", \"vision\""},
+         "\"json\", " DOCS},
+        {"o4-mini", "openai-sim", "o4-mini", "1.10", "0.275", "4.40", 200000, "0.84", 2500,
+         "\"json\", " DOCS ", \"reasoning\", \"long_context\""},
         {"claude-haiku", "anthropic-sim", "claude-3-5-haiku-latest", "0.80", "0.08", "4.00", 200000,
-         "0.66", 450, "\"tools\", \"vision\", \"long_context\""},
+         "0.66", 450, DOCS ", \"long_context\""},
         {"claude-sonnet", "anthropic-sim", "claude-sonnet-4-0", "3.00", "0.30", "15.00", 200000,
-         "0.86", 1200, "\"tools\", \"vision\", \"long_context\""},
+         "0.86", 1200, DOCS ", \"reasoning\", \"long_context\""},
         {"gemini-flash", "gemini-sim", "gemini-2.0-flash", "0.10", "0.025", "0.40", 1048576, "0.60",
-         600, "\"json\", \"vision\", \"long_context\""},
+         600, "\"json\", " DOCS ", \"long_context\""},
         {"gemini-pro", "gemini-sim", "gemini-2.5-pro", "1.25", "0.31", "10.00", 1048576, "0.84",
-         1500, "\"json\", \"vision\", \"long_context\""},
+         1500, "\"json\", " DOCS ", \"reasoning\", \"long_context\""},
 };
+#undef DOCS
 
 static const struct {
 	const char *name, *type, *path, *key_env;
@@ -766,11 +780,31 @@ static void fit_count(struct cli_jobs *jobs, size_t count)
 
 /* ---------------------------------------------------------------- results */
 
+/* The ids of the jobs that ask for a json_schema answer (a new object). */
+static json_t *schema_job_ids(const struct cli_jobs *jobs)
+{
+	json_t *ids = json_object();
+	for (size_t i = 0; i < jobs->n; i++) {
+		json_t *j = json_loadb(jobs->v[i].value, jobs->v[i].len, 0, NULL);
+		const char *type = json_string_value(
+		        json_object_get(json_object_get(j, "response_format"), "type"));
+		if (type && strcmp(type, "json_schema") == 0)
+			json_object_set_new(ids, jobs->v[i].id, json_true());
+		json_decref(j);
+	}
+	return ids;
+}
+
 struct tally {
 	json_t *seen; /* id -> true once counted */
 	size_t want, have, ok, errors;
-	json_t *by_code;  /* code -> count */
-	json_t *by_model; /* answering model -> count */
+	/* What rich jobs (SPEC §13) brought back. */
+	json_t *schema_ids;          /* ids of the json_schema jobs submitted */
+	size_t parsed, validated;    /* results with parsed; those of json_schema jobs */
+	size_t tool_calls, refusals; /* results with tool calls; with a refusal */
+	uint64_t invalid_outputs;    /* attempts whose answer broke its format */
+	json_t *by_code;             /* code -> count */
+	json_t *by_model;            /* answering model -> count */
 	uint64_t attempts, failovers;
 	int64_t *latencies; /* ms, of ok results */
 	size_t n_lat;
@@ -794,9 +828,23 @@ static int on_result(void *opaque, const rd_kafka_message_t *m)
 	if (id && status && !json_object_get(t->seen, id)) {
 		json_object_set_new_nocheck(t->seen, id, json_true());
 		t->have++;
-		size_t n = json_array_size(json_object_get(r, "attempts"));
+		json_t *attempts = json_object_get(r, "attempts");
+		size_t n = json_array_size(attempts);
 		t->attempts += n;
 		t->failovers += n > 1;
+		for (size_t i = 0; i < n; i++) {
+			const char *o = json_string_value(
+			        json_object_get(json_array_get(attempts, i), "outcome"));
+			t->invalid_outputs += o && strcmp(o, "invalid_output") == 0;
+		}
+		/* The worker validated parsed against the job's schema (SPEC
+		 * §13): an ok json_schema job has it, or it would not be ok. */
+		if (json_object_get(r, "parsed")) {
+			t->parsed++;
+			t->validated += json_object_get(t->schema_ids, id) != NULL;
+		}
+		t->tool_calls += json_array_size(json_object_get(r, "tool_calls")) > 0;
+		t->refusals += json_is_string(json_object_get(r, "refusal"));
 		if (strcmp(status, "ok") == 0) {
 			t->ok++;
 			const char *model = json_string_value(json_object_get(r, "model"));
@@ -907,6 +955,11 @@ static void print_summary(struct dev *d, struct tally *t, struct spend *s, bool 
 	printf("  provider attempts %llu (%llu job%s failed over to another model)\n",
 	       (unsigned long long)t->attempts, (unsigned long long)t->failovers,
 	       t->failovers == 1 ? "" : "s");
+	printf("  structured output: %zu with parsed JSON (%zu validated against the job's "
+	       "json_schema), %zu with tool calls, %zu refusal%s\n",
+	       t->parsed, t->validated, t->tool_calls, t->refusals, t->refusals == 1 ? "" : "s");
+	printf("  answers that broke their schema: %llu (invalid_output: charged, retried)\n",
+	       (unsigned long long)t->invalid_outputs);
 	if (t->n_lat) {
 		qsort(t->latencies, t->n_lat, sizeof *t->latencies, cmp_i64);
 		printf("  job latency p50 %lld ms, p95 %lld ms, max %lld ms\n",
@@ -1106,6 +1159,7 @@ int cli_dev(int argc, char **argv)
 	t.want = jobs.n;
 	t.d = &d;
 	t.seen = json_object();
+	t.schema_ids = schema_job_ids(&jobs);
 	t.by_code = json_object();
 	t.by_model = json_object();
 	t.latencies = xcalloc(jobs.n, sizeof *t.latencies);
@@ -1168,6 +1222,7 @@ out:
 	stop_all(&d);
 	cli_jobs_free(&jobs);
 	json_decref(t.seen);
+	json_decref(t.schema_ids);
 	json_decref(t.by_code);
 	json_decref(t.by_model);
 	free(t.latencies);

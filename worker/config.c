@@ -150,14 +150,23 @@ static int load_redis(struct loader *ld, const config_setting_t *g, struct confi
 
 static int load_worker(struct loader *ld, const config_setting_t *g, struct config *cfg)
 {
-	static const char *const known[] = {"max_in_flight",       "default_strategy",
-	                                    "default_budget",      "max_attempts",
-	                                    "retry_same",          "max_retry_after_ms",
-	                                    "on_budget_exhausted", "drain_timeout_ms",
-	                                    "max_job_bytes",       "dedupe_ttl_s",
-	                                    "metrics_listen",      "log_level",
-	                                    "max_response_bytes",  "default_mode",
-	                                    "max_fetch_bytes",     NULL};
+	static const char *const known[] = {"max_in_flight",
+	                                    "default_strategy",
+	                                    "default_budget",
+	                                    "max_attempts",
+	                                    "retry_same",
+	                                    "max_retry_after_ms",
+	                                    "on_budget_exhausted",
+	                                    "drain_timeout_ms",
+	                                    "max_job_bytes",
+	                                    "dedupe_ttl_s",
+	                                    "metrics_listen",
+	                                    "log_level",
+	                                    "max_response_bytes",
+	                                    "default_mode",
+	                                    "max_fetch_bytes",
+	                                    "fetch_ca_file",
+	                                    NULL};
 	const char *v = NULL;
 	enum log_level level;
 
@@ -215,6 +224,14 @@ static int load_worker(struct loader *ld, const config_setting_t *g, struct conf
 	if (log_level_parse(cfg->worker.log_level, &level) < 0)
 		return config_read_fail(ld, g, "log_level",
 		                        "must be one of debug, info, warn, error, off");
+
+	if (config_read_str(ld, g, "fetch_ca_file", &v) < 0)
+		return -1;
+	if (v && *v && access(v, R_OK) != 0)
+		return config_read_fail(ld, g, "fetch_ca_file", "cannot read %s: %s", v,
+		                        strerror(errno));
+	if (v && *v)
+		cfg->worker.fetch_ca_file = xstrdup(v);
 	return 0;
 }
 
@@ -705,6 +722,7 @@ void config_free(struct config *cfg)
 	free(cfg->worker.default_budget);
 	free(cfg->worker.metrics_listen);
 	free(cfg->worker.log_level);
+	free(cfg->worker.fetch_ca_file);
 	free(cfg->router.classifier_model);
 
 	for (size_t i = 0; i < cfg->n_providers; i++) {

@@ -195,6 +195,10 @@ struct config {
 		int64_t max_response_bytes; /* extension: larger provider bodies are invalid_response */
 		enum job_mode default_mode; /* SPEC §14, default sync */
 		int64_t max_fetch_bytes;    /* a part fetched by URL, at most; default 20 MiB */
+		/* Extension: the PEM bundle the worker's fetches of URL parts
+		 * trust instead of the system's (a corporate CA); NULL: the
+		 * system's. */
+		char *fetch_ca_file;
 	} worker;
 
 	struct {                     /* SPEC §14 */

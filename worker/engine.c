@@ -112,7 +112,7 @@ struct engine *engine_new(uv_loop_t *loop, const struct config *cfg, char *errst
 	e->slot_head = xcalloc(cfg->n_providers, sizeof *e->slot_head);
 	e->slot_tail = xcalloc(cfg->n_providers, sizeof *e->slot_tail);
 	e->pools = engine_pools_new(loop, cfg, errstr, errstr_size);
-	if (!e->pools)
+	if (!e->pools || engine_fetch_init(e, errstr, errstr_size) != 0)
 		goto fail;
 	return e;
 fail:
@@ -155,6 +155,7 @@ int engine_start(struct engine *e, char *errstr, size_t errstr_size)
 	uv_timer_init(e->loop, &e->hold_timer);
 	e->hold_timer.data = e;
 	engine_upkeep_start(e);
+	engine_batch_start(e);
 	log_info("worker started", "worker", e->worker_id, "group", e->cfg->kafka.group, NULL);
 	return 0;
 }
@@ -182,6 +183,8 @@ static void finish_stop(struct engine *e)
 	e->redis = NULL;
 	engine_pools_free(e->pools, e->cfg->n_providers);
 	e->pools = NULL;
+	engine_fetch_close(e);
+	engine_batch_free(e); /* no callback of Redis or HTTP can reach it now */
 	/* What is left never finished: its offsets were not stored. */
 	while (e->live)
 		task_free(e->live);
@@ -237,6 +240,7 @@ void engine_stop(struct engine *e)
 	kafka_hold(e->kafka, false); /* paused now: serve what librdkafka hands over */
 	uv_timer_stop(&e->hold_timer);
 	engine_backlog_drop(e, NULL);
+	engine_batch_drain(e);
 	uv_timer_start(&e->drain_timer, on_drain_timeout, (uint64_t)e->cfg->worker.drain_timeout_ms,
 	               0);
 	engine_maybe_finish_stop(e);
@@ -252,6 +256,7 @@ void engine_free(struct engine *e)
 	if (!e)
 		return;
 	engine_pools_free(e->pools, e->cfg->n_providers);
+	engine_fetch_close(e);
 	free(e->calls);
 	free(e->slot_head);
 	free(e->slot_tail);

@@ -38,9 +38,13 @@ static void send_reserve(struct task *t);
 static void on_reserved(void *opaque, redisReply *reply);
 static void on_http_done(void *opaque, const struct http_response *resp);
 static void settle_attempt(struct task *t);
+void task_settle(struct task *t)
+{
+	t->settle_tries = 0;
+	settle_attempt(t);
+}
 static void on_settled(void *opaque, redisReply *reply);
 static void on_attempt_timer(uv_timer_t *timer);
-static void task_decide(struct task *t);
 
 /* ---------------------------------------------------------------- choosing the model */
 
@@ -74,6 +78,20 @@ void task_attempt(struct task *t)
 			          "budget: %s cannot cover %s's estimate either",
 			          t->job.budget_name, m->name);
 			continue;
+		}
+		/* A URL part this provider cannot take by URL goes as its bytes:
+		 * fetched now, once for the job, before health, a slot or money
+		 * is asked for (engine_fetch.c). */
+		if (task_fetch(t, p->ops->url_parts, task_attempt))
+			return;
+		if (task_batch_wanted(t, mi)) {
+			/* A provider batch (engine_batch.c): reserved like a call,
+			 * without a slot or health's admission. */
+			t->batching = true;
+			t->pending_model = mi;
+			t->pending_estimate_nusd = estimate;
+			task_call(t);
+			return;
 		}
 		if (t->admitted_model != mi) {
 			int rc = task_admit(t, mi);
@@ -289,6 +307,10 @@ void task_call(struct task *t)
 {
 	struct engine *e = t->e;
 	t->reserve_seq++;
+	if (t->batching) {
+		send_reserve(t);
+		return;
+	}
 	int p = e->cfg->models[t->pending_model].provider;
 	if (e->calls[p] < http_pool_capacity(e->pools[p]) && !e->slot_head[p]) {
 		e->calls[p]++;
@@ -376,6 +398,10 @@ static void pending_drop(struct task *t)
 	int mi = t->pending_model;
 	http_request_clear(&t->pending_req);
 	t->pending_model = -1;
+	if (t->batching) {
+		t->batching = false; /* it held no slot and no turn */
+		return;
+	}
 	slot_release(e, e->cfg->models[mi].provider);
 	health_release(e->health, mi);
 }
@@ -401,14 +427,21 @@ static void on_reserved(void *opaque, redisReply *reply)
 		task_later(t, 1000, on_reserve_retry);
 		return;
 	}
-	if (res.status == LEDGER_JOB_DONE || res.status == LEDGER_JOB_PENDING) {
+	if (res.status == LEDGER_JOB_DONE || res.status == LEDGER_JOB_PENDING ||
+	    res.status == LEDGER_JOB_BATCHED || res.status == LEDGER_JOB_SUBMITTING) {
 		/* Nothing was reserved: the call does not go out. */
 		pending_drop(t);
 		t->classifying = false;
-		task_found(t, res.status == LEDGER_JOB_DONE ? JOB_DONE : JOB_PENDING, res.outputs,
-		           res.outputs_len);
+		task_found(t,
+		           res.status == LEDGER_JOB_DONE      ? JOB_DONE
+		           : res.status == LEDGER_JOB_PENDING ? JOB_PENDING
+		           : res.status == LEDGER_JOB_BATCHED ? JOB_BATCHED
+		                                              : JOB_SUBMITTING,
+		           res.outputs, res.outputs_len);
 		return;
 	}
+	if (!t->looked_up)
+		task_keep_prior_costs(t, res.costs);
 	t->looked_up = true;
 	if (t->classifying && (res.status == LEDGER_WAIT || res.status == LEDGER_EXHAUSTED)) {
 		/* The classifier is worth no wait and no refusal: the heuristic's
@@ -446,7 +479,9 @@ static void on_reserved(void *opaque, redisReply *reply)
 		task_later(t, 500, on_reserve_retry);
 		return;
 	case LEDGER_JOB_DONE:
-	case LEDGER_JOB_PENDING: break; /* above */
+	case LEDGER_JOB_PENDING:
+	case LEDGER_JOB_BATCHED:
+	case LEDGER_JOB_SUBMITTING: break; /* above */
 	case LEDGER_EXHAUSTED: {
 		char spent[32], limit[32], est[32];
 		int64_t estimate = t->pending_estimate_nusd;
@@ -477,6 +512,13 @@ static void on_reserved(void *opaque, redisReply *reply)
 	t->call_estimate_nusd = t->pending_estimate_nusd;
 	if (!t->classifying)
 		t->n_calls++; /* worker.max_attempts counts the chain's calls, not attempt 0 */
+	if (t->batching) {
+		t->batching = false;
+		t->pending_model = -1;
+		a->batch = true;
+		task_batch_join(t);
+		return;
+	}
 	struct http_request req = t->pending_req;
 	memset(&t->pending_req, 0, sizeof t->pending_req);
 	t->pending_model = -1;
@@ -585,12 +627,18 @@ static void settle_attempt(struct task *t)
 {
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
 	struct buf blob = {0};
+	struct buf record = {0};
 	bool answered = a->outcome == OUTCOME_OK && !t->classifying;
 	if (answered)
 		task_outputs_blob(t, &blob);
+	else if (a->billed)
+		/* Kept in Redis until the job's outputs are out: a run after a
+		 * crash publishes it (task_keep_prior_costs). */
+		output_cost(&record, t->e->cfg, t->id, a, t->job.budget_name, false, time_now_ms());
 	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, a->number, a->cost_nusd,
-	                     answered ? &blob : NULL, on_settled, t);
+	                     answered ? &blob : NULL, a->billed ? &record : NULL, on_settled, t);
 	buf_free(&blob);
+	buf_free(&record);
 }
 
 static void on_settle_retry(uv_timer_t *timer)
@@ -659,6 +707,8 @@ static void on_settled(void *opaque, redisReply *reply)
 		a->billed = false;
 		task_drop_outputs(t);
 	}
+	if (t->bsub)
+		task_batch_settled(t);
 	if (t->classifying)
 		task_classifier_end(t, true);
 	else
@@ -671,7 +721,7 @@ static void on_attempt_timer(uv_timer_t *timer)
 }
 
 /* After an attempt (and its settlement): done, or where to go next. */
-static void task_decide(struct task *t)
+void task_decide(struct task *t)
 {
 	struct engine *e = t->e;
 	const struct config *cfg = e->cfg;
@@ -687,6 +737,8 @@ static void task_decide(struct task *t)
 		          m->name, cfg->providers[m->provider].name, a->http_status);
 		return;
 	}
+	if (a->batch && task_batch_decide(t, a))
+		return;
 	if ((int)t->n_calls >= cfg->worker.max_attempts) {
 		task_fail(t, ERR_PROVIDERS_FAILED, "%zu attempts failed (worker.max_attempts)",
 		          t->n_calls);

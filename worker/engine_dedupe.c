@@ -90,12 +90,24 @@ static void task_replay(struct task *t, const char *blob, size_t len)
 	task_produce(t);
 }
 
+static void on_look_again(uv_timer_t *timer)
+{
+	task_check_later(timer->data);
+}
+
 /* What a lookup found (dedupe_check.lua, or a reservation that looked the
- * job up): done skips the job, pending with its outputs re-sends them,
- * anything else lets it go on. */
+ * job up): done skips the job, pending with its outputs re-sends them, a
+ * job a recorded provider batch holds is skipped (its collector answers
+ * it), one in a batch being submitted is looked up again a second later
+ * (SPEC §14: at most one live batch per job; the orphan search ends the
+ * wait when its worker died), anything else lets it go on. */
 void task_found(struct task *t, enum job_state st, const char *outputs, size_t len)
 {
-	if (st == JOB_DONE) {
+	if (st == JOB_SUBMITTING) {
+		task_later(t, 1000, on_look_again);
+		return;
+	}
+	if (st == JOB_DONE || st == JOB_BATCHED) {
 		/* Its ok result was acknowledged before: nothing to do. */
 		t->e->jobs_skipped++;
 		t->error = ERR_NONE;
@@ -140,9 +152,13 @@ static void on_checked(void *opaque, redisReply *reply)
 		                                    r->element[0]->type == REDIS_REPLY_STRING
 		                            ? r->element[0]->str
 		                            : "new";
-		enum job_state st = strcmp(state, "done") == 0      ? JOB_DONE
-		                    : strcmp(state, "pending") == 0 ? JOB_PENDING
-		                                                    : JOB_NEW;
+		enum job_state st = strcmp(state, "done") == 0         ? JOB_DONE
+		                    : strcmp(state, "pending") == 0    ? JOB_PENDING
+		                    : strcmp(state, "batched") == 0    ? JOB_BATCHED
+		                    : strcmp(state, "submitting") == 0 ? JOB_SUBMITTING
+		                                                       : JOB_NEW;
+		if (st == JOB_NEW && r->type == REDIS_REPLY_ARRAY && r->elements > 2)
+			task_keep_prior_costs(cb->tasks[i], r->element[2]);
 		task_found(cb->tasks[i], st, has_str ? r->element[1]->str : NULL,
 		           has_str ? r->element[1]->len : 0);
 	}
@@ -166,7 +182,28 @@ void engine_dedupe_mark_done(struct engine *e, const char *id)
 	e->done_ids[e->n_done++] = xstrdup(id);
 }
 
-/* Once per loop turn: one Redis call for the jobs consumed, one for those done. */
+/* The jobs this turn finished, added to the day's stats in one call. Sent
+ * with the done-marks, so that a job whose result went out before a crash
+ * and is re-sent from Redis (task_replay) was, in all likelihood, counted
+ * by neither worker until the re-send; a lost reply is not retried (a count
+ * the dashboard shows must not be doubled). */
+static void stats_flush(struct engine *e)
+{
+	struct ledger_job_count counts[ERR_EXPIRED + 1];
+	size_t n = 0;
+	for (int code = ERR_NONE; code <= ERR_EXPIRED; code++) {
+		if (!e->jobs_finished[code])
+			continue;
+		counts[n].code = code == ERR_NONE ? NULL : error_code_name((enum error_code)code);
+		counts[n++].n = e->jobs_finished[code];
+		e->jobs_finished[code] = 0;
+	}
+	if (n)
+		ledger_stats_jobs(e->ledger, counts, n, NULL, NULL);
+}
+
+/* Once per loop turn: one Redis call for the jobs consumed, one for those
+ * done, one for the day's job counts. */
 void engine_dedupe_flush(struct engine *e)
 {
 	/* Done-marks first: a copy that waited for its twin is looked up in the
@@ -178,6 +215,8 @@ void engine_dedupe_flush(struct engine *e)
 			free(e->done_ids[i]);
 		e->n_done = 0;
 	}
+	if (redis_ready(e->redis))
+		stats_flush(e);
 	if (e->n_check && redis_ready(e->redis)) {
 		struct check_batch *cb = xcalloc(1, sizeof *cb);
 		cb->e = e;

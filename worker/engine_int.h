@@ -15,6 +15,14 @@
  *   engine_assign.c   assignment and rebalance: partition tracks, revokes
  *   engine_upkeep.c   timers of its own: leases of dead workers, the budget poll
  *   engine_pools.c    each provider's HTTP pool, made from its configuration
+ *   engine_fetch.c    the bytes of URL parts, for providers that take no URL
+ *   engine_batch.c    batch mode (SPEC §14): the mode of a job, groups per
+ *                     model, a submission's prepare, submit and record, the
+ *                     claims of submissions that need a worker, the test stops
+ *   engine_collect.c  a recorded batch: polls, the deadline's cancel, the
+ *                     results streamed, each request's job run on from Redis
+ *   engine_orphan.c   a submission whose worker died before recording it:
+ *                     found at the provider (adopted) or abandoned
  *
  * Names: task_* act on one task, engine_* on the engine; whatever one file
  * alone uses is static there. */
@@ -29,6 +37,7 @@
 #include "offsets.h"
 #include "output.h"
 #include "provider.h"
+#include "provider_batch.h"
 #include "router.h"
 
 #include <stdbool.h>
@@ -39,6 +48,9 @@
 #define MAX_CHAIN_ATTEMPTS 32
 
 struct task;
+struct fetch; /* engine_fetch.c */
+struct batch_sub;
+struct batcher;
 
 /* One message to produce for a task, kept until Kafka acknowledged it so that
  * it can be produced again after a failure. */
@@ -101,6 +113,12 @@ struct task {
 	bool parked;   /* budget exhausted, waiting (pause mode) */
 	bool replayed; /* outputs re-sent from Redis, no call made */
 
+	/* URL parts being fetched (engine_fetch.c). */
+	struct fetch *fetches;              /* one per part of the job, made on the first fetch */
+	int fetches_pending;                /* started or waiting, not yet answered */
+	char *fetch_error;                  /* the first failure (new): the job's invalid_job */
+	void (*fetch_then)(struct task *t); /* what goes on once every fetch is in */
+
 	struct route route;
 	size_t chain_pos;
 	int same_retries;
@@ -108,6 +126,12 @@ struct task {
 	struct attempt_rec *attempts; /* grown on demand, at most MAX_CHAIN_ATTEMPTS */
 	size_t n_attempts, cap_attempts;
 	int64_t cost_nusd;
+
+	/* Cost records of this job's billed attempts that did not answer, in
+	 * runs before this one (a crash came before their job's outputs went
+	 * out): published with this run's outputs (new strings). */
+	char **prior_costs;
+	size_t n_prior_costs;
 
 	/* The attempt being decided. */
 	struct completion completion;
@@ -127,6 +151,13 @@ struct task {
 	bool id_holder;    /* this task holds its id in engine.ids */
 	struct task *dups; /* copies of the same id consumed meanwhile, waiting */
 	struct task *next_dup;
+
+	/* Batch mode (SPEC §14, engine_batch.c). */
+	bool batch_mode;        /* its attempts may go in provider batches */
+	bool batching;          /* the pending reservation is for a batch: no slot, no call */
+	struct batch_sub *bsub; /* a collector's task: the submission it came from, which
+	                           stays open until the task is over; else NULL */
+	char *src_topic;        /* a task without a track: its Kafka source's topic (new) */
 
 	struct health_call call;  /* the HTTP call in flight, for health */
 	uv_timer_t *timer;        /* for delays (Retry-After, retries); NULL when unused */
@@ -151,10 +182,13 @@ struct engine {
 	struct redis *redis;
 	struct ledger *ledger;
 	struct health *health;
-	struct http_pool **pools;             /* per provider (engine_pools.c) */
-	int *calls;                           /* per provider: calls under way, at most
+	struct http_pool **pools;              /* per provider (engine_pools.c) */
+	int *calls;                            /* per provider: calls under way, at most
 	                                         http_pool_capacity() */
-	struct task **slot_head, **slot_tail; /* per provider: calls waiting, FIFO */
+	struct task **slot_head, **slot_tail;  /* per provider: calls waiting, FIFO */
+	struct http_pool *fetch_pool;          /* URL parts' fetches (engine_fetch.c) */
+	int fetching;                          /* fetches in flight */
+	struct fetch *fetch_head, *fetch_tail; /* fetches waiting for a connection, FIFO */
 	struct metrics *metrics;
 	struct metrics_server *metrics_server;
 	struct metrics_series *m_in_flight;
@@ -186,6 +220,9 @@ struct engine {
 	bool closing;
 	int exit_code;
 	uint64_t jobs_ok, jobs_error, jobs_skipped, jobs_resent;
+	/* Jobs finished since the last flush to the day's stats, by error code
+	 * (ERR_NONE: ok): ledger_stats_jobs, next to the done-marks. */
+	int64_t jobs_finished[ERR_EXPIRED + 1];
 	uint64_t serial;
 	int n_parked; /* jobs waiting for budget (on_budget_exhausted = pause) */
 	/* Messages taken while max_in_flight jobs run, oldest first (a ring). */
@@ -200,10 +237,11 @@ struct engine {
 	struct idmap *redis_budgets; /* names (keys owned by budget_names) */
 	char **budget_names;
 	size_t n_budget_names;
+	struct batcher *batcher; /* batch mode's state (engine_batch.c) */
 };
 
 /* What Redis knows of a job (SPEC §9), from a lookup or a reservation. */
-enum job_state { JOB_NEW, JOB_DONE, JOB_PENDING };
+enum job_state { JOB_NEW, JOB_DONE, JOB_PENDING, JOB_BATCHED, JOB_SUBMITTING };
 
 /* ---------------------------------------------------------------- engine.c */
 
@@ -224,6 +262,9 @@ struct attempt_rec *task_attempt_new(struct task *t);
  * replaces an earlier one). */
 void task_later(struct task *t, int64_t delay_ms, uv_timer_cb fn);
 /* Ends the job with an error result. */
+/* Keeps the cost records a lookup found of the job's earlier runs
+ * (costs: an array of strings, borrowed; NULL or empty for none), once. */
+void task_keep_prior_costs(struct task *t, const redisReply *costs);
 /* Frees the outputs built for t (an answer whose charge changed). */
 void task_drop_outputs(struct task *t);
 /* A settle the ledger refused this many times, with an error that is not a
@@ -239,6 +280,11 @@ void task_finish(struct task *t);
 void task_done(struct task *t);
 /* Frees t and unlinks it from the engine. */
 void task_free(struct task *t);
+/* Routes t (again) into t->route: at batch prices while t->batch_mode. */
+void task_route(struct task *t);
+/* t's job is in a recorded provider batch, whose collector answers it: its
+ * offset is finished and its slot freed, without outputs, and t is freed. */
+void task_handed_over(struct task *t);
 
 /* ---------------------------------------------------------------- engine_intake.c */
 
@@ -284,6 +330,11 @@ enum outcome engine_outcome_of(const struct http_response *resp, enum response_c
 void task_record_health(struct task *t, const struct attempt_rec *a, const struct model_conf *m);
 /* Redis came back (or went): the tasks held for it start their attempts. */
 void engine_on_redis_state(void *opaque, bool ready);
+/* Settles t's last attempt (its cost_nusd; the answer's outputs kept), then
+ * decides what comes next, as after a call. */
+void task_settle(struct task *t);
+/* After an attempt and its settlement: done, or where to go next. */
+void task_decide(struct task *t);
 
 /* ---------------------------------------------------------------- engine_classify.c */
 
@@ -357,6 +408,24 @@ void task_judge_usage(struct task *t, struct attempt_rec *a, const struct model_
  * the attempt made invalid_output when it does not parse or validate. */
 void task_judge_output(struct task *t, struct attempt_rec *a);
 
+/* ---------------------------------------------------------------- engine_fetch.c */
+
+/* Makes e->fetch_pool (worker.max_fetch_bytes, worker.fetch_ca_file);
+ * -1 with errstr set. */
+int engine_fetch_init(struct engine *e, char *errstr, size_t errstr_size);
+/* Frees the fetch pool: fetches under way end without their callbacks, so
+ * it goes before the tasks that wait for them. */
+void engine_fetch_close(struct engine *e);
+/* Starts fetching t's URL parts that have no bytes yet and whose kind is
+ * not in url_kinds (bits 1u << PART_*: what the provider takes by URL).
+ * Returns false when there is none to wait for. Otherwise true: then(t)
+ * runs from the loop once every one is in, or, when one failed, t ends as
+ * invalid_job naming the part. */
+bool task_fetch(struct task *t, unsigned url_kinds, void (*then)(struct task *t));
+/* Frees t's fetch state; a fetch still waiting for a connection is dropped
+ * (t is being freed: only the stop frees a task that waits for one). */
+void task_fetch_forget(struct task *t);
+
 /* ---------------------------------------------------------------- engine_pools.c */
 
 /* One http_pool per provider of cfg (a new array), or NULL with errstr set. */
@@ -364,5 +433,152 @@ struct http_pool **engine_pools_new(uv_loop_t *loop, const struct config *cfg, c
                                     size_t errstr_size);
 /* Closes and frees every provider's pool (n_providers of them). NULL is safe. */
 void engine_pools_free(struct http_pool **pools, size_t n_providers);
+
+/* ---------------------------------------------------------------- batch mode's state */
+
+/* What a submission is doing in this worker (engine_batch.c tells the
+ * whole state machine). */
+enum bsub_phase {
+	BSUB_PREPARING,  /* batch_prepare.lua sent */
+	BSUB_SUBMITTING, /* the provider's submit steps */
+	BSUB_RECORDING,  /* batch_record.lua sent */
+	BSUB_POLLING,    /* recorded: polled every batch.poll_interval_s */
+	BSUB_COLLECTING, /* ended: its requests read and their jobs run on */
+	BSUB_SEARCHING,  /* the orphan search: the provider's batches listed */
+	BSUB_ABANDONING, /* batch_abandon.lua sent */
+	BSUB_FINISHING,  /* batch_finish.lua sent */
+};
+
+/* A request of a submission being collected, as batch_jobs.lua read it. */
+struct breq {
+	int attempt;
+	char *job_id, *state, *sub, *next_sub; /* new */
+	char *outputs;                         /* new: a pending job's, or NULL */
+	size_t outputs_len;
+	char *value, *key, *headers, *topic; /* new: the Kafka source */
+	size_t value_len, key_len;
+	int32_t partition;
+	int64_t offset;
+	int64_t complete_by_ms;
+	char *history; /* new: the job's attempts before this one (batch_history_encode) */
+	bool seen;     /* its result was read (or it was dealt with) */
+	bool deferred; /* its job is being submitted elsewhere: looked at again later */
+};
+
+/* One submission that this worker holds: one it submits, or one it claimed
+ * (to poll and collect, or to search for). */
+struct batch_sub {
+	struct engine *e;
+	struct batch_sub *next, *prev; /* the batcher's list */
+	char token[PROVIDER_BATCH_TOKEN_LEN + 1];
+	int model, provider; /* catalog and provider indexes */
+	enum bsub_phase phase;
+	size_t n;               /* requests */
+	int64_t complete_by_ms; /* the earliest of its jobs */
+	int64_t created_ms;     /* prepared, unix ms */
+	char *batch_id;         /* new: the provider's, once known */
+
+	/* Submitting: the requests, and their tasks in the same order. */
+	struct provider_batch_submission psub;
+	struct task **tasks;
+	size_t n_tasks;
+	int step;
+	char *prev_id; /* new: what the step before answered (OpenAI's file) */
+
+	/* Polling. */
+	uv_timer_t *timer; /* the next step's (batch_sub_later) */
+	uv_timer_t *renew; /* collecting: the claim renewed every poll_interval_s */
+	bool polling, cancel_sent, lost;
+	enum provider_batch_state pstate;
+	int64_t done, failed;
+	struct buf status; /* the last status body (Gemini's answers come in it) */
+	bool status_too_large;
+	bool inline_results;
+
+	/* Collecting. */
+	struct breq *reqs;
+	char *results[2];
+	size_t n_results, results_i;
+	struct buf line;   /* the results file's line not ended yet */
+	size_t open_tasks; /* collector's tasks not over */
+	size_t deferred;   /* requests waiting for their job's next submission */
+	bool lines_done;   /* every result read, the missing ones dealt with */
+};
+
+/* The group of batch jobs of one model waiting for their submission. */
+struct batch_group {
+	struct provider_batch_submission psub;
+	bool open; /* psub initialised */
+	struct task **tasks;
+	size_t n, cap;
+	uv_timer_t *timer; /* batch.max_wait_ms after the first joined */
+};
+
+struct batcher {
+	struct batch_group *groups; /* per catalog model */
+	struct batch_sub *subs;
+	uv_timer_t *claim_timer;
+	bool claiming, draining;
+	size_t settled; /* collector's tasks settled (the test stop) */
+};
+
+/* A task's attempts but its last, as text (one line each), and back: what a
+ * job carries from one submission to the next through Redis, so that its
+ * result lists every attempt. Decoding appends to t->attempts and adds
+ * their cost and calls to t. */
+void batch_history_encode(const struct task *t, struct buf *out);
+void batch_history_decode(struct task *t, const char *text);
+/* The claim lease of a submission: what its holder renews every poll. */
+int64_t batch_claim_lease_ms(const struct engine *e);
+/* A new submission held by this worker (linked; token, model and provider
+ * set by the caller). */
+struct batch_sub *batch_sub_new(struct engine *e);
+/* Unlinks and frees s (its tasks are not touched). */
+void batch_sub_free(struct batch_sub *s);
+/* Runs fn(s) after delay_ms (one timer per submission). */
+void batch_sub_later(struct batch_sub *s, int64_t delay_ms, uv_timer_cb fn);
+/* batch_record.lua for s (its batch_id set): found at the provider. */
+void batch_sub_record(struct batch_sub *s);
+/* The submission is in no provider batch: batch_abandon.lua, then its
+ * tasks in memory (if any) go on without it, and it is finished. */
+void batch_sub_abandon(struct batch_sub *s);
+/* batch_finish.lua with state, then s is freed. */
+void batch_sub_finish(struct batch_sub *s, const char *state);
+/* The orphan search of s (engine_orphan.c). */
+void batch_orphan_search(struct batch_sub *s);
+/* Polls s now and every poll_interval_s until it ends, then collects it
+ * (engine_collect.c). */
+void batch_collect_start(struct batch_sub *s);
+/* A collector's submission whose tasks may all be over: finishes it. */
+void batch_collect_check(struct batch_sub *s);
+
+/* ---------------------------------------------------------------- engine_batch.c */
+
+/* Starts the claims of submissions that need a worker (engine_start). */
+void engine_batch_start(struct engine *e);
+/* The drain: groups are submitted at once, no submission is claimed. */
+void engine_batch_drain(struct engine *e);
+/* Frees batch mode's state (the stop, after Redis and the pools closed). */
+void engine_batch_free(struct engine *e);
+/* Whether the job goes to provider batches (SPEC §14: its mode, and for
+ * auto complete_by at least batch.min_lead_s away). */
+bool engine_batch_mode(const struct engine *e, const struct job *job);
+/* Whether t's attempt on model goes in a batch now: batch mode, a provider
+ * with a batch API, and time before the job's complete_by for a batch. */
+bool task_batch_wanted(const struct task *t, int model);
+/* t's batch attempt is reserved (its last attempt record): it joins its
+ * model's group. */
+void task_batch_join(struct task *t);
+/* After a batch attempt that did not answer: the same model's next batch
+ * while the deadline allows, else sync (t re-routed at sync prices).
+ * Returns true when it took t on, false for task_decide's usual way. */
+bool task_batch_decide(struct task *t, struct attempt_rec *a);
+/* A collector's task was settled (the test stop batch_mid_collect). */
+void task_batch_settled(struct task *t);
+/* A collector's task is over (freed): its submission may be finished. */
+void task_batch_gone(struct task *t);
+/* Exits the process at once when PROMPTYARD_TEST_STOP_AT names step
+ * (test builds only): the crash tests' stops of the state machine. */
+void batch_stop_at(const char *step);
 
 #endif

@@ -18,6 +18,17 @@ static void produce_out(struct engine *e, struct out_msg *o);
 
 /* Builds every output of the task: the result, a cost record per billed
  * attempt and, for an error, the DLQ record. */
+void task_keep_prior_costs(struct task *t, const redisReply *costs)
+{
+	if (t->prior_costs || !costs || costs->type != REDIS_REPLY_ARRAY || !costs->elements)
+		return;
+	t->prior_costs = xcalloc(costs->elements, sizeof *t->prior_costs);
+	for (size_t i = 0; i < costs->elements; i++)
+		if (costs->element[i]->type == REDIS_REPLY_STRING)
+			t->prior_costs[t->n_prior_costs++] =
+			        xstrndup(costs->element[i]->str, costs->element[i]->len);
+}
+
 void task_drop_outputs(struct task *t)
 {
 	for (size_t i = 0; i < t->n_outs; i++)
@@ -35,7 +46,7 @@ void task_build_outputs(struct task *t)
 	size_t billed = 0;
 	for (size_t i = 0; i < t->n_attempts; i++)
 		billed += t->attempts[i].billed;
-	t->outs = xcalloc(2 + billed, sizeof *t->outs);
+	t->outs = xcalloc(2 + billed + t->n_prior_costs, sizeof *t->outs);
 
 	struct result_info r = {
 	        .id = t->id,
@@ -77,9 +88,18 @@ void task_build_outputs(struct task *t)
 		output_cost(&b, cfg, t->id, &t->attempts[i], t->job.budget_name, false, now);
 		task_add_out(t, cfg->kafka.costs_topic, &b, false);
 	}
+	/* Billed attempts of earlier runs that died before their outputs went
+	 * out: charged then, published now (SPEC §4: a record per billed call;
+	 * a second copy of a record is the same (job_id, attempt), which the
+	 * invariant counts once). */
+	for (size_t i = 0; i < t->n_prior_costs; i++) {
+		buf_puts(&b, t->prior_costs[i]);
+		task_add_out(t, cfg->kafka.costs_topic, &b, false);
+	}
 	if (t->error != ERR_NONE) {
 		output_dlq(&b, t->job.root, t->raw, t->raw_len, t->error, t->error_message,
-		           track_topic(t->track), t->partition, t->offset, now);
+		           t->track ? track_topic(t->track) : t->src_topic, t->partition, t->offset,
+		           now);
 		task_add_out(t, cfg->kafka.dlq_topic, &b, false);
 		log_info("job failed", "id", t->id, "code", error_code_name(t->error), NULL);
 	}
@@ -237,6 +257,8 @@ void engine_on_delivered(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err
 		return;
 	}
 	if (--t->acks_pending == 0) {
+		if (t->bsub)
+			batch_stop_at("batch_mid_produce");
 		if (t->error == ERR_NONE)
 			engine_dedupe_mark_done(e, t->id);
 		task_done(t);

@@ -26,11 +26,13 @@ void task_begin(struct task *t)
 		task_fail(t, ERR_EXPIRED, "deadline: passed before the first attempt");
 		return;
 	}
-	struct route_context ctx = {.cost_left_nusd =
-	                                    t->job.max_cost_nusd ? t->job.max_cost_nusd : -1,
-	                            .health = e->health,
-	                            .now_ms = time_mono_ms()};
-	router_route(cfg, &t->job, &ctx, &t->route);
+	/* A document by URL is fetched first: its pages are part of every
+	 * model's estimate (SPEC §13). Images wait for a model that needs
+	 * their bytes (task_attempt). */
+	if (task_fetch(t, 1u << PART_IMAGE, task_begin))
+		return;
+	t->batch_mode = engine_batch_mode(e, &t->job);
+	task_route(t);
 	if (t->route.n_chain == 0) {
 		enum drop_reason why = router_empty_reason(cfg, &t->route);
 		if (why == DROP_COST_CAP)
@@ -50,6 +52,16 @@ void task_begin(struct task *t)
 		task_classify(t, ci); /* its reservation looks the job up, as any first one */
 	else
 		task_attempt(t);
+}
+
+void task_route(struct task *t)
+{
+	struct route_context ctx = {.cost_left_nusd =
+	                                    t->job.max_cost_nusd ? t->job.max_cost_nusd : -1,
+	                            .health = t->e->health,
+	                            .now_ms = time_mono_ms(),
+	                            .batch_prices = t->batch_mode};
+	router_route(t->e->cfg, &t->job, &ctx, &t->route);
 }
 
 /* The next attempt record (zeroed), or NULL when the job has had
@@ -105,6 +117,8 @@ void task_finish(struct task *t)
 	task_produce(t);
 }
 
+static void task_leave(struct task *t);
+
 void task_done(struct task *t)
 {
 	struct engine *e = t->e;
@@ -112,15 +126,34 @@ void task_done(struct task *t)
 		e->jobs_ok++;
 	else
 		e->jobs_error++;
+	/* The day's job counts (the dashboard): a job once, when its result
+	 * is in Kafka; a copy skipped as done has no output and is not one. */
+	if (t->n_outs)
+		e->jobs_finished[t->error]++;
 	if (!t->replayed) {
 		const char *labels[] = {t->error == ERR_NONE ? "ok" : "error",
 		                        t->error == ERR_NONE ? "" : error_code_name(t->error)};
 		metrics_add(e->metrics, METRIC_JOBS_TOTAL, labels, 1);
 	}
-	track_done(t->track, t->ticket);
+	task_leave(t);
+}
+
+void task_handed_over(struct task *t)
+{
+	task_leave(t);
+}
+
+/* The end of t in this worker: its offset finished (a task from Kafka),
+ * its id passed on, its slot freed, t freed. */
+static void task_leave(struct task *t)
+{
+	struct engine *e = t->e;
+	/* A task a collector runs from Redis has no partition to finish. */
+	if (t->track)
+		track_done(t->track, t->ticket);
 	/* A revoke may wait for the partition's last job. Asked now: the track
 	 * may go with t (released, its last holder). */
-	bool drained = track_in_flight(t->track) == 0;
+	bool drained = t->track && track_in_flight(t->track) == 0;
 	task_release_dups(t);
 	if (t->acking)
 		e->acking--;
@@ -155,12 +188,21 @@ void task_free(struct task *t)
 		t->timer = NULL;
 	}
 	task_drop_outputs(t);
+	task_fetch_forget(t);
+	if (t->bsub)
+		task_batch_gone(t);
+	for (size_t i = 0; i < t->n_attempts; i++)
+		free(t->attempts[i].batch_id);
+	free(t->src_topic);
 	if (t->headers)
 		rd_kafka_headers_destroy(t->headers);
 	job_clear(&t->job);
 	router_route_clear(&t->route);
 	completion_clear(&t->completion);
 	free(t->parsed_json);
+	for (size_t i = 0; i < t->n_prior_costs; i++)
+		free(t->prior_costs[i]);
+	free(t->prior_costs);
 	http_request_clear(&t->pending_req);
 	free(t->skip_message);
 	if (t->admit_pending && e->health)

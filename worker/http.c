@@ -42,6 +42,7 @@ struct transfer {
 	int64_t retry_after_ms;
 	int64_t started_ms;
 	bool too_large;
+	http_chunk_cb *chunk; /* a streamed transfer's (http_pool_stream), else NULL */
 	http_done_cb *cb;
 	void *opaque;
 	struct transfer *next, *prev; /* the pool's active list, or next = free list */
@@ -94,6 +95,7 @@ struct http_pool {
 	size_t max_body;
 	char *ca_file;
 	long tls_version; /* CURLOPT_HTTP_VERSION for https:// */
+	long max_redirects;
 	bool learning;    /* TLS with HTTP/2 asked for, and no answer yet */
 	bool multiplexed; /* answers come over HTTP/2: HTTP_POOL_STREAMS per connection */
 	int capacity;     /* http_pool_capacity() */
@@ -369,6 +371,7 @@ struct http_pool *http_pool_new(uv_loop_t *loop, const struct http_pool_options 
 	pool->loop = loop;
 	pool->max_body = opt->max_body_bytes;
 	pool->ca_file = opt->ca_file ? xstrdup(opt->ca_file) : NULL;
+	pool->max_redirects = opt->max_redirects > 0 ? opt->max_redirects : 0;
 	bool h2 = opt->tls_version != HTTP_VERSION_1_1;
 	pool->tls_version = h2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1;
 	pool->learning = opt->tls && h2;
@@ -424,6 +427,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
 	struct transfer *t = userp;
 	size_t len = size * n;
+	if (t->chunk) {
+		long status = 0;
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300)
+			return t->chunk(t->opaque, data, len) == 0 ? len : 0;
+	}
 	if (t->body.len + len > t->shard->pool->max_body) {
 		t->too_large = true;
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
@@ -481,6 +490,13 @@ static void easy_fixed_options(struct http_pool *pool, struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, pool);
 	if (pool->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, pool->ca_file);
+	if (pool->max_redirects) {
+		/* A redirect may not downgrade to plain HTTP, nor leave for
+		 * another scheme (file://, ...). */
+		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(e, CURLOPT_MAXREDIRS, pool->max_redirects);
+		curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	}
 	/* Each transfer in flight holds a receive buffer of this size, and with
 	 * thousands in flight it is the largest part of a job's memory: curl's
 	 * 16 KiB default left a page touched per job (3.3 KiB more per in-flight
@@ -517,6 +533,7 @@ static void transfer_put(struct http_pool *pool, struct transfer *t)
 	t->headers = NULL;
 	buf_free(&t->body);
 	t->cb = NULL;
+	t->chunk = NULL;
 	t->opaque = NULL;
 	t->shard = NULL;
 	t->next = pool->free_list;
@@ -623,8 +640,23 @@ static struct shard *shard_for(struct http_pool *pool)
 	return best;
 }
 
+static void pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
+                       http_chunk_cb *chunk, http_done_cb *cb, void *opaque);
+
 void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
                      http_done_cb *cb, void *opaque)
+{
+	pool_start(pool, req, timeout_ms, NULL, cb, opaque);
+}
+
+void http_pool_stream(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
+                      http_chunk_cb *chunk, http_done_cb *cb, void *opaque)
+{
+	pool_start(pool, req, timeout_ms, chunk, cb, opaque);
+}
+
+static void pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
+                       http_chunk_cb *chunk, http_done_cb *cb, void *opaque)
 {
 	struct transfer *t = transfer_get(pool);
 	if (!t) {
@@ -635,6 +667,7 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 	struct shard *sh = shard_for(pool);
 	t->shard = sh;
 	t->cb = cb;
+	t->chunk = chunk;
 	t->opaque = opaque;
 	t->retry_after_ms = -1;
 	t->too_large = false;
@@ -733,8 +766,11 @@ static void check_done(struct shard *sh)
 		};
 		if (resp.error == HTTP_OK) {
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp.status);
+			curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, (char **)&resp.content_type);
 			if (pool->learning)
 				note_version(pool, e);
+		} else {
+			resp.error_text = curl_easy_strerror(rc);
 		}
 		if (resp.error != HTTP_OK && resp.error != HTTP_TOO_LARGE)
 			log_debug("http transfer failed", "error", curl_easy_strerror(rc), NULL);

@@ -60,6 +60,9 @@ struct http_response {
 	size_t body_len;
 	int64_t retry_after_ms; /* from Retry-After (http_retry_after_ms), -1 if none */
 	int64_t latency_ms;
+	const char *content_type; /* the answer's Content-Type, borrowed like body; NULL if none */
+	const char *error_text;   /* curl's words for a transport failure (a static string,
+	                             never the URL); NULL when error == HTTP_OK */
 };
 
 typedef void http_done_cb(void *opaque, const struct http_response *resp);
@@ -77,6 +80,10 @@ struct http_pool_options {
 	const char *ca_file;   /* PEM bundle to trust instead of the system's; NULL: system */
 	bool tls;              /* the provider's base URL is https:// */
 	enum http_version tls_version;
+	/* 0: a redirect is an answer like any other (the providers' calls).
+	 * Above 0: up to this many redirects are followed, to https:// URLs
+	 * only (the worker's fetches of URL parts, engine_fetch.c). */
+	int max_redirects;
 };
 
 /* A new pool on loop. Returns NULL and fills errstr on failure. */
@@ -100,6 +107,19 @@ int http_pool_capacity(const struct http_pool *pool);
  * from within this call. */
 void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
                      http_done_cb *cb, void *opaque);
+
+/* Called with each piece of a 2xx answer's body as it arrives; the piece is
+ * borrowed for the call and not kept. Returns 0 to go on, -1 to abort the
+ * transfer (it then ends HTTP_OTHER_ERROR). */
+typedef int http_chunk_cb(void *opaque, const char *data, size_t len);
+
+/* As http_pool_start, for answers too large to hold (a batch's results
+ * file, hundreds of MB): the body of a 2xx answer goes to chunk piece by
+ * piece, with no cap, and cb then gets an empty body; the body of any other
+ * status is kept, under the pool's cap, as usual. chunk and cb run on the
+ * loop with opaque. */
+void http_pool_stream(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
+                      http_chunk_cb *chunk, http_done_cb *cb, void *opaque);
 
 /* Transfers under way. */
 int http_pool_active(const struct http_pool *pool);

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 extern const char lua_settle[], lua_dedupe_check[], lua_dedupe_done[], lua_reserve[], lua_release[],
-        lua_reap[], lua_reap_ack[], lua_stats_jobs[];
+        lua_reap[], lua_reap_ack[], lua_stats_jobs[], lua_batch_prepare[], lua_batch_record[],
+        lua_batch_claim[], lua_batch_touch[], lua_batch_jobs[], lua_batch_finish[],
+        lua_batch_abandon[];
 
 /* Settle markers outlive any redelivery of the job: a week. */
 #define SETTLE_MARKER_TTL_S "604800"
@@ -31,6 +33,8 @@ struct ledger {
 	/* script ids */
 	size_t settle, dedupe_check, dedupe_done, reserve, release, reap, reap_ack, budget_sync,
 	        budget_state, stats_jobs;
+	size_t batch_prepare, batch_record, batch_claim, batch_touch, batch_jobs, batch_finish,
+	        batch_abandon;
 };
 
 struct ledger *ledger_new(struct redis *r, const struct config *cfg)
@@ -58,10 +62,19 @@ struct ledger *ledger_new(struct redis *r, const struct config *cfg)
 	l->budget_sync = redis_add_script(r, "budget_sync", lua_budget_sync);
 	l->budget_state = redis_add_script(r, "budget_state", lua_budget_state);
 	l->stats_jobs = redis_add_script(r, "stats_jobs", lua_stats_jobs);
+	l->batch_prepare = redis_add_script(r, "batch_prepare", lua_batch_prepare);
+	l->batch_record = redis_add_script(r, "batch_record", lua_batch_record);
+	l->batch_claim = redis_add_script(r, "batch_claim", lua_batch_claim);
+	l->batch_touch = redis_add_script(r, "batch_touch", lua_batch_touch);
+	l->batch_jobs = redis_add_script(r, "batch_jobs", lua_batch_jobs);
+	l->batch_finish = redis_add_script(r, "batch_finish", lua_batch_finish);
+	l->batch_abandon = redis_add_script(r, "batch_abandon", lua_batch_abandon);
 	/* The writes the worker acts on wait, with sentinels, until the
-	 * replicas have them (SPEC §15); the two reads need not. */
-	size_t durable[] = {l->settle, l->dedupe_done, l->reserve,     l->release,
-	                    l->reap,   l->reap_ack,    l->budget_sync, l->stats_jobs};
+	 * replicas have them (SPEC §15); the reads need not. */
+	size_t durable[] = {l->settle,        l->dedupe_done,  l->reserve,     l->release,
+	                    l->reap,          l->reap_ack,     l->budget_sync, l->stats_jobs,
+	                    l->batch_prepare, l->batch_record, l->batch_claim, l->batch_touch,
+	                    l->batch_finish,  l->batch_abandon};
 	for (size_t i = 0; i < sizeof durable / sizeof durable[0]; i++)
 		redis_set_durable(r, durable[i]);
 	return l;
@@ -475,7 +488,7 @@ int ledger_budget_result(const redisReply *reply, size_t i, struct ledger_budget
 
 /* ------------------------------------------------------------ attempts */
 
-/* What a reserve carries to its reply. */
+/* What a reserve or a settle carries to its reply. */
 struct reserve_call {
 	struct ledger *l;
 	redis_reply_cb *cb;
@@ -483,21 +496,49 @@ struct reserve_call {
 };
 
 /* A budget of the config that Redis does not know: Redis lost its data (a
- * restart without persistence). The config's budgets go again before the
- * next step; the caller's retry then finds them. */
+ * restart without persistence, a replica promoted before it had synced).
+ * The config's budgets go again before the next step; the caller's retry
+ * then finds them. */
+static void budget_missing(struct ledger *l, const char *name)
+{
+	if (config_budget_index(l->cfg, name) >= 0 && l->sync == SYNC_DONE) {
+		log_warn("budget missing in redis, writing the config's budgets again", "budget",
+		         name, NULL);
+		l->sync = SYNC_NONE;
+	}
+}
+
 static void on_reserved(void *opaque, redisReply *reply)
 {
 	struct reserve_call *rc = opaque;
-	struct ledger *l = rc->l;
 	if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-	    elem_is(reply, 0, "unknown") && elem_str(reply, 1) &&
-	    config_budget_index(l->cfg, elem_str(reply, 1)) >= 0 && l->sync == SYNC_DONE) {
-		log_warn("budget missing in redis, writing the config's budgets again", "budget",
-		         elem_str(reply, 1), NULL);
-		l->sync = SYNC_NONE;
-	}
+	    elem_is(reply, 0, "unknown") && elem_str(reply, 1))
+		budget_missing(rc->l, elem_str(reply, 1));
 	rc->cb(rc->opaque, reply);
 	free(rc);
+}
+
+/* settle.lua refuses a budget it does not know (an attempt whose lease went
+ * with Redis' data): the budgets go again, and the settle's retry finds
+ * them (ledger_error_transient). */
+static void on_settle_reply(void *opaque, redisReply *reply)
+{
+	struct reserve_call *sc = opaque;
+	static const char unknown[] = "unknown budget \"";
+	const char *at = reply && reply->type == REDIS_REPLY_ERROR && reply->str
+	                         ? strstr(reply->str, unknown)
+	                         : NULL;
+	if (at) {
+		char name[256];
+		const char *from = at + sizeof unknown - 1, *end = strchr(from, '"');
+		if (end && (size_t)(end - from) < sizeof name) {
+			memcpy(name, from, (size_t)(end - from));
+			name[end - from] = '\0';
+			budget_missing(sc->l, name);
+		}
+	}
+	sc->cb(sc->opaque, reply);
+	free(sc);
 }
 
 void ledger_reserve(struct ledger *l, const struct ledger_reserve_req *req, redis_reply_cb *cb,
@@ -536,6 +577,9 @@ int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *ou
 	if (rc != LEDGER_OK)
 		return rc;
 	*out = (struct ledger_reservation){0};
+	const redisReply *last = reply->element[reply->elements - 1];
+	if (last->type == REDIS_REPLY_ARRAY)
+		out->costs = last;
 	if (elem_is(reply, 0, "reserved")) {
 		out->status = LEDGER_RESERVED;
 		if (reply->elements < 3 || elem_i64(reply, 1, &attempt) != 0 || attempt < 0 ||
@@ -546,6 +590,11 @@ int ledger_reserve_result(const redisReply *reply, struct ledger_reservation *ou
 	}
 	if (elem_is(reply, 0, "done")) {
 		out->status = LEDGER_JOB_DONE;
+		return LEDGER_OK;
+	}
+	if (elem_is(reply, 0, "batched") || elem_is(reply, 0, "submitting")) {
+		out->status =
+		        elem_is(reply, 0, "batched") ? LEDGER_JOB_BATCHED : LEDGER_JOB_SUBMITTING;
 		return LEDGER_OK;
 	}
 	if (elem_is(reply, 0, "pending")) {
@@ -590,8 +639,8 @@ static void cmd_settle_stats(struct cmd *c, const struct ledger *l, int attempt)
 }
 
 void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_id, int attempt,
-                          int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
-                          void *opaque)
+                          int64_t cost_nusd, const struct buf *outputs,
+                          const struct buf *cost_record, redis_reply_cb *cb, void *opaque)
 {
 	struct cmd c = {0};
 	ensure_synced(l);
@@ -610,7 +659,13 @@ void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_
 	else
 		cmd_str(&c, "");
 	cmd_settle_stats(&c, l, attempt);
-	cmd_send(l, l->settle, &c, cb, opaque);
+	if (cost_record && cost_record->data)
+		cmd_mem(&c, cost_record->data, cost_record->len);
+	else
+		cmd_str(&c, "");
+	struct reserve_call *sc = xcalloc(1, sizeof *sc);
+	*sc = (struct reserve_call){l, cb, opaque};
+	cmd_send(l, l->settle, &c, on_settle_reply, sc);
 }
 
 void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt, int64_t cost_nusd,
@@ -619,7 +674,7 @@ void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt
 	const char *name = budget >= 0 && (size_t)budget < l->cfg->n_budgets
 	                           ? l->cfg->budgets[budget].name
 	                           : "";
-	ledger_settle_budget(l, name, job_id, attempt, cost_nusd, outputs, cb, opaque);
+	ledger_settle_budget(l, name, job_id, attempt, cost_nusd, outputs, NULL, cb, opaque);
 }
 
 bool ledger_error_transient(const char *errstr)
@@ -628,6 +683,8 @@ bool ledger_error_transient(const char *errstr)
 	                                    "READONLY", "NOREPLICAS", "CLUSTERDOWN", "NOSCRIPT"};
 	const char *colon = strstr(errstr, ": ");
 	const char *code = colon ? colon + 2 : errstr;
+	if (strstr(errstr, "unknown budget \"")) /* Redis lost it: it goes again */
+		return true;
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
 		size_t n = strlen(codes[i]);
 		if (strncmp(code, codes[i], n) == 0 && (code[n] == ' ' || code[n] == '\0'))
@@ -773,4 +830,149 @@ void ledger_dedupe_done(struct ledger *l, const char *const *job_ids, size_t n, 
 	char ttl[24];
 	snprintf(ttl, sizeof ttl, "%lld", (long long)l->cfg->worker.dedupe_ttl_s);
 	eval_jobs(l, l->dedupe_done, job_ids, n, ttl, cb, opaque);
+}
+
+/* ------------------------------------------------------------ batches */
+
+void ledger_batch_prepare(struct ledger *l, const struct ledger_batch_sub *s,
+                          const struct ledger_batch_req *reqs, size_t n, redis_reply_cb *cb,
+                          void *opaque)
+{
+	struct cmd c = {0};
+	int64_t now = time_now_ms();
+	cmd_key(&c, l, "bsub:%s", s->token);
+	cmd_key(&c, l, "bsubs");
+	cmd_str(&c, l->base);
+	cmd_str(&c, s->token);
+	cmd_str(&c, s->provider);
+	cmd_str(&c, s->model);
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, now);
+	cmd_i64(&c, now + s->lease_ms);
+	cmd_i64(&c, s->complete_by_ms);
+	cmd_i64(&c, l->cfg->worker.dedupe_ttl_s);
+	cmd_i64(&c, (int64_t)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct ledger_batch_req *r = &reqs[i];
+		cmd_str(&c, r->job_id);
+		cmd_i64(&c, r->attempt);
+		cmd_str(&c, r->value ? "1" : "0");
+		cmd_mem(&c, r->value ? r->value : "", r->value ? r->value_len : 0);
+		cmd_mem(&c, r->key ? r->key : "", r->key ? r->key_len : 0);
+		cmd_str(&c, r->headers ? r->headers : "");
+		cmd_str(&c, r->topic ? r->topic : "");
+		cmd_i64(&c, r->partition);
+		cmd_i64(&c, r->offset);
+		cmd_i64(&c, r->complete_by_ms);
+		cmd_str(&c, r->history ? r->history : "");
+	}
+	cmd_send(l, l->batch_prepare, &c, cb, opaque);
+}
+
+void ledger_batch_record(struct ledger *l, const char *token, const char *batch_id,
+                         int64_t lease_ms, int64_t complete_by_ms, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	int64_t now = time_now_ms();
+	char when[40];
+	time_format_rfc3339(complete_by_ms, when, sizeof when);
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_key(&c, l, "bsubs");
+	cmd_key(&c, l, "batches");
+	cmd_key(&c, l, "batch:%s", batch_id);
+	cmd_key(&c, l, "leases");
+	cmd_str(&c, l->base);
+	cmd_str(&c, batch_id);
+	cmd_i64(&c, now);
+	cmd_i64(&c, now + lease_ms);
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, LEDGER_BATCH_LEASE_PAST_MS);
+	cmd_i64(&c, l->cfg->worker.dedupe_ttl_s);
+	cmd_str(&c, when);
+	cmd_send(l, l->batch_record, &c, cb, opaque);
+}
+
+void ledger_batch_claim(struct ledger *l, int64_t lease_ms, int max, redis_reply_cb *cb,
+                        void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsubs");
+	cmd_str(&c, l->base);
+	cmd_i64(&c, time_now_ms());
+	cmd_i64(&c, lease_ms);
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, max);
+	cmd_send(l, l->batch_claim, &c, cb, opaque);
+}
+
+int ledger_batch_claimed_result(const redisReply *reply, size_t i, struct ledger_batch_claimed *out,
+                                char *errstr, size_t errstr_size)
+{
+	int rc = check_array(reply, i + 1, "batch claim", errstr, errstr_size);
+	if (rc != LEDGER_OK)
+		return rc;
+	const redisReply *e = reply->element[i];
+	*out = (struct ledger_batch_claimed){0};
+	if (e->type != REDIS_REPLY_ARRAY || e->elements < 8)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "batch claim: bad entry %zu", i);
+	out->token = elem_str(e, 0);
+	out->state = elem_str(e, 1);
+	out->provider = elem_str(e, 2);
+	out->model = elem_str(e, 3);
+	out->batch_id = elem_str(e, 4);
+	int64_t n = 0;
+	if (!out->token || !out->state || !out->provider || !out->model || !out->batch_id ||
+	    elem_i64(e, 5, &out->complete_by_ms) != 0 || elem_i64(e, 6, &out->created_ms) != 0 ||
+	    elem_i64(e, 7, &n) != 0 || n < 0)
+		return fail(errstr, errstr_size, LEDGER_ERROR, "batch claim: bad entry %zu", i);
+	out->n = (size_t)n;
+	return LEDGER_OK;
+}
+
+void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_id, int64_t lease_ms,
+                        const char *state, int64_t done, int64_t failed, redis_reply_cb *cb,
+                        void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_key(&c, l, "bsubs");
+	cmd_key(&c, l, "batch:%s", batch_id ? batch_id : "");
+	cmd_str(&c, token);
+	cmd_str(&c, l->worker);
+	cmd_i64(&c, time_now_ms() + lease_ms);
+	cmd_str(&c, state ? state : "");
+	cmd_i64(&c, done);
+	cmd_i64(&c, failed);
+	cmd_send(l, l->batch_touch, &c, cb, opaque);
+}
+
+void ledger_batch_jobs(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_str(&c, l->base);
+	cmd_send(l, l->batch_jobs, &c, cb, opaque);
+}
+
+void ledger_batch_finish(struct ledger *l, const char *token, const char *state, redis_reply_cb *cb,
+                         void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_key(&c, l, "bsubs");
+	cmd_key(&c, l, "batches");
+	cmd_str(&c, l->base);
+	cmd_str(&c, l->worker);
+	cmd_str(&c, state);
+	cmd_send(l, l->batch_finish, &c, cb, opaque);
+}
+
+void ledger_batch_abandon(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque)
+{
+	struct cmd c = {0};
+	cmd_key(&c, l, "bsub:%s", token);
+	cmd_key(&c, l, "leases");
+	cmd_str(&c, l->base);
+	cmd_str(&c, SETTLE_MARKER_TTL_S);
+	cmd_send(l, l->batch_abandon, &c, cb, opaque);
 }

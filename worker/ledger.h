@@ -181,6 +181,8 @@ enum ledger_reserve_status {
 				  next step, so retry */
 	LEDGER_JOB_DONE,       /* (lookup) its ok result was acknowledged: skip it */
 	LEDGER_JOB_PENDING,    /* (lookup) finished, not acknowledged: re-send outputs */
+	LEDGER_JOB_BATCHED,    /* (lookup) a recorded provider batch holds it: skip */
+	LEDGER_JOB_SUBMITTING, /* (lookup) a batch with it is being submitted: look again */
 };
 
 struct ledger_reservation {
@@ -192,6 +194,11 @@ struct ledger_reservation {
 	int64_t limit_nusd, spent_nusd, reserved_nusd; /* WAIT, EXHAUSTED: its window */
 	const char *outputs; /* JOB_PENDING: one JSON per line, result first; borrowed */
 	size_t outputs_len;
+	/* A reservation that looked the job up (req.lookup), but for DONE and
+	 * PENDING: the cost records kept of the job's billed attempts that did
+	 * not answer (an array of strings, borrowed from the reply), which its
+	 * outputs must carry; NULL otherwise. */
+	const redisReply *costs;
 };
 
 /* Reserves req->estimate_nusd for a new attempt of req->job_id on the budget
@@ -226,13 +233,16 @@ struct ledger_settlement {
  * windows. After a reap the attempt stays charged at its estimate (see
  * settle.lua). Records the attempt number as used; outputs (the job's
  * finished outputs, one JSON per line, result first; may be NULL) are kept
- * for a re-send. Everything is borrowed for the call only.
+ * for a re-send; cost_record (may be NULL), the attempt's cost record when it
+ * was billed but did not answer, is kept in the job's hash until the job's
+ * outputs are out, so that a run after a crash still publishes it (SPEC §4).
+ * Everything is borrowed for the call only.
  * A charge counts in the stats under the lease's model and provider;
  * attempt 0, which holds no lease, is the classifier's call (SPEC §6) and
  * counts under router.classifier_model. */
 void ledger_settle_budget(struct ledger *l, const char *budget, const char *job_id, int attempt,
-                          int64_t cost_nusd, const struct buf *outputs, redis_reply_cb *cb,
-                          void *opaque);
+                          int64_t cost_nusd, const struct buf *outputs,
+                          const struct buf *cost_record, redis_reply_cb *cb, void *opaque);
 /* The same with budget as an index into the config's budgets: what engine.c
  * calls today; remove once it passes names. */
 void ledger_settle(struct ledger *l, int budget, const char *job_id, int attempt, int64_t cost_nusd,
@@ -302,5 +312,76 @@ void ledger_dedupe_check(struct ledger *l, const char *const *job_ids, size_t n,
 /* Marks n jobs done (their ok result was acknowledged). */
 void ledger_dedupe_done(struct ledger *l, const char *const *job_ids, size_t n, redis_reply_cb *cb,
                         void *opaque);
+
+/* ------------------------------------------------------------ batches (SPEC §14) */
+
+/* The batcher's steps (worker/batch_*.lua, each states its keys, arguments
+ * and result; engine_batch.c says how they make the state machine). Keys:
+ *   <base>bsub:<token>   hash: one submission (state submitting | recorded
+ *                        | abandoned | collected, provider, model, worker,
+ *                        collector, created_ms, complete_by, n, batch_id,
+ *                        r:<i> = "<attempt> <job_id>")
+ *   <base>bsubs          sorted set: token -> unix ms when a worker must look
+ *                        at it (the holder's lease)
+ *   <base>batches, <base>batch:<id>   the batches in flight, for the dashboard
+ * and in <base>job:<job_id>: state submitting | batched, sub, next_sub,
+ * committed, complete_by and src_* (the job's Kafka source). */
+
+/* A recorded batch's leases last this long past their job's complete_by. */
+#define LEDGER_BATCH_LEASE_PAST_MS INT64_C(3600000)
+
+struct ledger_batch_sub {
+	const char *token, *provider, *model; /* borrowed */
+	int64_t lease_ms;       /* "submitting" this long at most before it is an orphan */
+	int64_t complete_by_ms; /* the earliest of its jobs */
+};
+
+/* One request of a submission. value NULL: the job came from an earlier
+ * submission, whose source Redis has already. */
+struct ledger_batch_req {
+	const char *job_id;
+	int attempt;
+	const char *value, *key; /* the Kafka message's, or NULL */
+	size_t value_len, key_len;
+	const char *headers; /* batch_headers_encode's text, or NULL */
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	int64_t complete_by_ms;
+	const char *history; /* the job's earlier attempts (the engine's text), or NULL */
+};
+
+/* batch_prepare.lua. Everything is borrowed for the call. */
+void ledger_batch_prepare(struct ledger *l, const struct ledger_batch_sub *s,
+                          const struct ledger_batch_req *reqs, size_t n, redis_reply_cb *cb,
+                          void *opaque);
+/* batch_record.lua: lease_ms is how long the recorder holds it as collector. */
+void ledger_batch_record(struct ledger *l, const char *token, const char *batch_id,
+                         int64_t lease_ms, int64_t complete_by_ms, redis_reply_cb *cb,
+                         void *opaque);
+/* batch_claim.lua: up to max submissions due, each held lease_ms. */
+void ledger_batch_claim(struct ledger *l, int64_t lease_ms, int max, redis_reply_cb *cb,
+                        void *opaque);
+
+struct ledger_batch_claimed {
+	const char *token, *state, *provider, *model, *batch_id; /* borrowed */
+	int64_t complete_by_ms, created_ms;
+	size_t n;
+};
+/* Entry i of a claim reply (ledger_reply_entries entries). */
+int ledger_batch_claimed_result(const redisReply *reply, size_t i, struct ledger_batch_claimed *out,
+                                char *errstr, size_t errstr_size);
+/* batch_touch.lua: renews the holder's lease for lease_ms; state (NULL to
+ * leave it) and the counts go to the dashboard's hash. Reply 1 or 0. */
+void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_id, int64_t lease_ms,
+                        const char *state, int64_t done, int64_t failed, redis_reply_cb *cb,
+                        void *opaque);
+/* batch_jobs.lua: the requests and their jobs. */
+void ledger_batch_jobs(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque);
+/* batch_finish.lua. */
+void ledger_batch_finish(struct ledger *l, const char *token, const char *state, redis_reply_cb *cb,
+                         void *opaque);
+/* batch_abandon.lua. */
+void ledger_batch_abandon(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque);
 
 #endif

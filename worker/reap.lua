@@ -22,6 +22,14 @@
 -- of two workers reaping at once the first takes the lease and the second
 -- does not see it.
 --
+-- A lease reserved for a provider batch (field sub, batch_prepare.lua) whose
+-- submission is still "submitting" is not charged blindly (SPEC §14): its
+-- worker died between preparing and recording the batch, and only the
+-- orphan search knows whether a provider batch holds it (then it is
+-- recorded, the lease extended, and settled from the batch's answers) or
+-- not (then batch_abandon.lua releases it at zero). It is skipped, due
+-- again ARGV[5] ms later, and not returned.
+--
 -- A reaped lease stays indexed, due again ARGV[5] ms later, until reap_ack
 -- removes it once the caller's cost record is acknowledged: a worker that
 -- dies between this reply and Kafka's acknowledgement leaves the record to
@@ -41,8 +49,12 @@ for _, member in ipairs(due) do
   local f = redis.call('HMGET', key, 'job_id', 'attempt', 'budget', 'estimate', 'model',
                        'provider', 'worker', 'state', 'n', 'name1', 'window1', 'name2',
                        'window2', 'name3', 'window3', 'name4', 'window4')
+  local sub = f[1] and redis.call('HGET', key, 'sub')
   if not f[1] then
     redis.call('ZREM', KEYS[1], member) -- an index entry without its lease
+  elseif f[8] == 'live' and sub and
+         redis.call('HGET', base .. 'bsub:' .. sub, 'state') == 'submitting' then
+    redis.call('ZADD', KEYS[1], later, member) -- the orphan search decides
   else
     local first = 0
     if f[8] == 'live' then

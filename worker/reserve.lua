@@ -27,7 +27,9 @@
 --          record a reap publishes)
 -- ARGV[13] the dedupe hash's time to live, s (worker.dedupe_ttl_s)
 -- ARGV[14] "1": look the job up first, as dedupe_check.lua does (the first
---          reservation of a job consumed from Kafka: one round trip for both)
+--          reservation of a job consumed from Kafka: one round trip for both);
+--          then every answer below but done and pending ends with one more
+--          element: the array of the job's kept cost records (see answer())
 -- ARGV[15] "1": the auto strategy's classifier call (SPEC §6: charged to the
 --          job as attempt 0). It gets attempt 0 when the job has had no
 --          attempt number yet; otherwise (the job runs again after a crash)
@@ -44,6 +46,10 @@
 --                                       acknowledged: nothing reserved, skip it
 --   {"pending", outputs}                (ARGV[14] "1") finished but not
 --                                       acknowledged: nothing reserved, re-send
+--   {"batched", ""}                     (ARGV[14] "1") a provider batch holds it
+--                                       (SPEC §14): its collector answers it
+--   {"submitting", ""}                  (ARGV[14] "1") a batch with it is being
+--                                       submitted: wait, then look again
 --   {"reserved", attempt, expires_ms}   held; attempt is new (HINCRBY, or 0 for
 --                                       a first classifier call), unique for
 --                                       the job across crashes and re-runs
@@ -86,12 +92,31 @@ if not now or not lease_ms or lease_ms <= 0 then
   return redis.error_reply('reserve: now and lease_ms must be numbers, lease_ms > 0')
 end
 
+-- The cost records of the job's billed attempts that did not answer (kept by
+-- settle.lua as fields cost:<attempt>): a run that ended in a crash may have
+-- charged them, and the job's next run publishes them with its own outputs
+-- (SPEC §4: one record per billed call). Sent with the lookup's answers.
+local function answer(t)
+  if ARGV[14] == '1' then
+    local costs, all = {}, redis.call('HGETALL', KEYS[1])
+    for k = 1, #all, 2 do
+      if string.sub(all[k], 1, 5) == 'cost:' then
+        costs[#costs + 1] = all[k + 1]
+      end
+    end
+    t[#t + 1] = costs
+  end
+  return t
+end
+
 if ARGV[14] == '1' then
   local f = redis.call('HMGET', KEYS[1], 'state', 'outputs')
   if f[1] == 'done' then
     return {'done', ''}
   elseif f[1] == 'pending' and f[2] then
     return {'pending', f[2]}
+  elseif f[1] == 'batched' or f[1] == 'submitting' then
+    return {f[1], ''}
   end
 end
 
@@ -101,7 +126,7 @@ if token ~= '' then
     local lease = redis.call('HMGET', base .. 'lease:' .. job_id .. ':' .. prior,
                              'state', 'expires_ms')
     if lease[1] == 'live' then
-      return {'reserved', tonumber(prior), tonumber(lease[2])}
+      return answer({'reserved', tonumber(prior), tonumber(lease[2])})
     end
   end
 end
@@ -120,7 +145,7 @@ while cur and cur ~= '' do
   end
   local m = redis.call('HMGET', base .. 'meta:' .. cur, 'limit_nusd', 'period', 'parent')
   if not m[1] then
-    return {'unknown', cur}
+    return answer({'unknown', cur})
   end
   local w = 'all'
   if m[2] == 'day' then w = day elseif m[2] == 'month' then w = month end
@@ -136,14 +161,14 @@ for i = 1, #chain do
   local spent, reserved = v[1] or '0', v[2] or '0'
   local lim, s, r = tonumber(c.limit), tonumber(spent), tonumber(reserved)
   if s + e > lim then
-    return {'exhausted', c.name, c.limit, spent, reserved}
+    return answer({'exhausted', c.name, c.limit, spent, reserved})
   end
   if not wait and s + r + e > lim then
     wait = {'wait', c.name, c.limit, spent, reserved}
   end
 end
 if wait then
-  return wait
+  return answer(wait)
 end
 
 for i = 1, #chain do
@@ -173,4 +198,4 @@ for i = 1, #chain do
 end
 redis.call('HSET', base .. 'lease:' .. member, unpack(lease))
 redis.call('ZADD', KEYS[2], expires, member)
-return {'reserved', attempt, expires}
+return answer({'reserved', attempt, expires})

@@ -38,21 +38,26 @@ int64_t router_call_tokens(const struct route *r, int model)
 	return r->entries[model].est_input + r->entries[model].output_tokens;
 }
 
-static inline int64_t estimate(const struct model_conf *m, int64_t est_input, int64_t max_tokens)
+static inline int64_t estimate_at(const struct price *price, int64_t est_input, int64_t max_tokens)
 {
 	/* The common case in 64 bits (a division by a constant is a multiply);
 	 * the same rounding as money_cost_nusd(), which takes the rest. */
 	uint64_t in, out, sum;
-	if (est_input >= 0 && max_tokens >= 0 && m->price.input_nusd_per_mtok >= 0 &&
-	    m->price.output_nusd_per_mtok >= 0 &&
-	    !__builtin_mul_overflow((uint64_t)est_input, (uint64_t)m->price.input_nusd_per_mtok,
+	if (est_input >= 0 && max_tokens >= 0 && price->input_nusd_per_mtok >= 0 &&
+	    price->output_nusd_per_mtok >= 0 &&
+	    !__builtin_mul_overflow((uint64_t)est_input, (uint64_t)price->input_nusd_per_mtok,
 	                            &in) &&
-	    !__builtin_mul_overflow((uint64_t)max_tokens, (uint64_t)m->price.output_nusd_per_mtok,
+	    !__builtin_mul_overflow((uint64_t)max_tokens, (uint64_t)price->output_nusd_per_mtok,
 	                            &out) &&
 	    !__builtin_add_overflow(in, out, &sum) && sum <= (uint64_t)INT64_MAX)
 		return (int64_t)((sum + 999999) / 1000000);
 	struct usage u = {.input_tokens = est_input, .output_tokens = max_tokens};
-	return money_cost_nusd(&m->price, &u);
+	return money_cost_nusd(price, &u);
+}
+
+static inline int64_t estimate(const struct model_conf *m, int64_t est_input, int64_t max_tokens)
+{
+	return estimate_at(&m->price, est_input, max_tokens);
 }
 
 int64_t router_estimate(const struct model_conf *m, int64_t est_input, int64_t max_tokens)
@@ -468,6 +473,7 @@ int router_route(const struct config *cfg, const struct job *job, const struct r
 	const bool *excluded = ctx ? ctx->excluded : NULL;
 	int64_t cap = ctx && ctx->cost_left_nusd >= 0 ? ctx->cost_left_nusd : INT64_MAX;
 	int64_t left = ctx && ctx->has_budget_left ? ctx->budget_left_nusd : INT64_MAX;
+	bool batch_prices = ctx && ctx->batch_prices;
 	unsigned want_caps = job->caps;
 	for (size_t i = 0; i < n; i++) {
 		const struct model_conf *m = &cfg->models[i];
@@ -482,7 +488,9 @@ int router_route(const struct config *cfg, const struct job *job, const struct r
 		e->est_input = out->est_input;
 		if (job->n_images || job->n_documents)
 			e->est_input += job_media_tokens(job, m);
-		e->estimate_nusd = estimate(m, e->est_input, e->output_tokens);
+		e->estimate_nusd = estimate_at(batch_prices && m->has_batch_price ? &m->batch_price
+		                                                                  : &m->price,
+		                               e->est_input, e->output_tokens);
 		e->probe = e->limited = false;
 		if (e->drop != DROP_NONE)
 			continue;

@@ -95,6 +95,8 @@ struct route_context {
 	int64_t now_ms;              /* monotonic now for the circuits; 0: read the clock */
 	bool has_budget_left;        /* budget_left_nusd is known */
 	int64_t budget_left_nusd;    /* limit - spent, the tightest along the budget's chain */
+	bool batch_prices;           /* estimate models with has_batch_price at their
+					batch_price (a job sent in a provider batch, SPEC §14) */
 	bool has_complexity;         /* auto: use complexity (a classifier's answer, or a
 					 score computed before) instead of the heuristic */
 	double complexity;

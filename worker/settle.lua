@@ -21,6 +21,9 @@
 -- ARGV[8]  the dedupe hash's time to live in seconds (worker.dedupe_ttl_s)
 -- ARGV[9]  the job's outputs, one JSON per line (result first), or "" while
 --          the job goes on
+-- ARGV[13] the cost record (JSON) of a billed attempt that did not answer,
+--          kept in the job hash as cost:<attempt> until the job's outputs
+--          are out; "" for none
 -- ARGV[10], ARGV[11]  the model and provider of an attempt without a lease,
 --          for the stats ("" when unknown); ARGV[12] the stats hash's time to
 --          live, s (see the stats block below)
@@ -144,7 +147,13 @@ end
 if ARGV[9] ~= '' and redis.call('HGET', KEYS[2], 'state') ~= 'done' then
   redis.call('HSET', KEYS[2], 'state', 'pending', 'outputs', ARGV[9])
 end
-if ARGV[9] ~= '' or not leased then
+-- A billed attempt that did not answer keeps its cost record (ARGV[13]) in
+-- the job hash, so that the job's next run publishes it should this one
+-- die before the job's outputs are out (reserve.lua hands them over).
+if status == 'charged' and ARGV[13] and ARGV[13] ~= '' then
+  redis.call('HSET', KEYS[2], 'cost:' .. ARGV[7], ARGV[13])
+end
+if ARGV[9] ~= '' or not leased or (ARGV[13] and ARGV[13] ~= '') then
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
 end
 

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""Writes deploy/samples/jobs.jsonl: the sample jobs `promptyard dev` submits.
+"""Writes the sample jobs `promptyard dev` submits, with the documents and
+schemas they carry:
 
-    /usr/bin/python3 deploy/samples/generate.py [OUT]
+    /usr/bin/python3 deploy/samples/generate.py [DIR]
 
-240 documents of the four kinds a batch pipeline sends an LLM, each a native
-job (SPEC §2) with metadata.task set so that rules can route on it:
+into DIR (default: this script's directory) jobs.jsonl, files/ and
+schemas/. 250 jobs of the kinds a batch pipeline sends an LLM, each a
+native job (SPEC §2) with metadata.task set so that rules can route on it:
 
     summarize    news items, meeting notes, incident reports, product docs
                  (one to twelve paragraphs: a few hundred bytes to ~6 KB)
@@ -12,17 +14,29 @@ job (SPEC §2) with metadata.task set so that rules can route on it:
                  -> a JSON object (response_format json_object)
     classify     support tickets and product reviews -> one label
     code_review  short C, Python, Go, JavaScript and SQL changes with a bug
+    document     scans and PDFs (SPEC §13): an invoice, receipts and a form
+                 (files/, made by documents.py) sent inline as content parts,
+                 -> fields that validate against schemas/ (json_schema), tool
+                 calls (approve or flag an invoice, file an expense), a tool
+                 conversation and an arithmetic check with reasoning_effort
 
 The text is synthetic (made-up companies, people and numbers) and
-deterministic: the same file comes out on every run. No job names a model,
+deterministic: the same files come out on every run. No job names a model,
 a budget or a strategy unless it says why (a few ask for `cheapest` or
 `fastest`), so the file works with any configuration's catalog; `dev`
-rotates strategies over the rest.
+rotates strategies over the rest. The document jobs carry their files
+inline (base64): an https:// URL would need a server the demo does not run
+(the worker fetches URL parts itself for providers that take none, and
+only over https).
 """
+import base64
 import json
 import random
 import sys
 from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the samples
+import documents  # noqa: E402
 
 R = random.Random(20261122)
 
@@ -446,8 +460,126 @@ def review_jobs(start, count):
     return out
 
 
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def file_part(files, name):
+    """A content part carrying the file inline (SPEC §13)."""
+    if name.endswith(".pdf"):
+        return {"type": "document", "data": b64(files[name]), "media_type": "application/pdf"}
+    media = "image/png" if name.endswith(".png") else "image/jpeg"
+    return {"type": "image", "data": b64(files[name]), "media_type": media}
+
+
+def schema_format(name, schema=None):
+    return {"type": "json_schema", "json_schema": {
+        "name": name, "schema": schema or documents.SCHEMAS[name], "strict": True}}
+
+
+def tool(name, description, params):
+    return {"type": "function", "function": {"name": name, "description": description,
+                                             "parameters": documents.obj(params)}}
+
+
+EXTRACTOR = ("You extract data from business documents. Copy names, numbers and codes exactly "
+             "as printed; write dates as YYYY-MM-DD.")
+
+
+def document_jobs(start, files):
+    """The document jobs: fields out of PDFs and scans (json_schema), tool
+    calls, a tool conversation and a check with reasoning."""
+    S, N = documents.S, documents.N
+    currency = documents.CURRENCY
+
+    def doc_job(k, kind, parts, text, **fields):
+        j = job(start + k, "document", [
+            {"role": "system", "content": EXTRACTOR},
+            {"role": "user", "content": [{"type": "text", "text": text}] + parts}],
+            temperature=0, **fields)
+        j["metadata"]["document"] = kind
+        return j
+
+    png, jpg = files["receipt.png"], files["receipt-taxi.jpg"]
+    payment_tools = [
+        tool("approve_payment", "Schedule the invoice for payment.",
+             {"invoice_number": S, "amount": N, "currency": currency, "pay_by": S}),
+        tool("flag_for_review", "Send the invoice to a person, with the reason.",
+             {"invoice_number": S, "reason": {"type": "string", "enum": [
+                 "amount_mismatch", "missing_purchase_order", "duplicate", "other"]},
+              "note": S})]
+    expense_tool = tool("add_expense", "File one expense of the report.", {
+        "merchant": S, "date": S, "amount": N, "currency": currency,
+        "category": documents.SCHEMAS["receipt"]["properties"]["category"]})
+    fx_tool = tool("convert_currency", "Convert an amount at today's rate.",
+                   {"amount": N, "from": currency, "to": currency})
+    check = documents.obj({"arithmetic_ok": {"type": "boolean"},
+                           "problems": {"type": "array", "items": S}})
+    jobs = [
+        doc_job(0, "invoice", [file_part(files, "invoice.pdf")],
+                "Extract this invoice (two pages).", response_format=schema_format("invoice"),
+                max_tokens=900),
+        doc_job(1, "receipt", [file_part(files, "receipt.png")],
+                "Extract this receipt for the expense report.",
+                response_format=schema_format("receipt"), max_tokens=500),
+        doc_job(2, "receipt", [file_part(files, "receipt-taxi.jpg")],
+                "Extract this taxi receipt for the expense report.",
+                response_format=schema_format("receipt"), max_tokens=500),
+        doc_job(3, "form", [file_part(files, "form.pdf")],
+                "Extract the filled-in form.", response_format=schema_format("form"),
+                max_tokens=500),
+        # OpenAI's own part shapes pass as they are (an OpenAI Batch line's body).
+        doc_job(4, "form", [{"type": "file", "file": {
+            "filename": "form.pdf", "file_data": "data:application/pdf;base64,"
+            + b64(files["form.pdf"])}}],
+            "Extract the filled-in form.", response_format=schema_format("form"),
+            max_tokens=500),
+        doc_job(5, "receipt", [{"type": "image_url", "image_url": {
+            "url": "data:image/png;base64," + b64(png)}}],
+            "Extract this receipt for the expense report.",
+            response_format=schema_format("receipt"), max_tokens=500),
+        doc_job(6, "invoice", [file_part(files, "invoice.pdf")],
+                "Check this invoice against purchase order PO-88120 (24 sensors, 3 gateways, "
+                "3 installations, one licence, one support plan) and approve it for payment "
+                "or flag it for review.", tools=payment_tools, tool_choice="required",
+                max_tokens=400),
+        doc_job(7, "receipt", [file_part(files, "receipt.png"), file_part(files, "receipt-taxi.jpg")],
+                "File each of these receipts as an expense of my trip to Porto and Lisbon.",
+                tools=[expense_tool], tool_choice="auto", max_tokens=400),
+        doc_job(9, "invoice", [file_part(files, "invoice.pdf")],
+                "Check the invoice's arithmetic: quantity times unit price on every line, the "
+                "subtotal, the VAT and the total.", reasoning_effort="low",
+                response_format=schema_format("invoice_check", check), max_tokens=600),
+    ]
+    # A tool conversation: the model asked for a conversion, here is the result.
+    conv = job(start + 8, "document", [
+        {"role": "user", "content": [
+            {"type": "text", "text": "What did this breakfast cost in US dollars?"},
+            file_part(files, "receipt.png")]},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_fx_1", "type": "function", "function": {
+                "name": "convert_currency",
+                "arguments": json.dumps({"amount": 12.10, "from": "EUR", "to": "USD"})}}]},
+        {"role": "tool", "tool_call_id": "call_fx_1",
+         "content": json.dumps({"amount": 13.07, "currency": "USD", "rate": 1.0802})}],
+        tools=[fx_tool], max_tokens=200)
+    conv["metadata"]["document"] = "receipt"
+    jobs.insert(8, conv)
+    return jobs
+
+
+def write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
 def main():
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("jobs.jsonl")
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent
+    files = documents.files()
+    for name, data in files.items():
+        write(out / "files" / name, data)
+    for name, schema in documents.SCHEMAS.items():
+        write(out / "schemas" / f"{name}.json", (json.dumps(schema, indent=2) + "\n").encode())
     jobs = (summarize_jobs(1, 80) + extract_jobs(81, 60) + classify_jobs(141, 60)
             + review_jobs(201, 40))
     # A few in the prompt shorthand, as pipelines often send them.
@@ -456,10 +588,14 @@ def main():
         j["prompt"] = msgs[0]["content"] + "\n\n" + msgs[-1]["content"]
     # Interleave the kinds, as a real queue would have them.
     R.shuffle(jobs)
-    with open(out, "w", encoding="utf-8") as f:
+    # The document jobs near the front, one in five, so that the first 50
+    # (promptyard dev --count 50) hold every kind of them.
+    for k, j in enumerate(document_jobs(241, files)):
+        jobs.insert(2 + 5 * k, j)
+    with open(out / "jobs.jsonl", "w", encoding="utf-8") as f:
         for j in jobs:
             f.write(json.dumps(j, ensure_ascii=False) + "\n")
-    print(f"{out}: {len(jobs)} jobs")
+    print(f"{out}: {len(jobs)} jobs, {len(files)} files, {len(documents.SCHEMAS)} schemas")
 
 
 if __name__ == "__main__":

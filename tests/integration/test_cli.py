@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tests.lib import procs
 from tests.lib.kafkautil import consume_all, produce
+from tests.lib.procs import REPO
 from tests.lib.stack import (DEFAULT_MODELS, Stack, bin_path, child_env, end_offsets, free_port,
                              wait_until, write_config)
 
@@ -553,6 +554,25 @@ def test_dev_runs_50_jobs_and_leaves_nothing_behind(tmpdir):
     assert "50 of 50 jobs finished" in stdout, stdout
     for needle in ("MODEL", "SPEND", "BUDGET", "demo", "org", "provider attempts"):
         assert needle in stdout, (needle, stdout)
+    # The first 50 samples hold the document jobs (PDFs and scans inline):
+    # every ok json_schema job's result has a parsed the worker validated,
+    # the tool jobs came back with tool calls.
+    first = [json.loads(x) for x in
+             (REPO / "deploy" / "samples" / "jobs.jsonl").read_text().splitlines()[:50]]
+    schema_jobs = sum(1 for j in first
+                      if j.get("response_format", {}).get("type") == "json_schema")
+    tool_jobs = sum(1 for j in first
+                    if j.get("tools") and j["messages"][-1]["role"] != "tool")
+    assert schema_jobs >= 5 and tool_jobs >= 2, (schema_jobs, tool_jobs)
+    m = re.search(r"(\d+) ok, (\d+) error\n", stdout)
+    st = re.search(r"structured output: (\d+) with parsed JSON \((\d+) validated against the "
+                  r"job's json_schema\), (\d+) with tool calls, (\d+) refusals?\n", stdout)
+    assert m and st, stdout
+    parsed, validated, tools = int(st.group(1)), int(st.group(2)), int(st.group(3))
+    if m.group(2) == "0":  # the simulator's failures all failed over
+        assert (validated, tools) == (schema_jobs, tool_jobs), stdout
+    assert 1 <= validated <= parsed and tools >= 1, stdout
+    assert re.search(r"answers that broke their schema: \d+ \(invalid_output", stdout), stdout
     # Redis' counters equal the cost records for every budget (no "differs").
     assert "differs" not in stdout, stdout
     assert all(not alive(pid) for pid in seen), [pid for pid in seen if alive(pid)]

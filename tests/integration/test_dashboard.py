@@ -6,10 +6,9 @@ is checked against what Redis and the costs topic hold, and headless
 Chromium (Debian's) loads the page: its DOM must show the budgets, their
 spend and every model's spend as Redis has them, without a script error.
 
-Job counts (jobs:ok, jobs:error:<code>) come from ledger_stats_jobs(), which
-the engine does not call yet: they are tested in tests/unit/test_ledger.c,
-and the assertion that the page shows this run's counts is for when the
-engine calls it."""
+Job counts (jobs:ok, jobs:error:<code>) are the worker's: each job once,
+when its result is in Kafka (ledger_stats_jobs, flushed with the
+done-marks), so the summary shows this run's ten ok jobs and two errors."""
 import json
 import shutil
 import signal
@@ -18,6 +17,7 @@ from datetime import datetime, timezone
 from html.parser import HTMLParser
 
 from tests.lib import procs
+from tests.lib.browser import chromium, script_errors
 from tests.lib.stack import Stack, bin_path, http_get
 
 TIMEOUT = 300
@@ -76,24 +76,6 @@ class Dom(HTMLParser):
         found = [c for c in row["cells"] if cls in c["attrs"].get("class", "").split()]
         assert len(found) == 1, (cls, row)
         return found[0]
-
-
-def chromium(url, tmpdir):
-    """(DOM text, stderr) of the page after Chromium ran its scripts."""
-    exe = shutil.which("chromium")
-    assert exe, "chromium is not installed (deploy/install-deps.sh installs it)"
-    p = subprocess.run(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmpdir}/chromium",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=4000", "--dump-dom", url],
-        capture_output=True, timeout=120)
-    assert p.returncode == 0, (p.returncode, p.stderr.decode()[-2000:])
-    return p.stdout.decode(), p.stderr.decode()
-
-
-def script_errors(stderr):
-    return [line for line in stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
 
 
 class Dashboard:
@@ -205,8 +187,9 @@ def test_dashboard_shows_the_fleet(tmpdir):
         assert budgets["org"]["spent_nusd"] == sum(m["spend_month_nusd"] for m in models.values())
 
         assert set(summary["jobs"]) == {"today", "month"}
-        # When the engine calls ledger_stats_jobs: today {"ok": 10, "error": 2,
-        # "by_code": {"providers_failed": 1, "invalid_job": 1}}.
+        counts = {"ok": 10, "error": 2, "by_code": {"providers_failed": 1, "invalid_job": 1}}
+        assert summary["jobs"]["today"] == counts, summary["jobs"]
+        assert summary["jobs"]["month"] == counts, summary["jobs"]
 
         circuits = {c["model"]: c for c in summary["circuits"]}
         assert set(circuits) == {m["name"] for m in s.config["models"]}

@@ -3,6 +3,7 @@ crashes, broker outages and SIGTERM drains lose no job and buy none twice
 beyond what the SPEC allows."""
 import json
 import time
+from datetime import datetime, timezone
 
 from tests.lib import procs
 from tests.lib.kafkautil import consume_all, produce as produce_to
@@ -299,6 +300,19 @@ def test_redelivered_jobs_are_not_bought_again():
         assert [c for c in s.costs(timeout_s=2) if c["job_id"] == "p-1"] == [cost]
         assert calls(s) == first
         procs.wait_until(lambda: r.hget(f"{prefix}{{ledger}}:job:p-1", "state") == b"done", 10)
+
+        # The day's job counts (the dashboard's): each job once, a copy
+        # skipped as done not at all, the one re-sent from Redis once.
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+        def job_counts():
+            stats = r.hgetall(f"{prefix}{{ledger}}:stats:d:{day}")
+            return {k.decode(): int(v) for k, v in stats.items() if k.startswith(b"jobs:")}
+        try:
+            procs.wait_until(lambda: job_counts() == {"jobs:ok": 201}, 10)
+        except TimeoutError:
+            pass
+        assert job_counts() == {"jobs:ok": 201}
         w.sigterm()
         assert w.wait(60) == 0
 
@@ -394,5 +408,64 @@ def test_stop_with_outputs_kafka_never_took_exits_1():
         got = wait_results(s, n + 2, 120)
         assert {f"nf-{i}" for i in range(n)} <= got
         assert calls(s) == n + 2  # re-sent from Redis, not bought again
+        w2.sigterm()
+        assert w2.wait(60) == 0
+
+
+def test_billed_attempts_of_a_crashed_run_keep_their_cost_records():
+    """A billed attempt that did not answer (here: content that breaks the
+    job's schema, invalid_output) is settled at once; the job goes on to its
+    next model, whose call the worker is killed in. The next run of the job
+    must still publish that first attempt's cost record, kept in Redis since
+    its settle: otherwise the ledger holds a charge no record shows (SPEC §4)."""
+    s = Stack(partitions=1, providers=[], models=[
+        {"name": "breaks", "provider": "openai", "id": "gpt-4o-mini", "input_usd_per_mtok": 0.15,
+         "output_usd_per_mtok": 0.60, "default_max_tokens": 64, "quality": 0.9,
+         "capabilities": ["json", "json_schema"]},
+        {"name": "slow", "provider": "anthropic", "id": "claude-haiku", "input_usd_per_mtok": 1.0,
+         "output_usd_per_mtok": 5.0, "default_max_tokens": 64, "quality": 0.5,
+         "capabilities": ["json", "json_schema", "tools"]}])
+    with s:
+        s.providers[:] = [
+            {"name": "openai", "type": "openai", "base_url": s.fake.url("/openai/v1"),
+             "api_key_env": "FAKE_OPENAI_KEY", "timeout_ms": 60000},
+            {"name": "anthropic", "type": "anthropic", "base_url": s.fake.url("/anthropic/v1"),
+             "api_key_env": "FAKE_ANTHROPIC_KEY", "timeout_ms": 10000}]
+        s.config["providers"] = s.providers
+        s.config["worker"].update({"metrics_listen": "", "default_strategy": "cheapest"})
+        s.config["kafka"]["properties"] = ["session.timeout.ms=6000", "heartbeat.interval.ms=500"]
+        s.set_fake_rules([
+            {"prefix": "/openai/v1", "model": "*", "break_schema_share": 1.0},
+            {"prefix": "/anthropic/v1", "model": "*", "latency_ms": 60000}])
+        s.write_config()
+        schema = {"type": "object", "properties": {"total": {"type": "number"}},
+                  "required": ["total"], "additionalProperties": False}
+        # One job: a model no call has succeeded on yet takes one call at a
+        # time (slow start), and one held call is all this needs.
+        n = 1
+        s.produce_jobs([json.dumps({
+            "id": f"k-{i}", "prompt": f"invoice {i}", "strategy": "balanced",
+            "models": ["breaks", "slow"],
+            "response_format": {"type": "json_schema",
+                                "json_schema": {"name": "inv", "schema": schema}}}).encode()
+            for i in range(n)])
+        w = s.worker()
+        # The job's first attempt broke the schema (billed, settled) and its
+        # second is held at the slow provider: kill the worker there.
+        procs.wait_until(lambda: s.fake.stats()["by_prefix"].get("/anthropic/v1", 0) >= n, 60,
+                         interval=0.2, what="the job's second call held")
+        w.sigkill()
+        w.wait(10)
+        s.set_fake_rules([
+            {"prefix": "/openai/v1", "model": "*", "break_schema_share": 1.0},
+            {"prefix": "/anthropic/v1", "model": "*", "latency_ms": 0}])
+        w2 = s.worker(name="second")
+        assert len(wait_results(s, n, 120)) == n
+        costs = check_costs_match_spend(s, timeout_s=120)
+        # Each job: the first run's invalid_output attempt, the second run's
+        # own attempts and the killed call's lease, reaped at its estimate.
+        for i in range(n):
+            mine = [c for (j, _), c in costs.items() if j == f"k-{i}"]
+            assert any(c["model"] == "breaks" and not c["estimated"] for c in mine), mine
         w2.sigterm()
         assert w2.wait(60) == 0

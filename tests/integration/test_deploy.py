@@ -4,6 +4,7 @@ check what can go stale without anyone noticing: every YAML parses, every
 metric a dashboard or alert uses is one the worker exports (worker/metrics.c),
 every path a Dockerfile or unit refers to exists, the configurations load,
 and the timeouts leave the worker its drain."""
+import base64
 import json
 import re
 import shutil
@@ -312,16 +313,147 @@ def test_samples():
     assert len(jobs) >= 200
     assert len({j["id"] for j in jobs}) == len(jobs)
     tasks = {j["metadata"]["task"] for j in jobs}
-    assert tasks == {"summarize", "extract", "classify", "code_review"}
+    assert tasks == {"summarize", "extract", "classify", "code_review", "document"}
     sizes = sorted(len(x) for x in lines)
     assert sizes[0] < 500 and sizes[-1] > 5000, "varied lengths"
     assert all("model" not in j and "budget" not in j for j in jobs), "config-independent"
-    # The file is what the generator writes (no hand edits drift from it).
+    # What is checked in is what the generator writes (no hand edits drift
+    # from it): the jobs, the documents and the schemas, byte for byte.
     gen = DEPLOY / "samples" / "generate.py"
-    out = Path(subprocess.run(["mktemp"], capture_output=True, text=True).stdout.strip())
+    out = Path(subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip())
     try:
         subprocess.run(["/usr/bin/python3", str(gen), str(out)], check=True, capture_output=True,
-                       timeout=60)
-        assert out.read_text() == "\n".join(lines) + "\n"
+                       timeout=120)
+        assert (out / "jobs.jsonl").read_text() == "\n".join(lines) + "\n"
+        made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+        assert made == ["files/form.pdf", "files/invoice.pdf", "files/receipt-taxi.jpg",
+                        "files/receipt.png", "jobs.jsonl", "schemas/form.json",
+                        "schemas/invoice.json", "schemas/receipt.json"], made
+        for rel in made:
+            assert (out / rel).read_bytes() == (DEPLOY / "samples" / rel).read_bytes(), rel
     finally:
-        out.unlink()
+        shutil.rmtree(out)
+
+
+# ---------------------------------------------------------------- sample documents
+
+SUBSET = {"type", "properties", "required", "additionalProperties", "items", "enum"}
+
+
+def schema_objects(schema):
+    """Every subschema of schema that is an object."""
+    yield schema
+    for sub in schema.get("properties", {}).values():
+        yield from schema_objects(sub)
+    if isinstance(schema.get("items"), dict):
+        yield from schema_objects(schema["items"])
+
+
+def decoded_in_chromium(images, tmpdir):
+    """{name: (width, height, gray bytes)} of images ({name: (media type,
+    bytes)}) as Chromium decodes them (the red channel of a canvas)."""
+    loads = ",".join(f"['{name}', 'data:{media};base64,{base64.b64encode(data).decode()}']"
+                     for name, (media, data) in images.items())
+    page = Path(tmpdir) / "images.html"
+    page.write_text("""<!doctype html><body><script>
+function gray(img) {
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const x = c.getContext('2d');
+  x.drawImage(img, 0, 0);
+  const d = x.getImageData(0, 0, c.width, c.height).data;
+  let s = '';
+  for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i]);
+  return btoa(s);
+}
+for (const [name, src] of [%s]) {
+  const img = new Image(), out = document.createElement('pre');
+  out.id = name; out.textContent = 'pending';
+  document.body.appendChild(out);
+  img.onload = () => { out.textContent = img.naturalWidth + ' ' + img.naturalHeight + ' ' + gray(img); };
+  img.onerror = () => { out.textContent = 'error'; };
+  img.src = src;
+}
+</script></body>""" % loads)
+    from tests.lib.browser import chromium
+    dom, _ = chromium(page.as_uri(), tmpdir)
+    out = {}
+    for name in images:
+        m = re.search(r'<pre id="%s">([^<]*)</pre>' % re.escape(name), dom)
+        assert m and m.group(1) not in ("pending", "error"), (name, m and m.group(1))
+        w, h, data = m.group(1).split(" ")
+        out[name] = (int(w), int(h), base64.b64decode(data))
+    return out
+
+
+def test_sample_documents(tmpdir):
+    """The document jobs' files are what they claim (Chromium decodes the
+    PNG to exactly the pixels drawn and the JPEG to within JPEG's loss; the
+    PDFs have their pages and a correct xref table), the schemas keep to
+    the keywords every provider's structured output takes, and the jobs
+    carry those files and schemas."""
+    import sys
+    sys.path.insert(0, str(DEPLOY / "samples"))
+    sys.dont_write_bytecode = True
+    import documents
+    import jsonschema
+    samples = DEPLOY / "samples"
+
+    # Schemas: valid, within the subset, strict (everything required).
+    for name in ("invoice", "receipt", "form"):
+        schema = json.loads((samples / "schemas" / f"{name}.json").read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        for o in schema_objects(schema):
+            assert set(o) <= SUBSET, (name, set(o) - SUBSET)
+            if o.get("type") == "object":
+                assert o["required"] == list(o["properties"]), name
+                assert o["additionalProperties"] is False, name
+
+    # PDFs: pages counted as the worker counts them; each xref entry points at its object.
+    for name, pages in (("invoice.pdf", 2), ("form.pdf", 1)):
+        pdf = (samples / "files" / name).read_bytes()
+        assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
+        assert len(re.findall(rb"/Type\s*/Page(?![A-Za-z0-9])", pdf)) == pages, name
+        xref = int(pdf[pdf.rindex(b"startxref") + 9:].split()[0])
+        assert pdf[xref:].startswith(b"xref\n0 ")
+        count = int(pdf[xref:].split(b"\n")[1].split()[1])
+        for k in range(1, count):
+            off = int(pdf[xref:].split(b"\n")[2 + k].split()[0])
+            assert pdf[off:].startswith(b"%d 0 obj" % k), (name, k, off)
+
+    # Images: decoded by a real browser.
+    png = (samples / "files" / "receipt.png").read_bytes()
+    jpg = (samples / "files" / "receipt-taxi.jpg").read_bytes()
+    got = decoded_in_chromium({"png": ("image/png", png), "jpg": ("image/jpeg", jpg)}, tmpdir)
+    receipt = documents.Canvas(392, 24 + 18 * len(documents.RECEIPT) + 16)
+    receipt.lines(16, 16, documents.RECEIPT)
+    assert got["png"] == (receipt.w, receipt.h, bytes(receipt.px))
+    taxi = documents.taxi_canvas()
+    w, h, gray = got["jpg"]
+    assert (w, h) == (taxi.w, taxi.h)
+    diff = sum(abs(a - b) for a, b in zip(gray, taxi.px)) / len(gray)
+    assert diff < 3, diff  # JPEG's loss at quality 80; a broken encoder is far off
+    assert sum(gray) / len(gray) < 250, "ink on the page"
+
+    # The document jobs carry these files and schemas.
+    jobs = [json.loads(x) for x in (samples / "jobs.jsonl").read_text().splitlines()]
+    docs = [j for j in jobs if j["metadata"]["task"] == "document"]
+    files = {n: (samples / "files" / n).read_bytes() for n in documents.files()}
+    carried = set()
+    for j in docs:
+        for m in j["messages"]:
+            for p in m["content"] if isinstance(m["content"], list) else []:
+                data = (p.get("data") or p.get("image_url", {}).get("url", "")
+                        or p.get("file", {}).get("file_data", ""))
+                if data:
+                    data = base64.b64decode(data.split(",", 1)[-1])
+                    carried |= {n for n, b in files.items() if b == data}
+                    assert data in files.values(), j["id"]
+        rf = j.get("response_format")
+        if rf and rf["json_schema"]["name"] in documents.SCHEMAS:
+            assert rf["json_schema"]["schema"] == json.loads(
+                (samples / "schemas" / (rf["json_schema"]["name"] + ".json")).read_text())
+    assert carried == set(files), carried
+    assert sum(1 for j in docs if j.get("tools")) >= 3
+    assert any(j.get("reasoning_effort") for j in docs)
+    assert {j["metadata"]["document"] for j in docs} == {"invoice", "receipt", "form"}

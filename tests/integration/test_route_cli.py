@@ -1,10 +1,12 @@
 """`promptyard route --json` on a 6-model catalog (issue 5, SPEC §6): each
-strategy's choice and chain, ties included, and the reasons models drop."""
+strategy's choice and chain, ties included, and the reasons models drop;
+and the tokens a job's images and pages add on each model (SPEC §13)."""
+import base64
 import json
 import subprocess
 
 from tests.lib import procs
-from tests.lib.stack import Stack, bin_path
+from tests.lib.stack import Stack, bin_path, http
 
 TIMEOUT = 120
 
@@ -67,3 +69,39 @@ def test_route_json_shows_each_strategy():
         r = route(s, dict(base, strategy="cheapest", max_cost_usd=0.0001))
         assert "huge" not in r["chain"]
         assert any(x["reason"] == "cost_cap" for x in r["models"] if not x["eligible"])
+
+
+def test_route_json_counts_images_and_pages():
+    """An image-heavy job (SPEC §13): each model's media_tokens are its
+    image_tokens per image plus pdf_page_tokens per page, in its
+    input_tokens and estimate; a context too small for them drops it."""
+    eye = dict(m("eye", "openai", 0.15, 0.60, 0.6, 500, ["vision", "pdf"]), image_tokens=800,
+               pdf_page_tokens=1000)
+    wide = m("wide", "anthropic", 1.00, 4.00, 0.7, 500, ["vision", "pdf"])  # 1600 and 3000
+    narrow = m("narrow", "gemini", 0.10, 0.40, 0.5, 500, ["vision", "pdf"], ctx=30000)
+    with Stack(partitions=1, models=[eye, wide, narrow]) as s:
+        s.config["worker"]["metrics_listen"] = ""
+        s.write_config()
+        status, png = http("GET", s.fake.url("/_files/tiny.png"))
+        status2, pdf = http("GET", s.fake.url("/_files/pages-3.pdf"))
+        assert status == status2 == 200
+        image = {"type": "image", "data": base64.b64encode(png).decode(), "media_type": "image/png"}
+        doc = {"type": "document", "data": base64.b64encode(pdf).decode(),
+               "media_type": "application/pdf"}
+        job = {"id": "scans", "strategy": "cheapest", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "read these"}] + [image] * 20}]}
+        r = route(s, job)
+        models = {x["name"]: x for x in r["models"]}
+        assert {k: v["media_tokens"] for k, v in models.items()} == \
+            {"eye": 20 * 800, "wide": 20 * 1600, "narrow": 20 * 1600}
+        for x in models.values():
+            assert x["input_tokens"] == r["est_input_tokens"] + x["media_tokens"]
+        # $0.15 and $0.60 a million tokens: 150 and 600 nano-USD a token.
+        eye_in = models["eye"]["input_tokens"]
+        assert models["eye"]["estimate_nusd"] == eye_in * 150 + 100 * 600
+        # 32,000 image tokens do not fit narrow's 30,000.
+        assert models["narrow"]["reason"] == "context" and r["chain"] == ["eye", "wide"]
+        job["messages"][0]["content"].append(doc)
+        models = {x["name"]: x for x in route(s, job)["models"]}
+        assert models["eye"]["media_tokens"] == 20 * 800 + 3 * 1000
+        assert models["wide"]["media_tokens"] == 20 * 1600 + 3 * 3000

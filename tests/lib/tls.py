@@ -15,6 +15,9 @@ nothing but the CA of `ca_file`: a client that does not trust that CA fails
 its handshake. With log=True nginx writes one line per request it served
 (`requests()`: the protocol the client spoke, nginx's serial number of the
 client connection, the listener's port, the status); the bench turns it off.
+Two paths are nginx's own, for tests of redirects: `/_redirect/NAME`
+answers 302 to `/_files/NAME` on the same listener, `/_redirect_http/NAME`
+302 to the fake's `http://` `/_files/NAME`.
 Everything is registered with tests.lib.procs.
 """
 import shutil
@@ -94,6 +97,15 @@ http {{
     server {{
         listen 127.0.0.1:{port_h2} ssl http2;
         listen 127.0.0.1:{port_h1} ssl;
+        # Redirects, for the worker's fetches of URL parts: /_redirect/NAME
+        # answers 302 to /_files/NAME on the same listener, and
+        # /_redirect_http/NAME 302 to the fake's plain-HTTP /_files/NAME.
+        location /_redirect/ {{
+            rewrite ^/_redirect/(.*)$ /_files/$1 redirect;
+        }}
+        location /_redirect_http/ {{
+            rewrite ^/_redirect_http/(.*)$ http://127.0.0.1:{upstream}/_files/$1 redirect;
+        }}
         location / {{
             proxy_pass http://fake;
             proxy_http_version 1.1;

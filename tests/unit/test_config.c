@@ -850,6 +850,7 @@ TEST(keys_of_rich_jobs_batches_and_integrations)
 	if (cfg) {
 		CHECK_INT(cfg->worker.default_mode, MODE_SYNC);
 		CHECK_INT(cfg->worker.max_fetch_bytes, 20971520);
+		CHECK(cfg->worker.fetch_ca_file == NULL);
 		CHECK_INT(cfg->batch.max_requests, 10000);
 		CHECK_INT(cfg->batch.max_wait_ms, 60000);
 		CHECK_INT(cfg->batch.poll_interval_s, 60);
@@ -897,6 +898,32 @@ TEST(keys_of_rich_jobs_batches_and_integrations)
 
 	unsetenv("PY_TEST_HDR");
 	unsetenv("PY_TEST_KEY");
+}
+
+/* worker.fetch_ca_file (extension): the PEM bundle that fetches of URL
+ * parts trust; it must be readable when the worker starts, as a provider's
+ * ca_file; "" is none. */
+TEST(fetch_ca_file)
+{
+	char ca[600], text[800];
+	snprintf(ca, sizeof ca, "%s/corporate-ca.pem", dir);
+	FILE *f = fopen(ca, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	fputs("-----BEGIN CERTIFICATE-----\n", f);
+	fclose(f);
+	snprintf(text, sizeof text, "worker = { fetch_ca_file = \"%s\"; };\n", ca);
+	struct config *cfg = load_text(text, 0);
+	CHECK_STR(cfg ? "loaded" : err, "loaded");
+	if (cfg)
+		CHECK_STR(cfg->worker.fetch_ca_file, ca);
+	config_free(cfg);
+	cfg = load_text("worker = { fetch_ca_file = \"\"; };\n", 0);
+	CHECK(cfg && cfg->worker.fetch_ca_file == NULL);
+	config_free(cfg);
+	CHECK(fails_with("worker = {\n  fetch_ca_file = \"/nonexistent/ca.pem\"; };\n", 2,
+	                 "worker.fetch_ca_file: cannot read /nonexistent/ca.pem"));
 }
 
 TEST(errors_of_rich_jobs_batches_and_integrations)
@@ -1087,6 +1114,7 @@ int main(void)
 	RUN(cross_references);
 	RUN(rule_errors);
 	RUN(keys_of_rich_jobs_batches_and_integrations);
+	RUN(fetch_ca_file);
 	RUN(errors_of_rich_jobs_batches_and_integrations);
 	RUN(bedrock_provider);
 	RUN(free_null_is_safe);

@@ -283,7 +283,7 @@ static struct stl settle(struct fx *f, const char *budget, const char *job, int 
 {
 	struct waiter w = {0};
 	struct stl out = {0};
-	ledger_settle_budget(f->l[0], budget, job, attempt, cost, NULL, on_reply, &w);
+	ledger_settle_budget(f->l[0], budget, job, attempt, cost, NULL, NULL, on_reply, &w);
 	redisReply *r = wait_for(f, &w);
 	out.rc = ledger_settle_result(r, &out.s, out.err, sizeof out.err);
 	reply_free(r);
@@ -526,8 +526,8 @@ TEST(same_settle_three_times)
 	buf_puts(&outputs, "{\"id\":\"job-3x\"}\n");
 	/* Sent three times before any reply, as a retry loop might. */
 	for (int i = 0; i < 3; i++)
-		ledger_settle_budget(f.l[0], "b", "job-3x", a.res.attempt, 4200, &outputs, on_reply,
-		                     &w[i]);
+		ledger_settle_budget(f.l[0], "b", "job-3x", a.res.attempt, 4200, &outputs, NULL,
+		                     on_reply, &w[i]);
 	int charged = 0;
 	for (int i = 0; i < 3; i++) {
 		struct ledger_settlement s;
@@ -1125,6 +1125,17 @@ TEST(sync_keeps_spend)
 	CHECK_INT(reserve(&f, "nightly", "j3", 1).res.status, LEDGER_UNKNOWN_BUDGET);
 	CHECK_INT(reserve(&f, "nightly", "j3", 1).res.status, LEDGER_RESERVED);
 	CHECK_INT(state(&f, "nightly").limit, 4000);
+	/* And an attempt whose lease went with the data: its settle is refused
+	 * once, as a state that passes, then charged on the budgets written again. */
+	reply_free(admin("DEL t11:{ledger}:meta:nightly t11:{ledger}:meta:root"));
+	struct stl lost = settle(&f, "nightly", "j4", 1, 30);
+	CHECK_INT(lost.rc, LEDGER_ERROR);
+	CHECK_HAS(lost.err, "unknown budget");
+	CHECK(ledger_error_transient(lost.err));
+	lost = settle(&f, "nightly", "j4", 1, 30);
+	CHECK_INT(lost.rc, LEDGER_OK);
+	CHECK(lost.s.now);
+	CHECK_INT(state(&f, "nightly").spent, 230);
 
 	/* The list: every budget, sorted. */
 	struct waiter w = {0};
@@ -1249,7 +1260,7 @@ static void bench_reserved(void *opaque, redisReply *reply)
 		j->b->settled++;
 		return;
 	}
-	ledger_settle_budget(j->b->l, "bench", j->b->jobs[j->i], res.attempt, 900, NULL,
+	ledger_settle_budget(j->b->l, "bench", j->b->jobs[j->i], res.attempt, 900, NULL, NULL,
 	                     bench_settled, j);
 }
 
@@ -1291,6 +1302,131 @@ out:
 	free(b);
 }
 
+/* ---------------------------------------------------------------- batch steps (SPEC §14) */
+
+static redisReply *batch_step(struct fx *f, int step, const char *token, const char *batch_id)
+{
+	struct waiter w = {0};
+	if (step == 0)
+		ledger_batch_record(f->l[0], token, batch_id, 60000, time_now_ms() + 7200000,
+		                    on_reply, &w);
+	else if (step == 1)
+		ledger_batch_abandon(f->l[0], token, on_reply, &w);
+	else if (step == 2)
+		ledger_batch_jobs(f->l[0], token, on_reply, &w);
+	else
+		ledger_batch_finish(f->l[0], token, "collected", on_reply, &w);
+	return wait_for(f, &w);
+}
+
+static void batch_prepare2(struct fx *f, const char *token, const char *j1, int a1, const char *j2,
+                           int a2)
+{
+	struct waiter w = {0};
+	struct ledger_batch_sub bs = {.token = token,
+	                              .provider = "p-one",
+	                              .model = "m-small",
+	                              .lease_ms = 60000,
+	                              .complete_by_ms = time_now_ms() + 7200000};
+	struct ledger_batch_req reqs[2] = {{.job_id = j1,
+	                                    .attempt = a1,
+	                                    .value = "{\"id\":\"x\"}",
+	                                    .value_len = 10,
+	                                    .topic = "llm.jobs",
+	                                    .partition = 1,
+	                                    .offset = 7,
+	                                    .complete_by_ms = bs.complete_by_ms},
+	                                   {.job_id = j2,
+	                                    .attempt = a2,
+	                                    .value = "{}",
+	                                    .value_len = 2,
+	                                    .topic = "llm.jobs",
+	                                    .complete_by_ms = bs.complete_by_ms}};
+	ledger_batch_prepare(f->l[0], &bs, reqs, 2, on_reply, &w);
+	redisReply *r = wait_for(f, &w);
+	CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "submitting") == 0);
+	reply_free(r);
+}
+
+TEST(batch_steps)
+{
+	struct fx f;
+	struct records rec = {0};
+	int total = 0;
+	CHECK(fx_open(&f, "tb:", 1, NULL, 0, 0) == 0);
+	ledger_set_worker(f.l[0], "worker-a");
+	CHECK(define("tb:", "b", 100000, "none", "") == 0);
+
+	/* Prepared, then its worker died: the leases expire, the reaper leaves
+	 * them to the orphan search, and a copy of a job waits. */
+	struct rsv r1 = reserve_tok(&f, 0, "b", "j1", 300, 1, NULL);
+	struct rsv r2 = reserve_tok(&f, 0, "b", "j2", 200, 1, NULL);
+	CHECK_INT(r1.res.status, LEDGER_RESERVED);
+	batch_prepare2(&f, "tok000000001", "j1", r1.res.attempt, "j2", r2.res.attempt);
+	usleep(5000);
+	CHECK_INT(reap_all(&f, 1, &rec, &total), 0);
+	CHECK_INT(total, 0);
+	CHECK_INT(state(&f, "b").reserved, 500);
+	CHECK_INT(state(&f, "b").spent, 0);
+	struct rsv copy = reserve_req(&f, 0, "b", "j1", 300, 60000, NULL, true);
+	CHECK_INT(copy.res.status, LEDGER_JOB_SUBMITTING);
+
+	/* Not found at the provider: abandoned, released at zero, the copy runs. */
+	redisReply *r = batch_step(&f, 1, "tok000000001", NULL);
+	CHECK(r && r->type == REDIS_REPLY_ARRAY && strcmp(r->element[0]->str, "abandoned") == 0);
+	reply_free(r);
+	CHECK_INT(state(&f, "b").reserved, 0);
+	CHECK_INT(state(&f, "b").spent, 0);
+	CHECK_INT(settle(&f, "b", "j1", r1.res.attempt, 999).s.how, LEDGER_CHARGED_NOTHING);
+	copy = reserve_req(&f, 0, "b", "j1", 300, 60000, NULL, true);
+	CHECK_INT(copy.res.status, LEDGER_RESERVED);
+	CHECK_INT(release(&f, "j1", copy.res.attempt), 1);
+
+	/* Prepared and recorded: the jobs are batched, the leases last past
+	 * complete_by, the dashboard sees the batch; a late record is a repeat. */
+	struct rsv r3 = reserve_tok(&f, 0, "b", "j3", 400, 1, NULL);
+	struct rsv r4 = reserve_tok(&f, 0, "b", "j4", 100, 1, NULL);
+	batch_prepare2(&f, "tok000000002", "j3", r3.res.attempt, "j4", r4.res.attempt);
+	r = batch_step(&f, 0, "tok000000002", "batch_1");
+	CHECK(r && r->type == REDIS_REPLY_ARRAY && strcmp(r->element[0]->str, "recorded") == 0);
+	reply_free(r);
+	r = batch_step(&f, 1, "tok000000002", NULL); /* the orphan search, too late */
+	CHECK(r && r->type == REDIS_REPLY_ARRAY && strcmp(r->element[0]->str, "recorded") == 0);
+	reply_free(r);
+	usleep(5000);
+	CHECK_INT(reap_all(&f, 1, &rec, &total), 0);
+	CHECK_INT(state(&f, "b").reserved, 500);
+	copy = reserve_req(&f, 0, "b", "j3", 400, 60000, NULL, true);
+	CHECK_INT(copy.res.status, LEDGER_JOB_BATCHED);
+	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:batches", NULL), 1);
+	CHECK_INT(admin_int("HGET %s %s", "tb:{ledger}:batch:batch_1", "reserved_nusd"), 500);
+	r = batch_step(&f, 2, "tok000000002", NULL);
+	CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+	if (r && r->elements == 2 && r->element[0]->elements >= 14) {
+		CHECK_STR(r->element[0]->element[1]->str, "j3");
+		CHECK_STR(r->element[0]->element[2]->str, "batched");
+		CHECK_STR(r->element[0]->element[3]->str, "tok000000002");
+		CHECK_STR(r->element[0]->element[5]->str, "{\"id\":\"x\"}");
+		CHECK_STR(r->element[0]->element[10]->str, "7");
+	}
+	reply_free(r);
+
+	/* Answered: settled once; finished: off the books. */
+	CHECK_INT(settle(&f, "b", "j3", r3.res.attempt, 150).s.how, LEDGER_CHARGED_ACTUAL);
+	CHECK_INT(settle(&f, "b", "j3", r3.res.attempt, 150).s.now, 0);
+	CHECK_INT(settle(&f, "b", "j4", r4.res.attempt, 0).s.how, LEDGER_CHARGED_ACTUAL);
+	CHECK_INT(state(&f, "b").spent, 150);
+	CHECK_INT(state(&f, "b").reserved, 0);
+	r = batch_step(&f, 3, "tok000000002", NULL);
+	CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+	reply_free(r);
+	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:batches", NULL), 0);
+	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:bsubs", NULL), 0);
+	CHECK_INT(admin_int("EXISTS %s", "tb:{ledger}:batch:batch_1", NULL), 0);
+
+	fx_close(&f);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1320,6 +1456,7 @@ int main(void)
 	RUN(sync_keeps_spend);
 	RUN(unreachable_gives_null);
 	RUN(redis_resolves_off_the_loop);
+	RUN(batch_steps);
 	bench_pairs();
 	int rc = unit_done();
 	server_stop();

@@ -558,7 +558,7 @@ TEST(ledger_steps_of_a_turn_share_one_wait)
 
 	memset(g, 0, sizeof g);
 	for (int i = 0; i < N; i++)
-		ledger_settle_budget(l, "b", ids[i], 1, 90, NULL, on_got, &g[i]);
+		ledger_settle_budget(l, "b", ids[i], 1, 90, NULL, NULL, on_got, &g[i]);
 	CHECK(run_until_all(&f, g, N));
 	for (int i = 0; i < N; i++)
 		CHECK(!g[i].null);

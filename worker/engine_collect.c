@@ -1,0 +1,701 @@
+/* engine_collect: a recorded batch, from its polls to its last job (SPEC §14).
+ *
+ * The holder of a submission polls it every batch.poll_interval_s, renewing
+ * its claim each time (batch_touch.lua, which also keeps the dashboard's
+ * hash), and cancels it when it has not ended batch.fallback_lead_s before
+ * the earliest complete_by of its jobs. Once it ends, its requests are read
+ * (batch_jobs.lua) and its results streamed, line by line as they arrive
+ * (Gemini's answers come in the status body); each request's job becomes a
+ * task with no Kafka source, run on from Redis:
+ *   - answered: settled at the batch price once per (job, attempt), its
+ *     outputs kept for a re-send, produced, marked done on acknowledgement;
+ *   - errored, expired, canceled or without a result: released at zero (a
+ *     settle of 0) and decided (task_batch_decide): the model's next batch
+ *     while the deadline allows, else sync;
+ *   - a job done elsewhere is charged for what the provider billed (its cost
+ *     record produced) but gets no second result; a job finished and not
+ *     acknowledged is re-sent; a job another submission holds now is left to
+ *     it (one being submitted is looked at again later).
+ * The submission is finished when every request's task is over. */
+#include "engine_int.h"
+
+#include "buf.h"
+#include "ledger.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis.h"
+#include "timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A status body (Gemini's answers inline) is held up to this size. */
+#define STATUS_MAX_BYTES ((size_t)256 << 20)
+/* A results file's download may run this long before it is tried again. */
+#define RESULTS_TIMEOUT_MS 600000
+
+static void sub_poll(struct batch_sub *s);
+static void sub_collect(struct batch_sub *s);
+static void results_next(struct batch_sub *s);
+static void request_missing(struct batch_sub *s, size_t i);
+
+/* ---------------------------------------------------------------- polls */
+
+static void on_touched(void *opaque, redisReply *reply)
+{
+	struct batch_sub *s = opaque;
+	if (s->e->closing || !reply)
+		return;
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && !s->lost) {
+		/* Our claim passed and another worker holds it now. */
+		log_warn("batch claim lost to another worker", "token", s->token, NULL);
+		s->lost = true;
+	}
+}
+
+static void sub_touch(struct batch_sub *s, bool with_state)
+{
+	ledger_batch_touch(s->e->ledger, s->token, s->batch_id, batch_claim_lease_ms(s->e),
+	                   with_state ? provider_batch_state_name(s->pstate) : NULL, s->done,
+	                   s->failed, on_touched, s);
+}
+
+static void on_poll_timer(uv_timer_t *timer)
+{
+	struct batch_sub *s = timer->data;
+	if (!s->e->closing)
+		sub_poll(s);
+}
+
+/* Collecting: the claim is kept while the results are read and the jobs run. */
+static void on_renew_timer(uv_timer_t *timer)
+{
+	struct batch_sub *s = timer->data;
+	if (!s->e->closing && !s->lost)
+		sub_touch(s, false);
+}
+
+void batch_collect_start(struct batch_sub *s)
+{
+	s->phase = BSUB_POLLING;
+	sub_poll(s);
+}
+
+static int on_status_chunk(void *opaque, const char *data, size_t len)
+{
+	struct batch_sub *s = opaque;
+	if (s->status.len + len > STATUS_MAX_BYTES) {
+		s->status_too_large = true;
+		return -1;
+	}
+	buf_append(&s->status, data, len);
+	return 0;
+}
+
+static void on_cancel_answer(void *opaque, const struct http_response *resp)
+{
+	struct batch_sub *s = opaque;
+	if (s->e->closing)
+		return;
+	char status[16];
+	snprintf(status, sizeof status, "%ld", resp->status);
+	log_info("batch canceled for its deadline", "token", s->token, "batch", s->batch_id,
+	         "status", status, NULL);
+}
+
+static void on_polled(void *opaque, const struct http_response *resp)
+{
+	struct batch_sub *s = opaque;
+	struct engine *e = s->e;
+	if (e->closing)
+		return;
+	const struct provider_conf *p = &e->cfg->providers[s->provider];
+	const struct config *cfg = e->cfg;
+	s->polling = false;
+	int64_t next_ms = cfg->batch.poll_interval_s * 1000;
+	struct provider_batch_status st = {0};
+	enum response_class cls = RESPONSE_RETRYABLE;
+	if (resp->error == HTTP_OK) {
+		const char *body =
+		        resp->status >= 200 && resp->status < 300 ? s->status.data : resp->body;
+		size_t len =
+		        resp->status >= 200 && resp->status < 300 ? s->status.len : resp->body_len;
+		cls = provider_batch_parse_status(p, resp->status, body ? body : "", len, &st);
+	}
+	if (cls != RESPONSE_OK) {
+		log_warn("batch poll failed", "token", s->token, "batch", s->batch_id, "error",
+		         st.error_message ? st.error_message : "no answer", NULL);
+		provider_batch_status_clear(&st);
+		if (!s->lost)
+			sub_touch(s, false);
+		batch_sub_later(s, next_ms, on_poll_timer);
+		return;
+	}
+	s->pstate = st.state;
+	s->done = st.done;
+	s->failed = st.failed;
+	if (provider_batch_state_final(st.state) && s->lost) {
+		provider_batch_status_clear(&st);
+		batch_sub_free(s); /* its holder collects it */
+		return;
+	}
+	if (provider_batch_state_final(st.state)) {
+		for (size_t i = 0; i < st.n_results && i < 2; i++) {
+			s->results[i] = st.results[i];
+			st.results[i] = NULL;
+		}
+		s->n_results = st.n_results < 2 ? st.n_results : 2;
+		s->inline_results = st.inline_results;
+		provider_batch_status_clear(&st);
+		if (!s->lost)
+			sub_touch(s, true);
+		log_info("batch ended", "token", s->token, "batch", s->batch_id, "state",
+		         provider_batch_state_name(s->pstate), NULL);
+		sub_collect(s);
+		return;
+	}
+	provider_batch_status_clear(&st);
+	if (s->lost) {
+		batch_sub_free(s); /* its holder polls it now */
+		return;
+	}
+	sub_touch(s, true);
+	if (!s->cancel_sent &&
+	    time_now_ms() >= s->complete_by_ms - cfg->batch.fallback_lead_s * 1000) {
+		/* SPEC §14: not ended fallback_lead_s before the earliest
+		 * complete_by: canceled; what it answered is used, the rest runs
+		 * sync. */
+		s->cancel_sent = true;
+		struct http_request req = {0};
+		provider_batch_cancel_request(p, s->batch_id, &req);
+		http_pool_start(e->pools[s->provider], &req, p->timeout_ms, on_cancel_answer, s);
+		next_ms = 1000;
+	}
+	batch_sub_later(s, next_ms, on_poll_timer);
+}
+
+static void sub_poll(struct batch_sub *s)
+{
+	struct engine *e = s->e;
+	const struct provider_conf *p = &e->cfg->providers[s->provider];
+	if (s->polling)
+		return;
+	s->polling = true;
+	buf_free(&s->status);
+	s->status_too_large = false;
+	struct http_request req = {0};
+	provider_batch_poll_request(p, s->batch_id, &req);
+	http_pool_stream(e->pools[s->provider], &req, p->timeout_ms, on_status_chunk, on_polled, s);
+}
+
+/* ---------------------------------------------------------------- the requests */
+
+static char *reply_str(const redisReply *r, size_t i, size_t *len)
+{
+	const redisReply *e = r->element[i];
+	if (len)
+		*len = e->type == REDIS_REPLY_STRING ? e->len : 0;
+	return e->type == REDIS_REPLY_STRING ? xstrndup(e->str, e->len) : xstrdup("");
+}
+
+static void on_jobs_retry(uv_timer_t *timer)
+{
+	sub_collect(timer->data);
+}
+
+static void on_jobs(void *opaque, redisReply *reply)
+{
+	struct batch_sub *s = opaque;
+	if (s->e->closing)
+		return;
+	if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+		batch_sub_later(s, 1000, on_jobs_retry);
+		return;
+	}
+	bool again = s->reqs != NULL; /* a look at the deferred requests */
+	if (!again) {
+		s->n = reply->elements;
+		s->reqs = xcalloc(s->n ? s->n : 1, sizeof *s->reqs);
+	}
+	for (size_t i = 0; i < s->n && i < reply->elements; i++) {
+		const redisReply *e = reply->element[i];
+		struct breq *r = &s->reqs[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 14)
+			continue;
+		if (again && !r->deferred)
+			continue;
+		if (again) {
+			free(r->state);
+			free(r->sub);
+			free(r->next_sub);
+			free(r->outputs);
+			r->state = reply_str(e, 2, NULL);
+			r->sub = reply_str(e, 3, NULL);
+			r->outputs = reply_str(e, 4, &r->outputs_len);
+			r->next_sub = reply_str(e, 12, NULL);
+			continue;
+		}
+		char *attempt = reply_str(e, 0, NULL);
+		r->attempt = atoi(attempt);
+		free(attempt);
+		r->job_id = reply_str(e, 1, NULL);
+		r->state = reply_str(e, 2, NULL);
+		r->sub = reply_str(e, 3, NULL);
+		r->outputs = reply_str(e, 4, &r->outputs_len);
+		r->value = reply_str(e, 5, &r->value_len);
+		r->key = reply_str(e, 6, &r->key_len);
+		r->headers = reply_str(e, 7, NULL);
+		r->topic = reply_str(e, 8, NULL);
+		char *v = reply_str(e, 9, NULL);
+		r->partition = atoi(v);
+		free(v);
+		v = reply_str(e, 10, NULL);
+		r->offset = atoll(v);
+		free(v);
+		v = reply_str(e, 11, NULL);
+		r->complete_by_ms = atoll(v);
+		free(v);
+		r->next_sub = reply_str(e, 12, NULL);
+		r->history = reply_str(e, 13, NULL);
+	}
+	if (again) {
+		s->deferred = 0;
+		for (size_t i = 0; i < s->n; i++) {
+			if (s->reqs[i].deferred) {
+				s->reqs[i].deferred = false;
+				s->reqs[i].seen = false;
+				request_missing(s, i);
+			}
+		}
+		batch_collect_check(s);
+		return;
+	}
+	results_next(s);
+}
+
+static void sub_collect(struct batch_sub *s)
+{
+	s->phase = BSUB_COLLECTING;
+	if (!s->renew) {
+		uint64_t every = (uint64_t)s->e->cfg->batch.poll_interval_s * 1000;
+		s->renew = xcalloc(1, sizeof *s->renew);
+		uv_timer_init(s->e->loop, s->renew);
+		s->renew->data = s;
+		uv_timer_start(s->renew, on_renew_timer, every, every);
+	}
+	ledger_batch_jobs(s->e->ledger, s->token, on_jobs, s);
+}
+
+static void on_deferred_timer(uv_timer_t *timer)
+{
+	struct batch_sub *s = timer->data;
+	ledger_batch_jobs(s->e->ledger, s->token, on_jobs, s);
+}
+
+void batch_collect_check(struct batch_sub *s)
+{
+	if (!s->lines_done || s->open_tasks || s->phase != BSUB_COLLECTING)
+		return;
+	if (s->deferred) {
+		batch_sub_later(s, 2000, on_deferred_timer);
+		return;
+	}
+	if (s->lost) {
+		batch_sub_free(s);
+		return;
+	}
+	log_info("batch collected", "token", s->token, "batch", s->batch_id, NULL);
+	batch_sub_finish(s, "collected");
+}
+
+/* ---------------------------------------------------------------- a request's task */
+
+static void headers_decode(const char *text, rd_kafka_headers_t **out)
+{
+	*out = NULL;
+	for (const char *p = text; p && *p;) {
+		const char *tab = strchr(p, '\t'), *nl = strchr(p, '\n');
+		if (!tab || !nl || tab > nl)
+			break;
+		size_t hex = (size_t)(nl - tab - 1) / 2;
+		unsigned char *v = xmalloc(hex + 1);
+		for (size_t k = 0; k < hex; k++) {
+			unsigned int byte = 0;
+			sscanf(tab + 1 + 2 * k, "%2x", &byte);
+			v[k] = (unsigned char)byte;
+		}
+		if (!*out)
+			*out = rd_kafka_headers_new(4);
+		rd_kafka_header_add(*out, p, (ssize_t)(tab - p), v, (ssize_t)hex);
+		free(v);
+		p = nl + 1;
+	}
+}
+
+/* A task for request i: its job decoded from Redis, routed, with the batch
+ * attempt as its last. NULL when the job cannot be read back (logged; the
+ * request counts as dealt with). */
+static struct task *request_task(struct batch_sub *s, size_t i)
+{
+	struct engine *e = s->e;
+	struct breq *r = &s->reqs[i];
+	char err[512];
+	struct task *t = xcalloc(1, sizeof *t);
+	t->e = e;
+	t->serial = ++e->serial;
+	t->pending_model = -1;
+	t->admitted_model = -1;
+	t->started_mono_ms = time_mono_ms();
+	t->partition = r->partition;
+	t->offset = r->offset;
+	t->src_topic = xstrdup(r->topic);
+	t->id = xstrdup(r->job_id);
+	if (r->key_len) {
+		t->key = xstrndup(r->key, r->key_len);
+		t->key_len = r->key_len;
+	}
+	headers_decode(r->headers, &t->headers);
+	t->next = e->live;
+	if (e->live)
+		e->live->prev = t;
+	e->live = t;
+	e->in_flight++;
+	engine_in_flight_gauge(e);
+	t->looked_up = true;
+	t->bsub = s;
+	s->open_tasks++;
+	if (job_decode(e->cfg, r->value, r->value_len, &t->job, err, sizeof err) != 0) {
+		log_error("a batched job cannot be read back", "id", t->id, "error", err, NULL);
+		ledger_release(e->ledger, t->id, r->attempt, NULL, NULL);
+		task_free(t);
+		return NULL;
+	}
+	if (r->complete_by_ms)
+		t->job.complete_by_ms = r->complete_by_ms;
+	t->batch_mode = engine_batch_mode(e, &t->job);
+	task_route(t);
+	t->tried = xcalloc(e->cfg->n_models, sizeof *t->tried);
+	for (size_t k = 0; k < t->route.n_chain; k++)
+		if (t->route.chain[k] == s->model)
+			t->chain_pos = k;
+	batch_history_decode(t, r->history);
+	struct attempt_rec *a = task_attempt_new(t);
+	if (!a) {
+		ledger_release(e->ledger, t->id, r->attempt, NULL, NULL);
+		task_fail(t, ERR_PROVIDERS_FAILED, "too many attempts");
+		return NULL;
+	}
+	a->number = r->attempt;
+	a->model = s->model;
+	a->batch = true;
+	a->batch_id = s->batch_id ? xstrdup(s->batch_id) : NULL;
+	t->n_calls++;
+	t->call_estimate_nusd = t->route.entries[s->model].estimate_nusd;
+	return t;
+}
+
+/* Produces what t holds (maybe nothing) and lets it end. */
+static void task_produce_or_end(struct task *t)
+{
+	t->replayed = true;
+	task_produce(t);
+}
+
+static void on_prior_settled(void *opaque, redisReply *reply);
+
+/* Settles the last attempt of t, a job finished before. */
+static void prior_settle(struct task *t)
+{
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	ledger_settle_budget(t->e->ledger, t->job.budget_name, t->id, a->number, a->cost_nusd,
+	                     NULL, NULL, on_prior_settled, t);
+}
+
+static void on_prior_settle_retry(uv_timer_t *timer)
+{
+	prior_settle(timer->data);
+}
+
+/* The settle of an attempt of a job finished before: its cost record goes
+ * out when charged now, with the job's kept outputs when it has any. Retried
+ * while Redis cannot answer; a refusal that stays (SETTLE_REFUSALS_MAX)
+ * leaves the lease to the reaper, which charges its estimate. */
+static void on_prior_settled(void *opaque, redisReply *reply)
+{
+	struct task *t = opaque;
+	struct engine *e = t->e;
+	if (e->closing)
+		return;
+	struct ledger_settlement st;
+	char err[256];
+	int rc = ledger_settle_result(reply, &st, err, sizeof err);
+	if (rc != LEDGER_OK) {
+		if (rc == LEDGER_UNREACHABLE || ledger_error_transient(err) ||
+		    t->settle_tries < SETTLE_REFUSALS_MAX) {
+			if (t->settle_tries++ % 50 == 0)
+				log_warn("settle of a batch answer pending", "id", t->id, "error",
+				         rc == LEDGER_UNREACHABLE ? "redis unreachable" : err, NULL);
+			task_later(t, t->settle_tries < 10 ? 100 : 500, on_prior_settle_retry);
+			return;
+		}
+		log_error("the ledger refused to settle a batch answer: its lease will be reaped at "
+		          "the estimate",
+		          "id", t->id, "error", err, NULL);
+		st = (struct ledger_settlement){0};
+	}
+	struct breq *r = &t->bsub->reqs[t->ticket];
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	size_t lines = 1;
+	for (size_t k = 0; k < r->outputs_len; k++)
+		lines += r->outputs[k] == '\n';
+	t->outs = xcalloc(lines + 1, sizeof *t->outs);
+	if (st.now && a->billed && st.how == LEDGER_CHARGED_ACTUAL) {
+		struct buf b = {0};
+		output_cost(&b, e->cfg, t->id, a, t->job.budget_name, false, time_now_ms());
+		task_add_out(t, e->cfg->kafka.costs_topic, &b, false);
+	}
+	const char *p = r->outputs, *end = r->outputs + r->outputs_len;
+	while (r->outputs_len && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		struct buf b = {0};
+		buf_append(&b, p, n);
+		bool first = p == r->outputs;
+		task_add_out(t, first ? e->cfg->kafka.results_topic : e->cfg->kafka.costs_topic, &b,
+		             first);
+		p += n + 1;
+	}
+	if (r->outputs_len)
+		e->jobs_resent++;
+	task_produce_or_end(t);
+}
+
+/* The cost of an answer at the batch price (or its estimate, when its
+ * usage could not be: SPEC §13). */
+static void task_bill(struct task *t, struct attempt_rec *a)
+{
+	struct engine *e = t->e;
+	const struct model_conf *m = &e->cfg->models[a->model];
+	if (!t->completion.has_usage)
+		return;
+	a->billed = true;
+	a->usage = t->completion.usage;
+	a->cost_nusd =
+	        a->estimated ? t->call_estimate_nusd : money_cost_nusd(&m->batch_price, &a->usage);
+	t->cost_nusd += a->cost_nusd;
+	const char *provider = e->cfg->providers[m->provider].name;
+	metrics_add(e->metrics, METRIC_SPEND_USD_TOTAL,
+	            (const char *[]){t->job.budget_name, provider, m->name}, a->cost_nusd);
+	metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"false"}, 1);
+}
+
+/* Request i's outcome (res: its result line, or NULL for none) becomes its
+ * job's next step. */
+static void request_handle(struct batch_sub *s, size_t i, struct provider_batch_result *res,
+                           enum outcome missing)
+{
+	struct engine *e = s->e;
+	struct breq *r = &s->reqs[i];
+	r->seen = true;
+	if (strcmp(r->state, "submitting") == 0 && strcmp(r->sub, s->token) == 0 &&
+	    strcmp(r->next_sub, s->token) != 0) {
+		/* Its job is being submitted again, by a worker that died or is
+		 * slow: look again once that submission is recorded or abandoned. */
+		r->deferred = true;
+		s->deferred++;
+		return;
+	}
+	bool finished = strcmp(r->state, "done") == 0 || strcmp(r->state, "pending") == 0;
+	bool mine = strcmp(r->state, "batched") == 0 && strcmp(r->sub, s->token) == 0;
+	if (!finished && !mine)
+		return; /* another submission holds it now, or it is gone */
+	struct task *t = request_task(s, i);
+	if (!t)
+		return;
+	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
+	const struct model_conf *m = &e->cfg->models[a->model];
+	completion_clear(&t->completion);
+	t->cls = RESPONSE_RETRYABLE;
+	a->outcome = missing;
+	if (res && res->outcome == BATCH_LINE_ANSWERED) {
+		t->completion = res->c;
+		memset(&res->c, 0, sizeof res->c);
+		t->cls = res->cls;
+		if (t->cls == RESPONSE_OK) {
+			a->outcome = OUTCOME_OK;
+			a->http_status = 200;
+		} else {
+			/* Answered with an error (OpenAI's failed requests come as
+			 * lines with their status): a failed request. */
+			a->outcome = OUTCOME_BATCH_ERRORED;
+		}
+	} else if (res) {
+		t->cls = res->cls;
+		a->outcome = res->outcome == BATCH_LINE_EXPIRED    ? OUTCOME_BATCH_EXPIRED
+		             : res->outcome == BATCH_LINE_CANCELED ? OUTCOME_BATCH_CANCELED
+		                                                   : OUTCOME_BATCH_ERRORED;
+	}
+	if (a->outcome == OUTCOME_OK || t->completion.has_usage) {
+		task_judge_usage(t, a, m, t->route.entries[a->model].est_input,
+		                 t->route.entries[a->model].output_tokens);
+		if (a->outcome == OUTCOME_OK)
+			task_judge_output(t, a);
+	}
+	task_bill(t, a);
+	char outcome[32];
+	output_outcome(outcome, sizeof outcome, a);
+	metrics_add(e->metrics, METRIC_ATTEMPTS_TOTAL,
+	            (const char *[]){e->cfg->providers[m->provider].name, m->name, outcome}, 1);
+	if (finished) {
+		/* Done elsewhere: charged for what was billed, no second result;
+		 * finished and not acknowledged: its outputs re-sent. */
+		t->ticket = i; /* the request, for on_prior_settled */
+		prior_settle(t);
+		return;
+	}
+	if (a->outcome == OUTCOME_OK)
+		task_build_outputs(t);
+	task_settle(t);
+}
+
+static enum outcome missing_outcome(const struct batch_sub *s)
+{
+	switch (s->pstate) {
+	case BATCH_CANCELED:
+	case BATCH_CANCELING: return OUTCOME_BATCH_CANCELED;
+	case BATCH_EXPIRED: return OUTCOME_BATCH_EXPIRED;
+	default: return OUTCOME_BATCH_ERRORED;
+	}
+}
+
+static void request_missing(struct batch_sub *s, size_t i)
+{
+	request_handle(s, i, NULL, missing_outcome(s));
+}
+
+/* One result (a line of a file, or an inline answer). */
+static void result_take(struct batch_sub *s, struct provider_batch_result *res)
+{
+	char token[PROVIDER_BATCH_TOKEN_LEN + 1], id[PROVIDER_BATCH_CUSTOM_ID_MAX + 1];
+	size_t n;
+	if (res->outcome == BATCH_LINE_BLANK)
+		return;
+	if (res->outcome == BATCH_LINE_INVALID) {
+		log_warn("batch result line unreadable", "token", s->token, "error",
+		         res->c.error_message ? res->c.error_message : "", NULL);
+		return;
+	}
+	if (!res->custom_id && res->position >= 0) {
+		provider_batch_custom_id(s->token, (size_t)res->position, id);
+		res->custom_id = xstrdup(id);
+	}
+	if (!res->custom_id || provider_batch_custom_id_parse(res->custom_id, token, &n) != 0 ||
+	    strcmp(token, s->token) != 0 || n >= s->n || s->reqs[n].seen)
+		return; /* not one of ours (an adopted Anthropic batch proves it here) */
+	request_handle(s, n, res, OUTCOME_BATCH_ERRORED);
+}
+
+static void line_take(struct batch_sub *s, const char *line, size_t len)
+{
+	struct provider_batch_result res = {0};
+	const struct provider_conf *p = &s->e->cfg->providers[s->provider];
+	provider_batch_parse_result(p, &s->e->cfg->models[s->model], line, len, &res);
+	result_take(s, &res);
+	provider_batch_result_clear(&res);
+}
+
+static int on_results_chunk(void *opaque, const char *data, size_t len)
+{
+	struct batch_sub *s = opaque;
+	if (s->e->closing)
+		return -1;
+	buf_append(&s->line, data, len);
+	size_t start = 0;
+	for (;;) {
+		const char *nl = memchr(s->line.data + start, '\n', s->line.len - start);
+		if (!nl)
+			break;
+		size_t end = (size_t)(nl - s->line.data);
+		line_take(s, s->line.data + start, end - start);
+		start = end + 1;
+	}
+	if (start) {
+		memmove(s->line.data, s->line.data + start, s->line.len - start);
+		s->line.len -= start;
+	}
+	return 0;
+}
+
+static void on_results_retry(uv_timer_t *timer)
+{
+	results_next(timer->data);
+}
+
+static void on_results_done(void *opaque, const struct http_response *resp)
+{
+	struct batch_sub *s = opaque;
+	if (s->e->closing)
+		return;
+	if (resp->error != HTTP_OK || resp->status < 200 || resp->status >= 300) {
+		/* Read again (its answers already taken are skipped). */
+		log_warn("batch results download failed, retrying", "token", s->token, NULL);
+		s->line.len = 0;
+		batch_sub_later(s, 2000, on_results_retry);
+		return;
+	}
+	if (s->line.len)
+		line_take(s, s->line.data, s->line.len);
+	s->line.len = 0;
+	s->results_i++;
+	results_next(s);
+}
+
+/* Reads the next results file, or ends the reading: the inline answers,
+ * then every request without a result. */
+static void results_next(struct batch_sub *s)
+{
+	struct engine *e = s->e;
+	const struct provider_conf *p = &e->cfg->providers[s->provider];
+	if (s->results_i < s->n_results) {
+		struct http_request req = {0};
+		provider_batch_results_request(p, s->results[s->results_i], &req);
+		http_pool_stream(e->pools[s->provider], &req, RESULTS_TIMEOUT_MS, on_results_chunk,
+		                 on_results_done, s);
+		return;
+	}
+	if (s->inline_results && s->status.len) {
+		struct provider_batch_inline it;
+		struct provider_batch_result res = {0};
+		provider_batch_inline_open(&it, p, s->status.data, s->status.len);
+		while (provider_batch_inline_next(&it, &e->cfg->models[s->model], &res))
+			result_take(s, &res);
+		provider_batch_result_clear(&res);
+		provider_batch_inline_close(&it);
+	}
+	/* Every request with no result: it did not run. The count holds the
+	 * submission open until this loop is over. */
+	s->open_tasks++;
+	for (size_t i = 0; i < s->n; i++)
+		if (!s->reqs[i].seen)
+			request_missing(s, i);
+	s->open_tasks--;
+	s->lines_done = true;
+	batch_collect_check(s);
+}
+
+/* ---------------------------------------------------------------- the tasks' ends */
+
+void task_batch_settled(struct task *t)
+{
+	if (++t->e->batcher->settled == 1)
+		batch_stop_at("batch_mid_collect");
+}
+
+void task_batch_gone(struct task *t)
+{
+	struct batch_sub *s = t->bsub;
+	t->bsub = NULL;
+	s->open_tasks--;
+	batch_collect_check(s);
+}
