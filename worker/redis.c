@@ -131,6 +131,8 @@ struct redis {
 	int waits;               /* WAITs in flight */
 	struct held *held;       /* durable replies waiting for their WAIT, in order */
 	struct held **held_tail;
+
+	struct buf cmd; /* send_call's command in RESP, reused */
 };
 
 /* A durable call's reply, copied, until the WAIT after it answers. */
@@ -906,6 +908,7 @@ static void release(struct redis *r)
 		}
 		free(r->sentinels); /* each frees itself */
 		free(r->master_name);
+		buf_free(&r->cmd);
 		free(r);
 	}
 }
@@ -1021,11 +1024,29 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata);
 
 static void on_flush(uv_prepare_t *h);
 
+void redis_format_command(struct buf *out, int argc, const char **argv, const size_t *argvlen)
+{
+	buf_reset(out);
+	buf_append(out, "*", 1);
+	buf_i64(out, argc);
+	buf_append(out, "\r\n", 2);
+	for (int i = 0; i < argc; i++) {
+		size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+		buf_append(out, "$", 1);
+		buf_i64(out, (int64_t)len);
+		buf_append(out, "\r\n", 2);
+		buf_append(out, argv[i], len);
+		buf_append(out, "\r\n", 2);
+	}
+}
+
 static void send_call(struct redis *r, struct call *c, int argc, const char **argv,
                       const size_t *argvlen)
 {
+	if (r->state == R_READY && r->ac)
+		redis_format_command(&r->cmd, argc, argv, argvlen);
 	if (r->state != R_READY || !r->ac ||
-	    redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK) {
+	    redisAsyncFormattedCommand(r->ac, on_reply, c, r->cmd.data, r->cmd.len) != REDIS_OK) {
 		fail_later(r, c);
 		return;
 	}
@@ -1281,14 +1302,9 @@ static void grow_lens(size_t **lens, size_t *cap, size_t need)
 /* Appends n in decimal to b as the next argument of batch b. */
 static void batch_count(struct batch *b, size_t n)
 {
-	char tmp[24], *p = tmp + sizeof tmp;
-	do {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	} while (n);
-	size_t len = (size_t)(tmp + sizeof tmp - p);
-	buf_append(&b->args, p, len);
-	b->alens[b->na++] = len;
+	size_t before = b->args.len;
+	buf_i64(&b->args, (int64_t)n);
+	b->alens[b->na++] = b->args.len - before;
 }
 
 void redis_eval_batch(struct redis *r, size_t script, redis_reply_cb *cb, void *opaque, int nkeys,
