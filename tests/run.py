@@ -199,7 +199,9 @@ def run_unit(path, env, timeout, totals):
 
 def run_fuzz(path, env, seconds, totals):
     out(f"== fuzz {path.name}")
-    res = fuzzing.run_target(path, seconds, env=env)
+    # A directory of its own: `make fuzz`'s build/fuzz/run keeps its
+    # crashing inputs while the tests run.
+    res = fuzzing.run_target(path, seconds, env=env, work_root=path.parent / "test-run")
     if res.ok:
         totals.passed += 1
         out(f"  PASS {path.name} ({res.executions:,} executions, "

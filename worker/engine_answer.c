@@ -4,9 +4,11 @@
  * Two questions, asked of every call that came back with a status:
  *
  * - Is its usage possible? An answer that says it read more than the model's
- *   context, wrote more than the call allowed, or counts in ways that do not
- *   add up (cached above input, thinking above output) is a provider bug or
- *   an attack on the budget. It is invalid_response, and it is charged at
+ *   context, wrote more than the call allowed, counts in ways that do not
+ *   add up (cached above input, thinking above output), or reports usage
+ *   its format cannot read as counts (negative, fractional, strings:
+ *   completion.usage_impossible) is a provider bug or an attack on the
+ *   budget. It is invalid_response, and it is charged at
  *   the attempt's estimate, what its reservation held: no answer can charge
  *   a budget more than the call could have cost. Its cost record says
  *   "estimated": true and carries the estimate's token counts, not the
@@ -47,19 +49,25 @@ void task_judge_usage(struct task *t, struct attempt_rec *a, const struct model_
                       int64_t est_input, int64_t output_limit)
 {
 	struct completion *c = &t->completion;
-	if (!c->has_usage || usage_possible(&c->usage, m, output_limit))
+	if (!c->usage_impossible && (!c->has_usage || usage_possible(&c->usage, m, output_limit)))
 		return;
-	char in[24], out[24];
-	snprintf(in, sizeof in, "%lld", (long long)c->usage.input_tokens);
-	snprintf(out, sizeof out, "%lld", (long long)c->usage.output_tokens);
+	char in[24] = "unreadable", out[24] = "unreadable";
+	if (c->has_usage) {
+		snprintf(in, sizeof in, "%lld", (long long)c->usage.input_tokens);
+		snprintf(out, sizeof out, "%lld", (long long)c->usage.output_tokens);
+	}
 	log_warn("impossible usage in an answer: charged at the estimate", "id", t->id, "model",
 	         m->name, "input_tokens", in, "output_tokens", out, NULL);
-	/* The estimate's counts stand in for the answer's. */
+	/* The estimate's counts stand in for the answer's, billed. */
 	c->usage = (struct usage){.input_tokens = est_input, .output_tokens = output_limit};
+	c->has_usage = true;
+	a->estimated = true;
+	if (a->outcome != OUTCOME_OK)
+		return; /* a failure already (its status says which: a 401 still opens
+		           the circuit, a 429 still throttles), or invalid for its usage */
 	free(c->error_message);
 	c->error_message = xstrdup("the answer's usage is more than the call allows");
 	a->outcome = OUTCOME_INVALID_RESPONSE;
-	a->estimated = true;
 	t->cls = RESPONSE_INVALID;
 }
 

@@ -243,8 +243,8 @@ static int admit_verdict(struct task *t, int model, enum health_verdict v, int64
 		task_skip(t, model, ERR_PROVIDERS_FAILED,
 		          "every candidate model failed (last: %s, %s)", m->name, "circuit_open");
 		return 0;
-	case HEALTH_LIMITED:
-		if (!health_cold(t->e->health, model) && other_model_free(t, model)) {
+	case HEALTH_LIMITED: {
+		if (other_model_free(t, model)) {
 			add_skipped_attempt(t, model, OUTCOME_RATE_LIMITED);
 			task_skip(t, model, ERR_PROVIDERS_FAILED,
 			          "every candidate model failed (last: %s, %s)", m->name,
@@ -252,20 +252,19 @@ static int admit_verdict(struct task *t, int model, enum health_verdict v, int64
 			return 0;
 		}
 		/* The only way left: the job waits for the limit (SPEC §6), in
-		 * the provider's queue; a cold model's turn is asked again soon. */
-		if (!health_cold(t->e->health, model)) {
-			int64_t tokens = router_call_tokens(&t->route, model);
-			v = health_wait(t->e->health, model, tokens, on_admitted, t, &retry_ms);
-			if (v == HEALTH_PENDING) {
-				t->admit_pending = true;
-				return -1;
-			}
-			if (v == HEALTH_CIRCUIT_OPEN)
-				return admit_verdict(t, model, v, 0);
+		 * the provider's queue. */
+		int64_t tokens = router_call_tokens(&t->route, model);
+		v = health_wait(t->e->health, model, tokens, on_admitted, t, &retry_ms);
+		if (v == HEALTH_PENDING) {
+			t->admit_pending = true;
+			return -1;
 		}
+		if (v == HEALTH_CIRCUIT_OPEN)
+			return admit_verdict(t, model, v, 0);
 		task_later(t, retry_ms > 0 ? (retry_ms < 5000 ? retry_ms : 5000) : 100,
 		           on_attempt_timer);
 		return -1;
+	}
 	case HEALTH_PENDING: break;
 	}
 	return -1;
@@ -325,6 +324,24 @@ void task_call(struct task *t)
 	e->slot_tail[p] = t;
 }
 
+/* A call that waited for a slot, which health now keeps off its model
+ * (health_held_off: its circuit opened meanwhile, or the cold model's wave
+ * it waited behind is failing): it does not go out, and the job moves on
+ * as past an open circuit. */
+static void task_held_off(struct task *t)
+{
+	int mi = t->pending_model;
+	http_request_clear(&t->pending_req);
+	t->pending_model = -1;
+	health_release(t->e->health, mi);
+	if (t->classifying) {
+		task_classifier_end(t, false);
+		return;
+	}
+	admit_verdict(t, mi, HEALTH_CIRCUIT_OPEN, 0);
+	task_attempt(t);
+}
+
 /* A call of provider p is over (or never went out): the next ones may go,
  * as many as the pool has room for (it grows when HTTP/2 is found). */
 static void slot_release(struct engine *e, int p)
@@ -336,6 +353,10 @@ static void slot_release(struct engine *e, int p)
 		if (!e->slot_head[p])
 			e->slot_tail[p] = NULL;
 		t->next_slot = NULL;
+		if (health_held_off(e->health, t->pending_model, time_mono_ms())) {
+			task_held_off(t);
+			continue;
+		}
 		e->calls[p]++;
 		send_reserve(t);
 	}
@@ -391,7 +412,7 @@ static void on_reserve_retry(uv_timer_t *timer)
 }
 
 /* The pending call does not go out: its request, its slot and any probe
- * or slow-start turn health gave it go back. */
+ * or cold model's turn health gave it go back. */
 static void pending_drop(struct task *t)
 {
 	struct engine *e = t->e;
@@ -553,7 +574,6 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
 	const struct model_conf *m = &e->cfg->models[a->model];
 	const struct provider *ops = e->cfg->providers[m->provider].ops;
-	slot_release(e, m->provider);
 	health_call_end(e->health, &t->call);
 
 	completion_clear(&t->completion);
@@ -572,6 +592,9 @@ static void on_http_done(void *opaque, const struct http_response *resp)
 	                                   : t->route.entries[a->model].output_tokens;
 	task_judge_usage(t, a, m, est_input, out_limit);
 	task_record_health(t, a, m);
+	/* After the record: the calls waiting for this slot go knowing how this
+	 * one ended (health_held_off). */
+	slot_release(e, m->provider);
 	if (!t->classifying)
 		task_judge_output(t, a);
 	const char *provider = e->cfg->providers[m->provider].name;
@@ -609,7 +632,7 @@ void task_record_health(struct task *t, const struct attempt_rec *a, const struc
 	} else if (t->cls == RESPONSE_AUTH) {
 		health_open_provider(h, m->provider);
 		health_release(h, a->model);
-	} else if (a->http_status == 429) {
+	} else if (a->http_status == 429 || t->completion.throttled) {
 		health_throttle(h, m->provider, t->retry_after_ms);
 		health_release(h, a->model);
 	} else if (t->cls == RESPONSE_REJECTED || t->cls == RESPONSE_CONTEXT_OVERFLOW) {

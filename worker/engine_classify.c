@@ -19,8 +19,6 @@
 
 #include <string.h>
 
-static void classifier_admit(struct task *t);
-
 void task_classifier_end(struct task *t, bool answered)
 {
 	double score = 0;
@@ -51,26 +49,14 @@ static void classifier_skip(struct task *t)
 	task_classifier_end(t, false);
 }
 
-static void on_classifier_admit_retry(uv_timer_t *timer)
-{
-	classifier_admit(timer->data);
-}
-
-/* Acts on health's verdict for the classifier's model. */
-static void classifier_verdict(struct task *t, enum health_verdict v, int64_t retry_ms)
+/* Acts on health's verdict for the classifier's model: a classifier that
+ * is rate-limited or whose circuit is open is not worth a wait. */
+static void classifier_verdict(struct task *t, enum health_verdict v)
 {
 	switch (v) {
 	case HEALTH_GO: task_call(t); return;
 	case HEALTH_PENDING: t->admit_pending = true; return;
 	case HEALTH_LIMITED:
-		if (health_cold(t->e->health, t->pending_model)) {
-			/* Slow start: one call at a time across workers; wait for its
-			 * outcome, as any attempt on a cold model does. */
-			task_later(t, retry_ms > 0 && retry_ms < 5000 ? retry_ms : 100,
-			           on_classifier_admit_retry);
-			return;
-		}
-		break; /* rate-limited: not worth a wait */
 	case HEALTH_CIRCUIT_OPEN: break;
 	}
 	classifier_skip(t);
@@ -79,8 +65,9 @@ static void classifier_verdict(struct task *t, enum health_verdict v, int64_t re
 static void on_classifier_admitted(void *opaque, enum health_verdict v, int64_t retry_ms)
 {
 	struct task *t = opaque;
+	(void)retry_ms;
 	t->admit_pending = false;
-	classifier_verdict(t, v, retry_ms);
+	classifier_verdict(t, v);
 }
 
 static void classifier_admit(struct task *t)
@@ -88,7 +75,7 @@ static void classifier_admit(struct task *t)
 	int64_t retry_ms = 0;
 	enum health_verdict v = health_admit(t->e->health, t->pending_model, t->pending_tokens,
 	                                     on_classifier_admitted, t, &retry_ms);
-	classifier_verdict(t, v, retry_ms);
+	classifier_verdict(t, v);
 }
 
 void task_classify(struct task *t, int ci)

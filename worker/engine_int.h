@@ -399,9 +399,11 @@ void engine_budget_names_free(struct engine *e);
 
 /* Impossible usage (SPEC §13): when t->completion's usage could not come
  * from a call of m (input above its context, output above output_limit,
- * counts that do not add up), makes the attempt invalid_response, charged
- * at its estimate (a->estimated), with the estimate's counts (est_input,
- * output_limit) as its usage. */
+ * counts that do not add up, or counts its format could not read:
+ * completion.usage_impossible), the attempt is charged at its estimate
+ * (a->estimated), with the estimate's counts (est_input, output_limit) as
+ * its usage; an answer that was ok becomes invalid_response, a failure
+ * keeps its outcome and class. */
 void task_judge_usage(struct task *t, struct attempt_rec *a, const struct model_conf *m,
                       int64_t est_input, int64_t output_limit);
 /* A json job's answer (SPEC §13): its content parsed into t->parsed_json, or

@@ -19,16 +19,37 @@ extern const char lua_health_flush[], lua_health_view[], lua_health_probe[];
 /* A probe claim's lease beyond the provider's timeout. */
 #define PROBE_LEASE_MARGIN_MS 5000
 
-static bool is_cold(const struct hmodel *m)
-{
-	return !m->warm && m->ok == 0 && m->open_until == 0;
-}
-
 /* Redis' clock and ours both count whole ms. */
 #define CLOCK_ROUNDING_MS 2
 
-/* How soon to ask again while another call holds a cold model. */
-#define COLD_RETRY_MS 50
+/* Cold (no success in the window, none here, never opened) and its last
+ * call here failed: the first wave of a model nothing has been seen of is
+ * failing (health_held_off, health_admit). */
+static bool cold_failing(const struct hmodel *m)
+{
+	return !m->warm && m->ok == 0 && m->open_until == 0 && m->local_consec > 0;
+}
+
+/* May a fresh call go on model now? Not on a cold failing model while a
+ * call of it is out here (or admitted and not yet started): its outcome
+ * comes first, so the calls admitted after the first failures came back
+ * are one at a time, fewer than breaker_failures before the breaker opens. */
+static bool cold_gate_shut(const struct hmodel *m, int64_t now)
+{
+	return cold_failing(m) && (m->calls || m->cold_turn_until > now);
+}
+
+/* A fresh call goes on model: on a cold failing model it holds the turn
+ * until it starts (health_call_begin) or ends, at most one timeout. */
+static void cold_turn_take(struct health *h, int model, int64_t now)
+{
+	struct hmodel *m = &h->models[model];
+	if (!cold_failing(m))
+		return;
+	const struct config *cfg = h->cfg;
+	m->cold_turn_until = now + cfg->providers[cfg->models[model].provider].timeout_ms +
+	                     PROBE_LEASE_MARGIN_MS;
+}
 
 static const char *const circuit_names[] = {"closed", "open", "probe"};
 static const char *const verdict_names[] = {"go", "pending", "limited", "circuit_open"};
@@ -366,16 +387,9 @@ void health_record(struct health *h, int model, bool ok, int64_t latency_ms, int
 	if (tokens > 0)
 		b->tokens += tokens;
 	m->dirty = true;
+	m->cold_turn_until = 0;
 	if (ok)
 		m->warm = true;
-	if (m->cold_held) {
-		/* The outcome of a slow-start call: a success warms the model for
-		 * everyone; a failure gives the turn back and counts toward the
-		 * breaker (health_flush.lua, probe outcome 4). */
-		m->cold_held = false;
-		b->probe = ok ? 1 : 4;
-		flush_soon(h);
-	}
 	if (m->probe_held) {
 		m->probe_held = false;
 		b->probe = ok ? 1 : 2;
@@ -415,13 +429,7 @@ void health_open_provider(struct health *h, int provider)
 void health_release(struct health *h, int model)
 {
 	struct hmodel *m = &h->models[model];
-	if (m->cold_held) {
-		m->cold_held = false;
-		if (!m->pend.probe)
-			m->pend.probe = 3;
-		m->dirty = true;
-		flush_soon(h);
-	}
+	m->cold_turn_until = 0;
 	if (!m->probe_held)
 		return;
 	m->probe_held = false;
@@ -601,6 +609,7 @@ void health_call_begin(struct health *h, int model, struct health_call *c)
 		m->calls = c;
 	m->calls_tail = c;
 	c->linked = true;
+	m->cold_turn_until = 0; /* the turn's call is out: m->calls holds the others */
 }
 
 void health_call_end(struct health *h, struct health_call *c)
@@ -695,9 +704,13 @@ int64_t health_view_age_ms(const struct health *h)
 	return h->view_at < 0 ? -1 : time_mono_ms() - h->view_at;
 }
 
-bool health_cold(const struct health *h, int model)
+bool health_held_off(const struct health *h, int model, int64_t now_ms)
 {
-	return is_cold(&h->models[model]);
+	const struct hmodel *m = &h->models[model];
+	if (m->local_open_until > now_ms || (m->open_until != 0 && now_ms < m->open_until))
+		return true;
+	/* The wave this call waited behind is failing. */
+	return cold_failing(m);
 }
 
 static void claim_send(struct health *h, struct admit *a);
@@ -729,13 +742,17 @@ void health_admission_done(struct health *h, struct admit *a, enum health_verdic
 /* The credits are there: claim the probe if one is due, else go. */
 void health_admission_proceed(struct health *h, struct admit *a)
 {
-	enum health_circuit c = health_circuit(h, a->model, time_mono_ms());
-	if (c == HEALTH_OPEN || (c == HEALTH_PROBE_ALLOWED && !health_redis_up(h))) {
+	int64_t now = time_mono_ms();
+	enum health_circuit c = health_circuit(h, a->model, now);
+	if (c == HEALTH_OPEN || (c == HEALTH_PROBE_ALLOWED && !health_redis_up(h)) ||
+	    (c == HEALTH_CLOSED && cold_gate_shut(&h->models[a->model], now))) {
 		health_rate_refund(h, a);
 		health_admission_done(h, a, HEALTH_CIRCUIT_OPEN, 0);
 	} else if (c == HEALTH_PROBE_ALLOWED) {
 		claim_send(h, a);
 	} else {
+		if (!a->cancelled)
+			cold_turn_take(h, a->model, now);
 		health_admission_done(h, a, HEALTH_GO, 0);
 	}
 }
@@ -746,10 +763,7 @@ static void on_claim(void *opaque, redisReply *reply)
 	struct health *h = a->h;
 	struct hmodel *m = &h->models[a->model];
 	h->calls--;
-	if (a->cold)
-		m->cold_claiming = false;
-	else
-		m->claiming = false;
+	m->claiming = false;
 	if (h->dead) {
 		health_admission_unlink(h, a);
 		health_maybe_free(h);
@@ -757,18 +771,6 @@ static void on_claim(void *opaque, redisReply *reply)
 	}
 	int64_t now = time_mono_ms();
 	long long r = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
-	if (a->cold) {
-		if (r == 1) {
-			m->cold_held = !a->cancelled;
-			health_admission_done(h, a, HEALTH_GO, 0);
-		} else {
-			/* Another worker's call on the cold model is out (or Redis is
-			 * away): wait for its outcome rather than pile on. */
-			health_rate_refund(h, a);
-			health_admission_done(h, a, HEALTH_LIMITED, COLD_RETRY_MS);
-		}
-		return;
-	}
 	if (r == 1) {
 		/* Held: other calls here wait for its outcome (health_record). */
 		const struct config *cfg = h->cfg;
@@ -797,17 +799,12 @@ static void claim_send(struct health *h, struct admit *a)
 	snprintf(lease, sizeof lease, "%lld",
 	         (long long)(cfg->providers[cfg->models[a->model].provider].timeout_ms +
 	                     PROBE_LEASE_MARGIN_MS));
-	const char *mode = a->cold ? "cold" : "probe";
-	const char *argv[5] = {m->ckey, h->view_key, h->worker_id, lease, mode};
-	size_t lens[5] = {m->ckey_len, h->view_key_len, strlen(h->worker_id), strlen(lease),
-	                  strlen(mode)};
-	if (a->cold)
-		m->cold_claiming = true;
-	else
-		m->claiming = true;
+	const char *argv[4] = {m->ckey, h->view_key, h->worker_id, lease};
+	size_t lens[4] = {m->ckey_len, h->view_key_len, strlen(h->worker_id), strlen(lease)};
+	m->claiming = true;
 	a->in_claim = true;
 	h->calls++;
-	redis_eval(h->r, h->s_probe, on_claim, a, 2, 5, argv, lens);
+	redis_eval(h->r, h->s_probe, on_claim, a, 2, 4, argv, lens);
 }
 
 enum health_verdict health_admit(struct health *h, int model, int64_t tokens, health_admit_cb *cb,
@@ -816,27 +813,13 @@ enum health_verdict health_admit(struct health *h, int model, int64_t tokens, he
 	int64_t now = time_mono_ms();
 	*retry_after_ms = 0;
 	enum health_circuit c = health_circuit(h, model, now);
-	if (c == HEALTH_OPEN)
+	if (c == HEALTH_OPEN || (c == HEALTH_CLOSED && cold_gate_shut(&h->models[model], now)))
 		return HEALTH_CIRCUIT_OPEN;
 	int64_t req = 0, tok = 0;
 	enum health_verdict v =
 	        health_rate_admit(h, model, tokens, cb, opaque, &req, &tok, retry_after_ms);
 	if (v != HEALTH_GO)
 		return v;
-	struct hmodel *hm = &h->models[model];
-	if (c == HEALTH_CLOSED && is_cold(hm)) {
-		if (hm->cold_claiming || hm->cold_held || !health_redis_up(h)) {
-			health_rate_give_back(h, model, req, tok);
-			*retry_after_ms = COLD_RETRY_MS;
-			return HEALTH_LIMITED;
-		}
-		struct admit *a = health_admission_new(h, model, tokens, cb, opaque);
-		a->req = req;
-		a->tok = tok;
-		a->cold = true;
-		claim_send(h, a);
-		return HEALTH_PENDING;
-	}
 	if (c == HEALTH_PROBE_ALLOWED) {
 		if (!health_redis_up(h)) {
 			health_rate_give_back(h, model, req, tok);
@@ -848,6 +831,7 @@ enum health_verdict health_admit(struct health *h, int model, int64_t tokens, he
 		claim_send(h, a);
 		return HEALTH_PENDING;
 	}
+	cold_turn_take(h, model, now);
 	return HEALTH_GO;
 }
 

@@ -18,6 +18,19 @@
  * its local view as soon as its own failures reach the threshold, before
  * Redis has heard of them.
  *
+ * No slow start: a model with no observations is called at full
+ * concurrency (SPEC §6). Failures count as calls end, and the calls of one
+ * wave end together, so a provider that is down or hangs from the start
+ * opens its breaker as the wave's first breaker_failures failures come
+ * back, one timeout after the wave went out. What it costs, per worker:
+ * the calls in flight then (at most the provider's pool capacity), plus
+ * fewer than breaker_failures after them: once a call of a cold model
+ * failed here, the calls queued for a slot behind the wave stay off it
+ * (health_held_off) and fresh calls go one at a time (health_admit), each
+ * one's failure counting, until the breaker opens. The half-open circuit
+ * after a cooldown is the same for a cold model as for a warm one: one
+ * probe across all workers.
+ *
  * Rate limits: a provider's rpm and tpm are token buckets in Redis that
  * refill continuously (limit per rate_period_ms) and hold at most a
  * sixtieth of the period's limit (one second's worth for a per-minute
@@ -65,9 +78,11 @@
  *     is, waits retry_after_ms and asks again; CIRCUIT_OPEN skips the model
  *     (outcome circuit_open); PENDING waits for the callback, and a task
  *     freed meanwhile calls health_admit_cancel();
+ *   - a call admitted that had to wait for a slot of its provider asks
+ *     health_held_off() before it goes: true moves it on (circuit_open);
  *   - after the call: health_record(ok) for a success or a retryable
- *     failure; health_throttle() for a 429; health_open_provider() for a
- *     401/403; health_release() for anything else (the job's own 4xx). */
+ *     failure; health_throttle() for a throttle (429); health_open_provider()
+ *     for a 401/403; health_release() for anything else (the job's own 4xx). */
 #ifndef PROMPTYARD_HEALTH_H
 #define PROMPTYARD_HEALTH_H
 
@@ -127,8 +142,10 @@ void health_release(struct health *h, int model);
  * a 403: the key is bad). Sent at once; the local view opens immediately. */
 void health_open_provider(struct health *h, int provider);
 
-/* The provider answered 429: its models count as rate-limited on this
- * worker for retry_after_ms (1000 if <= 0), and the local credits are
+/* The provider throttled a call (a 429, or a format's throttle that comes
+ * with another status): its models count as rate-limited on this worker
+ * for retry_after_ms (1000 if <= 0), at most worker.max_retry_after_ms (no
+ * answer parks a provider longer, SPEC §6), and the local credits are
  * dropped. Local only; not a failure (a probe held on the provider is given
  * back, as by health_release). */
 void health_throttle(struct health *h, int provider, int64_t retry_after_ms);
@@ -174,11 +191,18 @@ bool health_success_counts(const struct health *h, int model, int64_t *ok, int64
  * it. False when nothing is known: the admission will ask Redis. */
 bool health_limited(const struct health *h, int model, int64_t tokens, int64_t now_ms);
 
-/* Is model in its slow start (no success in the window, none seen here)?
- * Then health_admit() lets one call at a time through, across workers, and
- * answers LIMITED to the others: they should wait for that call's outcome,
- * not turn to another model. health_limited() does not count this. */
-bool health_cold(const struct health *h, int model);
+/* Should a call admitted earlier, that has waited since (for a slot of its
+ * provider), stay off model now? True when model's circuit has opened
+ * meanwhile (here or across workers; a circuit that cooled down and is
+ * being probed is not counted: the probe itself may be the caller), or when
+ * model is cold (no success in the window, none seen here) and its last
+ * call here failed. A cold model is called at full concurrency (SPEC §6);
+ * if its first wave fails, or hangs until its timeout, the calls queued
+ * behind that wave would fail the same way after as long, so they move on
+ * at once while the breaker counts the wave's failures. Fresh admissions
+ * go one at a time (health_admit): the breaker needs their evidence, not
+ * a second wave of it. */
+bool health_held_off(const struct health *h, int model, int64_t now_ms);
 
 /* Whether any model of provider may be rate-limited now (throttled, or its
  * shared bucket known to be dry): when false, health_limited() is false for
@@ -224,7 +248,10 @@ typedef void health_admit_cb(void *opaque, enum health_verdict v, int64_t retry_
 /* May a call of model needing tokens (the request's est_input + max_tokens,
  * as providers count them against tpm) start now? Answers at once from
  * memory in the common case: GO (the credit is taken: start the call, then
- * health_record it), LIMITED with *retry_after_ms, or CIRCUIT_OPEN. When the
+ * health_record it), LIMITED with *retry_after_ms, or CIRCUIT_OPEN (also
+ * for a cold model whose last call here failed, while a call of it is out
+ * here: health_call_begin to health_call_end, or from a GO to the call's
+ * start, its record or a health_release, at most its timeout). When the
  * credits are spent or a probe must be claimed it returns PENDING and calls
  * cb(opaque, verdict, retry_after_ms) once Redis answered. A task that goes
  * away while pending calls health_admit_cancel(h, opaque). */

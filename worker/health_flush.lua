@@ -20,9 +20,7 @@
 --                          them when ok is 0)
 --                probe     0, or the outcome of this worker's probe: 1
 --                          success (closes), 2 failure (reopens), 3 no
---                          verdict (the probe is given back: another may go),
---                          4 a slow-start call failed (given back; the
---                          failure counts toward the breaker as any other)
+--                          verdict (the probe is given back: another may go)
 --                force     1 to open the circuit now (a 401/403), else 0
 --                tokens    tokens used
 --                hist      latency histogram of the successes, "bin:count ..."
@@ -60,8 +58,8 @@ for i = 1, n do
     open_until, probe_until = now + cooldown, 0
     if consec < threshold then consec = threshold end
   else
-    -- 3: a probe given back; 4: a slow-start call failed (it counts above).
-    if probe == 3 or probe == 4 then probe_until = 0 end
+    -- 3: a probe given back.
+    if probe == 3 then probe_until = 0 end
     if open_until == 0 and consec >= threshold then
       open_until, probe_until = now + cooldown, 0
     end

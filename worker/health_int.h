@@ -44,12 +44,10 @@ struct hmodel {
 	uint64_t local_open_gen;  /* the batch that carries the opening */
 	bool claiming;            /* a probe claim is in flight */
 	bool probe_held;          /* this worker holds the probe: the next record is its outcome */
-	/* Slow start: a model with no success in the window ("cold") takes one
-	 * call at a time across all workers, claimed like a probe, so a provider
-	 * that fails from the start gets breaker_failures calls, not a burst. */
-	bool warm;          /* a success was seen here */
-	bool cold_claiming; /* a cold claim is in flight */
-	bool cold_held;     /* this worker holds the cold call: the next record is its outcome */
+	bool warm;                /* a success was seen here (health_held_off) */
+	int64_t cold_turn_until;  /* a call admitted on the cold failing model
+	                             (cold_failing) has yet to start or end: no
+	                             other is admitted until then */
 
 	struct health_call *calls, *calls_tail; /* this worker's calls, oldest first */
 
@@ -69,7 +67,6 @@ struct admit {
 	int64_t req, tok; /* credits taken, given back if the call does not happen */
 	bool cancelled;
 	bool in_claim;             /* a probe claim for it is in flight */
-	bool cold;                 /* the claim is a slow-start (cold) one */
 	bool waits;                /* health_wait: stays queued while the provider holds back */
 	struct admit *qnext;       /* in a provider's queue */
 	struct admit *next, *prev; /* every live admission, for cancel */

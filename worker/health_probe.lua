@@ -6,8 +6,6 @@
 -- ARGV[1]  the claiming worker's name (kept as probe_owner, for operators)
 -- ARGV[2]  the claim's lease in ms: another probe may be claimed once it
 --          passes without an outcome (the prober died or never called)
--- ARGV[3]  "probe", or "cold": the slow-start claim of a closed model with no
---          success in the window, granted to one caller at a time (1), else 0
 --
 -- Returns 1 when this caller holds the probe now, 0 when the circuit is
 -- still cooling down or another caller holds the probe, 2 when the circuit
@@ -17,12 +15,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local st = redis.call('HMGET', KEYS[1], 'open_until', 'probe_until')
 local open_until = tonumber(st[1]) or 0
 local probe_until = tonumber(st[2]) or 0
-if open_until == 0 then
-  if ARGV[3] ~= 'cold' then return 2 end
-  if probe_until > now then return 0 end
-  redis.call('HSET', KEYS[1], 'probe_until', now + tonumber(ARGV[2]), 'probe_owner', ARGV[1])
-  return 1
-end
+if open_until == 0 then return 2 end
 if now < open_until or probe_until > now then return 0 end
 redis.call('HSET', KEYS[1], 'probe_until', now + tonumber(ARGV[2]), 'probe_owner', ARGV[1])
 redis.call('DEL', KEYS[2])

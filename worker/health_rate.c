@@ -142,7 +142,10 @@ bool health_provider_may_limit(const struct health *h, int provider, int64_t now
 void health_throttle(struct health *h, int provider, int64_t retry_after_ms)
 {
 	struct hprov *p = &h->provs[provider];
-	p->throttled_until = time_mono_ms() + (retry_after_ms > 0 ? retry_after_ms : 1000);
+	int64_t park = retry_after_ms > 0 ? retry_after_ms : 1000;
+	if (park > h->cfg->worker.max_retry_after_ms)
+		park = h->cfg->worker.max_retry_after_ms;
+	p->throttled_until = time_mono_ms() + park;
 	p->credit_req = p->credit_tok = 0;
 	/* A 429 says nothing of the model's health: a probe goes back. */
 	for (size_t i = 0; i < h->cfg->n_models; i++)

@@ -829,6 +829,8 @@ enum response_class provider_parse_blocks(const struct provider_block_format *f,
 	struct jdoc doc;
 	jdoc_parse(&doc, body, len);
 	bool usage_ok = read_block_usage(f, jdoc_root(&doc), out) == 0;
+	if (!usage_ok)
+		provider_usage_unreadable(out, jv_get(jdoc_root(&doc), f->usage[0]));
 	if (cls != RESPONSE_OK)
 		cls = f->error(status, cls, &doc, out);
 	else
@@ -862,6 +864,11 @@ void provider_set_error_of(struct completion *out, long status, bool json, const
 		provider_set_error(out, "%s", type);
 	else
 		provider_set_error(out, "HTTP %ld without an error message", status);
+}
+
+void provider_usage_unreadable(struct completion *out, const struct jval *v)
+{
+	out->usage_impossible = v && !jv_is_null(v);
 }
 
 enum response_class provider_parse_end(struct jdoc *doc, struct completion *out,

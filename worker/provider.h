@@ -51,9 +51,17 @@ struct completion {
 	char *content; /* new, UTF-8; NULL if none */
 	enum finish_reason finish_reason;
 	struct usage usage;
-	bool has_usage;      /* the provider reported usage: the attempt is billed */
-	char *error_message; /* new: provider's error text for a non-OK class, no secrets */
-	char *refusal;       /* new: the model's refusal text (finish_reason refusal), or NULL */
+	bool has_usage;        /* the provider reported usage: the attempt is billed */
+	bool usage_impossible; /* it reported usage that cannot be read as counts
+	                          (negative, fractional, not numbers, beyond
+	                          10^15, parts above their whole): has_usage is
+	                          false, and the worker charges the estimate
+	                          (SPEC §13, task_judge_usage) */
+	bool throttled;        /* the answer is a throttle whatever its status (Bedrock's
+	                        ThrottlingException as a 400): the provider is parked
+	                        as for a 429 (health_throttle) */
+	char *error_message;   /* new: provider's error text for a non-OK class, no secrets */
+	char *refusal;         /* new: the model's refusal text (finish_reason refusal), or NULL */
 	struct completion_tool_call *tool_calls; /* new array, NULL when none */
 	size_t n_tool_calls;
 };
@@ -125,6 +133,11 @@ bool provider_text_is_context_overflow(const char *text);
  * there is, or the status when the body (json: it parsed) says nothing. */
 void provider_set_error_of(struct completion *out, long status, bool json, const char *type,
                            const char *msg, size_t msg_len);
+
+/* A format could not read usage from v, its answer's usage member: when v
+ * is there (not absent, not null), the answer did report usage, and
+ * out->usage_impossible is set. Call it when the usage parse failed. */
+void provider_usage_unreadable(struct completion *out, const struct jval *v);
 
 /* Ends a parse_response: an answer found RESPONSE_INVALID keeps no
  * content; doc is freed. Returns cls. */

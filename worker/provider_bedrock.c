@@ -96,14 +96,15 @@
  * AccessDenied, UnrecognizedClient and the signature errors 403,
  * ValidationException 400, ResourceNotFound 404. By the body's type first:
  * a throttling, quota or server type is retryable whatever the status (a
- * throttle that comes as a 400 is still one); an auth or signature type is
+ * throttle that comes as a 400 is still one, and is marked throttled: the
+ * worker parks the provider as for a 429); an auth or signature type is
  * RESPONSE_AUTH; ValidationException is a context overflow when its
  * message says the input is too long ("Input is too long for requested
  * model", "input length and max_tokens exceed context limit", the shared
  * phrases), else rejected. Without a type, a 4xx whose message reads like
  * a throttle ("Too many requests", "Rate exceeded", "... please wait
- * before trying again", "... exceeds the service quota ...") is
- * retryable, then one that reads like an overflow is one. An
+ * before trying again", "... exceeds the service quota ...") is a
+ * retryable throttle, then one that reads like an overflow is one. An
  * InvalidSignatureException message quotes the canonical request, signed
  * header values (the session token) included: the message is cut before
  * it. */
@@ -472,16 +473,19 @@ static bool has_any(const char *text, const char *const *marks, size_t n)
 
 #define HAS_ANY(text, marks) has_any((text), (marks), sizeof(marks) / sizeof((marks)[0]))
 
-/* The error types worth another try: throttles, quotas, the service's
- * and the model's own failures. */
+/* The error types that are throttles, whatever their status: the
+ * provider is parked as for a 429 (completion.throttled). */
+static const char *const throttle_types[] = {
+        "ThrottlingException", "ThrottledException",   "TooManyRequestsException",
+        "Throttling",          "RequestLimitExceeded", "ServiceQuotaExceededException",
+};
+/* The other error types worth another try: the service's and the model's
+ * own failures. */
 static const char *const retryable_types[] = {
-        "ThrottlingException",           "ThrottledException",
-        "TooManyRequestsException",      "Throttling",
-        "RequestLimitExceeded",          "ModelNotReadyException",
-        "ServiceUnavailableException",   "ServiceUnavailable",
-        "InternalServerException",       "InternalFailure",
-        "ModelTimeoutException",         "ModelErrorException",
-        "ServiceQuotaExceededException",
+        "ModelNotReadyException", "ServiceUnavailableException",
+        "ServiceUnavailable",     "InternalServerException",
+        "InternalFailure",        "ModelTimeoutException",
+        "ModelErrorException",
 };
 /* The credentials' or the signature's fault. */
 static const char *const auth_types[] = {
@@ -524,7 +528,10 @@ static enum response_class bedrock_error(long status, enum response_class cls, s
 	if (!msg)
 		msg = jdoc_str(d, jv_get(root, "Message"));
 
-	if (IS_ONE_OF(type, retryable_types))
+	if (IS_ONE_OF(type, throttle_types)) {
+		cls = RESPONSE_RETRYABLE;
+		out->throttled = true;
+	} else if (IS_ONE_OF(type, retryable_types))
 		cls = RESPONSE_RETRYABLE;
 	else if (IS_ONE_OF(type, auth_types))
 		cls = RESPONSE_AUTH;
@@ -532,9 +539,10 @@ static enum response_class bedrock_error(long status, enum response_class cls, s
 		cls = is_overflow(msg) ? RESPONSE_CONTEXT_OVERFLOW : RESPONSE_REJECTED;
 	else if (!type && status == 424)
 		cls = RESPONSE_RETRYABLE; /* ModelErrorException */
-	else if (!type && cls == RESPONSE_REJECTED && HAS_ANY(msg, throttle_marks))
+	else if (!type && cls == RESPONSE_REJECTED && HAS_ANY(msg, throttle_marks)) {
 		cls = RESPONSE_RETRYABLE;
-	else if (!type && cls == RESPONSE_REJECTED && is_overflow(msg))
+		out->throttled = true;
+	} else if (!type && cls == RESPONSE_REJECTED && is_overflow(msg))
 		cls = RESPONSE_CONTEXT_OVERFLOW;
 	/* Any other type (ResourceNotFoundException, ...): the status says. */
 

@@ -414,6 +414,8 @@ static enum response_class gemini_parse_response(const struct model_conf *m, lon
 	const struct jval *cands, *cand, *finish;
 
 	bool usage_ok = parse_usage(jv_get(root, "usageMetadata"), out) == 0;
+	if (!usage_ok)
+		provider_usage_unreadable(out, jv_get(root, "usageMetadata"));
 
 	if (cls != RESPONSE_OK) {
 		cls = gemini_error(status, cls, d, out);

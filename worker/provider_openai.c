@@ -378,6 +378,8 @@ static enum response_class openai_parse_response(const struct model_conf *m, lon
 
 	/* Usage first, whatever the status: a billed failure is still charged. */
 	bool usage_ok = parse_usage(jv_get(root, "usage"), out) == 0;
+	if (!usage_ok)
+		provider_usage_unreadable(out, jv_get(root, "usage"));
 
 	if (cls != RESPONSE_OK) {
 		cls = openai_error(status, cls, d, out);

@@ -1,5 +1,6 @@
-/* provider_answer: the body of the three provider targets
- * (fuzz_provider_openai.c, fuzz_provider_anthropic.c, fuzz_provider_gemini.c).
+/* provider_answer: the body of the four provider targets
+ * (fuzz_provider_openai.c, fuzz_provider_anthropic.c, fuzz_provider_gemini.c,
+ * fuzz_provider_bedrock.c).
  *
  * An input is an HTTP answer: its first three bytes are the status, read as
  * decimal digits with each byte taken modulo 10 ("200{...}", "429{...}"), so

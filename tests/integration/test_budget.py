@@ -184,7 +184,7 @@ def test_killed_worker_leases_are_reaped_once():
         # so its leases (timeout + 15 s) expire about 20 s later.
         s.config["providers"][0]["timeout_ms"] = 5000
         s.write_config()
-        # The model has answered before (slow start is over), then hangs.
+        # The model has answered before (the worker is up), then hangs.
         s.set_fake_rules([{"prefix": "/openai/v1", "model": "*", "latency_ms": 0,
                            "input_tokens": 100, "output_tokens": 50}])
         produce(s, 1, "warm")

@@ -440,8 +440,7 @@ def test_billed_attempts_of_a_crashed_run_keep_their_cost_records():
         s.write_config()
         schema = {"type": "object", "properties": {"total": {"type": "number"}},
                   "required": ["total"], "additionalProperties": False}
-        # One job: a model no call has succeeded on yet takes one call at a
-        # time (slow start), and one held call is all this needs.
+        # One job: one held call is all this needs.
         n = 1
         s.produce_jobs([json.dumps({
             "id": f"k-{i}", "prompt": f"invoice {i}", "strategy": "balanced",

@@ -38,8 +38,8 @@ def stack(drain_timeout_ms, partitions=6):
 
 
 def start_holding(s, n, prefix):
-    """Starts worker-a, warms the model (a cold one takes one call at a time,
-    README "Slow start"), then has it hold n jobs at the provider."""
+    """Starts worker-a, has it answer a first round (it is up and assigned),
+    then has it hold n jobs at the provider."""
     s.set_fake_rules(ANSWER)
     a = s.worker(name="worker-a")
     produce(s, 3, "warm")

@@ -74,7 +74,7 @@ def test_failover_on_500_then_429_then_timeout():
                 kinds = [(a["model"], a["outcome"]) for a in r["attempts"]]
                 assert kinds[-1] == ("b1", "ok"), kinds
                 # A job either met A's failure, or was kept off A by what
-                # earlier ones taught (Retry-After, A's one slow-start call).
+                # earlier ones taught (Retry-After, A's circuit).
                 for k in kinds[:-1]:
                     assert k in {("a1", outcome), ("a1", "rate_limited"),
                                  ("a1", "circuit_open")}, kinds
@@ -89,7 +89,7 @@ def test_failover_on_500_then_429_then_timeout():
 
 
 def test_breaker_shared_by_two_workers():
-    failures, cooldown_ms, run_s = 5, 5000, 20
+    failures, cooldown_ms, run_s, batch = 5, 5000, 20, 20
     with two_provider_stack([model("a1", "a", 0.1), model("b1", "b", 1.0)],
                             router={"breaker_failures": failures,
                                     "breaker_cooldown_ms": cooldown_ms}) as s:
@@ -97,20 +97,33 @@ def test_breaker_shared_by_two_workers():
                           {"prefix": "/b/v1", "model": "*", "latency_ms": 20}])
         workers = [s.worker(name=f"w{k}") for k in range(2)]
         t0 = time.monotonic()
-        # A steady stream of jobs for the whole run.
-        n = 0
+        # a1 is cold: the first batch's jobs call it at full concurrency
+        # (SPEC §6), all of them, failing together. The stream goes on once
+        # that wave is over, so that the wave is one batch and not whatever
+        # piled up while the workers joined the group.
+        produce(s, batch, "br0")
+        results_for(s, "br0", batch)
+        first_wave = calls_at(s, "/a/v1")
+        assert first_wave <= batch, first_wave
+        # A steady stream of jobs for the rest of the run.
+        n = 1
         while time.monotonic() - t0 < run_s:
-            produce(s, 20, f"br{n}")
+            produce(s, batch, f"br{n}")
             n += 1
             time.sleep(0.5)  # the stream's pace: the test runs for run_s
         elapsed = time.monotonic() - t0
         a_calls = calls_at(s, "/a/v1")
-        # The breaker opens after `failures` consecutive failures; afterwards
-        # one probe per cooldown across both workers.
-        allowed = failures + int(elapsed * 1000 // cooldown_ms) + 1
-        assert a_calls <= allowed, (a_calls, allowed)
+        # The breaker opens on the wave's failures (consecutive across
+        # workers). A worker that took fewer than `failures` of the wave
+        # may call a1 again, one call at a time, until its own count opens
+        # it here too (its view of Redis lags a refresh): fewer than
+        # `failures` each. Afterwards one probe per cooldown across both
+        # workers.
+        allowed = (first_wave + len(workers) * (failures - 1)
+                   + int(elapsed * 1000 // cooldown_ms) + 1)
+        assert a_calls <= allowed, (a_calls, allowed, first_wave)
         assert a_calls >= failures
-        results_for(s, f"br{n - 1}", 20)
+        results_for(s, f"br{n - 1}", batch)
         for w in workers:
             w.sigterm()
         for w in workers:
@@ -295,7 +308,7 @@ def test_classifier_asked_again_after_a_crash_is_charged_again():
                   {"prefix": "/b/v1", "model": "*", "latency_ms": 5}]
         s.set_fake_rules(answer)
         a = s.worker(name="worker-a")
-        # Warm models take calls at full concurrency (README "Slow start").
+        # A first round answered: the worker is up and the models warm.
         produce(s, 2, "warm")
         results_for(s, "warm", 2)
         s.set_fake_rules([{"prefix": "/a/v1", "model": "cls", "hang": True}] + answer[1:])

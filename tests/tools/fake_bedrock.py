@@ -6,7 +6,8 @@ the independent implementation), for tests/integration/test_bedrock.py.
     from tests.tools.fake_bedrock import FakeBedrock
     fake = FakeBedrock({"AKIDEXAMPLE": (secret, None)})   # access key -> (secret, token)
     fake.base                 "http://127.0.0.1:PORT": a provider's base_url
-    fake.throttle(model_id, every=2, status=429)       throttle every 2nd call of a model
+    fake.throttle(model_id, every=2, status=429, retry_after_s=None)
+                              throttle every 2nd call of a model (with a Retry-After)
     fake.requests()           what it received and answered, one dict per request
     fake.close()
 
@@ -33,7 +34,8 @@ most maxTokens), so a test can price every call from requests().
 
 Throttling, as Bedrock does it: ThrottlingException as a 429 with
 x-amzn-ErrorType, or (status=400) as a 400 whose body carries
-"__type": "ThrottlingException", the shape of AWS's JSON-1.x protocols.
+"__type": "ThrottlingException", the shape of AWS's JSON-1.x protocols; with
+retry_after_s, a Retry-After header too.
 """
 import datetime
 import http.server
@@ -121,7 +123,7 @@ class FakeBedrock:
         self.credentials = dict(credentials)  # access key id -> (secret, session token or None)
         self._lock = threading.Lock()
         self._requests = []
-        self._throttles = {}  # model id -> [every, status, calls]
+        self._throttles = {}  # model id -> [every, status, calls, retry_after_s]
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -155,12 +157,13 @@ class FakeBedrock:
     def base(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def throttle(self, model_id, every=1, status=429):
+    def throttle(self, model_id, every=1, status=429, retry_after_s=None):
         """Answers every `every`-th call of model_id (the 1st, the 1+every-th, ...)
-        with a ThrottlingException; every=0 stops it."""
+        with a ThrottlingException (and Retry-After: retry_after_s, if given);
+        every=0 stops it."""
         with self._lock:
             if every:
-                self._throttles[model_id] = [every, status, 0]
+                self._throttles[model_id] = [every, status, 0, retry_after_s]
             else:
                 self._throttles.pop(model_id, None)
 
@@ -242,13 +245,15 @@ class FakeBedrock:
             if t:
                 throttled = t[2] % t[0] == 0
                 t[2] += 1
+        retry = {"Retry-After": str(t[3])} if throttled and t[3] is not None else {}
         if throttled and t[1] == 400:
             rec["status"], rec["error_type"] = 400, "ThrottlingException"
-            return 400, {}, {"__type": "com.amazon.coral.availability#ThrottlingException",
-                             "message": "Rate exceeded"}, rec
+            return 400, retry, {"__type": "com.amazon.coral.availability#ThrottlingException",
+                                "message": "Rate exceeded"}, rec
         if throttled:
-            return error(429, "ThrottlingException",
-                         "Too many requests, please wait before trying again.")
+            status, extra, answer, rec = error(429, "ThrottlingException",
+                                               "Too many requests, please wait before trying again.")
+            return status, {**extra, **retry}, answer, rec
         text = last_user_text(req)
         max_tokens = req.get("inferenceConfig", {}).get("maxTokens", 4096)
         inp = len(body) // 4 + 10

@@ -40,7 +40,9 @@
  *                            (batches and their files stay, as at a provider)
  *   POST /_control/release   answers every hanging request now (closes it unanswered)
  *   GET  /_stats             {"requests", "by_model", "by_prefix", "by_status", "by_format",
- *                             "suspended", "log_dropped", "files", "batches"}; "batches":
+ *                             "suspended" (requests held now: a delay or a hang),
+ *                             "suspended_max" (the most held at once since the start or
+ *                             the last reset), "log_dropped", "files", "batches"}; "batches":
  *                            {"created": {"openai", "anthropic", "gemini"}, "live" (not
  *                            ended), "calls": {"files", "create", "get", "cancel",
  *                            "list", "results"}, "faults" (calls a fault rule took),
@@ -73,8 +75,8 @@
  *
  * A rule: {"prefix", "model" (fnmatch patterns, default "*"), "latency_ms",
  * "jitter_ms", "status", "retry_after_s", "fail_first", "fail_every",
- * "error_type": "context_overflow", "max_context", "body", "content_type",
- * "hang", "input_tokens", "output_tokens", "cached_tokens", "api_key",
+ * "error_type": "context_overflow", "max_context", "body", "body_base64",
+ * "content_type", "hang", "input_tokens", "output_tokens", "cached_tokens", "api_key",
  * "reasoning_tokens", "cache_write_tokens", "image_tokens",
  * "pdf_page_tokens", "break_schema_share", "refuse", "comment"}, the batch
  * keys below, and "endpoint" and "drop" for faults of batch calls. The
@@ -86,8 +88,10 @@
  * matching requests and/or every Nth one; without them, every matching
  * request if the rule says status (non-2xx), error_type, body or hang. A
  * failing request hangs (hang), gets `body` verbatim (with `status`, default
- * 200), or gets the format's error body for `status` (default 500, or 400
- * for context_overflow). Retry-After is sent on failures when retry_after_s
+ * 200; "body_base64" gives the body's bytes in base64 instead, for bodies
+ * a JSON string cannot carry: invalid UTF-8, NUL bytes), or gets the
+ * format's error body for `status` (default 500, or 400 for
+ * context_overflow). Retry-After is sent on failures when retry_after_s
  * is set. Authentication (api_key) and request validation come first and do
  * not count towards fail_first/fail_every.
  *
@@ -251,6 +255,7 @@ struct rule {
 	bool context_overflow;
 	int64_t max_context; /* -1 = the format's usual */
 	char *body;          /* NULL = none */
+	size_t body_len;     /* bytes of body (it may hold NULs: body_base64) */
 	char *content_type;  /* for body; NULL = application/json */
 	bool hang;
 	int64_t input_tokens, output_tokens, cached_tokens; /* -1 = computed */
@@ -348,6 +353,25 @@ static int get_str(json_t *v, const char *key, char **out, char *err, size_t err
 	}
 	free(*out);
 	*out = strdup(json_string_value(v));
+	return 0;
+}
+
+/* A string of base64 decoded into *out (new, NUL-terminated), its length
+ * in *out_len. */
+static int get_base64(json_t *v, const char *key, char **out, size_t *out_len, char *err,
+                      size_t err_size, size_t idx)
+{
+	unsigned char *bytes = NULL;
+
+	if (json_is_string(v))
+		bytes = fake_base64_decode(json_string_value(v), json_string_length(v), false,
+		                           out_len);
+	if (bytes == NULL) {
+		snprintf(err, err_size, "rules[%zu].%s: must be a string of base64", idx, key);
+		return -1;
+	}
+	free(*out);
+	*out = (char *)bytes;
 	return 0;
 }
 
@@ -480,6 +504,9 @@ static int rule_parse(json_t *obj, struct rule *r, size_t idx, char *err, size_t
 			rc = batch_key_parse(key, v, &r->batch, err, err_size, idx);
 		} else if (strcmp(key, "body") == 0) {
 			rc = get_str(v, key, &r->body, err, err_size, idx);
+			r->body_len = r->body != NULL ? strlen(r->body) : 0;
+		} else if (strcmp(key, "body_base64") == 0) {
+			rc = get_base64(v, key, &r->body, &r->body_len, err, err_size, idx);
 		} else if (strcmp(key, "content_type") == 0) {
 			rc = get_str(v, key, &r->content_type, err, err_size, idx);
 		} else if (strcmp(key, "api_key") == 0) {
@@ -702,6 +729,7 @@ static struct {
 	uv_signal_t sigterm, sigint;
 	struct conn *conns; /* every open connection */
 	long waiting;       /* connections with a deferred answer or a hang */
+	long waiting_max;   /* the most waiting at once since the start or the last reset */
 } srv;
 
 static const char *reason_phrase(unsigned status)
@@ -1023,7 +1051,8 @@ static void conn_defer(struct conn *c, unsigned status, struct reply *rep, int64
 	} else {
 		c->hanging = true;
 	}
-	srv.waiting++;
+	if (++srv.waiting > srv.waiting_max)
+		srv.waiting_max = srv.waiting;
 	uv_timer_start(&c->timer, timer_due, (uint64_t)delay_ms, 0);
 }
 
@@ -1309,10 +1338,11 @@ static void handle_control(struct conn *conn, const struct req *r)
 	if (strcmp(url, "/_stats") == 0 && get) {
 		json_t *doc;
 
-		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I, s:O, s:o}", "requests",
+		doc = json_pack("{s:I, s:O, s:O, s:O, s:O, s:I, s:I, s:I, s:O, s:o}", "requests",
 		                (json_int_t)g.requests, "by_model", g.by_model, "by_prefix",
 		                g.by_prefix, "by_status", g.by_status, "by_format", g.by_format,
-		                "suspended", (json_int_t)srv.waiting, "log_dropped",
+		                "suspended", (json_int_t)srv.waiting, "suspended_max",
+		                (json_int_t)srv.waiting_max, "log_dropped",
 		                (json_int_t)g.log_dropped, "files", g.files, "batches",
 		                fake_batch_stats());
 		send_json(conn, 200, doc);
@@ -1363,6 +1393,7 @@ static void handle_control(struct conn *conn, const struct req *r)
 	if (strcmp(url, "/_control/reset") == 0 && post) {
 		state_reset();
 		fake_batch_stats_reset();
+		srv.waiting_max = srv.waiting;
 		send_json(conn, 200, json_pack("{s:b}", "ok", 1));
 		return;
 	}
@@ -1406,7 +1437,8 @@ struct decision {
 	int64_t delay_ms;
 	struct answer a; /* the usage (a.in always), and the answer of a 200 */
 	bool billed;
-	char *body;         /* override, new copy */
+	char *body; /* override, new copy */
+	size_t body_len;
 	char *content_type; /* new copy or NULL */
 	int64_t retry_after_s;
 	bool context_overflow;
@@ -1713,7 +1745,11 @@ static void decide(const struct req *req, const struct call *c, struct decision 
 			} else if (rule->body != NULL) {
 				d->status = rule->status != 0 ? rule->status : 200;
 				d->outcome = "body";
-				d->body = strdup(rule->body);
+				d->body = malloc(rule->body_len + 1);
+				if (d->body != NULL) {
+					memcpy(d->body, rule->body, rule->body_len + 1);
+					d->body_len = rule->body_len;
+				}
 				d->content_type = dup_or_null(rule->content_type);
 			} else {
 				d->status = rule->status != 0
@@ -1748,7 +1784,7 @@ static struct reply *build_response(const struct call *c, const struct decision 
 	if (d->status == 0)
 		return NULL;
 	if (d->body != NULL)
-		resp = reply_raw(d->body, strlen(d->body),
+		resp = reply_raw(d->body, d->body_len,
 		                 d->content_type != NULL ? d->content_type : "application/json");
 	else if (d->status == 200)
 		resp = reply_json(fake_success_body(c, &d->a));
@@ -1970,6 +2006,7 @@ enum fake_gate fake_batch_gate(struct conn *conn, enum format fmt, const char *p
 	if (rule->body == NULL && d.status >= 200 && d.status <= 299)
 		d.status = 500; /* a failure without a body of its own is an error */
 	d.body = rule->body;
+	d.body_len = rule->body_len;
 	d.content_type = rule->content_type;
 	d.retry_after_s = rule->retry_after_s;
 	d.message = fake_status_message(fmt, d.status);

@@ -209,6 +209,7 @@ static void setup(void)
 	cfg.worker.max_job_bytes = 1 << 20;
 	cfg.worker.default_strategy = STRATEGY_CHEAPEST;
 	cfg.worker.default_budget = "default";
+	cfg.worker.max_retry_after_ms = 30000;
 	cfg.router.balanced_slack = 0.1;
 	cfg.router.window_s = 10;
 	cfg.router.breaker_failures = 3;
@@ -316,6 +317,15 @@ static bool both_ready(struct world *w, void *arg)
 	       health_view_age_ms(w->h[1]) >= 0;
 }
 
+/* An empty Redis and two workers, both with a view of it: false if they
+ * did not get one within 3 s. */
+static bool world_start(struct world *w)
+{
+	redis_flushall();
+	world_open(w);
+	return run_until(w, both_ready, NULL, 3000);
+}
+
 struct circuit_want {
 	int model;
 	enum health_circuit c;
@@ -392,9 +402,7 @@ static int who_probes(const struct tally t[2])
 TEST(breaker_opens_and_lets_one_probe_through)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	const int m = 1; /* quick, on an unlimited provider */
 	int64_t now = time_mono_ms();
 	CHECK_INT(health_circuit(w.h[0], m, now), HEALTH_CLOSED);
@@ -483,9 +491,7 @@ TEST(probe_lease_expires_when_the_prober_never_answers)
 TEST(a_probe_given_back_goes_to_another_worker)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	const int m = 2;
 	for (int i = 0; i < 3; i++)
 		health_record(w.h[0], m, false, 100, 0);
@@ -517,9 +523,7 @@ TEST(a_probe_given_back_goes_to_another_worker)
 TEST(unauthorized_opens_the_provider_everywhere)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	health_open_provider(w.h[0], 1); /* q: quick and slow */
 	int64_t now = time_mono_ms();
 	CHECK_INT(health_circuit(w.h[0], 1, now), HEALTH_OPEN);
@@ -626,9 +630,7 @@ static void rate_run(struct world *w, int model, int64_t tokens, int jobs_per_wo
 TEST(rpm_is_shared_and_held)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	/* rpm = 600 per (shortened) 1000 ms period: 600 calls a second in all. */
 	int counts[2] = {0, 0};
 	rate_run(&w, 0, 10, 8, 2000, counts);
@@ -648,9 +650,7 @@ TEST(rpm_is_shared_and_held)
 TEST(waiting_jobs_queue_instead_of_polling)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	/* 500 jobs per worker on rpm = 600/s: each call let through should
 	 * cost about one admission, not one per waiting job per refill. */
 	int counts[2] = {0, 0};
@@ -670,9 +670,7 @@ TEST(waiting_jobs_queue_instead_of_polling)
 TEST(tpm_is_shared_and_held)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	/* tpm = 60000 per second, 1000 tokens a call: 60 calls a second. */
 	int counts[2] = {0, 0};
 	rate_run(&w, 3, 1000, 4, 2000, counts);
@@ -705,9 +703,7 @@ static bool both_counts(struct world *w, void *arg)
 TEST(medians_and_success_rates_converge)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	const int m = 2;
 	/* Worker 1: latencies 400..598, worker 2: 402..600; 80% ok on each. */
 	for (int i = 0; i < 100; i++) {
@@ -744,9 +740,7 @@ static bool slow_seen(struct world *w, void *arg)
 TEST(fastest_follows_observed_latency)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	char err[256];
 	struct job job;
 	const char *j = "{\"id\":\"f\",\"prompt\":\"hi\",\"strategy\":\"fastest\","
@@ -779,9 +773,7 @@ static bool redis_down(struct world *w, void *arg)
 TEST(redis_hung_keeps_the_view_and_the_samples)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	const int m = 2;
 	for (int i = 0; i < 10; i++)
 		health_record(w.h[0], m, true, 700, 0);
@@ -807,17 +799,12 @@ TEST(redis_hung_keeps_the_view_and_the_samples)
 TEST(redis_gone_keeps_the_view_and_the_samples)
 {
 	struct world w;
-	redis_flushall();
-	world_open(&w);
-	CHECK(run_until(&w, both_ready, NULL, 3000));
+	CHECK(world_start(&w));
 	const int m = 2;
 	for (int i = 0; i < 10; i++)
 		health_record(w.h[0], m, true, 700, 0);
 	struct counts_want cw = {m, 10, 0};
 	CHECK(run_until(&w, both_counts, &cw, 2000));
-	/* Models 0 and 1 have answered before: past their slow start. */
-	health_record(w.h[0], 0, true, 100, 0);
-	health_record(w.h[0], 1, true, 100, 0);
 	redis_stop();
 	CHECK(run_until(&w, redis_down, NULL, 500));
 	for (int i = 0; i < 5; i++)
@@ -844,9 +831,6 @@ TEST(admission_on_a_dry_bucket_and_cancel)
 	/* rpm 600 per 10 minutes: a burst of 10, then one a second. */
 	world_open_period(&w, 600000);
 	CHECK(run_until(&w, both_ready, NULL, 3000));
-	/* Both models have answered before: past their slow start. */
-	health_record(w.h[0], 0, true, 100, 0);
-	health_record(w.h[0], 1, true, 100, 0);
 	/* Drain provider p's bucket from worker 1 until it says wait. */
 	struct tally t = {0};
 	int64_t retry = 0;
@@ -899,52 +883,133 @@ TEST(admission_on_a_dry_bucket_and_cancel)
 	world_close(&w);
 }
 
-static void admit_wait(struct world *w, struct tally *t, struct health *h, int model,
-                       enum health_verdict *v)
+/* A model with no observations (a fleet's first run) is called at full
+ * concurrency by every worker (SPEC §6): no call waits for another's
+ * outcome. */
+TEST(a_cold_model_is_called_at_full_concurrency)
 {
-	int64_t retry;
-	*v = health_admit(h, model, 10, on_admit, t, &retry);
-	if (*v == HEALTH_PENDING) {
-		t->pending++;
-		int before = t->go + t->limited + t->open;
-		for (int i = 0; i < 100 && t->go + t->limited + t->open == before; i++)
-			run_for(w, 10);
-		*v = t->go + t->limited + t->open > before ? HEALTH_GO : HEALTH_PENDING;
+	struct world w;
+	CHECK(world_start(&w));
+	const int m = 2; /* slow: on an unlimited provider, never called */
+	struct tally t[2] = {{0}};
+	for (int i = 0; i < 50; i++) {
+		admit_count(w.h[0], m, &t[0]);
+		admit_count(w.h[1], m, &t[1]);
 	}
+	/* Every answer came at once, from memory. */
+	CHECK_INT(t[0].go, 50);
+	CHECK_INT(t[1].go, 50);
+	CHECK_INT(t[0].pending + t[1].pending + t[0].limited + t[1].limited, 0);
+	CHECK(!health_held_off(w.h[0], m, time_mono_ms()));
+	world_close(&w);
 }
 
-/* A model with no success yet takes one call at a time across workers; a
- * failure passes the turn on, a success opens it to everyone. */
-TEST(slow_start_takes_one_call_at_a_time_across_workers)
+/* The first wave of a cold model fails (or hangs until its timeout): the
+ * calls queued behind it stay off the model at once, the breaker opens on
+ * the wave's failures as they come back, and a model that has answered
+ * here is not held off for one failure. */
+TEST(a_failing_cold_wave_holds_off_the_calls_queued_behind_it)
+{
+	struct world w;
+	CHECK(world_start(&w));
+	const int m = 2, warm = 1; /* both on provider q, unlimited */
+	int64_t now = time_mono_ms();
+	health_record(w.h[0], m, false, 2000, 0); /* the wave's first timeout */
+	CHECK(health_held_off(w.h[0], m, now));
+	CHECK(!health_held_off(w.h[1], m, now)); /* its own calls have not failed */
+	/* Fresh admissions still go: the breaker needs their evidence. */
+	int64_t retry;
+	struct tally t = {0};
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	/* breaker_failures (3) failures of the wave, ended about together:
+	 * open here at once, and everywhere once flushed. */
+	health_record(w.h[0], m, false, 2000, 0);
+	health_record(w.h[0], m, false, 2000, 0);
+	CHECK_INT(health_circuit(w.h[0], m, time_mono_ms()), HEALTH_OPEN);
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
+	struct circuit_want open = {m, HEALTH_OPEN};
+	CHECK(run_until(&w, both_circuit, &open, 1000));
+	CHECK(health_held_off(w.h[1], m, time_mono_ms()));
+	/* Cooled down, the probe is not held off by the open state it probes. */
+	struct circuit_want probe = {m, HEALTH_PROBE_ALLOWED};
+	CHECK(run_until(&w, both_circuit, &probe, 2000));
+	CHECK(!health_held_off(w.h[1], m, time_mono_ms()));
+	CHECK(!health_held_off(w.h[0], m, time_mono_ms()));
+	/* A model that answered here: one failure holds nothing off. */
+	health_record(w.h[0], warm, true, 100, 0);
+	health_record(w.h[0], warm, false, 100, 0);
+	CHECK(!health_held_off(w.h[0], warm, time_mono_ms()));
+	world_close(&w);
+}
+
+/* Once a cold model's call failed here, fresh calls on it go one at a
+ * time: none while a call of it is out here or admitted and not yet
+ * started, so fewer than breaker_failures go after the wave's failures
+ * came back. A warm model is not held to it, nor the other worker. */
+TEST(after_a_cold_failure_fresh_calls_go_one_at_a_time)
+{
+	struct world w;
+	CHECK(world_start(&w));
+	const int m = 2, warm = 1; /* both on provider q, unlimited */
+	int64_t retry;
+	struct tally t = {0};
+	struct health_call wave = {0}, call = {0};
+	health_call_begin(w.h[0], m, &wave);    /* a call of the wave still out */
+	health_record(w.h[0], m, false, 20, 0); /* the wave's first failure */
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
+	CHECK_INT(health_admit(w.h[1], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	health_call_end(w.h[0], &wave);
+	health_record(w.h[0], m, false, 20, 0);
+	/* Nothing out: one call is admitted, and holds the turn until it ends. */
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
+	health_call_begin(w.h[0], m, &call);
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
+	health_call_end(w.h[0], &call);
+	health_record(w.h[0], m, false, 20, 0); /* the third: breaker_failures */
+	CHECK_INT(health_circuit(w.h[0], m, time_mono_ms()), HEALTH_OPEN);
+	/* A call admitted that never goes out (its job's own fault) gives the
+	 * turn back. */
+	health_record(w.h[1], warm, false, 20, 0);
+	CHECK_INT(health_admit(w.h[1], warm, 10, on_admit, &t, &retry), HEALTH_GO);
+	CHECK_INT(health_admit(w.h[1], warm, 10, on_admit, &t, &retry), HEALTH_CIRCUIT_OPEN);
+	health_release(w.h[1], warm);
+	CHECK_INT(health_admit(w.h[1], warm, 10, on_admit, &t, &retry), HEALTH_GO);
+	/* A model that answered here is called at full concurrency after a
+	 * failure. */
+	health_record(w.h[0], warm, true, 20, 0);
+	health_record(w.h[0], warm, false, 20, 0);
+	for (int i = 0; i < 5; i++)
+		CHECK_INT(health_admit(w.h[0], warm, 10, on_admit, &t, &retry), HEALTH_GO);
+	settle(&w, &t);
+	world_close(&w);
+}
+
+/* A 429's Retry-After parks the provider at most worker.max_retry_after_ms
+ * (SPEC §6), however long the provider asks for. */
+TEST(a_throttle_parks_no_longer_than_max_retry_after_ms)
 {
 	struct world w;
 	redis_flushall();
+	int64_t saved = cfg.worker.max_retry_after_ms;
+	cfg.worker.max_retry_after_ms = 300;
 	world_open(&w);
 	CHECK(run_until(&w, both_ready, NULL, 3000));
-	const int m = 2;
+	const int m = 1;
+	health_throttle(w.h[0], 1, 86400 * 1000); /* Retry-After: 86400 */
+	int64_t retry = 0;
 	struct tally t = {0};
-	enum health_verdict v;
-	int64_t retry;
-	admit_wait(&w, &t, w.h[0], m, &v);
-	CHECK_INT(t.go, 1); /* worker 0 holds the cold model's turn */
 	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_LIMITED);
-	CHECK(health_cold(w.h[0], m));
-	CHECK(!health_limited(w.h[0], m, 10, time_mono_ms())); /* the router keeps it */
-	struct tally t1 = {0};
-	admit_wait(&w, &t1, w.h[1], m, &v);
-	CHECK_INT(t1.go, 0); /* worker 1 must wait for it */
-	CHECK_INT(t1.limited, 1);
-	health_record(w.h[0], m, false, 0, 0); /* it failed: the turn passes on */
-	run_for(&w, 100);
-	struct tally t2 = {0};
-	admit_wait(&w, &t2, w.h[1], m, &v);
-	CHECK_INT(t2.go, 1);
-	health_record(w.h[1], m, true, 120, 0); /* it answered: warm for everyone */
-	run_for(&w, 1500);
-	CHECK(!health_cold(w.h[0], m));
+	CHECK(retry > 0 && retry <= 300);
+	run_for(&w, 350);
+	CHECK(!health_limited(w.h[0], m, 10, time_mono_ms()));
 	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
-	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_GO);
+	/* Without Retry-After: a second, within the cap too. */
+	health_throttle(w.h[0], 1, -1);
+	CHECK_INT(health_admit(w.h[0], m, 10, on_admit, &t, &retry), HEALTH_LIMITED);
+	CHECK(retry > 0 && retry <= 300);
 	world_close(&w);
+	cfg.worker.max_retry_after_ms = saved;
 }
 
 int main(void)
@@ -967,7 +1032,10 @@ int main(void)
 	RUN(medians_and_success_rates_converge);
 	RUN(fastest_follows_observed_latency);
 	RUN(admission_on_a_dry_bucket_and_cancel);
-	RUN(slow_start_takes_one_call_at_a_time_across_workers);
+	RUN(a_cold_model_is_called_at_full_concurrency);
+	RUN(a_failing_cold_wave_holds_off_the_calls_queued_behind_it);
+	RUN(after_a_cold_failure_fresh_calls_go_one_at_a_time);
+	RUN(a_throttle_parks_no_longer_than_max_retry_after_ms);
 	RUN(redis_hung_keeps_the_view_and_the_samples);
 	RUN(redis_gone_keeps_the_view_and_the_samples);
 	return unit_done();

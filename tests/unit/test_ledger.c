@@ -1304,6 +1304,8 @@ out:
 
 /* ---------------------------------------------------------------- batch steps (SPEC §14) */
 
+/* Step 0 records, 1 abandons, 2 lists the jobs, 3 finishes "collected", 4
+ * finishes "abandoned". */
 static redisReply *batch_step(struct fx *f, int step, const char *token, const char *batch_id)
 {
 	struct waiter w = {0};
@@ -1315,7 +1317,8 @@ static redisReply *batch_step(struct fx *f, int step, const char *token, const c
 	else if (step == 2)
 		ledger_batch_jobs(f->l[0], token, on_reply, &w);
 	else
-		ledger_batch_finish(f->l[0], token, "collected", on_reply, &w);
+		ledger_batch_finish(f->l[0], token, step == 3 ? "collected" : "abandoned", on_reply,
+		                    &w);
 	return wait_for(f, &w);
 }
 
@@ -1375,6 +1378,12 @@ TEST(batch_steps)
 	redisReply *r = batch_step(&f, 1, "tok000000001", NULL);
 	CHECK(r && r->type == REDIS_REPLY_ARRAY && strcmp(r->element[0]->str, "abandoned") == 0);
 	reply_free(r);
+	/* Abandoned, it waits in bsubs for its holder to finish it. */
+	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:bsubs", NULL), 1);
+	r = batch_step(&f, 4, "tok000000001", NULL);
+	CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+	reply_free(r);
+	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:bsubs", NULL), 0);
 	CHECK_INT(state(&f, "b").reserved, 0);
 	CHECK_INT(state(&f, "b").spent, 0);
 	CHECK_INT(settle(&f, "b", "j1", r1.res.attempt, 999).s.how, LEDGER_CHARGED_NOTHING);

@@ -43,8 +43,12 @@
  *                  "billed", "cost_nusd" (with the model's prices),
  *                  "error_contains", "refusal" (str or null), "tool_calls"
  *                  [{"id", "name", "arguments"}] (arguments compared as JSON;
- *                  [] for none)}; a key left out is not checked, apart from
- *                  billed and cost_nusd.
+ *                  [] for none), "throttled" (a throttle whatever the
+ *                  status: the provider is parked as for a 429),
+ *                  "usage_impossible" (usage reported but unreadable as
+ *                  counts: the worker charges the estimate)}; a key left
+ *                  out is not checked, apart from billed, cost_nusd,
+ *                  throttled and usage_impossible (absent: false).
  *
  * A directory named batch_<kind>_<what> is a batch case instead (the batch
  * part of the type's table, provider_batch.h): batch_submit, batch_status,
@@ -655,6 +659,8 @@ static void check_completion(const json_t *ej, const struct completion *c, enum 
 		}
 	}
 	CHECK_INT(c->has_usage, json_is_true(json_object_get(ej, "billed")));
+	CHECK_INT(c->throttled, json_is_true(json_object_get(ej, "throttled")));
+	CHECK_INT(c->usage_impossible, json_is_true(json_object_get(ej, "usage_impossible")));
 	int64_t cost = c->has_usage ? money_cost_nusd(price, &c->usage) : 0;
 	v = json_object_get(ej, "cost_nusd");
 	CHECK_INT(cost, json_is_integer(v) ? json_integer_value(v) : 0);

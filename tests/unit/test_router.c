@@ -80,6 +80,8 @@ static void setup(void)
 	cfg.worker.max_job_bytes = 1 << 20;
 	cfg.worker.default_strategy = STRATEGY_BALANCED;
 	cfg.worker.default_budget = "default";
+	cfg.worker.max_retry_after_ms =
+	        30000; /* the default: a throttle parks (health_throttle caps at it) */
 	cfg.router.balanced_slack = 0.10;
 	cfg.router.window_s = 300;
 	cfg.router.breaker_failures = 5;
