@@ -16,7 +16,9 @@ cluster, redis-server, the fake provider, the RELEASE worker from bin/):
      observation of the model, called at full concurrency, SPEC §6) on a
      run of four waves (--a-cold-jobs, default 4 x max_in_flight). Both are
      judged against 0.95 of the ideal.
-  b  CPU cost: 50,000 jobs, zero-latency provider; worker user+sys CPU
+  b  CPU cost: 20,000 jobs (a ~250-byte prompt and metadata, about 300
+     bytes a message), zero-latency provider,
+     max_in_flight 1000, max_connections 64 (issue 15's figure); worker user+sys CPU
      (/proc/PID/stat, all threads) between the first and the last result,
      per job, over plain HTTP (target <= 45 us/job) and over HTTPS through
      a real TLS server (nginx in front of the fake, tests/lib/tls.py) with
@@ -953,7 +955,7 @@ def main():
     ap.add_argument("--a-runs", default="warm,cold", help="phase a's runs: warm, cold")
     ap.add_argument("--b-jobs", type=int)
     ap.add_argument("--b-in-flight", type=int, default=1000)
-    ap.add_argument("--b-connections", type=int, default=256)
+    ap.add_argument("--b-connections", type=int, default=64)
     ap.add_argument("--b-modes", default="plain,h2,h1",
                     help="phase b's runs: plain (HTTP), h2 (HTTPS, HTTP/2), h1 (HTTPS, HTTP/1.1)")
     ap.add_argument("--b-rate-jobs", type=int,
@@ -990,7 +992,7 @@ def main():
     args.a_runs = [r.strip() for r in args.a_runs.split(",") if r.strip()]
     if not args.a_runs or any(r not in ("warm", "cold") for r in args.a_runs):
         ap.error("--a-runs: some of warm,cold")
-    args.b_jobs = args.b_jobs or (5000 if args.profile == "callgrind" or q else 50000)
+    args.b_jobs = args.b_jobs or (5000 if args.profile == "callgrind" or q else 20000)
     args.c_jobs = args.c_jobs or (1000 if q else 10000)
     if args.b_rate_jobs is None:
         args.b_rate_jobs = 4000 if q else 20000

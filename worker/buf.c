@@ -70,7 +70,8 @@ void buf_reserve(struct buf *b, size_t extra)
 
 void buf_append(struct buf *b, const void *data, size_t len)
 {
-	buf_reserve(b, len);
+	if (b->len + len >= b->cap) /* most appends fit: no call then */
+		buf_reserve(b, len);
 	if (len)
 		memcpy(b->data + b->len, data, len);
 	b->len += len;
@@ -113,16 +114,21 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 void buf_json_str(struct buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
+	/* Room for every byte as it is and the quotes; an escape reserves its
+	 * extra bytes. Runs of bytes that need no escape are copied at once. */
 	buf_reserve(b, len + 2);
 	b->data[b->len++] = '"';
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\') {
-			if (b->len + 2 > b->cap)
-				buf_reserve(b, 1);
-			b->data[b->len++] = (char)c;
-			continue;
-		}
+	size_t i = 0;
+	while (i < len) {
+		size_t run = i;
+		while (run < len && (unsigned char)s[run] >= 0x20 && s[run] != '"' &&
+		       s[run] != '\\')
+			run++;
+		memcpy(b->data + b->len, s + i, run - i);
+		b->len += run - i;
+		if (run == len)
+			break;
+		unsigned char c = (unsigned char)s[run];
 		char esc[7];
 		size_t n = 2;
 		esc[0] = '\\';
@@ -140,11 +146,11 @@ void buf_json_str(struct buf *b, const char *s, size_t len)
 			esc[5] = hex[c & 15];
 			n = 6;
 		}
-		buf_reserve(b, n);
+		i = run + 1;
+		buf_reserve(b, n + (len - i) + 1); /* the escape, the rest, the quote */
 		memcpy(b->data + b->len, esc, n);
 		b->len += n;
 	}
-	buf_reserve(b, 1);
 	b->data[b->len++] = '"';
 	b->data[b->len] = '\0';
 }

@@ -300,21 +300,22 @@ static void put_utf8(struct buf *b, unsigned u)
 	buf_append(b, o, n);
 }
 
-void jv_buf_text(struct buf *b, const struct jval *v)
+size_t jv_buf_text(struct buf *b, const struct jval *v)
 {
+	size_t nuls = 0;
 	if (!jv_is_string(v))
-		return;
+		return 0;
 	const char *p = v->s, *end = v->s + v->len;
 	if (!v->escaped) {
 		buf_append(b, p, v->len);
-		return;
+		return 0;
 	}
 	/* Well-formed: the scan checked every escape. */
 	while (p < end) {
 		const char *bs = memchr(p, '\\', (size_t)(end - p));
 		if (!bs) {
 			buf_append(b, p, (size_t)(end - p));
-			return;
+			return nuls;
 		}
 		buf_append(b, p, (size_t)(bs - p));
 		char e = bs[1];
@@ -334,15 +335,18 @@ void jv_buf_text(struct buf *b, const struct jval *v)
 				p += 6;
 				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
 			}
-			if (u == 0)
+			if (u == 0) {
 				buf_puts(b, "\xEF\xBF\xBD"); /* U+FFFD */
-			else
+				nuls++;
+			} else {
 				put_utf8(b, u);
+			}
 			break;
 		}
 		default: buf_append(b, &e, 1); /* " \ / */
 		}
 	}
+	return nuls;
 }
 
 static bool str_eq_n(const struct jval *v, const char *lit, size_t n)

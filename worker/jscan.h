@@ -95,8 +95,9 @@ static inline const struct jval *jv_next(const struct jval *v)
 /* Is v the string lit (compared unescaped)? */
 bool jv_str_eq(const struct jval *v, const char *lit);
 /* Appends the unescaped text of string v to b; a NUL in it becomes U+FFFD, so
- * the text stays a C string. Nothing for a value that is not a string. */
-void jv_buf_text(struct buf *b, const struct jval *v);
+ * the text stays a C string. Nothing for a value that is not a string.
+ * Returns how many NULs ("\u0000") it replaced. */
+size_t jv_buf_text(struct buf *b, const struct jval *v);
 /* The unescaped text of string v as a C string owned by d (NUL as in
  * jv_buf_text), or NULL when v is not a string. For the cold paths. */
 const char *jdoc_str(struct jdoc *d, const struct jval *v);

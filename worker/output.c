@@ -43,10 +43,20 @@ void output_outcome(char *out, size_t out_size, const struct attempt_rec *a)
  * Keys are ours: nothing to escape. */
 static void put_key(struct buf *b, const char *key)
 {
+	/* Written in place: a result and its cost record have 40 keys. */
 	char last = b->len ? b->data[b->len - 1] : '{';
-	buf_puts(b, last == '{' || last == '[' ? "\"" : ",\"");
-	buf_puts(b, key);
-	buf_puts(b, "\":");
+	size_t n = strlen(key);
+	buf_reserve(b, n + 4);
+	char *p = b->data + b->len;
+	if (last != '{' && last != '[')
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, key, n);
+	p += n;
+	*p++ = '"';
+	*p++ = ':';
+	*p = '\0';
+	b->len = (size_t)(p - b->data);
 }
 
 static void put_str(struct buf *b, const char *key, const char *v)

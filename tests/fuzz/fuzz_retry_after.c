@@ -1,7 +1,7 @@
 /* libFuzzer target of http_retry_after_ms (STYLE: what is hand-written has one).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iworker \
- *         tests/fuzz/fuzz_retry_after.c worker/http.c worker/buf.c worker/timeutil.c \
+ *         tests/fuzz/fuzz_retry_after.c worker/http_retry_after.c worker/buf.c worker/timeutil.c \
  *         worker/log.c worker/testhook.c -lcurl -luv -o build/fuzz_retry_after
  *   build/fuzz_retry_after -max_total_time=60 tests/fuzz/corpus/retry_after
  *

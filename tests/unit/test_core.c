@@ -7,6 +7,7 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -386,6 +387,24 @@ TEST(buf_json_escapes)
 	CHECK(b.data == NULL);
 	free(taken);
 	buf_free(&b);
+
+	/* Escapes that grow the buffer many times over, after text already in
+	 * it: jansson reads back the bytes given. */
+	char s[3000];
+	for (size_t i = 0; i < sizeof s; i++)
+		s[i] = (char)(1 + (i * 37 + i / 7) % 127);
+	for (size_t len = 0; len <= sizeof s; len += len < 40 ? 1 : 997) {
+		buf_puts(&b, "[1,");
+		buf_json_str(&b, s, len);
+		buf_puts(&b, "]");
+		json_t *back = json_loads(b.data, 0, NULL);
+		json_t *str = json_array_get(back, 1);
+		CHECK(json_is_string(str) && json_string_length(str) == len &&
+		      memcmp(json_string_value(str), s, len) == 0);
+		CHECK_INT((long long)strlen(b.data), (long long)b.len);
+		json_decref(back);
+		buf_free(&b);
+	}
 }
 
 int main(void)

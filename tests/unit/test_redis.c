@@ -7,6 +7,7 @@
  * --sentinel) that monitors them, plus a server with an ACL user. Each dies
  * with this process (PR_SET_PDEATHSIG) and is killed at exit. WAITs are
  * counted with INFO commandstats on the primary. */
+#include "buf.h"
 #include "ledger.h"
 #include "log.h"
 #include "redis.h"
@@ -365,6 +366,145 @@ static struct redis *open_via_sentinel(struct fx *f, size_t *incr)
 	return r;
 }
 
+/* ---------------------------------------------------------------- RESP */
+
+/* Checks that redis_format_command writes what redisFormatCommandArgv
+ * writes for argv (argvlen NULL: C strings), into a buffer reused. */
+static void check_format(struct buf *out, int argc, const char **argv, const size_t *argvlen)
+{
+	char *want = NULL;
+	long long want_len = redisFormatCommandArgv(&want, argc, argv, argvlen);
+	redis_format_command(out, argc, argv, argvlen);
+	CHECK(want_len >= 0);
+	CHECK_INT((long long)out->len, want_len);
+	CHECK(want && out->len == (size_t)want_len && memcmp(out->data, want, out->len) == 0);
+	free(want);
+}
+
+TEST(commands_are_formatted_as_hiredis_formats_them)
+{
+	struct buf out = {0};
+	const char *c_strings[] = {"SET", "key:1", "a value with spaces", ""};
+	check_format(&out, 4, c_strings, NULL);
+	check_format(&out, 1, c_strings, NULL); /* shorter: the buffer is reset */
+
+	/* Binary arguments with lengths: NULs, CR LF, an empty one, lengths of
+	 * one to five digits. */
+	static char big[12345];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (char)(i * 7);
+	const char *bin[] = {"EVALSHA", "a\0b", "\r\n$3\r\n", "", big, "x"};
+	const size_t lens[] = {7, 3, 7, 0, sizeof big, 1};
+	check_format(&out, 6, bin, lens);
+	const size_t lens2[] = {7, 3, 7, 0, 99, 1};
+	check_format(&out, 6, bin, lens2);
+	/* Many arguments (a batch's): a count of several digits. */
+	enum { MANY = 1500 };
+	static const char *many[MANY];
+	static size_t many_lens[MANY];
+	for (int i = 0; i < MANY; i++) {
+		many[i] = big + i;
+		many_lens[i] = (size_t)i % 40;
+	}
+	check_format(&out, MANY, many, many_lens);
+	buf_free(&out);
+}
+
+struct echo {
+	bool done;
+	redisReply *reply; /* a copy */
+};
+
+static void on_echo(void *opaque, redisReply *reply)
+{
+	struct echo *e = opaque;
+	e->done = true;
+	e->reply = reply ? redis_reply_copy(reply) : NULL;
+}
+
+/* True when reply is an array of n strings equal to want[0..n). */
+static bool strings_are(const redisReply *reply, size_t n, const char *const *want,
+                        const size_t *lens)
+{
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *e = reply->element[i];
+		if (e->type != REDIS_REPLY_STRING || e->len != lens[i] ||
+		    memcmp(e->str, want[i], lens[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* The bytes of every argument reach Redis as given, through a plain
+ * command, an eval, and the batch path (many calls of one turn in one
+ * EVALSHA, each given back its own keys and arguments). */
+TEST(arguments_reach_redis_intact_through_every_path)
+{
+	struct fx f;
+	fx_init(&f);
+	struct redis_options opt = {.host = "127.0.0.1",
+	                            .port = acl.port,
+	                            .username = "alice",
+	                            .password = "wonderland-pw",
+	                            .timeout_ms = 2000};
+	struct redis *r = redis_new(&f.loop, &opt, on_state, &f);
+	static const char echo_lua[] = "local out = {}\n"
+	                               "for i = 1, #KEYS do out[#out + 1] = KEYS[i] end\n"
+	                               "for i = 1, #ARGV do out[#out + 1] = ARGV[i] end\n"
+	                               "return out";
+	size_t echo = redis_add_script(r, "echo", echo_lua);
+	size_t echo_batch = redis_add_batch_script(r, "echo_batch", echo_lua);
+	redis_start(r);
+	CHECK(run_until_ready(&f, r, 5000));
+
+	/* C strings. */
+	struct echo set = {0}, get = {0};
+	const char *set_argv[] = {"SET", "t:format", "plain text"};
+	const char *get_argv[] = {"GET", "t:format"};
+	redis_command(r, on_echo, &set, 3, set_argv, NULL);
+	redis_command(r, on_echo, &get, 2, get_argv, NULL);
+	CHECK(run_until(&f, &get.done, 5000));
+	CHECK(set.reply && set.reply->type == REDIS_REPLY_STATUS);
+	CHECK(get.reply && get.reply->type == REDIS_REPLY_STRING &&
+	      strcmp(get.reply->str, "plain text") == 0);
+
+	/* Binary, through an eval and the batch path. */
+	enum { N = 30 };
+	struct echo e[N + 1];
+	memset(e, 0, sizeof e);
+	char keys[N][16], args[N][24];
+	const char *argv[N][3];
+	size_t lens[N][3];
+	for (int i = 0; i < N; i++) {
+		int k = snprintf(keys[i], sizeof keys[i], "t:\r\n%d", i);
+		int a = snprintf(args[i], sizeof args[i], "a%cb\r\n$%d", '\0', i);
+		argv[i][0] = keys[i];
+		lens[i][0] = (size_t)k;
+		argv[i][1] = args[i];
+		lens[i][1] = (size_t)a;
+		argv[i][2] = "";
+		lens[i][2] = 0;
+		redis_eval_batch(r, echo_batch, on_echo, &e[i], 1, i % 2 ? 3 : 1, argv[i], lens[i]);
+	}
+	redis_eval(r, echo, on_echo, &e[N], 1, 3, argv[3], lens[3]);
+	for (int i = 0; i <= N; i++)
+		CHECK(run_until(&f, &e[i].done, 5000));
+	for (int i = 0; i < N; i++)
+		CHECK(strings_are(e[i].reply, i % 2 ? 3 : 1, argv[i], lens[i]));
+	CHECK(strings_are(e[N].reply, 3, argv[3], lens[3]));
+
+	for (int i = 0; i <= N; i++)
+		if (e[i].reply)
+			freeReplyObject(e[i].reply);
+	if (set.reply)
+		freeReplyObject(set.reply);
+	if (get.reply)
+		freeReplyObject(get.reply);
+	fx_close(&f, r);
+}
+
 /* ---------------------------------------------------------------- ACL */
 
 TEST(acl_user_authenticates_and_a_wrong_password_names_the_user)
@@ -699,6 +839,8 @@ int main(void)
 	                          "--user", "default",        "off",    NULL};
 	if (server_start(&acl, "acl", acl_args) != 0 || start_replicated() != 0)
 		goto fail;
+	RUN(commands_are_formatted_as_hiredis_formats_them);
+	RUN(arguments_reach_redis_intact_through_every_path);
 	RUN(acl_user_authenticates_and_a_wrong_password_names_the_user);
 	RUN(blocking_connect_asks_the_sentinels);
 	RUN(durable_calls_of_a_turn_share_one_wait);
