@@ -396,12 +396,7 @@ static struct task *request_task(struct batch_sub *s, size_t i)
 		t->key_len = r->key_len;
 	}
 	headers_decode(r->headers, &t->headers);
-	t->next = e->live;
-	if (e->live)
-		e->live->prev = t;
-	e->live = t;
-	e->in_flight++;
-	engine_in_flight_gauge(e);
+	task_link(t);
 	t->looked_up = true;
 	t->bsub = s;
 	s->open_tasks++;

@@ -279,6 +279,8 @@ void task_finish(struct task *t);
  * id passes to its waiting copies, and t is freed. */
 void task_done(struct task *t);
 /* Frees t and unlinks it from the engine. */
+/* Puts t (its e set) on the engine's live list, counted in flight. */
+void task_link(struct task *t);
 void task_free(struct task *t);
 /* Routes t (again) into t->route: at batch prices while t->batch_mode. */
 void task_route(struct task *t);

@@ -146,12 +146,7 @@ static void start_message(struct engine *e, rd_kafka_message_t *m)
 	rd_kafka_headers_t *hdrs = NULL;
 	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
 		t->headers = rd_kafka_headers_copy(hdrs);
-	t->next = e->live;
-	if (e->live)
-		e->live->prev = t;
-	e->live = t;
-	e->in_flight++;
-	engine_in_flight_gauge(e);
+	task_link(t);
 
 	int rc = job_decode(cfg, m->payload ? m->payload : "", m->len, &t->job, err, sizeof err);
 	if (t->job.id) {

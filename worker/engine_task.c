@@ -172,6 +172,17 @@ void engine_timer_closed(uv_handle_t *h)
 	free(h);
 }
 
+void task_link(struct task *t)
+{
+	struct engine *e = t->e;
+	t->next = e->live;
+	if (e->live)
+		e->live->prev = t;
+	e->live = t;
+	e->in_flight++;
+	engine_in_flight_gauge(e);
+}
+
 void task_free(struct task *t)
 {
 	struct engine *e = t->e;
