@@ -57,6 +57,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* How long, once draining, a group waits for the jobs whose reservations
+ * were out when the drain began (task_batch_join). */
+#define DRAIN_JOIN_MS 20
+
 static void group_submit(struct engine *e, int model);
 static void sub_prepare(struct batch_sub *s);
 static void sub_submit_step(struct batch_sub *s);
@@ -319,12 +323,17 @@ void task_batch_join(struct task *t)
 		}
 		g->tasks[g->n++] = t;
 		if (g->n == 1) {
+			/* Draining, the jobs whose reservations were out when the
+			 * drain began still join: they go together a moment later,
+			 * not each in a batch of its own. */
+			uint64_t wait = (uint64_t)e->cfg->batch.max_wait_ms;
+			if (e->batcher->draining && wait > DRAIN_JOIN_MS)
+				wait = DRAIN_JOIN_MS;
 			if (!g->timer)
 				g->timer = group_timer_new(e, model);
-			uv_timer_start(g->timer, on_group_timer,
-			               (uint64_t)e->cfg->batch.max_wait_ms, 0);
+			uv_timer_start(g->timer, on_group_timer, wait, 0);
 		}
-		if (g->n >= g->psub.max_requests || e->batcher->draining)
+		if (g->n >= g->psub.max_requests)
 			group_submit(e, model);
 		return;
 	}
