@@ -820,6 +820,7 @@ def phase_f_collect(args, res):
         before_hwm, before_rss = bu.status_kib(b.pid, "VmHWM"), bu.status_kib(b.pid)
         out(f"   collector holding the batch (polling, results not there yet): VmHWM "
             f"{bu.human_kib(before_hwm)}, VmRSS {bu.human_kib(before_rss)}")
+        cpu0, t0 = bu.cpu_seconds(b.pid), time.monotonic()
         watch = bu.ResultWatch(s.bootstrap, s.results_topic, PARTITIONS)
         try:
             watch.wait_count(n, 600, "collected results", alive=b.running)
@@ -828,6 +829,9 @@ def phase_f_collect(args, res):
             raise
         finally:
             watch.close()
+        # The worker's CPU over the collection (its polls until the results
+        # are there included): per request, what streaming costs.
+        cpu, secs = bu.cpu_seconds(b.pid) - cpu0, time.monotonic() - t0
         time.sleep(1.0)
         after_hwm, after_rss = bu.status_kib(b.pid, "VmHWM"), bu.status_kib(b.pid)
         size = None
@@ -845,9 +849,11 @@ def phase_f_collect(args, res):
         out(f"   after collecting {n} answers: VmHWM {bu.human_kib(after_hwm)} "
             f"(+{bu.human_kib(after_hwm - before_hwm)}), VmRSS {bu.human_kib(after_rss)}"
             + (f"; results file {size / 1e6:.1f} MB" if size else ""))
+        out(f"   collection: {secs:.1f} s to the last result, worker CPU {cpu:.1f} s "
+            f"({cpu * 1e6 / n:.0f} us per request)")
         res["f_collect"] = {"jobs": n, "hwm_before_kib": before_hwm, "hwm_after_kib": after_hwm,
                             "rss_before_kib": before_rss, "rss_after_kib": after_rss,
-                            "results_bytes": size}
+                            "results_bytes": size, "cpu_s": cpu, "seconds": secs}
 
 
 # ---------------------------------------------------------------- table

@@ -183,6 +183,8 @@ void batch_sub_free(struct batch_sub *s)
 			uv_timer_stop(s->timer);
 		if (s->renew)
 			uv_timer_stop(s->renew);
+		if (s->jobs_timer)
+			uv_timer_stop(s->jobs_timer);
 		return;
 	}
 	if (s->prev)
@@ -195,26 +197,19 @@ void batch_sub_free(struct batch_sub *s)
 		uv_close((uv_handle_t *)s->timer, engine_timer_closed);
 	if (s->renew)
 		uv_close((uv_handle_t *)s->renew, engine_timer_closed);
+	if (s->jobs_timer)
+		uv_close((uv_handle_t *)s->jobs_timer, engine_timer_closed);
 	provider_batch_submission_clear(&s->psub);
 	free(s->tasks);
 	free(s->prev_id);
 	free(s->batch_id);
 	buf_free(&s->status);
 	buf_free(&s->line);
-	for (size_t i = 0; s->reqs && i < s->n; i++) {
-		struct breq *r = &s->reqs[i];
-		free(r->job_id);
-		free(r->state);
-		free(r->sub);
-		free(r->next_sub);
-		free(r->outputs);
-		free(r->value);
-		free(r->key);
-		free(r->headers);
-		free(r->topic);
-		free(r->history);
-	}
-	free(s->reqs);
+	free(s->req_flags);
+	batch_waits_clear(s->wait + s->wait_head, s->n_wait);
+	free(s->wait);
+	batch_waits_clear(s->asked, s->n_asked);
+	free(s->asked);
 	for (size_t i = 0; i < s->n_results; i++)
 		free(s->results[i]);
 	free(s);

@@ -3,10 +3,13 @@
  * The holder of a submission polls it every batch.poll_interval_s, renewing
  * its claim each time (batch_touch.lua, which also keeps the dashboard's
  * hash), and cancels it when it has not ended batch.fallback_lead_s before
- * the earliest complete_by of its jobs. Once it ends, its requests are read
- * (batch_jobs.lua) and its results streamed, line by line as they arrive
- * (Gemini's answers come in the status body); each request's job becomes a
- * task with no Kafka source, run on from Redis:
+ * the earliest complete_by of its jobs. Once it ends, its results are
+ * streamed, line by line as they arrive (Gemini's answers come in the
+ * status body), and the jobs of the requests answered are read a page at a
+ * time (batch_jobs.lua), then those of the requests without a result; the
+ * download pauses (HTTP_CHUNK_PAUSE) while a page waits or too many tasks
+ * are open, so the collector's memory does not grow with the batch. Each
+ * request's job becomes a task with no Kafka source, run on from Redis:
  *   - answered: settled at the batch price once per (job, attempt), its
  *     outputs kept for a re-send, produced, marked done on acknowledgement;
  *   - errored, expired, canceled or without a result: released at zero (a
@@ -39,7 +42,8 @@ static void sub_poll(struct batch_sub *s);
 static void sub_cancel(struct batch_sub *s, const char *why);
 static void sub_collect(struct batch_sub *s);
 static void results_next(struct batch_sub *s);
-static void request_missing(struct batch_sub *s, size_t i);
+static void on_jobs(void *opaque, redisReply *reply);
+static enum outcome missing_outcome(const struct batch_sub *s);
 
 /* ---------------------------------------------------------------- polls */
 
@@ -231,6 +235,16 @@ static void sub_poll(struct batch_sub *s)
 
 /* ---------------------------------------------------------------- the requests */
 
+/* Requests whose jobs one batch_jobs.lua call reads. */
+#define COLLECT_PAGE 100
+/* The collector's tasks open (settling, producing, waiting for their
+ * acknowledgement) above which the download pauses and no page is read. */
+#define COLLECT_OPEN_MAX 256
+
+static void collect_pump(struct batch_sub *s);
+static void request_handle(struct batch_sub *s, size_t i, struct breq *r,
+                           struct provider_batch_result *res, enum outcome missing);
+
 static char *reply_str(const redisReply *r, size_t i, size_t *len)
 {
 	const redisReply *e = r->element[i];
@@ -239,9 +253,100 @@ static char *reply_str(const redisReply *r, size_t i, size_t *len)
 	return e->type == REDIS_REPLY_STRING ? xstrndup(e->str, e->len) : xstrdup("");
 }
 
+static int64_t reply_i64(const redisReply *r, size_t i)
+{
+	char *v = reply_str(r, i, NULL);
+	int64_t n = atoll(v);
+	free(v);
+	return n;
+}
+
+/* A request's entry of batch_jobs.lua (an array of 14). */
+static void breq_read(const redisReply *e, struct breq *r)
+{
+	r->attempt = (int)reply_i64(e, 0);
+	r->job_id = reply_str(e, 1, NULL);
+	r->state = reply_str(e, 2, NULL);
+	r->sub = reply_str(e, 3, NULL);
+	r->outputs = reply_str(e, 4, &r->outputs_len);
+	r->value = reply_str(e, 5, &r->value_len);
+	r->key = reply_str(e, 6, &r->key_len);
+	r->headers = reply_str(e, 7, NULL);
+	r->topic = reply_str(e, 8, NULL);
+	r->partition = (int32_t)reply_i64(e, 9);
+	r->offset = reply_i64(e, 10);
+	r->complete_by_ms = reply_i64(e, 11);
+	r->next_sub = reply_str(e, 12, NULL);
+	r->history = reply_str(e, 13, NULL);
+}
+
+static void breq_clear(struct breq *r)
+{
+	free(r->job_id);
+	free(r->state);
+	free(r->sub);
+	free(r->next_sub);
+	free(r->outputs);
+	free(r->value);
+	free(r->key);
+	free(r->headers);
+	free(r->topic);
+	free(r->history);
+	*r = (struct breq){0};
+}
+
+void batch_waits_clear(struct bwait *w, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (w[k].has_res)
+			provider_batch_result_clear(&w[k].res);
+}
+
+/* Request i waits for its page, with its result (taken) or none. */
+static void wait_push(struct batch_sub *s, size_t i, struct provider_batch_result *res)
+{
+	if (s->wait_head + s->n_wait == s->cap_wait && s->wait_head) {
+		memmove(s->wait, s->wait + s->wait_head, s->n_wait * sizeof *s->wait);
+		s->wait_head = 0;
+	}
+	if (s->n_wait == s->cap_wait) {
+		s->cap_wait = s->cap_wait ? 2 * s->cap_wait : COLLECT_PAGE;
+		s->wait = xrealloc(s->wait, s->cap_wait * sizeof *s->wait);
+	}
+	struct bwait *w = &s->wait[s->wait_head + s->n_wait++];
+	*w = (struct bwait){.i = i, .has_res = res != NULL};
+	if (res) {
+		w->res = *res;
+		*res = (struct provider_batch_result){0};
+	}
+	s->req_flags[i] |= BREQ_SEEN;
+}
+
+static void jobs_ask(struct batch_sub *s)
+{
+	size_t idx[COLLECT_PAGE];
+	for (size_t k = 0; k < s->n_asked; k++)
+		idx[k] = s->asked[k].i;
+	s->asking = true;
+	ledger_batch_jobs(s->e->ledger, s->token, idx, s->n_asked, on_jobs, s);
+}
+
+/* The next page of the waiting requests: their jobs read. */
+static void page_ask(struct batch_sub *s)
+{
+	size_t k = s->n_wait < COLLECT_PAGE ? s->n_wait : COLLECT_PAGE;
+	if (!s->asked)
+		s->asked = xcalloc(COLLECT_PAGE, sizeof *s->asked);
+	memcpy(s->asked, s->wait + s->wait_head, k * sizeof *s->wait);
+	s->n_wait -= k;
+	s->wait_head = s->n_wait ? s->wait_head + k : 0;
+	s->n_asked = k;
+	jobs_ask(s);
+}
+
 static void on_jobs_retry(uv_timer_t *timer)
 {
-	sub_collect(timer->data);
+	jobs_ask(timer->data);
 }
 
 static void on_jobs(void *opaque, redisReply *reply)
@@ -249,69 +354,86 @@ static void on_jobs(void *opaque, redisReply *reply)
 	struct batch_sub *s = opaque;
 	if (s->e->closing)
 		return;
-	if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-		batch_sub_later(s, 1000, on_jobs_retry);
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != s->n_asked) {
+		/* Asked again: nothing of the page was taken. */
+		if (!s->jobs_timer) {
+			s->jobs_timer = xcalloc(1, sizeof *s->jobs_timer);
+			uv_timer_init(s->e->loop, s->jobs_timer);
+			s->jobs_timer->data = s;
+		}
+		uv_timer_start(s->jobs_timer, on_jobs_retry, 1000, 0);
 		return;
 	}
-	bool again = s->reqs != NULL; /* a look at the deferred requests */
-	if (!again) {
-		s->n = reply->elements;
-		s->reqs = xcalloc(s->n ? s->n : 1, sizeof *s->reqs);
-	}
-	for (size_t i = 0; i < s->n && i < reply->elements; i++) {
-		const redisReply *e = reply->element[i];
-		struct breq *r = &s->reqs[i];
-		if (e->type != REDIS_REPLY_ARRAY || e->elements < 14)
-			continue;
-		if (again && !r->deferred)
-			continue;
-		if (again) {
-			free(r->state);
-			free(r->sub);
-			free(r->next_sub);
-			free(r->outputs);
-			r->state = reply_str(e, 2, NULL);
-			r->sub = reply_str(e, 3, NULL);
-			r->outputs = reply_str(e, 4, &r->outputs_len);
-			r->next_sub = reply_str(e, 12, NULL);
-			continue;
+	/* s->asking stays set while the page is handled: a task that ends
+	 * meanwhile does not start the next page. */
+	for (size_t k = 0; k < s->n_asked; k++) {
+		struct bwait *w = &s->asked[k];
+		const redisReply *e = reply->element[k];
+		struct breq r = {0};
+		if (e->type == REDIS_REPLY_ARRAY && e->elements >= 14) {
+			breq_read(e, &r);
+			request_handle(s, w->i, &r, w->has_res ? &w->res : NULL,
+			               w->has_res ? OUTCOME_BATCH_ERRORED : missing_outcome(s));
+			breq_clear(&r);
 		}
-		char *attempt = reply_str(e, 0, NULL);
-		r->attempt = atoi(attempt);
-		free(attempt);
-		r->job_id = reply_str(e, 1, NULL);
-		r->state = reply_str(e, 2, NULL);
-		r->sub = reply_str(e, 3, NULL);
-		r->outputs = reply_str(e, 4, &r->outputs_len);
-		r->value = reply_str(e, 5, &r->value_len);
-		r->key = reply_str(e, 6, &r->key_len);
-		r->headers = reply_str(e, 7, NULL);
-		r->topic = reply_str(e, 8, NULL);
-		char *v = reply_str(e, 9, NULL);
-		r->partition = atoi(v);
-		free(v);
-		v = reply_str(e, 10, NULL);
-		r->offset = atoll(v);
-		free(v);
-		v = reply_str(e, 11, NULL);
-		r->complete_by_ms = atoll(v);
-		free(v);
-		r->next_sub = reply_str(e, 12, NULL);
-		r->history = reply_str(e, 13, NULL);
+		if (w->has_res)
+			provider_batch_result_clear(&w->res);
+		w->has_res = false;
 	}
-	if (again) {
-		s->deferred = 0;
-		for (size_t i = 0; i < s->n; i++) {
-			if (s->reqs[i].deferred) {
-				s->reqs[i].deferred = false;
-				s->reqs[i].seen = false;
-				request_missing(s, i);
-			}
+	s->n_asked = 0;
+	s->asking = false;
+	collect_pump(s);
+}
+
+/* Pauses the download while too much waits or runs. */
+static bool collect_full(const struct batch_sub *s)
+{
+	return s->n_wait >= COLLECT_PAGE || s->open_tasks >= COLLECT_OPEN_MAX;
+}
+
+/* The requests without a result join the waiting ones, a page at most. */
+static void sweep_fill(struct batch_sub *s)
+{
+	while (s->n_wait < COLLECT_PAGE && s->sweep_i < s->n) {
+		size_t i = s->sweep_i++;
+		if (!(s->req_flags[i] & BREQ_SEEN))
+			wait_push(s, i, NULL);
+	}
+}
+
+/* The collection's next step, whenever something changed: a page asked
+ * (when full, or when no more results come), the download resumed, the
+ * next results file, the requests without a result, the end. */
+static void collect_pump(struct batch_sub *s)
+{
+	if (s->asking || s->e->closing || s->phase != BSUB_COLLECTING)
+		return;
+	if (s->sweeping)
+		sweep_fill(s);
+	bool ending = !s->streaming || s->file_over;
+	if (s->n_wait && s->open_tasks < COLLECT_OPEN_MAX &&
+	    (s->n_wait >= COLLECT_PAGE || ending)) {
+		page_ask(s);
+		return;
+	}
+	if (s->streaming && !s->file_over) {
+		if (s->paused && !collect_full(s)) {
+			s->paused = false;
+			http_pool_resume(s->e->pools[s->provider], s);
 		}
+		return;
+	}
+	if (s->n_wait)
+		return; /* a task's end asks the page */
+	if (s->streaming) {
+		s->streaming = s->file_over = false;
+		s->results_i++;
+		results_next(s);
+	} else if (s->sweeping) {
+		s->sweeping = false;
+		s->lines_done = true;
 		batch_collect_check(s);
-		return;
 	}
-	results_next(s);
 }
 
 static void sub_collect(struct batch_sub *s)
@@ -324,13 +446,24 @@ static void sub_collect(struct batch_sub *s)
 		s->renew->data = s;
 		uv_timer_start(s->renew, on_renew_timer, every, every);
 	}
-	ledger_batch_jobs(s->e->ledger, s->token, on_jobs, s);
+	if (!s->req_flags)
+		s->req_flags = xcalloc(s->n ? s->n : 1, 1);
+	results_next(s);
 }
 
+/* The deferred requests are looked at again, as requests without a result
+ * (their jobs are in another submission now, or back to be decided). */
 static void on_deferred_timer(uv_timer_t *timer)
 {
 	struct batch_sub *s = timer->data;
-	ledger_batch_jobs(s->e->ledger, s->token, on_jobs, s);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->req_flags[i] & BREQ_DEFERRED)
+			s->req_flags[i] = 0;
+	s->deferred = 0;
+	s->lines_done = false;
+	s->sweeping = true;
+	s->sweep_i = 0;
+	collect_pump(s);
 }
 
 void batch_collect_check(struct batch_sub *s)
@@ -373,13 +506,12 @@ static void headers_decode(const char *text, rd_kafka_headers_t **out)
 	}
 }
 
-/* A task for request i: its job decoded from Redis, routed, with the batch
+/* A task for request r: its job decoded from Redis, routed, with the batch
  * attempt as its last. NULL when the job cannot be read back (logged; the
  * request counts as dealt with). */
-static struct task *request_task(struct batch_sub *s, size_t i)
+static struct task *request_task(struct batch_sub *s, const struct breq *r)
 {
 	struct engine *e = s->e;
-	struct breq *r = &s->reqs[i];
 	char err[512];
 	struct task *t = xcalloc(1, sizeof *t);
 	t->e = e;
@@ -481,29 +613,30 @@ static void on_prior_settled(void *opaque, redisReply *reply)
 		        "id", t->id, "error", err, NULL);
 		st = (struct ledger_settlement){0};
 	}
-	struct breq *r = &t->bsub->reqs[t->ticket];
+	const char *outputs = t->batch_outputs;
+	size_t outputs_len = t->batch_outputs_len;
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
 	size_t lines = 1;
-	for (size_t k = 0; k < r->outputs_len; k++)
-		lines += r->outputs[k] == '\n';
+	for (size_t k = 0; k < outputs_len; k++)
+		lines += outputs[k] == '\n';
 	t->outs = xcalloc(lines + 1, sizeof *t->outs);
 	if (st.now && a->billed && st.how == LEDGER_CHARGED_ACTUAL) {
 		struct buf b = {0};
 		output_cost(&b, e->cfg, t->id, a, t->job.budget_name, false, time_now_ms());
 		task_add_out(t, e->cfg->kafka.costs_topic, &b, false);
 	}
-	const char *p = r->outputs, *end = r->outputs + r->outputs_len;
-	while (r->outputs_len && p < end) {
+	const char *p = outputs, *end = outputs + outputs_len;
+	while (outputs_len && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		struct buf b = {0};
 		buf_append(&b, p, n);
-		bool first = p == r->outputs;
+		bool first = p == outputs;
 		task_add_out(t, first ? e->cfg->kafka.results_topic : e->cfg->kafka.costs_topic, &b,
 		             first);
 		p += n + 1;
 	}
-	if (r->outputs_len)
+	if (outputs_len)
 		e->jobs_resent++;
 	task_produce_or_end(t);
 }
@@ -530,19 +663,17 @@ static void task_bill(struct task *t, struct attempt_rec *a)
 	metrics_add(e->metrics, METRIC_COST_RECORDS_TOTAL, (const char *[]){"false"}, 1);
 }
 
-/* Request i's outcome (res: its result line, or NULL for none) becomes its
- * job's next step. */
-static void request_handle(struct batch_sub *s, size_t i, struct provider_batch_result *res,
-                           enum outcome missing)
+/* Request i's outcome (r: its job, as read; res: its result line, or NULL
+ * for none) becomes its job's next step. */
+static void request_handle(struct batch_sub *s, size_t i, struct breq *r,
+                           struct provider_batch_result *res, enum outcome missing)
 {
 	struct engine *e = s->e;
-	struct breq *r = &s->reqs[i];
-	r->seen = true;
 	if (strcmp(r->state, "submitting") == 0 && strcmp(r->sub, s->token) == 0 &&
 	    strcmp(r->next_sub, s->token) != 0) {
 		/* Its job is being submitted again, by a worker that died or is
 		 * slow: look again once that submission is recorded or abandoned. */
-		r->deferred = true;
+		s->req_flags[i] |= BREQ_DEFERRED;
 		s->deferred++;
 		return;
 	}
@@ -550,7 +681,7 @@ static void request_handle(struct batch_sub *s, size_t i, struct provider_batch_
 	bool mine = strcmp(r->state, "batched") == 0 && strcmp(r->sub, s->token) == 0;
 	if (!finished && !mine)
 		return; /* another submission holds it now, or it is gone */
-	struct task *t = request_task(s, i);
+	struct task *t = request_task(s, r);
 	if (!t)
 		return;
 	struct attempt_rec *a = &t->attempts[t->n_attempts - 1];
@@ -590,7 +721,10 @@ static void request_handle(struct batch_sub *s, size_t i, struct provider_batch_
 	if (finished) {
 		/* Done elsewhere: charged for what was billed, no second result;
 		 * finished and not acknowledged: its outputs re-sent. */
-		t->ticket = i; /* the request, for on_prior_settled */
+		t->batch_outputs = r->outputs; /* for on_prior_settled */
+		t->batch_outputs_len = r->outputs_len;
+		r->outputs = NULL;
+		r->outputs_len = 0;
 		prior_settle(t);
 		return;
 	}
@@ -609,12 +743,8 @@ static enum outcome missing_outcome(const struct batch_sub *s)
 	}
 }
 
-static void request_missing(struct batch_sub *s, size_t i)
-{
-	request_handle(s, i, NULL, missing_outcome(s));
-}
-
-/* One result (a line of a file, or an inline answer). */
+/* One result (a line of a file, or an inline answer): its request waits
+ * for its job's page. */
 static void result_take(struct batch_sub *s, struct provider_batch_result *res)
 {
 	char token[PROVIDER_BATCH_TOKEN_LEN + 1], id[PROVIDER_BATCH_CUSTOM_ID_MAX + 1];
@@ -631,9 +761,9 @@ static void result_take(struct batch_sub *s, struct provider_batch_result *res)
 		res->custom_id = xstrdup(id);
 	}
 	if (!res->custom_id || provider_batch_custom_id_parse(res->custom_id, token, &n) != 0 ||
-	    strcmp(token, s->token) != 0 || n >= s->n || s->reqs[n].seen)
+	    strcmp(token, s->token) != 0 || n >= s->n || (s->req_flags[n] & BREQ_SEEN))
 		return; /* not one of ours (an adopted Anthropic batch proves it here) */
-	request_handle(s, n, res, OUTCOME_BATCH_ERRORED);
+	wait_push(s, n, res);
 }
 
 static void line_take(struct batch_sub *s, const char *line, size_t len)
@@ -664,6 +794,12 @@ static int on_results_chunk(void *opaque, const char *data, size_t len)
 		memmove(s->line.data, s->line.data + start, s->line.len - start);
 		s->line.len -= start;
 	}
+	collect_pump(s);
+	if (collect_full(s)) {
+		/* Resumed by collect_pump once a page is read and tasks end. */
+		s->paused = true;
+		return HTTP_CHUNK_PAUSE;
+	}
 	return 0;
 }
 
@@ -681,14 +817,16 @@ static void on_results_done(void *opaque, const struct http_response *resp)
 		/* Read again (its answers already taken are skipped). */
 		log_warn("batch results download failed, retrying", "token", s->token, NULL);
 		s->line.len = 0;
+		s->streaming = s->paused = false;
 		batch_sub_later(s, 2000, on_results_retry);
 		return;
 	}
 	if (s->line.len)
 		line_take(s, s->line.data, s->line.len);
 	s->line.len = 0;
-	s->results_i++;
-	results_next(s);
+	s->paused = false;
+	s->file_over = true; /* the next file once its requests are read */
+	collect_pump(s);
 }
 
 /* Reads the next results file, or ends the reading: the inline answers,
@@ -700,6 +838,8 @@ static void results_next(struct batch_sub *s)
 	if (s->results_i < s->n_results) {
 		struct http_request req = {0};
 		provider_batch_results_request(p, s->results[s->results_i], &req);
+		s->streaming = true;
+		s->paused = s->file_over = false;
 		http_pool_stream(e->pools[s->provider], &req, RESULTS_TIMEOUT_MS, on_results_chunk,
 		                 on_results_done, s);
 		return;
@@ -713,15 +853,10 @@ static void results_next(struct batch_sub *s)
 		provider_batch_result_clear(&res);
 		provider_batch_inline_close(&it);
 	}
-	/* Every request with no result: it did not run. The count holds the
-	 * submission open until this loop is over. */
-	s->open_tasks++;
-	for (size_t i = 0; i < s->n; i++)
-		if (!s->reqs[i].seen)
-			request_missing(s, i);
-	s->open_tasks--;
-	s->lines_done = true;
-	batch_collect_check(s);
+	/* Then every request with no result: it did not run. */
+	s->sweeping = true;
+	s->sweep_i = 0;
+	collect_pump(s);
 }
 
 /* ---------------------------------------------------------------- the tasks' ends */
@@ -737,5 +872,8 @@ void task_batch_gone(struct task *t)
 	struct batch_sub *s = t->bsub;
 	t->bsub = NULL;
 	s->open_tasks--;
-	batch_collect_check(s);
+	if (s->lines_done)
+		batch_collect_check(s);
+	else
+		collect_pump(s); /* from within task_free: it only sends and starts timers */
 }

@@ -157,7 +157,9 @@ struct task {
 	bool batching;          /* the pending reservation is for a batch: no slot, no call */
 	struct batch_sub *bsub; /* a collector's task: the submission it came from, which
 	                           stays open until the task is over; else NULL */
-	char *src_topic;        /* a task without a track: its Kafka source's topic (new) */
+	char *batch_outputs;    /* a collector's task of a finished job: its kept outputs (new) */
+	size_t batch_outputs_len;
+	char *src_topic; /* a task without a track: its Kafka source's topic (new) */
 
 	struct health_call call;  /* the HTTP call in flight, for health */
 	uv_timer_t *timer;        /* for delays (Retry-After, retries); NULL when unused */
@@ -453,7 +455,8 @@ enum bsub_phase {
 	BSUB_FINISHING,  /* batch_finish.lua sent */
 };
 
-/* A request of a submission being collected, as batch_jobs.lua read it. */
+/* A request of a submission being collected, as batch_jobs.lua read it:
+ * held only while its page is handled (engine_collect.c). */
 struct breq {
 	int attempt;
 	char *job_id, *state, *sub, *next_sub; /* new */
@@ -465,9 +468,19 @@ struct breq {
 	int64_t offset;
 	int64_t complete_by_ms;
 	char *history; /* new: the job's attempts before this one (batch_history_encode) */
-	bool seen;     /* its result was read (or it was dealt with) */
-	bool deferred; /* its job is being submitted elsewhere: looked at again later */
 };
+
+/* A request of a submission being collected waiting for its job's record
+ * (batch_jobs.lua reads them a page at a time), with its result. */
+struct bwait {
+	size_t i;                         /* the request */
+	bool has_res;                     /* a result was read; else it has none */
+	struct provider_batch_result res; /* has_res: taken (cleared once handled) */
+};
+
+/* A request's flags while its submission is collected (batch_sub.req_flags). */
+#define BREQ_SEEN     1 /* its result was read (or it was dealt with) */
+#define BREQ_DEFERRED 2 /* its job is being submitted elsewhere: looked at again later */
 
 /* One submission that this worker holds: one it submits, or one it claimed
  * (to poll and collect, or to search for). */
@@ -504,8 +517,22 @@ struct batch_sub {
 	bool status_too_large;
 	bool inline_results;
 
-	/* Collecting. */
-	struct breq *reqs;
+	/* Collecting: a request's job is read (a page of COLLECT_PAGE at a
+	 * time) once its result is, or once every result is (those without);
+	 * the download pauses while COLLECT_PAGE wait or COLLECT_OPEN_MAX tasks
+	 * are open, so memory stays flat whatever the batch's size. */
+	unsigned char *req_flags;           /* per request: BREQ_* */
+	struct bwait *wait;                 /* the requests waiting for their page, in order: */
+	size_t wait_head, n_wait, cap_wait; /* wait[wait_head .. +n_wait] */
+	struct bwait *asked;                /* the page being read (batch_jobs.lua sent) */
+	size_t n_asked;
+	bool asking;            /* batch_jobs.lua sent, not answered */
+	bool streaming;         /* a results file is being downloaded */
+	bool paused;            /* ... and paused (HTTP_CHUNK_PAUSE) */
+	bool file_over;         /* ... and its download is over */
+	bool sweeping;          /* the requests without a result are being taken */
+	size_t sweep_i;         /* ... from this one on */
+	uv_timer_t *jobs_timer; /* batch_jobs.lua asked again after a failure */
 	char *results[2];
 	size_t n_results, results_i;
 	struct buf line;         /* the results file's line not ended yet */
@@ -562,6 +589,8 @@ void batch_orphan_search(struct batch_sub *s);
 void batch_collect_start(struct batch_sub *s);
 /* A collector's submission whose tasks may all be over: finishes it. */
 void batch_collect_check(struct batch_sub *s);
+/* Frees what the n requests of w hold (not w). */
+void batch_waits_clear(struct bwait *w, size_t n);
 
 /* ---------------------------------------------------------------- engine_batch.c */
 

@@ -205,6 +205,7 @@ void task_free(struct task *t)
 	for (size_t i = 0; i < t->n_attempts; i++)
 		free(t->attempts[i].batch_id);
 	free(t->src_topic);
+	free(t->batch_outputs);
 	if (t->headers)
 		rd_kafka_headers_destroy(t->headers);
 	job_clear(&t->job);

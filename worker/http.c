@@ -42,6 +42,8 @@ struct transfer {
 	int64_t retry_after_ms;
 	int64_t started_ms;
 	bool too_large;
+	bool paused;          /* its chunk callback said HTTP_CHUNK_PAUSE */
+	bool resumed;         /* http_pool_resume() asked: unpaused by the shard's resume timer */
 	http_chunk_cb *chunk; /* a streamed transfer's (http_pool_stream), else NULL */
 	http_done_cb *cb;
 	void *opaque;
@@ -84,7 +86,8 @@ struct shard {
 	struct http_pool *pool;
 	CURLM *multi;
 	uv_timer_t timer;
-	int connections; /* at most */
+	uv_timer_t resume; /* unpauses the transfers http_pool_resume() asked for */
+	int connections;   /* at most */
 	int active;
 };
 
@@ -351,7 +354,9 @@ static int shard_init(struct http_pool *pool, struct shard *sh, int connections)
 		return -1;
 	uv_timer_init(pool->loop, &sh->timer);
 	sh->timer.data = sh;
-	pool->open_handles++;
+	uv_timer_init(pool->loop, &sh->resume);
+	sh->resume.data = sh;
+	pool->open_handles += 2;
 	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
 	curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -430,8 +435,16 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 	if (t->chunk) {
 		long status = 0;
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-		if (status >= 200 && status < 300)
-			return t->chunk(t->opaque, data, len) == 0 ? len : 0;
+		if (status >= 200 && status < 300) {
+			/* Paused: curl keeps this piece and hands it over again
+			 * once unpaused (CURLPAUSE_CONT). */
+			if (t->paused)
+				return CURL_WRITEFUNC_PAUSE;
+			int rc = t->chunk(t->opaque, data, len);
+			if (rc == HTTP_CHUNK_PAUSE)
+				t->paused = true;
+			return rc < 0 ? 0 : len;
+		}
 	}
 	if (t->body.len + len > t->shard->pool->max_body) {
 		t->too_large = true;
@@ -671,6 +684,7 @@ static void pool_start(struct http_pool *pool, struct http_request *req, int64_t
 	t->opaque = opaque;
 	t->retry_after_ms = -1;
 	t->too_large = false;
+	t->paused = t->resumed = false;
 	t->started_ms = time_mono_ms();
 	const struct curl_slist *headers = headers_for(pool, t, req);
 
@@ -782,6 +796,39 @@ static void check_done(struct shard *sh)
 	}
 }
 
+/* Unpauses, from the loop, the shard's transfers that http_pool_resume()
+ * asked for: never from within one of curl's callbacks, and never inside
+ * the caller's (curl hands the kept piece over within curl_easy_pause). */
+static void on_resume(uv_timer_t *timer)
+{
+	struct shard *sh = timer->data;
+	struct http_pool *pool = sh->pool;
+	for (bool again = true; again;) {
+		again = false;
+		for (struct transfer *t = pool->active_list; t; t = t->next) {
+			if (t->shard != sh || !t->resumed)
+				continue;
+			t->resumed = t->paused = false;
+			curl_easy_pause(t->easy, CURLPAUSE_CONT);
+			again = true; /* the list may have changed meanwhile */
+			break;
+		}
+	}
+	int running;
+	curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(sh);
+}
+
+void http_pool_resume(struct http_pool *pool, void *opaque)
+{
+	for (struct transfer *t = pool->active_list; t; t = t->next) {
+		if (t->opaque == opaque && t->chunk && t->paused && !t->resumed) {
+			t->resumed = true;
+			uv_timer_start(&t->shard->resume, on_resume, 0, 0);
+		}
+	}
+}
+
 int http_pool_active(const struct http_pool *pool)
 {
 	return pool->active;
@@ -815,6 +862,7 @@ void http_pool_free(struct http_pool *pool)
 		sh->active = 0;
 		curl_multi_cleanup(sh->multi);
 		uv_close((uv_handle_t *)&sh->timer, on_handle_closed);
+		uv_close((uv_handle_t *)&sh->resume, on_handle_closed);
 	}
 	/* After every handle that could point at them is gone. */
 	for (size_t i = 0; i < pool->n_shared; i++) {

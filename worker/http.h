@@ -110,7 +110,9 @@ void http_pool_start(struct http_pool *pool, struct http_request *req, int64_t t
 
 /* Called with each piece of a 2xx answer's body as it arrives; the piece is
  * borrowed for the call and not kept. Returns 0 to go on, -1 to abort the
- * transfer (it then ends HTTP_OTHER_ERROR). */
+ * transfer (it then ends HTTP_OTHER_ERROR), or HTTP_CHUNK_PAUSE: the piece
+ * was taken, and no other comes until http_pool_resume() (the connection's
+ * reading stops; the timeout goes on running). */
 typedef int http_chunk_cb(void *opaque, const char *data, size_t len);
 
 /* As http_pool_start, for answers too large to hold (a batch's results
@@ -120,6 +122,13 @@ typedef int http_chunk_cb(void *opaque, const char *data, size_t len);
  * loop with opaque. */
 void http_pool_stream(struct http_pool *pool, struct http_request *req, int64_t timeout_ms,
                       http_chunk_cb *chunk, http_done_cb *cb, void *opaque);
+
+#define HTTP_CHUNK_PAUSE 1
+
+/* Resumes the paused streamed transfer (HTTP_CHUNK_PAUSE) whose opaque this
+ * is, from the loop (never within this call): its next pieces come in
+ * order, none lost. Nothing when there is none. */
+void http_pool_resume(struct http_pool *pool, void *opaque);
 
 /* Transfers under way. */
 int http_pool_active(const struct http_pool *pool);

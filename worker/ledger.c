@@ -963,11 +963,14 @@ void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_i
 	cmd_send(l, l->batch_touch, &c, cb, opaque);
 }
 
-void ledger_batch_jobs(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque)
+void ledger_batch_jobs(struct ledger *l, const char *token, const size_t *idx, size_t n,
+                       redis_reply_cb *cb, void *opaque)
 {
 	struct cmd c = {0};
 	cmd_key(&c, l, "bsub:", token, -1);
 	cmd_str(&c, l->base);
+	for (size_t k = 0; k < n; k++)
+		cmd_i64(&c, (int64_t)idx[k]);
 	cmd_send(l, l->batch_jobs, &c, cb, opaque);
 }
 

@@ -384,8 +384,10 @@ int ledger_batch_claimed_result(const redisReply *reply, size_t i, struct ledger
 void ledger_batch_touch(struct ledger *l, const char *token, const char *batch_id, int64_t lease_ms,
                         const char *state, int64_t done, int64_t failed, int64_t spent_nusd,
                         redis_reply_cb *cb, void *opaque);
-/* batch_jobs.lua: the requests and their jobs. */
-void ledger_batch_jobs(struct ledger *l, const char *token, redis_reply_cb *cb, void *opaque);
+/* batch_jobs.lua: the n requests idx[] (indexes in the submission) and
+ * their jobs, an entry each in that order. */
+void ledger_batch_jobs(struct ledger *l, const char *token, const size_t *idx, size_t n,
+                       redis_reply_cb *cb, void *opaque);
 /* batch_finish.lua: spent_nusd is what its answers were charged (-1: not
  * known), kept a day with the batch's hash among the ended batches. */
 void ledger_batch_finish(struct ledger *l, const char *token, const char *state, int64_t spent_nusd,

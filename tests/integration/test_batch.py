@@ -213,6 +213,35 @@ def test_batch_gemini():
     run_format("gemini")
 
 
+def test_batch_large_collect():
+    """A batch of 700 requests, more than the collector reads at a time
+    (pages of 100 jobs) or lets run (256 tasks, the download paused
+    meanwhile), some errored (a line) or expired (no line): each job
+    answered once, costs exact, the failed ones gone on."""
+    model = "gpt-b"
+    n = 700
+    rules = [{"prefix": PREFIX_OF[model], "model": model, "batch_finish_ms": 1500,
+              "batch_error_share": 0.1, "batch_expire_share": 0.1}]
+    with batch_stack(rules, batch={"max_requests": n, "max_wait_ms": 20000},
+                     worker={"max_attempts": 12}) as s:
+        jobs = jobs_for(model, n, "large")
+        produce(s, jobs)
+        s.worker()
+        results = results_by_id(s, n, timeout_s=TIMEOUT)
+        assert set(results) == {j["id"] for j in jobs}
+        failed = 0
+        for r in results.values():
+            assert r["status"] == "ok", r
+            for a in r["attempts"][:-1]:
+                assert a["outcome"] in ("batch_errored", "batch_expired"), r["attempts"]
+                failed += 1
+            assert r["attempts"][-1]["outcome"] == "ok"
+        assert failed >= n // 20, failed
+        assert max(len(b.get("request_list", [])) for b in batches(s)) == n
+        settle_checks(s, results)
+        check_no_request_twice(s)
+
+
 # ---------------------------------------------------------------- the deadline
 
 def rfc3339(unix_s):

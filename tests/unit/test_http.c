@@ -1,10 +1,18 @@
-/* http: Retry-After values (RFC 9110 §10.2.3) and request building. The
- * transport itself is tested by the integration tests, over plain HTTP and
- * over TLS with HTTP/1.1 and HTTP/2 (tests/integration/test_tls.py). */
+/* http: Retry-After values (RFC 9110 §10.2.3), request building, and a
+ * streamed download paused and resumed against a real server on loopback
+ * (a child process speaking HTTP/1.1). The rest of the transport is tested
+ * by the integration tests, over plain HTTP and over TLS with HTTP/1.1 and
+ * HTTP/2 (tests/integration/test_tls.py). */
 #include "http.h"
+#include "servers.h"
 #include "unit.h"
 
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 
 /* Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example, in Unix ms. */
 #define EXAMPLE_MS INT64_C(784111777000)
@@ -125,12 +133,165 @@ TEST(requests_are_built_and_wiped)
 	http_request_clear(&req); /* twice is fine */
 }
 
+/* ---------------------------------------------------------------- a paused stream */
+
+#define STREAM_BYTES ((size_t)8 << 20) /* far more than the socket buffers hold */
+
+/* Byte k of the body: not periodic at any power of two, so a piece lost,
+ * repeated or out of order shows. */
+static unsigned char body_byte(size_t k)
+{
+	return (unsigned char)((k * 7u) ^ (k / 251u) ^ (k / 65521u));
+}
+
+/* The server: answers one GET on fd with STREAM_BYTES of body_byte(), then
+ * exits. Runs in a child process. */
+static void serve_one(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		_exit(1);
+	char req[4096];
+	size_t got = 0;
+	while (got < sizeof req - 1) {
+		ssize_t n = read(fd, req + got, sizeof req - 1 - got);
+		if (n <= 0)
+			_exit(1);
+		got += (size_t)n;
+		req[got] = 0;
+		if (strstr(req, "\r\n\r\n"))
+			break;
+	}
+	char head[128];
+	int hl = snprintf(head, sizeof head,
+	                  "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+	                  STREAM_BYTES);
+	if (write(fd, head, (size_t)hl) != hl)
+		_exit(1);
+	static unsigned char block[65536];
+	for (size_t off = 0; off < STREAM_BYTES; off += sizeof block) {
+		size_t n = STREAM_BYTES - off < sizeof block ? STREAM_BYTES - off : sizeof block;
+		for (size_t k = 0; k < n; k++)
+			block[k] = body_byte(off + k);
+		for (size_t w = 0; w < n;) {
+			ssize_t m = write(fd, block + w, n - w);
+			if (m <= 0)
+				_exit(1);
+			w += (size_t)m;
+		}
+	}
+	close(fd);
+	_exit(0);
+}
+
+struct stream_state {
+	struct http_pool *pool;
+	uv_timer_t timer;
+	size_t received, mismatches, pieces, pauses, pieces_while_paused;
+	bool paused, done;
+	struct http_response resp;
+};
+
+static void on_resume_timer(uv_timer_t *timer)
+{
+	struct stream_state *st = timer->data;
+	st->paused = false;
+	http_pool_resume(st->pool, st);
+}
+
+static int on_piece(void *opaque, const char *data, size_t len)
+{
+	struct stream_state *st = opaque;
+	if (st->paused)
+		st->pieces_while_paused++;
+	for (size_t k = 0; k < len; k++)
+		st->mismatches += (unsigned char)data[k] != body_byte(st->received + k);
+	st->received += len;
+	/* Every 16th piece pauses the download for 5 ms, from a timer. */
+	if (++st->pieces % 16 == 0) {
+		st->paused = true;
+		st->pauses++;
+		uv_timer_start(&st->timer, on_resume_timer, 5, 0);
+		return HTTP_CHUNK_PAUSE;
+	}
+	return 0;
+}
+
+static void on_stream_done(void *opaque, const struct http_response *resp)
+{
+	struct stream_state *st = opaque;
+	st->done = true;
+	st->resp = *resp;
+	st->resp.body = NULL;
+	st->resp.content_type = NULL;
+}
+
+TEST(paused_stream_delivers_every_byte_in_order)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof a;
+	CHECK(lfd >= 0);
+	CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
+	CHECK(getsockname(lfd, (struct sockaddr *)&a, &alen) == 0);
+	CHECK(listen(lfd, 4) == 0);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child < 0)
+		return;
+	if (child == 0)
+		serve_one(lfd);
+	close(lfd);
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	char err[256];
+	struct http_pool_options opt = {.max_connections = 1, .max_body_bytes = 1 << 20};
+	struct stream_state st = {0};
+	st.pool = http_pool_new(&loop, &opt, err, sizeof err);
+	CHECK(st.pool != NULL);
+	if (!st.pool) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		return;
+	}
+	uv_timer_init(&loop, &st.timer);
+	st.timer.data = &st;
+	struct http_request req = {.method = HTTP_GET};
+	buf_printf(&req.url, "http://127.0.0.1:%d/results", ntohs(a.sin_port));
+	http_pool_stream(st.pool, &req, 60000, on_piece, on_stream_done, &st);
+	/* Bounded: the download ends (or fails) well within its timeout. */
+	while (!st.done && uv_run(&loop, UV_RUN_ONCE))
+		;
+	CHECK(st.done);
+	CHECK_INT(st.resp.error, HTTP_OK);
+	CHECK_INT(st.resp.status, 200);
+	CHECK_INT(st.received, STREAM_BYTES);
+	CHECK_INT(st.mismatches, 0);
+	CHECK_INT(st.pieces_while_paused, 0);
+	CHECK(st.pauses >= 10);
+	/* Resuming a transfer that is over is nothing. */
+	http_pool_resume(st.pool, &st);
+
+	int status = 0;
+	CHECK(waitpid(child, &status, 0) == child);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	http_pool_free(st.pool);
+	uv_close((uv_handle_t *)&st.timer, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_INT(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
+	if (http_global_init() != 0)
+		return 1;
 	RUN(retry_after_delay_seconds);
 	RUN(retry_after_hostile_values);
 	RUN(retry_after_http_dates);
 	RUN(retry_after_malformed_dates);
 	RUN(requests_are_built_and_wiped);
+	RUN(paused_stream_delivers_every_byte_in_order);
+	http_global_cleanup();
 	return unit_done();
 }

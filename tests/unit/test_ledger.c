@@ -1315,7 +1315,7 @@ static redisReply *batch_step(struct fx *f, int step, const char *token, const c
 	else if (step == 1)
 		ledger_batch_abandon(f->l[0], token, on_reply, &w);
 	else if (step == 2)
-		ledger_batch_jobs(f->l[0], token, on_reply, &w);
+		ledger_batch_jobs(f->l[0], token, (const size_t[]){1, 0, 5}, 3, on_reply, &w);
 	else
 		ledger_batch_finish(f->l[0], token, step == 3 ? "collected" : "abandoned",
 		                    step == 3 ? 150 : -1, on_reply, &w);
@@ -1410,13 +1410,18 @@ TEST(batch_steps)
 	CHECK_INT(admin_int("ZCARD %s", "tb:{ledger}:batches", NULL), 1);
 	CHECK_INT(admin_int("HGET %s %s", "tb:{ledger}:batch:batch_1", "reserved_nusd"), 500);
 	r = batch_step(&f, 2, "tok000000002", NULL);
-	CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-	if (r && r->elements == 2 && r->element[0]->elements >= 14) {
-		CHECK_STR(r->element[0]->element[1]->str, "j3");
-		CHECK_STR(r->element[0]->element[2]->str, "batched");
-		CHECK_STR(r->element[0]->element[3]->str, "tok000000002");
-		CHECK_STR(r->element[0]->element[5]->str, "{\"id\":\"x\"}");
-		CHECK_STR(r->element[0]->element[10]->str, "7");
+	/* The requests asked, in the order asked: 1, 0, and 5 that it lacks. */
+	CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 3);
+	if (r && r->elements == 3 && r->element[1]->elements >= 14 &&
+	    r->element[0]->elements >= 14 && r->element[2]->elements >= 14) {
+		CHECK_STR(r->element[1]->element[1]->str, "j3");
+		CHECK_STR(r->element[1]->element[2]->str, "batched");
+		CHECK_STR(r->element[1]->element[3]->str, "tok000000002");
+		CHECK_STR(r->element[1]->element[5]->str, "{\"id\":\"x\"}");
+		CHECK_STR(r->element[1]->element[10]->str, "7");
+		CHECK_STR(r->element[0]->element[1]->str, "j4");
+		CHECK_STR(r->element[2]->element[0]->str, "0");
+		CHECK_STR(r->element[2]->element[1]->str, "");
 	}
 	reply_free(r);
 
